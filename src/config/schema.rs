@@ -1,0 +1,681 @@
+//! The user-facing configuration schema: every section and key skidder accepts, with Beats'
+//! names and defaults. Each field's doc comment gives its unit and default; these structs are
+//! what `config/skidder.reference.yml` documents.
+//!
+//! These are the `*Config` types (serde, as the user writes them). Run-time code takes them
+//! only after [`super::load`] has validated them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{ByteSize, Duration};
+use crate::credentials::Secret;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `skidder.*`: the inputs.
+    pub skidder: SkidderConfig,
+    /// `queue.*`: the event queue between inputs and the output.
+    pub queue: QueueConfig,
+    /// `output.*`: where events go. Exactly one output is enabled, unless a failover pair is.
+    pub output: OutputsConfig,
+    /// `logging.*`: log level, format and the periodic metrics line.
+    pub logging: LoggingConfig,
+    /// `path.*`: data and log directories.
+    pub path: PathConfig,
+    /// How long to keep draining the queue to the output after SIGINT/SIGTERM.
+    /// Default `0s`: do not wait, as Beats.
+    pub shutdown_timeout: Duration,
+}
+
+/// `skidder.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SkidderConfig {
+    /// `skidder.inputs`: the list of inputs, each with a `type`.
+    pub inputs: Vec<InputConfig>,
+}
+
+/// One entry of `skidder.inputs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputConfig {
+    /// Settings every input has.
+    #[serde(flatten)]
+    pub common: CommonInputConfig,
+    /// The input type (`type:`) and its own settings.
+    #[serde(flatten)]
+    pub kind: InputKind,
+}
+
+/// Settings shared by every input, with Beats' names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonInputConfig {
+    /// An identifier for logs and metrics. Default: the type and the input's position.
+    pub id: Option<String>,
+    /// A disabled input is skipped. Default `true`.
+    pub enabled: bool,
+    /// Extra fields added to every event, under `fields` unless `fields_under_root`.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// Put `fields` at the top level of the event instead of under `fields`. Default `false`.
+    pub fields_under_root: bool,
+    /// Tags appended to the event's `tags` list.
+    pub tags: Vec<String>,
+}
+
+impl Default for CommonInputConfig {
+    fn default() -> Self {
+        Self {
+            id: None,
+            enabled: true,
+            fields: BTreeMap::new(),
+            fields_under_root: false,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// The input types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InputKind {
+    /// One event per line of standard input.
+    Stdin(StdinInputConfig),
+    /// A load generator, like Beats' `benchmark` input.
+    Generator(GeneratorInputConfig),
+    /// A Logstash-compatible Lumberjack (beats) endpoint.
+    #[serde(alias = "beats")]
+    Lumberjack(Box<LumberjackInputConfig>),
+}
+
+/// `type: stdin`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StdinInputConfig {
+    /// Parse each line as a JSON object whose keys become event fields. Default `false`.
+    pub json: bool,
+    /// With `json`: what a line that is not a JSON object becomes. Default `error_event`.
+    pub on_json_error: JsonErrorPolicy,
+}
+
+/// What the stdin input does with a line that is not valid JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonErrorPolicy {
+    /// Ship the raw line in `message` with `error.message` set and the tag
+    /// `_jsonparsefailure` (nothing lost).
+    #[default]
+    ErrorEvent,
+    /// Count and log the line, ship nothing.
+    Drop,
+}
+
+/// `type: generator`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GeneratorInputConfig {
+    /// Events in all; `0` = unlimited. Default `0`.
+    pub count: u64,
+    /// Events per second over all threads; `0` = as fast as possible. Default `0`.
+    pub eps: u64,
+    /// Stop after this long; `0s` = no limit. Default `0s`.
+    pub duration: Duration,
+    /// Generator threads. Default `1`.
+    pub threads: usize,
+    /// The `message` template: `{seq}` is the event's sequence number, `{rand}` a random
+    /// number, `{host}` a random host name. Default: a log-like line.
+    pub message: String,
+    /// Pad each event to about this many bytes; `0` = no padding. Default `0`.
+    pub size: usize,
+    /// Cycle through the lines of this NDJSON file, sending each line's bytes unchanged.
+    pub replay: Option<PathBuf>,
+}
+
+impl Default for GeneratorInputConfig {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            eps: 0,
+            duration: Duration::default(),
+            threads: 1,
+            message: "event {seq} from {host}: request served in {rand} ms".to_string(),
+            size: 0,
+            replay: None,
+        }
+    }
+}
+
+/// `type: lumberjack` (alias `beats`): a Logstash-compatible beats endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LumberjackInputConfig {
+    /// Listen address, `host:port`. Default `localhost:5044`.
+    pub host: String,
+    /// TLS for the listener; `ssl.client_authentication` selects client-certificate checks.
+    pub ssl: SslConfig,
+    /// Close a connection with no reads and no writes for this long. Default `60s`.
+    pub client_inactivity_timeout: Duration,
+    /// Maximum concurrent connections; `0` = unlimited. Default `0`.
+    pub max_connections: usize,
+    /// Largest window a client may announce, in events. Default `10000`.
+    pub max_window_size: u32,
+    /// Largest frame a client may send. Default `64MiB`.
+    pub max_frame_size: ByteSize,
+    /// Largest inflated content of one compressed frame. Default `256MiB`.
+    pub max_decompressed_size: ByteSize,
+}
+
+impl Default for LumberjackInputConfig {
+    fn default() -> Self {
+        Self {
+            host: "localhost:5044".to_string(),
+            ssl: SslConfig::default(),
+            client_inactivity_timeout: Duration::from_secs(60),
+            max_connections: 0,
+            max_window_size: 10_000,
+            max_frame_size: ByteSize(64 << 20),
+            max_decompressed_size: ByteSize(256 << 20),
+        }
+    }
+}
+
+/// `queue.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    /// `queue.mem.*`: the in-memory queue.
+    pub mem: MemQueueConfig,
+}
+
+/// `queue.mem.*`, Beats' names and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemQueueConfig {
+    /// Capacity in events; inputs wait when it is full. Default `3200`.
+    pub events: usize,
+    /// `queue.mem.flush.*`: when a batch is handed to the output.
+    pub flush: FlushConfig,
+}
+
+impl Default for MemQueueConfig {
+    fn default() -> Self {
+        Self {
+            events: 3200,
+            flush: FlushConfig::default(),
+        }
+    }
+}
+
+/// `queue.mem.flush.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FlushConfig {
+    /// Hand a batch to the output once this many events are queued. Default `1600`.
+    pub min_events: usize,
+    /// ... or once the oldest queued event has waited this long. Default `10s`.
+    pub timeout: Duration,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        Self {
+            min_events: 1600,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `output.*`: one key per output type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputsConfig {
+    /// `output.console`: NDJSON to standard output.
+    pub console: Option<ConsoleOutputConfig>,
+    /// `output.file`: NDJSON to rotating files.
+    pub file: Option<FileOutputConfig>,
+    /// `output.discard`: counts and acknowledges, for benchmarks.
+    pub discard: Option<DiscardOutputConfig>,
+    /// `output.logstash`: Lumberjack v2 to Logstash.
+    pub logstash: Option<LogstashOutputConfig>,
+    /// `output.elasticsearch`: the bulk API.
+    pub elasticsearch: Option<ElasticsearchOutputConfig>,
+    /// `output.failover`: Logstash primary, Elasticsearch fallback.
+    pub failover: Option<FailoverConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `output.console`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsoleOutputConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Pretty-print each event over several lines. Default `false`.
+    pub pretty: bool,
+    /// Events per batch. Default `2048`.
+    pub bulk_max_size: usize,
+}
+
+impl Default for ConsoleOutputConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            pretty: false,
+            bulk_max_size: 2048,
+        }
+    }
+}
+
+/// `output.file`, Beats' names and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FileOutputConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Directory of the files. Required.
+    pub path: PathBuf,
+    /// File name; rotated files get `.1`, `.2`, ... Default `skidder`.
+    pub filename: String,
+    /// Rotate when the file reaches this many KiB. Default `10240`.
+    pub rotate_every_kb: u64,
+    /// Files kept, the current one included, 2..=1024. Default `7`.
+    pub number_of_files: u32,
+    /// Mode of created files, octal. Default `0600`.
+    pub permissions: String,
+    /// Events per batch. Default `2048`.
+    pub bulk_max_size: usize,
+}
+
+impl Default for FileOutputConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: PathBuf::new(),
+            filename: "skidder".to_string(),
+            rotate_every_kb: 10 * 1024,
+            number_of_files: 7,
+            permissions: "0600".to_string(),
+            bulk_max_size: 2048,
+        }
+    }
+}
+
+/// `output.discard`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscardOutputConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Events per batch. Default `2048`.
+    pub bulk_max_size: usize,
+}
+
+impl Default for DiscardOutputConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bulk_max_size: 2048,
+        }
+    }
+}
+
+/// `backoff.*` of an output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackoffConfig {
+    /// First wait after a failure. Default `1s`.
+    pub init: Duration,
+    /// Longest wait; the wait doubles up to it, with jitter. Default `60s`.
+    pub max: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            init: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `output.logstash`, Beats' names and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogstashOutputConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// `host:port` entries; port defaults to 5044. Names are resolved at each connect.
+    pub hosts: Vec<String>,
+    /// Spread batches over all hosts (`true`) or use one and fail over (`false`). Default `false`.
+    pub loadbalance: bool,
+    /// Connections per host. Default `1`.
+    pub worker: usize,
+    /// Windows in flight per connection; `0` = wait for each ACK. Default `2`.
+    pub pipelining: usize,
+    /// zlib level 0..=9; `0` sends plain frames. Default `3`.
+    pub compression_level: u32,
+    /// Most events per window. Default `2048`.
+    pub bulk_max_size: usize,
+    /// Start with a small window and grow it on success. Default `false`.
+    pub slow_start: bool,
+    /// Wait for an ACK (reset by keep-alives), connect and write timeout. Default `30s`.
+    pub timeout: Duration,
+    /// Reconnect backoff.
+    pub backoff: BackoffConfig,
+    /// Retries of a batch before its events are dropped; `-1` = forever. Default `3`.
+    pub max_retries: i64,
+    /// Reconnect after a connection has lived this long; `0s` = never. Default `0s`.
+    pub ttl: Duration,
+    /// Escape `<`, `>` and `&` in strings. Default `false`.
+    pub escape_html: bool,
+    /// Sets `@metadata.beat`. Default `skidder`.
+    pub index: Option<String>,
+    /// `socks5://[user:pass@]host:port`.
+    pub proxy_url: Option<String>,
+    /// Resolve host names locally instead of at the proxy. Default `false`.
+    pub proxy_use_local_resolver: bool,
+    /// TLS settings.
+    pub ssl: SslConfig,
+}
+
+impl Default for LogstashOutputConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hosts: Vec::new(),
+            loadbalance: false,
+            worker: 1,
+            pipelining: 2,
+            compression_level: 3,
+            bulk_max_size: 2048,
+            slow_start: false,
+            timeout: Duration::from_secs(30),
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            ttl: Duration::default(),
+            escape_html: false,
+            index: None,
+            proxy_url: None,
+            proxy_use_local_resolver: false,
+            ssl: SslConfig::default(),
+        }
+    }
+}
+
+/// `output.elasticsearch`, Beats' names and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ElasticsearchOutputConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// `[scheme://]host[:port][/path]` entries; port defaults to 9200.
+    pub hosts: Vec<String>,
+    /// `http` or `https` for hosts without a scheme. Default `http`.
+    pub protocol: Option<String>,
+    /// URL path prefix for every request.
+    pub path: Option<String>,
+    /// Extra HTTP headers on every request.
+    pub headers: BTreeMap<String, String>,
+    /// Extra URL query parameters on every bulk request.
+    pub parameters: BTreeMap<String, String>,
+    /// `id:key` or its base64 form; sent as `Authorization: ApiKey ...`.
+    pub api_key: Option<Secret>,
+    /// Basic authentication user.
+    pub username: Option<String>,
+    /// Basic authentication password.
+    pub password: Option<Secret>,
+    /// Index name, a format string such as `skidder-%{+yyyy.MM.dd}`. Default `skidder-%{+yyyy.MM.dd}`.
+    pub index: Option<String>,
+    /// Ingest pipeline.
+    pub pipeline: Option<String>,
+    /// Most events per bulk request. Default `1600`.
+    pub bulk_max_size: usize,
+    /// gzip level 0..=9 of request bodies. Default `1`.
+    pub compression_level: u32,
+    /// Connections per host. Default `1`.
+    pub worker: usize,
+    /// Spread requests over all hosts. Default `true`.
+    #[serde(default = "yes")]
+    pub loadbalance: bool,
+    /// Backoff after failures.
+    pub backoff: BackoffConfig,
+    /// Retries before items are dropped; `-1` = forever. Default `3`.
+    pub max_retries: i64,
+    /// HTTP request timeout. Default `90s`.
+    pub timeout: Duration,
+    /// Escape `<`, `>` and `&` in strings. Default `false`.
+    pub escape_html: bool,
+    /// What happens to an item the cluster refuses with a non-retryable 4xx.
+    pub non_indexable_policy: Option<NonIndexablePolicy>,
+    /// `index` (default) or `create` (data streams).
+    pub op_type: Option<String>,
+    /// TLS settings.
+    pub ssl: SslConfig,
+}
+
+impl Default for ElasticsearchOutputConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hosts: Vec::new(),
+            protocol: None,
+            path: None,
+            headers: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            api_key: None,
+            username: None,
+            password: None,
+            index: None,
+            pipeline: None,
+            bulk_max_size: 1600,
+            compression_level: 1,
+            worker: 1,
+            loadbalance: true,
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            timeout: Duration::from_secs(90),
+            escape_html: false,
+            non_indexable_policy: None,
+            op_type: None,
+            ssl: SslConfig::default(),
+        }
+    }
+}
+
+/// `non_indexable_policy`: `drop: ~` or `dead_letter_index: {index: NAME}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonIndexablePolicy {
+    /// Drop the item, count it and log the reason.
+    Drop(Option<serde_json::Value>),
+    /// Index the item into a dead-letter index instead.
+    DeadLetterIndex {
+        /// The dead-letter index.
+        index: String,
+    },
+}
+
+/// `output.failover`: Logstash primary, Elasticsearch fallback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailoverConfig {
+    /// Default `false`.
+    pub enabled: bool,
+    /// Switch to Elasticsearch when no Logstash host accepted a batch for this long. Default `30s`.
+    pub after: Duration,
+    /// How often Logstash is probed while failed over. Default `10s`.
+    pub probe_interval: Duration,
+    /// Return to Logstash once it accepts again. Default `true`.
+    pub failback: bool,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            after: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(10),
+            failback: true,
+        }
+    }
+}
+
+/// TLS verification modes, Beats' names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMode {
+    /// Chain and host name.
+    #[default]
+    Full,
+    /// As `full`, and the name must be in the subject alternative names.
+    Strict,
+    /// Chain only.
+    Certificate,
+    /// No checks at all (logged at WARN).
+    None,
+}
+
+/// Client-certificate checks of a TLS server (the receiver input), Logstash's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthentication {
+    /// Do not ask for a client certificate.
+    #[default]
+    None,
+    /// Ask, and check it against the CAs when given.
+    Optional,
+    /// Refuse clients without a certificate signed by the CAs.
+    Required,
+}
+
+/// `ssl.*`: Beats' TLS settings, shared by every output and the receiver input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SslConfig {
+    /// TLS on or off. Default: on when any other `ssl.*` key is set.
+    pub enabled: Option<bool>,
+    /// CA certificates: file paths or inline PEM. Default: the system roots.
+    pub certificate_authorities: Vec<String>,
+    /// Our certificate (chain): a path or inline PEM.
+    pub certificate: Option<String>,
+    /// Our private key (PKCS#1, PKCS#8, SEC1; encrypted PKCS#8 with a passphrase).
+    pub key: Option<Secret>,
+    /// Passphrase of an encrypted key.
+    pub key_passphrase: Option<Secret>,
+    /// File holding the passphrase of an encrypted key.
+    pub key_passphrase_path: Option<PathBuf>,
+    /// `full`, `strict`, `certificate` or `none`. Default `full`.
+    pub verification_mode: VerificationMode,
+    /// `TLSv1.2`, `TLSv1.3`. Default both.
+    pub supported_protocols: Vec<String>,
+    /// Cipher suites by Beats' names. Default: rustls' defaults.
+    pub cipher_suites: Vec<String>,
+    /// Key exchange groups (`P-256`, `P-384`, `X25519`). Default: rustls' defaults.
+    pub curve_types: Vec<String>,
+    /// Hex SHA-256 of a CA certificate in the presented chain that becomes trusted.
+    pub ca_trusted_fingerprint: Option<String>,
+    /// Base64 SHA-256 pins of which one must match a certificate in the chain.
+    pub ca_sha256: Vec<String>,
+    /// Name to verify instead of the host name we connect to.
+    pub server_name: Option<String>,
+    /// Warn this long before our certificate expires. Default `14d`.
+    pub expiry_warning: Duration,
+    /// Server side: `none`, `optional`, `required`. Default `none`, or `required` when
+    /// `certificate_authorities` is set (as Logstash).
+    pub client_authentication: Option<ClientAuthentication>,
+}
+
+impl Default for SslConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            certificate_authorities: Vec::new(),
+            certificate: None,
+            key: None,
+            key_passphrase: None,
+            key_passphrase_path: None,
+            verification_mode: VerificationMode::Full,
+            supported_protocols: Vec::new(),
+            cipher_suites: Vec::new(),
+            curve_types: Vec::new(),
+            ca_trusted_fingerprint: None,
+            ca_sha256: Vec::new(),
+            server_name: None,
+            expiry_warning: Duration::from_secs(14 * 86400),
+            client_authentication: None,
+        }
+    }
+}
+
+/// `logging.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoggingConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`. Default `info`.
+    pub level: String,
+    /// One JSON object per log line. Default `false`.
+    pub json: bool,
+    /// Log to standard error (the `-e` flag sets it). Default `false`: to `path.logs`.
+    pub to_stderr: bool,
+    /// `logging.metrics.*`: the periodic line of counters.
+    pub metrics: MetricsLogConfig,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+            json: false,
+            to_stderr: false,
+            metrics: MetricsLogConfig::default(),
+        }
+    }
+}
+
+/// `logging.metrics.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsLogConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// How often the non-zero counters are logged. Default `30s`.
+    pub period: Duration,
+}
+
+impl Default for MetricsLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            period: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `path.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PathConfig {
+    /// Home directory; relative `data` and `logs` are under it. Default: the working directory.
+    pub home: PathBuf,
+    /// State (keystore, disk queue). Default `data`.
+    pub data: PathBuf,
+    /// Log files. Default `logs`.
+    pub logs: PathBuf,
+}
+
+impl Default for PathConfig {
+    fn default() -> Self {
+        Self {
+            home: PathBuf::from("."),
+            data: PathBuf::from("data"),
+            logs: PathBuf::from("logs"),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("skidder {}", env!("CARGO_PKG_VERSION"));
+}
