@@ -58,7 +58,7 @@ build() {
     log "building $JAR"
     local started=$SECONDS
     # Output goes to stderr: stdout of 'start' is the URL alone.
-    (cd "$PEER_DIR" && mvn -B -q package) >&2 || die "maven build failed (see output above)"
+    (cd "$PEER_DIR" && mvn -B -q -Dstyle.color=never package) >&2 || die "maven build failed (see output above)"
     # Make the jar newer than every source even if the clock or mtimes are odd.
     touch "$JAR"
     log "built in $((SECONDS - started))s"
@@ -94,14 +94,14 @@ start() {
         url="$(sed -n 's/^READY \(http:\/\/127\.0\.0\.1:[0-9][0-9]*\)$/\1/p' "$OUT_FILE" | head -n 1)"
         [[ -n "$url" ]] && break
         if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
+            rm -rf "$PID_FILE" "$HOME_DIR"
             log "peer exited before READY; last lines of $ERR_FILE:"
-            tail -n 40 "$ERR_FILE" >&2
+            tail -n 15 "$ERR_FILE" >&2
             exit 1
         fi
         if ((SECONDS >= deadline)); then
             log "no READY within $((READY_TIMEOUT + 10))s; stopping it. Last lines of $ERR_FILE:"
-            tail -n 40 "$ERR_FILE" >&2
+            tail -n 15 "$ERR_FILE" >&2
             stop
             exit 1
         fi

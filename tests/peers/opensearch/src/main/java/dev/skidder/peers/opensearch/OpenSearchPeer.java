@@ -142,8 +142,14 @@ public final class OpenSearchPeer {
         try {
             run(options, ready);
         } catch (Exception e) {
-            System.err.println("opensearch-peer: node failed to start: " + e);
             e.printStackTrace(System.err);
+            // Summary last, so the tail of the log a caller shows names the cause, not a stack frame.
+            Throwable root = e;
+            while (root.getCause() != null && root.getCause() != root) {
+                root = root.getCause();
+            }
+            System.err.println("opensearch-peer: node failed to start: " + e
+                + (root == e ? "" : " (root cause: " + root + ")"));
             System.exit(1);
         }
     }
