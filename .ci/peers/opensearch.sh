@@ -12,6 +12,7 @@
 #   OPENSEARCH_PEER_PORT           HTTP port, default 0 (a free port picked by the node)
 #   OPENSEARCH_PEER_READY_TIMEOUT  seconds to wait for READY, default 180
 #   OPENSEARCH_PEER_JAVA_OPTS      JVM options, default "-Xms256m -Xmx512m"
+#   OPENSEARCH_PEER_ARGS           extra peer options, e.g. "--setting=compatibility.override_main_response_version=true"
 #   JAVA_HOME                      JDK to run with (17 or newer), default the java on PATH
 set -euo pipefail
 
@@ -29,6 +30,7 @@ PORT="${OPENSEARCH_PEER_PORT:-0}"
 READY_TIMEOUT="${OPENSEARCH_PEER_READY_TIMEOUT:-180}"
 # Word splitting of the options is intended.
 read -r -a JAVA_OPTS <<<"${OPENSEARCH_PEER_JAVA_OPTS:--Xms256m -Xmx512m}"
+read -r -a PEER_ARGS <<<"${OPENSEARCH_PEER_ARGS:-}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
 log() { echo "opensearch-peer: $*" >&2; }
@@ -58,7 +60,7 @@ build() {
     log "building $JAR"
     local started=$SECONDS
     # Output goes to stderr: stdout of 'start' is the URL alone.
-    (cd "$PEER_DIR" && mvn -B -q -Dstyle.color=never package) >&2 || die "maven build failed (see output above)"
+    (cd "$PEER_DIR" && mvn -B -q package) >&2 || die "maven build failed (see output above)"
     # Make the jar newer than every source even if the clock or mtimes are odd.
     touch "$JAR"
     log "built in $((SECONDS - started))s"
@@ -83,7 +85,7 @@ start() {
     # Without job control, setsid execs java in place, so $! is the JVM's pid. 9>&-: the node must
     # not inherit the control lock, or every later start/stop would wait for the node to exit.
     setsid "$JAVA" "${JAVA_OPTS[@]}" -jar "$JAR" \
-        --ignore-stdin --home="$HOME_DIR" --http-port="$PORT" --ready-timeout-seconds="$READY_TIMEOUT" \
+        --ignore-stdin --home="$HOME_DIR" --http-port="$PORT" --ready-timeout-seconds="$READY_TIMEOUT" ${PEER_ARGS[@]+"${PEER_ARGS[@]}"} \
         </dev/null >"$OUT_FILE" 2>"$ERR_FILE" 9>&- &
     local pid=$!
     echo "$pid" >"$PID_FILE"

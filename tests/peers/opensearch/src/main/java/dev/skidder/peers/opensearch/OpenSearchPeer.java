@@ -13,7 +13,9 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Collection;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -39,7 +41,10 @@ import org.opensearch.transport.Netty4Plugin;
  *
  * <p>Options, all optional: {@code --http-port=N} (0, the default, picks a free port),
  * {@code --home=DIR} (node home and data; default a fresh temp dir removed on exit),
- * {@code --cluster-name=NAME}, {@code --ready-timeout-seconds=N} (default 120), {@code --ignore-stdin}.
+ * {@code --cluster-name=NAME}, {@code --ready-timeout-seconds=N} (default 120), {@code --ignore-stdin},
+ * {@code --setting=KEY=VALUE} (any node setting, repeatable; e.g.
+ * {@code compatibility.override_main_response_version=true} makes {@code GET /} report 7.10.2 for
+ * clients that gate on an Elasticsearch version).
  */
 public final class OpenSearchPeer {
 
@@ -51,7 +56,9 @@ public final class OpenSearchPeer {
     private OpenSearchPeer() {}
 
     /** Options given on the command line, with their defaults. */
-    private record Options(int httpPort, Path home, String clusterName, int readyTimeoutSeconds, boolean ignoreStdin) {
+    private record Options(
+        int httpPort, Path home, String clusterName, int readyTimeoutSeconds, boolean ignoreStdin,
+        Map<String, String> extraSettings) {
 
         static Options parse(String[] args) {
             int httpPort = 0;
@@ -59,6 +66,7 @@ public final class OpenSearchPeer {
             String clusterName = "skidder-peer";
             int readyTimeoutSeconds = 120;
             boolean ignoreStdin = false;
+            Map<String, String> extraSettings = new LinkedHashMap<>();
             for (String arg : args) {
                 int eq = arg.indexOf('=');
                 String name = eq < 0 ? arg : arg.substring(0, eq);
@@ -69,10 +77,18 @@ public final class OpenSearchPeer {
                     case "--cluster-name" -> clusterName = required(name, value);
                     case "--ready-timeout-seconds" -> readyTimeoutSeconds = parsePositive(name, required(name, value));
                     case "--ignore-stdin" -> ignoreStdin = true;
+                    case "--setting" -> {
+                        String kv = required(name, value);
+                        int sep = kv.indexOf('=');
+                        if (sep <= 0) {
+                            throw new UsageException("--setting needs KEY=VALUE, got '" + kv + "'");
+                        }
+                        extraSettings.put(kv.substring(0, sep), kv.substring(sep + 1));
+                    }
                     default -> throw new UsageException("unknown option '" + arg + "'");
                 }
             }
-            return new Options(httpPort, home, clusterName, readyTimeoutSeconds, ignoreStdin);
+            return new Options(httpPort, home, clusterName, readyTimeoutSeconds, ignoreStdin, extraSettings);
         }
 
         private static String required(String name, String value) {
@@ -162,7 +178,7 @@ public final class OpenSearchPeer {
         Files.createDirectories(home.resolve("plugins"));
         Files.createDirectories(home.resolve("config"));
 
-        Settings settings = Settings.builder()
+        Settings.Builder settings = Settings.builder()
             .put("cluster.name", options.clusterName())
             .put("node.name", "skidder-peer-node")
             .put("path.home", home.toString())
@@ -177,11 +193,12 @@ public final class OpenSearchPeer {
             .put("discovery.type", "single-node")
             .put("action.auto_create_index", "true")
             // Temp dirs often live on a nearly full disk; watermarks would make indices read-only mid-test.
-            .put("cluster.routing.allocation.disk.threshold_enabled", "false")
-            .build();
+            .put("cluster.routing.allocation.disk.threshold_enabled", "false");
+        // Last, so a test can override any default above; unknown keys are rejected by the node itself.
+        options.extraSettings().forEach(settings::put);
 
         Environment environment = InternalSettingsPreparer.prepareEnvironment(
-            settings, java.util.Map.of(), home.resolve("config"), () -> "skidder-peer-node");
+            settings.build(), Map.of(), home.resolve("config"), () -> "skidder-peer-node");
         Node node = new EmbeddedNode(environment, List.of(Netty4Plugin.class));
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> shutdown(node, ownsHome ? home : null), "peer-shutdown"));
