@@ -197,9 +197,18 @@ public final class OpenSearchPeer {
         // Last, so a test can override any default above; unknown keys are rejected by the node itself.
         options.extraSettings().forEach(settings::put);
 
-        Environment environment = InternalSettingsPreparer.prepareEnvironment(
-            settings.build(), Map.of(), home.resolve("config"), () -> "skidder-peer-node");
-        Node node = new EmbeddedNode(environment, List.of(Netty4Plugin.class));
+        Node node;
+        try {
+            Environment environment = InternalSettingsPreparer.prepareEnvironment(
+                settings.build(), Map.of(), home.resolve("config"), () -> "skidder-peer-node");
+            node = new EmbeddedNode(environment, List.of(Netty4Plugin.class));
+        } catch (RuntimeException e) {
+            // No shutdown hook exists yet to remove the temp home (e.g. an unknown --setting).
+            if (ownsHome) {
+                deleteTree(home);
+            }
+            throw e;
+        }
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> shutdown(node, ownsHome ? home : null), "peer-shutdown"));
 
