@@ -5,9 +5,9 @@
 //! [`TlsSettings`]; consumers then ask a [`TlsSource`] for a rustls config on every connect
 //! (or accept), which re-reads certificate and key files when they change.
 
-// pub mod es_auth;
+pub mod es_auth;
 pub mod expiry;
-// pub mod keystore;
+pub mod keystore;
 pub mod pem;
 pub mod pinning;
 pub mod reload;
@@ -19,8 +19,8 @@ pub mod verify;
 mod error;
 
 pub use error::{CredentialError, Origin};
-// pub use es_auth::EsAuth;
-// pub use keystore::{Keystore, KeystoreCommand, KeystoreError};
+pub use es_auth::EsAuth;
+pub use keystore::{Keystore, KeystoreCommand, KeystoreError};
 pub use reload::TlsSource;
 pub use report::{describe_handshake, HandshakeReport, PeerCertificateInfo};
 pub use secret::Secret;
