@@ -18,7 +18,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tracing::warn;
 
@@ -35,13 +35,16 @@ pub enum PolicyError {
         /// How many pins were configured.
         pins: usize,
     },
-    /// `ssl.ca_trusted_fingerprint` is the only trust source and no presented certificate has it.
-    #[error("ssl.ca_trusted_fingerprint: no certificate in the peer's chain has this fingerprint, and no ssl.certificate_authorities are set")]
+    /// No presented certificate has `ssl.ca_trusted_fingerprint` and the chain does not lead
+    /// to another trusted CA either.
+    #[error("ssl.ca_trusted_fingerprint: no certificate in the peer's chain has this fingerprint, and the chain does not lead to another trusted CA")]
     FingerprintNotFound,
 }
 
+/// rustls prints `OtherError` with `Debug`; `General` keeps our sentence readable in the
+/// handshake error the output logs.
 fn policy_error(e: PolicyError) -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+    rustls::Error::General(e.to_string())
 }
 
 /// The verifier behind every client config of [`super::TlsSettings`].
@@ -128,9 +131,9 @@ impl PolicyVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-    ) -> Result<Arc<RootCertStore>, rustls::Error> {
+    ) -> (Arc<RootCertStore>, bool) {
         let Some(fingerprint) = self.trusted_fingerprint else {
-            return Ok(self.roots.clone());
+            return (self.roots.clone(), true);
         };
         let found = std::iter::once(end_entity)
             .chain(intermediates)
@@ -138,11 +141,11 @@ impl PolicyVerifier {
         match found {
             Some(ca) => {
                 let mut roots = (*self.roots).clone();
-                roots.add(ca.clone().into_owned())?;
-                Ok(Arc::new(roots))
+                // A certificate webpki cannot use as an anchor simply adds no trust.
+                let _ = roots.add(ca.clone().into_owned());
+                (Arc::new(roots), true)
             }
-            None if self.roots.is_empty() => Err(policy_error(PolicyError::FingerprintNotFound)),
-            None => Ok(self.roots.clone()),
+            None => (self.roots.clone(), false),
         }
     }
 }
@@ -166,14 +169,22 @@ impl ServerCertVerifier for PolicyVerifier {
             return Ok(ServerCertVerified::assertion());
         }
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        let roots = self.roots_for(end_entity, intermediates)?;
+        let (roots, fingerprint_found) = self.roots_for(end_entity, intermediates);
         verify_server_cert_signed_by_trust_anchor(
             &parsed,
             &roots,
             intermediates,
             now,
             self.algorithms.all,
-        )?;
+        )
+        .map_err(|e| match e {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+                if !fingerprint_found =>
+            {
+                policy_error(PolicyError::FingerprintNotFound)
+            }
+            other => other,
+        })?;
         if matches!(self.mode, VerificationMode::Full | VerificationMode::Strict) {
             verify_server_name(&parsed, server_name)?;
         }
