@@ -24,12 +24,17 @@ async fn connect_with_mode(
     host: &str,
 ) -> Result<(), String> {
     let files = Files::new();
-    let server = settings(&server_ssl(&files, leaf, None)).server_config().unwrap();
+    let server = settings(&server_ssl(&files, leaf, None))
+        .server_config()
+        .unwrap();
     let mut c = client_ssl(trust, None);
     c.verification_mode = mode;
     let s = settings(&c);
     let client = s.client_config(Alpn::None).unwrap();
-    handshake(server, client, name(&s, host)).await.client.map(|_| ())
+    handshake(server, client, name(&s, host))
+        .await
+        .client
+        .map(|_| ())
 }
 
 #[tokio::test]
@@ -72,7 +77,9 @@ async fn client_without_certificate_is_refused_when_required_and_accepted_when_o
         name(&c, "localhost"),
     )
     .await;
-    let err = out.server.expect_err("server must refuse a client without certificate");
+    let err = out
+        .server
+        .expect_err("server must refuse a client without certificate");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert!(out.client.is_err(), "client must see the refusal");
 
@@ -85,7 +92,8 @@ async fn client_without_certificate_is_refused_when_required_and_accepted_when_o
         name(&c, "localhost"),
     )
     .await;
-    out.client.expect("optional client auth accepts a client without certificate");
+    out.client
+        .expect("optional client auth accepts a client without certificate");
     assert_eq!(out.server.unwrap(), None);
 }
 
@@ -105,7 +113,10 @@ async fn client_certificate_from_another_ca_is_refused() {
     )
     .await;
     let err = out.server.expect_err("server must refuse");
-    assert!(err.contains("UnknownIssuer") || err.contains("unknown issuer"), "{err}");
+    assert!(
+        err.contains("UnknownIssuer") || err.contains("unknown issuer"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -191,14 +202,26 @@ async fn server_name_override_is_verified_instead_of_the_host() {
     let ca = Ca::new("Test CA");
     let leaf = ca.leaf("server", &["logstash.internal"]);
     let files = Files::new();
-    let server = settings(&server_ssl(&files, &leaf, None)).server_config().unwrap();
+    let server = settings(&server_ssl(&files, &leaf, None))
+        .server_config()
+        .unwrap();
     let mut c = client_ssl(&ca, None);
     c.server_name = Some("logstash.internal".to_string());
     let s = settings(&c);
-    let out = handshake(server.clone(), s.client_config(Alpn::None).unwrap(), name(&s, "127.0.0.1")).await;
+    let out = handshake(
+        server.clone(),
+        s.client_config(Alpn::None).unwrap(),
+        name(&s, "127.0.0.1"),
+    )
+    .await;
     out.client.expect("override name matches the certificate");
     let plain = settings(&client_ssl(&ca, None));
-    let out = handshake(server, plain.client_config(Alpn::None).unwrap(), name(&plain, "127.0.0.1")).await;
+    let out = handshake(
+        server,
+        plain.client_config(Alpn::None).unwrap(),
+        name(&plain, "127.0.0.1"),
+    )
+    .await;
     assert!(out.client.unwrap_err().contains("not valid for name"));
 }
 
@@ -207,9 +230,15 @@ async fn pins_match_the_anchor_or_leaf_and_refuse_otherwise() {
     let ca = Ca::new("Test CA");
     let leaf = ca.leaf("server", &["localhost"]);
     let files = Files::new();
-    let server = settings(&server_ssl(&files, &leaf, None)).server_config().unwrap();
+    let server = settings(&server_ssl(&files, &leaf, None))
+        .server_config()
+        .unwrap();
     for (what, pin, ok) in [
-        ("CA (not sent by the server)", Pin::of(ca.cert_der.as_ref()).text, true),
+        (
+            "CA (not sent by the server)",
+            Pin::of(ca.cert_der.as_ref()).text,
+            true,
+        ),
         ("leaf", Pin::of(leaf.cert_der.as_ref()).text, true),
         ("unrelated", Pin::of(b"something else").text, false),
     ] {
@@ -218,8 +247,18 @@ async fn pins_match_the_anchor_or_leaf_and_refuse_otherwise() {
             c.ca_sha256 = vec![pin.clone()];
             c.verification_mode = mode;
             let s = settings(&c);
-            let out = handshake(server.clone(), s.client_config(Alpn::None).unwrap(), name(&s, "localhost")).await;
-            assert_eq!(out.client.is_ok(), ok, "pin of {what}, {mode:?}: {:?}", out.client.err());
+            let out = handshake(
+                server.clone(),
+                s.client_config(Alpn::None).unwrap(),
+                name(&s, "localhost"),
+            )
+            .await;
+            assert_eq!(
+                out.client.is_ok(),
+                ok,
+                "pin of {what}, {mode:?}: {:?}",
+                out.client.err()
+            );
             if let Err(e) = out.client {
                 assert!(e.contains("ssl.ca_sha256"), "{e}");
             }
@@ -234,7 +273,8 @@ async fn trusted_fingerprint_makes_a_presented_ca_trusted() {
     let files = Files::new();
     // The server sends its CA along, as Elasticsearch does with its http CA.
     let mut with_chain = server_ssl(&files, &leaf, None);
-    with_chain.certificate = Some(files.write("chain.crt", &format!("{}{}", leaf.cert_pem, ca.cert_pem)));
+    with_chain.certificate =
+        Some(files.write("chain.crt", &format!("{}{}", leaf.cert_pem, ca.cert_pem)));
     let server = settings(&with_chain).server_config().unwrap();
     let fingerprint = pinning::to_hex(&pinning::sha256(ca.cert_der.as_ref()));
     let c = SslConfig {
@@ -243,13 +283,25 @@ async fn trusted_fingerprint_makes_a_presented_ca_trusted() {
     };
     let s = settings(&c);
     assert!(s.is_enabled());
-    let out = handshake(server, s.client_config(Alpn::None).unwrap(), name(&s, "localhost")).await;
+    let out = handshake(
+        server,
+        s.client_config(Alpn::None).unwrap(),
+        name(&s, "localhost"),
+    )
+    .await;
     let report = out.client.expect("fingerprinted CA becomes trusted");
     assert_eq!(report.chain.len(), 2);
 
     // Without the CA in the chain, the fingerprint matches nothing.
-    let server = settings(&server_ssl(&files, &leaf, None)).server_config().unwrap();
-    let out = handshake(server, s.client_config(Alpn::None).unwrap(), name(&s, "localhost")).await;
+    let server = settings(&server_ssl(&files, &leaf, None))
+        .server_config()
+        .unwrap();
+    let out = handshake(
+        server,
+        s.client_config(Alpn::None).unwrap(),
+        name(&s, "localhost"),
+    )
+    .await;
     let err = out.client.unwrap_err();
     assert!(err.contains("ssl.ca_trusted_fingerprint"), "{err}");
 }
@@ -272,25 +324,39 @@ async fn encrypted_key_with_right_and_wrong_passphrase() {
 
     let mut right = base.clone();
     right.key_passphrase = Some(Secret::new("open sesame"));
-    settings(&right).client_config(Alpn::None).expect("right passphrase");
+    settings(&right)
+        .client_config(Alpn::None)
+        .expect("right passphrase");
 
     let mut from_file = base.clone();
     from_file.key_passphrase_path = Some(files.path("pass.txt"));
     files.write("pass.txt", "open sesame\n");
-    settings(&from_file).client_config(Alpn::None).expect("passphrase file");
+    settings(&from_file)
+        .client_config(Alpn::None)
+        .expect("passphrase file");
 
     let mut wrong = base.clone();
     wrong.key_passphrase = Some(Secret::new("not it"));
     let err = settings(&wrong).client_config(Alpn::None).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("cannot decrypt") && msg.contains(&key_path), "{msg}");
+    assert!(
+        msg.contains("cannot decrypt") && msg.contains(&key_path),
+        "{msg}"
+    );
     assert!(!msg.contains("not it"), "{msg}");
 
     // And the decrypted key really works in a handshake.
     let server_leaf = ca.leaf("server", &["localhost"]);
-    let server = settings(&server_ssl(&files, &server_leaf, Some(&ca))).server_config().unwrap();
+    let server = settings(&server_ssl(&files, &server_leaf, Some(&ca)))
+        .server_config()
+        .unwrap();
     let s = settings(&right);
-    let out = handshake(server, s.client_config(Alpn::None).unwrap(), name(&s, "localhost")).await;
+    let out = handshake(
+        server,
+        s.client_config(Alpn::None).unwrap(),
+        name(&s, "localhost"),
+    )
+    .await;
     out.client.expect("handshake with decrypted key");
 }
 
@@ -299,8 +365,18 @@ async fn own_expired_or_not_yet_valid_certificate_is_refused_with_dates() {
     let ca = Ca::new("Test CA");
     let now = OffsetDateTime::now_utc();
     for (what, nb, na, expect) in [
-        ("expired", now - time::Duration::days(30), now - time::Duration::days(2), "expired"),
-        ("future", now + time::Duration::days(2), now + time::Duration::days(30), "not valid yet"),
+        (
+            "expired",
+            now - time::Duration::days(30),
+            now - time::Duration::days(2),
+            "expired",
+        ),
+        (
+            "future",
+            now + time::Duration::days(2),
+            now + time::Duration::days(30),
+            "not valid yet",
+        ),
     ] {
         let leaf = ca.leaf_valid("client", &["client"], nb, na);
         let s = settings(&client_ssl(&ca, Some(&leaf)));
@@ -310,7 +386,10 @@ async fn own_expired_or_not_yet_valid_certificate_is_refused_with_dates() {
         assert!(msg.contains(expect), "{msg}");
         let nb_text = skidder::credentials::expiry::format_time(nb.replace_nanosecond(0).unwrap());
         let na_text = skidder::credentials::expiry::format_time(na.replace_nanosecond(0).unwrap());
-        assert!(msg.contains(&nb_text) && msg.contains(&na_text), "{msg} lacks {nb_text} / {na_text}");
+        assert!(
+            msg.contains(&nb_text) && msg.contains(&na_text),
+            "{msg} lacks {nb_text} / {na_text}"
+        );
         assert!(TlsSource::client(s, Alpn::None).is_err());
     }
 }
@@ -330,11 +409,21 @@ async fn tls_1_1_and_unknown_ciphers_are_config_errors() {
     let s = settings(&c);
     let leaf = ca.leaf("server", &["localhost"]);
     let files = Files::new();
-    let server = settings(&server_ssl(&files, &leaf, None)).server_config().unwrap();
-    let out = handshake(server, s.client_config(Alpn::Http11).unwrap(), name(&s, "localhost")).await;
+    let server = settings(&server_ssl(&files, &leaf, None))
+        .server_config()
+        .unwrap();
+    let out = handshake(
+        server,
+        s.client_config(Alpn::Http11).unwrap(),
+        name(&s, "localhost"),
+    )
+    .await;
     let report = out.client.unwrap();
     assert_eq!(report.version, "TLSv1_2");
-    assert_eq!(report.cipher_suite, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    assert_eq!(
+        report.cipher_suite,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    );
 }
 
 #[tokio::test]
@@ -347,17 +436,32 @@ async fn replaced_certificate_is_used_by_the_next_connection() {
     let c = settings(&client_ssl(&ca, None));
     let client = c.client_config(Alpn::None).unwrap();
 
-    let out = handshake(source.server_config().unwrap(), client.clone(), name(&c, "localhost")).await;
+    let out = handshake(
+        source.server_config().unwrap(),
+        client.clone(),
+        name(&c, "localhost"),
+    )
+    .await;
     assert!(out.client.unwrap().chain[0].subject.contains("server-one"));
 
     files.write("server.crt", &second.cert_pem);
     files.write("server.key", &second.key_pem);
-    let out = handshake(source.server_config().unwrap(), client.clone(), name(&c, "localhost")).await;
+    let out = handshake(
+        source.server_config().unwrap(),
+        client.clone(),
+        name(&c, "localhost"),
+    )
+    .await;
     assert!(out.client.unwrap().chain[0].subject.contains("server-two"));
 
     // A broken replacement keeps the last good material.
     files.write("server.key", "not a key");
-    let out = handshake(source.server_config().unwrap(), client, name(&c, "localhost")).await;
+    let out = handshake(
+        source.server_config().unwrap(),
+        client,
+        name(&c, "localhost"),
+    )
+    .await;
     assert!(out.client.unwrap().chain[0].subject.contains("server-two"));
 }
 
@@ -368,7 +472,9 @@ async fn replaced_client_certificate_is_presented_on_the_next_connection() {
     let one = ca.leaf("client-one", &["client"]);
     let two = ca.leaf("client-two", &["client"]);
     let files = Files::new();
-    let server = settings(&server_ssl(&files, &server_leaf, Some(&ca))).server_config().unwrap();
+    let server = settings(&server_ssl(&files, &server_leaf, Some(&ca)))
+        .server_config()
+        .unwrap();
     let c = SslConfig {
         certificate_authorities: vec![ca.cert_pem.clone()],
         certificate: Some(files.write("client.crt", &one.cert_pem)),
@@ -377,11 +483,21 @@ async fn replaced_client_certificate_is_presented_on_the_next_connection() {
     };
     let s = settings(&c);
     let source = TlsSource::client(s.clone(), Alpn::None).unwrap();
-    let out = handshake(server.clone(), source.client_config().unwrap(), name(&s, "localhost")).await;
+    let out = handshake(
+        server.clone(),
+        source.client_config().unwrap(),
+        name(&s, "localhost"),
+    )
+    .await;
     assert!(subject_of(&out.server.unwrap().unwrap()[0]).contains("client-one"));
     files.write("client.crt", &two.cert_pem);
     files.write("client.key", &two.key_pem);
-    let out = handshake(server, source.client_config().unwrap(), name(&s, "localhost")).await;
+    let out = handshake(
+        server,
+        source.client_config().unwrap(),
+        name(&s, "localhost"),
+    )
+    .await;
     assert!(subject_of(&out.server.unwrap().unwrap()[0]).contains("client-two"));
 }
 
@@ -390,7 +506,9 @@ async fn handshake_report_names_the_matching_pin() {
     let ca = Ca::new("Test CA");
     let leaf = ca.leaf("server", &["localhost"]);
     let files = Files::new();
-    let server = settings(&server_ssl(&files, &leaf, None)).server_config().unwrap();
+    let server = settings(&server_ssl(&files, &leaf, None))
+        .server_config()
+        .unwrap();
     let mut c = client_ssl(&ca, None);
     let leaf_pin = Pin::of(leaf.cert_der.as_ref()).text;
     c.ca_sha256 = vec![Pin::of(b"x").text, leaf_pin.clone()];
@@ -399,8 +517,13 @@ async fn handshake_report_names_the_matching_pin() {
     let addr = listener.local_addr().unwrap();
     let accept = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut tls = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut tls, b"x").await.unwrap();
+        let mut tls = tokio_rustls::TlsAcceptor::from(server)
+            .accept(tcp)
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tls, b"x")
+            .await
+            .unwrap();
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(s.client_config(Alpn::None).unwrap())
@@ -412,9 +535,12 @@ async fn handshake_report_names_the_matching_pin() {
         .await
         .expect("server wrote within 10s")
         .unwrap();
-    let report = describe_handshake(&tls.get_ref().1, s.pins());
+    let report = describe_handshake(tls.get_ref().1, s.pins());
     assert_eq!(report.matched_pin.as_deref(), Some(leaf_pin.as_str()));
     let text = report.to_string();
-    assert!(text.contains("pin matched") && text.contains("CN=Test CA"), "{text}");
+    assert!(
+        text.contains("pin matched") && text.contains("CN=Test CA"),
+        "{text}"
+    );
     accept.await.unwrap();
 }

@@ -48,7 +48,9 @@ pub enum CredentialError {
         reason: String,
     },
     /// The key is encrypted and no passphrase was configured.
-    #[error("{key}: {origin}: the key is encrypted; set ssl.key_passphrase or ssl.key_passphrase_path")]
+    #[error(
+        "{key}: {origin}: the key is encrypted; set ssl.key_passphrase or ssl.key_passphrase_path"
+    )]
     PassphraseMissing {
         /// The setting.
         key: &'static str,

@@ -41,7 +41,10 @@ pub fn normalize_api_key(key: &Secret) -> Result<Secret, CredentialError> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|_| bad("is neither id:key nor base64 of id:key"))?;
-    match std::str::from_utf8(&decoded).ok().and_then(|s| s.split_once(':')) {
+    match std::str::from_utf8(&decoded)
+        .ok()
+        .and_then(|s| s.split_once(':'))
+    {
         Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok(Secret::new(text)),
         _ => Err(bad("decodes from base64 but not to id:key")),
     }
@@ -196,13 +199,17 @@ mod tests {
         assert_eq!(auth.authorization().unwrap().expose(), "ApiKey YTpi");
         let msg = auth.refused("es1:9200", 401).to_string();
         assert!(msg.contains("api_key") && msg.contains("401") && msg.contains("es1:9200"));
-        let auth = EsAuth::new(None, Some("elastic"), Some(&Secret::new("changeme")), &none).unwrap();
+        let auth =
+            EsAuth::new(None, Some("elastic"), Some(&Secret::new("changeme")), &none).unwrap();
         assert_eq!(
             auth.authorization().unwrap().expose(),
             "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="
         );
         let msg = auth.refused("es1:9200", 403).to_string();
-        assert!(msg.contains("username elastic") && !msg.contains("changeme"), "{msg}");
+        assert!(
+            msg.contains("username elastic") && !msg.contains("changeme"),
+            "{msg}"
+        );
         assert!(format!("{auth:?}").contains("REDACTED"));
         assert!(!format!("{auth:?}").contains("ZWxhc3RpYzpjaGFuZ2VtZQ"));
     }
@@ -211,11 +218,17 @@ mod tests {
     fn contradictions_are_config_errors() {
         let none = BTreeMap::new();
         let k = Secret::new("a:b");
-        assert!(EsAuth::new(Some(&k), Some("u"), None, &none).unwrap_err().is_config());
-        assert!(EsAuth::new(None, None, Some(&k), &none).unwrap_err().is_config());
+        assert!(EsAuth::new(Some(&k), Some("u"), None, &none)
+            .unwrap_err()
+            .is_config());
+        assert!(EsAuth::new(None, None, Some(&k), &none)
+            .unwrap_err()
+            .is_config());
         let mut h = BTreeMap::new();
         h.insert("Authorization".to_string(), "x".to_string());
-        assert!(EsAuth::new(Some(&k), None, None, &h).unwrap_err().is_config());
+        assert!(EsAuth::new(Some(&k), None, None, &h)
+            .unwrap_err()
+            .is_config());
         let mut h = BTreeMap::new();
         h.insert("bad name".to_string(), "x".to_string());
         assert!(EsAuth::new(None, None, None, &h).unwrap_err().is_config());

@@ -29,13 +29,12 @@ impl Validity {
     /// # Errors
     /// [`CredentialError::BadMaterial`] when the DER is not an X.509 certificate.
     pub fn of(key: &'static str, origin: &Origin, der: &[u8]) -> Result<Self, CredentialError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| {
-            CredentialError::BadMaterial {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| CredentialError::BadMaterial {
                 key,
                 origin: origin.clone(),
                 reason: format!("not an X.509 certificate: {e}"),
-            }
-        })?;
+            })?;
         let validity = cert.validity();
         Ok(Self {
             subject: cert.subject().to_string(),
@@ -118,9 +117,14 @@ mod tests {
     #[test]
     fn expired_certificate_is_refused_with_both_dates() {
         let now = OffsetDateTime::now_utc();
-        let der = cert(now - time::Duration::days(30), now - time::Duration::days(1));
+        let der = cert(
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        );
         let v = Validity::of("ssl.certificate", &Origin::Inline, &der).unwrap();
-        let err = v.check("ssl.certificate", &Origin::Inline, now).unwrap_err();
+        let err = v
+            .check("ssl.certificate", &Origin::Inline, now)
+            .unwrap_err();
         let msg = err.to_string();
         assert!(err.is_validity());
         assert!(msg.contains("expired"), "{msg}");
@@ -131,7 +135,10 @@ mod tests {
     #[test]
     fn not_yet_valid_certificate_is_refused() {
         let now = OffsetDateTime::now_utc();
-        let der = cert(now + time::Duration::days(1), now + time::Duration::days(30));
+        let der = cert(
+            now + time::Duration::days(1),
+            now + time::Duration::days(30),
+        );
         let v = Validity::of("ssl.certificate", &Origin::Inline, &der).unwrap();
         let msg = v
             .check("ssl.certificate", &Origin::Inline, now)
@@ -143,7 +150,10 @@ mod tests {
     #[test]
     fn expiry_window() {
         let now = OffsetDateTime::now_utc();
-        let der = cert(now - time::Duration::days(1), now + time::Duration::days(10));
+        let der = cert(
+            now - time::Duration::days(1),
+            now + time::Duration::days(10),
+        );
         let v = Validity::of("ssl.certificate", &Origin::Inline, &der).unwrap();
         assert!(v.check("ssl.certificate", &Origin::Inline, now).is_ok());
         assert!(v.expires_within(now, std::time::Duration::from_secs(14 * 86400)));

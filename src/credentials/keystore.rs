@@ -54,7 +54,9 @@ pub enum KeystoreError {
         source: std::io::Error,
     },
     /// Group or others may read or write the file.
-    #[error("keystore {path} has mode {mode:04o}; it must be readable by its owner only (chmod 600)")]
+    #[error(
+        "keystore {path} has mode {mode:04o}; it must be readable by its owner only (chmod 600)"
+    )]
     Permissions {
         /// The file.
         path: PathBuf,
@@ -153,7 +155,11 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-fn derive_key(passphrase: &Secret, salt: &[u8], iterations: u32) -> Result<LessSafeKey, KeystoreError> {
+fn derive_key(
+    passphrase: &Secret,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<LessSafeKey, KeystoreError> {
     let iterations = NonZeroU32::new(iterations).ok_or(KeystoreError::Crypto {
         reason: "zero KDF iterations",
     })?;
@@ -282,7 +288,9 @@ impl Keystore {
                         enc.kdf, enc.cipher
                     )));
                 }
-                let salt = b64().decode(&enc.salt).map_err(|e| corrupt(format!("salt: {e}")))?;
+                let salt = b64()
+                    .decode(&enc.salt)
+                    .map_err(|e| corrupt(format!("salt: {e}")))?;
                 let nonce = b64()
                     .decode(&enc.nonce)
                     .map_err(|e| corrupt(format!("nonce: {e}")))?;
@@ -396,10 +404,11 @@ impl Keystore {
                     reason: "no system randomness for the nonce",
                 })?;
                 let key = derive_key(passphrase, &salt, ITERATIONS)?;
-                let mut sealed = serde_json::to_vec(&plain).map_err(|e| KeystoreError::Corrupt {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let mut sealed =
+                    serde_json::to_vec(&plain).map_err(|e| KeystoreError::Corrupt {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 key.seal_in_place_append_tag(
                     Nonce::assume_unique_for_key(nonce),
                     Aad::from(AAD),
@@ -501,7 +510,11 @@ pub fn run_keystore_command(
             writeln!(
                 out,
                 "created {} keystore {}",
-                if store.is_encrypted() { "encrypted" } else { "unencrypted" },
+                if store.is_encrypted() {
+                    "encrypted"
+                } else {
+                    "unencrypted"
+                },
                 path.display()
             )
             .map_err(out_err)
@@ -513,10 +526,12 @@ pub fn run_keystore_command(
             }
             let value = if *stdin {
                 let mut text = String::new();
-                input.read_to_string(&mut text).map_err(|source| KeystoreError::Io {
-                    path: PathBuf::from("<stdin>"),
-                    source,
-                })?;
+                input
+                    .read_to_string(&mut text)
+                    .map_err(|source| KeystoreError::Io {
+                        path: PathBuf::from("<stdin>"),
+                        source,
+                    })?;
                 let trimmed = text
                     .strip_suffix('\n')
                     .map(|t| t.strip_suffix('\r').unwrap_or(t))
@@ -596,7 +611,8 @@ mod tests {
         let path = Keystore::path_in(dir.path());
         let pass = Secret::new("correct horse");
         let mut ks = Keystore::create_with(&path, Some(pass.clone()), false).unwrap();
-        ks.add("API_KEY", Secret::new("id:topsecretvalue"), false).unwrap();
+        ks.add("API_KEY", Secret::new("id:topsecretvalue"), false)
+            .unwrap();
         let raw = std::fs::read_to_string(&path).unwrap();
         assert!(!raw.contains("topsecretvalue") && !raw.contains("API_KEY"));
         assert!(matches!(
@@ -641,13 +657,19 @@ mod tests {
             stdin: true,
         };
         run_keystore_command(dir.path(), &add, None, &mut value, &mut out).unwrap();
-        run_keystore_command(dir.path(), &KeystoreCommand::List, None, &mut nothing, &mut out)
-            .unwrap();
+        run_keystore_command(
+            dir.path(),
+            &KeystoreCommand::List,
+            None,
+            &mut nothing,
+            &mut out,
+        )
+        .unwrap();
         let remove = KeystoreCommand::Remove {
             names: vec!["PWD".to_string(), "MISSING".to_string()],
         };
-        let err = run_keystore_command(dir.path(), &remove, None, &mut nothing, &mut out)
-            .unwrap_err();
+        let err =
+            run_keystore_command(dir.path(), &remove, None, &mut nothing, &mut out).unwrap_err();
         assert!(matches!(err, KeystoreError::NoSuchSecret { .. }));
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("PWD") && !text.contains("s3cr3t"), "{text}");

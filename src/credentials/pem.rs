@@ -136,9 +136,10 @@ pub fn load_private_key(
         return Err(CredentialError::BadMaterial {
             key: KEY,
             origin,
-            reason: "legacy OpenSSL-encrypted PEM is not supported; convert it to encrypted PKCS#8 \
+            reason:
+                "legacy OpenSSL-encrypted PEM is not supported; convert it to encrypted PKCS#8 \
                      with `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
-                .to_string(),
+                    .to_string(),
         });
     }
     if text.contains(ENCRYPTED_LABEL) {
@@ -166,13 +167,13 @@ pub fn load_private_key(
                 reason: format!("not an encrypted PKCS#8 structure: {e}"),
             }
         })?;
-        let doc = info
-            .decrypt(passphrase.expose().as_bytes())
-            .map_err(|e| CredentialError::Decrypt {
-                key: KEY,
-                origin: origin.clone(),
-                reason: e.to_string(),
-            })?;
+        let doc =
+            info.decrypt(passphrase.expose().as_bytes())
+                .map_err(|e| CredentialError::Decrypt {
+                    key: KEY,
+                    origin: origin.clone(),
+                    reason: e.to_string(),
+                })?;
         // A wrong passphrase with some ciphers decrypts to garbage with valid padding; only
         // a parse of the result proves the passphrase was right.
         pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(|_| CredentialError::Decrypt {

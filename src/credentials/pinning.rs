@@ -40,13 +40,15 @@ impl Pin {
                 key: "ssl.ca_sha256",
                 reason: format!("pin {trimmed:?} is not base64: {e}"),
             })?;
-        let digest: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| CredentialError::Invalid {
-            key: "ssl.ca_sha256",
-            reason: format!(
-                "pin {trimmed:?} decodes to {} bytes; a SHA-256 pin has 32",
-                b.len()
-            ),
-        })?;
+        let digest: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| CredentialError::Invalid {
+                key: "ssl.ca_sha256",
+                reason: format!(
+                    "pin {trimmed:?} decodes to {} bytes; a SHA-256 pin has 32",
+                    b.len()
+                ),
+            })?;
         Ok(Self {
             text: trimmed.to_string(),
             digest,
@@ -118,7 +120,10 @@ mod tests {
     #[test]
     fn bad_pins_are_config_errors() {
         assert!(Pin::parse("not base64!").unwrap_err().is_config());
-        assert!(Pin::parse("AAAA").unwrap_err().to_string().contains("3 bytes"));
+        assert!(Pin::parse("AAAA")
+            .unwrap_err()
+            .to_string()
+            .contains("3 bytes"));
     }
 
     #[test]

@@ -60,8 +60,14 @@ const CIPHER_NAMES: &[(&str, CipherSuite)] = &[
         "ECDHE-RSA-CHACHA20-POLY1205",
         CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     ),
-    ("TLS-AES-128-GCM-SHA256", CipherSuite::TLS13_AES_128_GCM_SHA256),
-    ("TLS-AES-256-GCM-SHA384", CipherSuite::TLS13_AES_256_GCM_SHA384),
+    (
+        "TLS-AES-128-GCM-SHA256",
+        CipherSuite::TLS13_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS-AES-256-GCM-SHA384",
+        CipherSuite::TLS13_AES_256_GCM_SHA384,
+    ),
     (
         "TLS-CHACHA20-POLY1305-SHA256",
         CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
@@ -209,7 +215,10 @@ fn parse_curves(
             .find(|(n, _)| n.eq_ignore_ascii_case(wanted))
         else {
             let reason = if wanted.eq_ignore_ascii_case("P-521") {
-                format!("P-521 is not supported by the ring provider; valid values: {}", valid())
+                format!(
+                    "P-521 is not supported by the ring provider; valid values: {}",
+                    valid()
+                )
             } else {
                 format!("unknown curve {wanted:?}; valid values: {}", valid())
             };
@@ -319,12 +328,19 @@ impl TlsSettings {
         }
         let has_cas = !cfg.certificate_authorities.is_empty();
         match (cfg.client_authentication, has_cas) {
-            (Some(mode @ (ClientAuthentication::Optional | ClientAuthentication::Required)), false) => {
+            (
+                Some(mode @ (ClientAuthentication::Optional | ClientAuthentication::Required)),
+                false,
+            ) => {
                 return Err(CredentialError::Invalid {
                     key: "ssl.client_authentication",
                     reason: format!(
                         "{} needs ssl.certificate_authorities to check client certificates against",
-                        if mode == ClientAuthentication::Optional { "optional" } else { "required" }
+                        if mode == ClientAuthentication::Optional {
+                            "optional"
+                        } else {
+                            "required"
+                        }
                     ),
                 })
             }
@@ -398,13 +414,12 @@ impl TlsSettings {
     /// The client-certificate policy of a server built from these settings: explicit, or
     /// `required` when CAs are set and `none` otherwise (Logstash's rule).
     pub fn client_authentication(&self) -> ClientAuthentication {
-        self.client_authentication.unwrap_or(
-            if self.certificate_authorities.is_empty() {
+        self.client_authentication
+            .unwrap_or(if self.certificate_authorities.is_empty() {
                 ClientAuthentication::None
             } else {
                 ClientAuthentication::Required
-            },
-        )
+            })
     }
 
     /// The name to verify and send as SNI when connecting to `host` (a name or IP, without
@@ -448,8 +463,10 @@ impl TlsSettings {
     /// # Errors
     /// Any unreadable or invalid file, a wrong passphrase, or our certificate's validity.
     pub fn load_material(&self) -> Result<TlsMaterial, CredentialError> {
-        let ca_certs =
-            pem::load_certificate_list("ssl.certificate_authorities", &self.certificate_authorities)?;
+        let ca_certs = pem::load_certificate_list(
+            "ssl.certificate_authorities",
+            &self.certificate_authorities,
+        )?;
         let chain = self
             .certificate
             .as_deref()
@@ -500,7 +517,10 @@ impl TlsSettings {
         Arc::new(provider)
     }
 
-    fn root_store(&self, ca_certs: &[CertificateDer<'static>]) -> Result<RootCertStore, CredentialError> {
+    fn root_store(
+        &self,
+        ca_certs: &[CertificateDer<'static>],
+    ) -> Result<RootCertStore, CredentialError> {
         let mut roots = RootCertStore::empty();
         if !ca_certs.is_empty() {
             for cert in ca_certs {

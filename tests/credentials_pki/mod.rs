@@ -75,8 +75,7 @@ impl Ca {
     ) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params =
-            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         params.not_before = not_before;
         params.not_after = not_after;
@@ -207,7 +206,7 @@ pub async fn handshake(
         let mut buf = [0u8; 2];
         tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
         assert_eq!(&buf, b"ok");
-        let report = describe_handshake(&tls.get_ref().1, &[]);
+        let report = describe_handshake(tls.get_ref().1, &[]);
         tls.shutdown().await.ok();
         Ok::<_, String>(report)
     };
