@@ -166,3 +166,41 @@ async fn secrets_never_reach_the_log() {
         );
     }
 }
+
+#[test]
+fn certificate_expiring_within_the_warning_period_is_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let ca = Ca::new("Test CA");
+    let now = time::OffsetDateTime::now_utc();
+    let soon = ca.leaf_valid(
+        "client-soon",
+        &["client"],
+        now - time::Duration::days(300),
+        now + time::Duration::days(5),
+    );
+    let later = ca.leaf("client-later", &["client"]);
+    for leaf in [&soon, &later] {
+        let cfg = SslConfig {
+            certificate_authorities: vec![ca.cert_pem.clone()],
+            certificate: Some(leaf.cert_pem.clone()),
+            key: Some(Secret::new(leaf.key_pem.clone())),
+            ..SslConfig::default()
+        };
+        TlsSettings::from_config(&cfg)
+            .unwrap()
+            .client_config(Alpn::None)
+            .unwrap();
+    }
+    let text = captured.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("certificate expires soon"), "{text}");
+    assert!(text.contains("client-soon"), "{text}");
+    assert!(!text.contains("client-later"), "{text}");
+    assert_eq!(text.matches("expires soon").count(), 1, "{text}");
+}

@@ -14,6 +14,8 @@ use super::{CredentialError, Origin, Secret};
 
 const ENCRYPTED_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 const LEGACY_ENCRYPTION_HEADER: &str = "Proc-Type: 4,ENCRYPTED";
+/// Longer "paths" in `ssl.key` are treated as mangled key material and never printed.
+const MAX_PLAUSIBLE_PATH: usize = 256;
 
 /// True when a setting's value is PEM text rather than a path.
 pub fn is_inline_pem(value: &str) -> bool {
@@ -130,7 +132,19 @@ pub fn load_private_key(
     passphrase: Option<&Secret>,
 ) -> Result<(Origin, PrivateKeyDer<'static>), CredentialError> {
     const KEY: &str = "ssl.key";
-    let (origin, bytes) = read_value(KEY, value.expose())?;
+    let (origin, bytes) = match read_value(KEY, value.expose()) {
+        Ok(read) => read,
+        // A long single line that is no file is most likely key material pasted without
+        // its PEM armour: report it without printing it as a "path".
+        Err(CredentialError::Read { path, .. }) if path.as_os_str().len() > MAX_PLAUSIBLE_PATH => {
+            return Err(CredentialError::BadMaterial {
+                key: KEY,
+                origin: Origin::Inline,
+                reason: "neither a readable file nor PEM text (value not shown)".to_string(),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let text = String::from_utf8_lossy(&bytes);
     if text.contains(LEGACY_ENCRYPTION_HEADER) {
         return Err(CredentialError::BadMaterial {
@@ -226,6 +240,13 @@ mod tests {
         let msg = err.to_string();
         assert!(!msg.contains("secret-material"), "{msg}");
         assert!(msg.contains("inline PEM"), "{msg}");
+    }
+
+    #[test]
+    fn long_single_line_key_is_not_printed_as_a_path() {
+        let material = "A".repeat(400);
+        let err = load_private_key(&Secret::new(material.clone()), None).unwrap_err();
+        assert!(!err.to_string().contains(&material), "{err}");
     }
 
     #[test]

@@ -284,6 +284,18 @@ impl TlsSettings {
         let versions = parse_protocols(&cfg.supported_protocols)?;
         let cipher_suites = parse_cipher_suites(&cfg.cipher_suites, &base)?;
         let kx_groups = parse_curves(&cfg.curve_types, &base)?;
+        if !cipher_suites.is_empty()
+            && !cipher_suites
+                .iter()
+                .any(|s| versions.iter().any(|v| v.version == s.version().version))
+        {
+            return Err(CredentialError::Invalid {
+                key: "ssl.cipher_suites",
+                reason: "none of the listed suites can be used with ssl.supported_protocols \
+                         (TLS-* suites are TLSv1.3 only, ECDHE-* suites TLSv1.2 only)"
+                    .to_string(),
+            });
+        }
         let pins = cfg
             .ca_sha256
             .iter()
@@ -711,6 +723,18 @@ mod tests {
         assert_eq!(p.kx_groups.len(), 2);
         c.curve_types = vec!["P-521".to_string()];
         assert!(TlsSettings::from_config(&c).unwrap_err().is_config());
+
+        // TLSv1.2 suites with both versions enabled still build a config.
+        let mut c = cfg();
+        c.cipher_suites = vec!["ECDHE-RSA-AES-128-GCM-SHA256".to_string()];
+        c.verification_mode = VerificationMode::None;
+        let s = TlsSettings::from_config(&c).unwrap();
+        s.client_config(Alpn::None).unwrap();
+        // Only TLSv1.3 suites with only TLSv1.2 cannot work.
+        c.cipher_suites = vec!["TLS-AES-128-GCM-SHA256".to_string()];
+        c.supported_protocols = vec!["TLSv1.2".to_string()];
+        let err = TlsSettings::from_config(&c).unwrap_err();
+        assert!(err.is_config(), "{err}");
     }
 
     #[test]
