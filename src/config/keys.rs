@@ -334,7 +334,8 @@ fn shape_paths(shape: &Shape, prefix: &str, out: &mut BTreeSet<String>) {
                 &format!("{prefix}[]"),
                 out,
             );
-            for (name, fields) in INPUT_TYPES {
+            // `beats` is an alias of `lumberjack`: listed once, under its own name.
+            for (name, fields) in INPUT_TYPES.iter().filter(|(n, _)| *n != "beats") {
                 shape_paths(&Shape::Section(*fields), &format!("{prefix}[{name}]"), out);
             }
         }
@@ -379,7 +380,11 @@ fn value_paths(value: &serde_json::Value, shape: &Shape, prefix: &str, out: &mut
                 let Some(map) = item.as_object() else {
                     continue;
                 };
-                let kind = map.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+                let kind = match map.get("type").and_then(|t| t.as_str()) {
+                    Some("beats") => "lumberjack",
+                    Some(k) => k,
+                    None => "?",
+                };
                 let common = CommonInputConfig::fields();
                 for (k, v) in map {
                     if k == "type" {
