@@ -9,7 +9,9 @@ use skidder::config::{
 };
 
 fn config_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
 }
 
 fn load_quietly(name: &str) -> skidder::config::Config {
@@ -40,9 +42,15 @@ fn filebeat_section_loads_as_written() {
     assert_eq!(ls.worker, 2);
     assert_eq!(ls.ttl.get(), std::time::Duration::from_secs(300));
     assert_eq!(ls.ssl.certificate_authorities, ["/etc/pki/root/ca.pem"]);
-    assert_eq!(ls.ssl.key.as_ref().map(|k| k.expose()), Some("/etc/pki/client/cert.key"));
+    assert_eq!(
+        ls.ssl.key.as_ref().map(|k| k.expose()),
+        Some("/etc/pki/client/cert.key")
+    );
     assert_eq!(cfg.queue.mem.events, 4096);
-    assert_eq!(cfg.queue.mem.flush.timeout.get(), std::time::Duration::from_secs(1));
+    assert_eq!(
+        cfg.queue.mem.flush.timeout.get(),
+        std::time::Duration::from_secs(1)
+    );
 }
 
 #[test]

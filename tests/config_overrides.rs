@@ -32,7 +32,10 @@ fn flags_win_over_env_which_wins_over_the_file() {
         env: env(&[
             ("SKIDDER_OUTPUT__LOGSTASH__TIMEOUT", "10s"),
             ("SKIDDER_OUTPUT__LOGSTASH__HOSTS", "[\"env:5044\"]"),
-            ("SKIDDER_CONFIG_PATH_FOR_CLI", "ignored: not a config section"),
+            (
+                "SKIDDER_CONFIG_PATH_FOR_CLI",
+                "ignored: not a config section",
+            ),
         ]),
         resolver: None,
     })
@@ -45,7 +48,8 @@ fn flags_win_over_env_which_wins_over_the_file() {
 #[test]
 fn legacy_load_keeps_working_with_flags() {
     let (_d, path) = write(BASE);
-    let cfg = skidder::config::load(&path, &["output.logstash.worker=4".to_string()]).expect("loads");
+    let cfg =
+        skidder::config::load(&path, &["output.logstash.worker=4".to_string()]).expect("loads");
     assert_eq!(cfg.output.logstash.expect("logstash").worker, 4);
 }
 
@@ -54,7 +58,10 @@ fn problems_from_flags_and_env_name_their_source() {
     let (_d, path) = write(BASE);
     let err = load_with(&LoadOptions {
         path,
-        overrides: vec!["output.logstash.compression_level=12".into(), "nonsense".into()],
+        overrides: vec![
+            "output.logstash.compression_level=12".into(),
+            "nonsense".into(),
+        ],
         env: env(&[("SKIDDER_OUTPUT__LOGSTASH__TIMEOUT", "soon")]),
         resolver: None,
     })
@@ -62,11 +69,15 @@ fn problems_from_flags_and_env_name_their_source() {
     let text = err.to_string();
     assert!(text.contains("-E nonsense"), "{text}");
     assert!(
-        text.contains("environment variable SKIDDER_OUTPUT__LOGSTASH__TIMEOUT: output.logstash.timeout"),
+        text.contains(
+            "environment variable SKIDDER_OUTPUT__LOGSTASH__TIMEOUT: output.logstash.timeout"
+        ),
         "{text}"
     );
     // The range check runs only once types are right; here the bad duration comes first.
-    let ConfigError::Invalid(lines) = err else { panic!("{err}") };
+    let ConfigError::Invalid(lines) = err else {
+        panic!("{err}")
+    };
     assert_eq!(lines.len(), 2, "{lines:?}");
 }
 
@@ -84,7 +95,11 @@ fn variables_come_from_keystore_then_env_and_keep_types() {
     );
     let cfg = load_with(&LoadOptions {
         path,
-        env: env(&[("ES_PORT", "9201"), ("WORKERS", "3"), ("ES_PASSWORD", "from-env")]),
+        env: env(&[
+            ("ES_PORT", "9201"),
+            ("WORKERS", "3"),
+            ("ES_PASSWORD", "from-env"),
+        ]),
         resolver: Some(&Keystore),
         ..LoadOptions::default()
     })
@@ -92,7 +107,10 @@ fn variables_come_from_keystore_then_env_and_keep_types() {
     let es = cfg.output.elasticsearch.expect("es");
     assert_eq!(es.hosts, ["localhost:9201"]);
     assert_eq!(es.worker, 3);
-    assert_eq!(es.password.as_ref().map(Secret::expose), Some("from-keystore"));
+    assert_eq!(
+        es.password.as_ref().map(Secret::expose),
+        Some("from-keystore")
+    );
 }
 
 #[test]
@@ -106,12 +124,30 @@ fn every_problem_is_reported_at_once_with_file_and_line() {
         ..LoadOptions::default()
     })
     .expect_err("invalid");
-    let ConfigError::Invalid(lines) = &err else { panic!("{err}") };
+    let ConfigError::Invalid(lines) = &err else {
+        panic!("{err}")
+    };
     assert_eq!(lines.len(), 4, "{lines:?}");
     let file = path.display().to_string();
     let joined = lines.join("\n");
-    assert!(joined.contains(&format!("{file}:2:3: output.logstash.host: unknown key; did you mean output.logstash.hosts?")), "{joined}");
-    assert!(joined.contains(&format!("{file}:3:3: output.logstash.timeout")), "{joined}");
-    assert!(joined.contains(&format!("{file}:4:3: output.logstash.worker: expected an integer")), "{joined}");
-    assert!(joined.contains(&format!("{file}:5:1: queue.mem.events")), "{joined}");
+    assert!(
+        joined.contains(&format!(
+            "{file}:2:3: output.logstash.host: unknown key; did you mean output.logstash.hosts?"
+        )),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(&format!("{file}:3:3: output.logstash.timeout")),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(&format!(
+            "{file}:4:3: output.logstash.worker: expected an integer"
+        )),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(&format!("{file}:5:1: queue.mem.events")),
+        "{joined}"
+    );
 }

@@ -59,7 +59,7 @@ fn describe(v: &Value) -> String {
 fn expected(shape: &Shape) -> String {
     match shape {
         Shape::Bool => "a boolean (true or false)".to_string(),
-        Shape::Int { min, max } => format!("an integer in {min}..={max}"),
+        Shape::Int { min, max } => int_range(*min, *max),
         Shape::Str => "a string".to_string(),
         Shape::Duration => "a duration such as 30s, 1m or 500ms".to_string(),
         Shape::Size => "a size such as 10MiB or 1GB".to_string(),
@@ -70,6 +70,16 @@ fn expected(shape: &Shape) -> String {
         Shape::Map(_) => "a mapping".to_string(),
         Shape::Any => "any value".to_string(),
         Shape::Inputs => "a list of inputs, each with a type".to_string(),
+    }
+}
+
+fn int_range(min: i128, max: i128) -> String {
+    if min == 0 && max == u64::MAX as i128 {
+        "a non-negative integer".to_string()
+    } else if min == i64::MIN as i128 && max == i64::MAX as i128 {
+        "an integer".to_string()
+    } else {
+        format!("an integer in {min}..={max}")
     }
 }
 
@@ -147,7 +157,7 @@ fn check_value(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<Problem>)
                 Some(n) if (*min..=*max).contains(&n) => {}
                 Some(n) => out.push(Problem::new(
                     path,
-                    format!("{n} is out of range; expected an integer in {min}..={max}"),
+                    format!("{n} is out of range; expected {}", int_range(*min, *max)),
                 )),
                 None => out.push(wrong(path, shape, v)),
             }

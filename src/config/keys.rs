@@ -35,7 +35,7 @@ pub enum Shape {
     /// `~`/`null` or the inner shape.
     Optional(&'static Shape),
     /// A section with its own keys.
-    Section(fn() -> &'static [Field]),
+    Section(FieldsFn),
     /// A free-form mapping (`fields`, `headers`, `parameters`) whose values have the inner shape.
     Map(&'static Shape),
     /// Anything; serde decides.
@@ -86,8 +86,11 @@ const I64: Shape = Shape::Int {
 const OPT_STR: Shape = Shape::Optional(&STR);
 const STR_LIST: Shape = Shape::List(&STR);
 
+/// Lists a section's keys; what [`ConfigKeys::fields`] is as a value.
+pub type FieldsFn = fn() -> &'static [Field];
+
 /// The input types `type:` accepts, with the section of each.
-pub const INPUT_TYPES: &[(&str, fn() -> &'static [Field])] = &[
+pub const INPUT_TYPES: &[(&str, FieldsFn)] = &[
     ("stdin", StdinInputConfig::fields),
     ("generator", GeneratorInputConfig::fields),
     ("lumberjack", LumberjackInputConfig::fields),

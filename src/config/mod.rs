@@ -301,42 +301,48 @@ fn beneath(path: &str, key: &str) -> bool {
 }
 
 impl Locator {
-    fn locate(&self, path: &str) -> String {
+    /// The "where" text and, for values from the file, the position (to sort by).
+    fn locate_at(&self, path: &str) -> (String, Option<Pos>) {
         if path.starts_with("-E ") {
-            return "command line".to_string();
+            return ("command line".to_string(), None);
         }
         if let Some((_, flag)) = self.flags.iter().rev().find(|(k, _)| beneath(path, k)) {
-            return format!("-E {flag}");
+            return (format!("-E {flag}"), None);
         }
         if let Some((_, var)) = self.env.iter().rev().find(|(k, _)| beneath(path, k)) {
-            return format!("environment variable {var}");
+            return (format!("environment variable {var}"), None);
         }
         let mut prefix = path;
         loop {
             if let Some(pos) = self.index.get(prefix) {
-                return format!("{}:{}:{}", self.file, pos.line, pos.col);
+                return (
+                    format!("{}:{}:{}", self.file, pos.line, pos.col),
+                    Some(*pos),
+                );
             }
             match prefix.rsplit_once('.') {
                 Some((head, _)) => prefix = head,
-                None => return self.file.clone(),
+                None => return (self.file.clone(), Some(Pos::default())),
             }
         }
     }
 
+    /// One line per problem, in file order; problems set by the environment or flags last.
     fn error(&self, problems: Vec<Problem>) -> ConfigError {
-        ConfigError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| {
-                    let at = self.locate(&p.path);
-                    if p.path.is_empty() {
-                        format!("{at}: {}", p.message)
-                    } else {
-                        format!("{at}: {}: {}", p.path, p.message)
-                    }
-                })
-                .collect(),
-        )
+        let mut lines: Vec<(Option<(usize, usize)>, String)> = problems
+            .into_iter()
+            .map(|p| {
+                let (at, pos) = self.locate_at(&p.path);
+                let text = if p.path.is_empty() {
+                    format!("{at}: {}", p.message)
+                } else {
+                    format!("{at}: {}: {}", p.path, p.message)
+                };
+                (pos.map(|p| (p.line, p.col)), text)
+            })
+            .collect();
+        lines.sort_by_key(|(pos, _)| pos.unwrap_or((usize::MAX, usize::MAX)));
+        ConfigError::Invalid(lines.into_iter().map(|(_, t)| t).collect())
     }
 }
 
@@ -467,15 +473,15 @@ mod tests {
                 "output.logstash.hosts=[]".into(),
             )],
         };
-        assert_eq!(l.locate("output.logstash.worker"), "f.yml:3:1");
+        assert_eq!(l.locate_at("output.logstash.worker").0, "f.yml:3:1");
         assert_eq!(
-            l.locate("output.logstash.hosts.0"),
+            l.locate_at("output.logstash.hosts.0").0,
             "-E output.logstash.hosts=[]"
         );
         assert_eq!(
-            l.locate("output.logstash.timeout"),
+            l.locate_at("output.logstash.timeout").0,
             "environment variable SKIDDER_OUTPUT__LOGSTASH__TIMEOUT"
         );
-        assert_eq!(l.locate("queue"), "f.yml");
+        assert_eq!(l.locate_at("queue").0, "f.yml");
     }
 }

@@ -95,11 +95,19 @@ pub fn parse(text: &str) -> Result<Node, Vec<TreeError>> {
                 line: m.line(),
                 col: m.col() + 1,
             },
-            key: String::new(),
+            key: key_near_line(text, m.line()),
             message: format!("YAML syntax error: {}", e.info()),
         }]);
     }
     if !builder.errors.is_empty() {
+        // A nested mapping is finished before its parent, so its errors know only the keys
+        // below it; the indentation tells the rest of the path.
+        for e in &mut builder.errors {
+            let near = key_near_line(text, e.pos.line);
+            if near.len() > e.key.len() && near.ends_with(&format!(".{}", e.key)) {
+                e.key = near;
+            }
+        }
         return Err(builder.errors);
     }
     let root = builder.root.unwrap_or(Node {
@@ -133,6 +141,33 @@ pub fn resolve_plain(s: &str) -> Value {
     Value::Str(s.to_string())
 }
 
+/// The key path written on or above `line`, judged by indentation alone: for errors where
+/// the YAML parser has no tree to offer, so the message can still name a key.
+fn key_near_line(text: &str, line: usize) -> String {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for l in text.lines().take(line) {
+        let trimmed = l.trim_start_matches([' ', '\t']);
+        let indent = l.len() - trimmed.len();
+        let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        let Some((key, _)) = body.split_once(':') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(['"', '\'']);
+        if key.is_empty() || key.starts_with('#') || key.contains([' ', '[', '{', '"']) {
+            continue;
+        }
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_string()));
+    }
+    stack
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn tab_indentation(text: &str) -> Vec<TreeError> {
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -147,7 +182,7 @@ fn tab_indentation(text: &str) -> Vec<TreeError> {
                         line: i + 1,
                         col: col + 1,
                     },
-                    key: String::new(),
+                    key: key_near_line(text, i + 1),
                     message: "tab character used for indentation; YAML allows only spaces"
                         .to_string(),
                 });
@@ -285,7 +320,7 @@ fn insert_path(
                 pos: key_pos,
                 key: path.clone(),
                 message: format!(
-                    "duplicate key: {path} is set at line {} and again at line {}",
+                    "duplicate key: set at line {} and again at line {}",
                     existing.key_pos.line, key_pos.line
                 ),
             }),
@@ -468,7 +503,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].key, "output.logstash.hosts");
-        assert!(errs[0].message.contains("line 1"), "{}", errs[0].message);
+        assert!(errs[0].message.contains("at line 1"), "{}", errs[0].message);
         assert!(errs[0].message.contains("line 4"), "{}", errs[0].message);
     }
 
