@@ -142,7 +142,7 @@ fn every_problem_is_reported_at_once_with_file_and_line() {
     );
     assert!(
         joined.contains(&format!(
-            "{file}:4:3: output.logstash.worker: expected an integer"
+            "{file}:4:3: output.logstash.worker: expected a non-negative integer"
         )),
         "{joined}"
     );
