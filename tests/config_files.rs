@@ -112,3 +112,53 @@ fn export_shows_secrets_as_redacted() {
     // What export prints is itself a configuration that parses.
     tree::parse(&yaml).expect("export output is valid YAML");
 }
+
+#[test]
+fn exported_config_loads_back_to_the_same_effective_config() {
+    let cfg = load_quietly("skidder.reference.yml");
+    let yaml = export_yaml(&cfg);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exported.yml");
+    std::fs::write(&path, &yaml).expect("write");
+    let again = load_with(&LoadOptions {
+        path,
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("exported config does not load:\n{e}\n---\n{yaml}"));
+    assert_eq!(export_yaml(&again), yaml);
+}
+
+#[test]
+fn empty_and_comment_only_files_load_defaults_then_ask_for_an_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in [("empty.yml", ""), ("comments.yml", "# nothing here\n")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let err = load_with(&LoadOptions {
+            path,
+            env: EnvSource::Disabled,
+            ..LoadOptions::default()
+        })
+        .expect_err("no output");
+        assert!(
+            err.to_string().contains("no output is enabled"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn yaml_1_1_booleans_are_accepted_as_beats_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("yes.yml");
+    std::fs::write(&path, "output.console:\n  enabled: yes\n  pretty: off\n").expect("write");
+    let cfg = load_with(&LoadOptions {
+        path,
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    })
+    .expect("loads");
+    let console = cfg.output.console.expect("console");
+    assert!(console.enabled && !console.pretty);
+}

@@ -143,11 +143,16 @@ fn check_keys(
 
 fn check_value(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<Problem>) {
     match shape {
-        Shape::Bool => {
-            if !v.is_boolean() {
-                out.push(wrong(path, shape, v));
-            }
-        }
+        Shape::Bool => match v {
+            Value::Bool(_) => {}
+            // YAML 1.1 booleans, which Beats (go-yaml v2) accepts: `enabled: yes`.
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "yes" | "on" | "true" => *v = Value::Bool(true),
+                "no" | "off" | "false" => *v = Value::Bool(false),
+                _ => out.push(wrong(path, shape, v)),
+            },
+            _ => out.push(wrong(path, shape, v)),
+        },
         Shape::Int { min, max } => {
             let n = v
                 .as_i64()

@@ -88,12 +88,24 @@ impl EnvSource {
         }
     }
 
-    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+    /// Variables named `prefix...`; a value that is not UTF-8 is a problem, not skipped.
+    fn with_prefix(&self, prefix: &str, problems: &mut Vec<Problem>) -> Vec<(String, String)> {
         let keep = |k: &str| k.starts_with(prefix);
         let mut vars: Vec<(String, String)> = match self {
             Self::Process => std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .filter(|(k, _)| keep(k))
+                .filter_map(|(k, v)| {
+                    let k = k.into_string().ok().filter(|k| keep(k))?;
+                    match v.into_string() {
+                        Ok(v) => Some((k, v)),
+                        Err(_) => {
+                            problems.push(Problem::new(
+                                format!("environment variable {k}"),
+                                "the value is not valid UTF-8",
+                            ));
+                            None
+                        }
+                    }
+                })
                 .collect(),
             Self::Disabled => Vec::new(),
             Self::Fixed(map) => map
@@ -177,12 +189,13 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
 
     let mut figment = Figment::new().merge(Layer::new(format!("file {file}"), root.to_json()));
     let top: Vec<&str> = Config::fields().iter().map(|f| f.name).collect();
-    for (var, raw) in opts.env.with_prefix(ENV_PREFIX) {
+    for (var, raw) in opts.env.with_prefix(ENV_PREFIX, &mut problems) {
         let key = var[ENV_PREFIX.len()..]
             .to_ascii_lowercase()
             .replace("__", ".");
         // Other SKIDDER_* variables (the CLI's own, say) are not configuration keys.
         if !top.contains(&key.split('.').next().unwrap_or_default()) {
+            tracing::debug!(variable = %var, "not a configuration section; ignored as an override");
             continue;
         }
         let value = override_value(&raw);
@@ -303,7 +316,7 @@ fn beneath(path: &str, key: &str) -> bool {
 impl Locator {
     /// The "where" text and, for values from the file, the position (to sort by).
     fn locate_at(&self, path: &str) -> (String, Option<Pos>) {
-        if path.starts_with("-E ") {
+        if path.starts_with("-E ") || path.starts_with("environment variable ") {
             return ("command line".to_string(), None);
         }
         if let Some((_, flag)) = self.flags.iter().rev().find(|(k, _)| beneath(path, k)) {
