@@ -133,3 +133,42 @@ fn a_file_that_is_not_utf8_is_refused_with_its_path() {
     assert_eq!(p, path);
     assert_eq!(source.kind(), std::io::ErrorKind::InvalidData);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+    use skidder::config::{check::check_tree, tree, Config, ConfigKeys};
+
+    fn run(text: &str) {
+        if let Ok(node) = tree::parse(text) {
+            let mut json = node.to_json();
+            let _ = check_tree(&mut json, Config::fields());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let text = format!("a: {}{}\n", "[".repeat(200), "]".repeat(200));
+        let errs = tree::parse(&text).expect_err("too deep");
+        assert!(errs[0].message.contains("nested more than 64"), "{errs:?}");
+        // Far deeper, the YAML parser's own limit answers first.
+        let text = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let errs = tree::parse(&text).expect_err("too deep");
+        assert!(errs[0].message.contains("recursion limit"), "{errs:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,200}") {
+            run(&text);
+        }
+
+        #[test]
+        fn yaml_like_text(lines in prop::collection::vec(
+            "( |\t){0,4}(output|logstash|hosts|ssl|- |\\.|:|\\[|\\]|\\{|\\}|\"|'|\\$\\{|[a-z0-9]| ){0,12}",
+            0..12,
+        )) {
+            run(&lines.join("\n"));
+        }
+    }
+}

@@ -207,6 +207,9 @@ enum Frame {
     },
 }
 
+/// Deeper nesting is refused: no configuration needs it, and the tree's walks recurse.
+const MAX_DEPTH: usize = 64;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
@@ -331,6 +334,15 @@ fn insert_path(
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let pos = Pos::from_marker(mark);
+        if self.stack.len() == MAX_DEPTH
+            && matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..))
+        {
+            self.errors.push(TreeError {
+                pos,
+                key: String::new(),
+                message: format!("nested more than {MAX_DEPTH} levels deep"),
+            });
+        }
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == TScalarStyle::Plain;
