@@ -162,3 +162,31 @@ fn yaml_1_1_booleans_are_accepted_as_beats_does() {
     let console = cfg.output.console.expect("console");
     assert!(console.enabled && !console.pretty);
 }
+
+#[test]
+fn test_config_says_ok_or_lists_problems_with_exit_codes() {
+    let (text, code) = skidder::config::test_config(&LoadOptions {
+        path: config_file("skidder.yml"),
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    });
+    assert_eq!((text.as_str(), code), ("Config OK", 0));
+    let (text, code) = skidder::config::test_config(&LoadOptions {
+        path: config_file("skidder.yml"),
+        overrides: vec![
+            "output.console.bulk_max_sise=1".into(),
+            "output.discard.enabled=true".into(),
+        ],
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    });
+    assert_eq!(code, 1);
+    assert!(
+        text.starts_with("1 problem(s)") || text.starts_with("2 problem(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("did you mean output.console.bulk_max_size?"),
+        "{text}"
+    );
+}

@@ -246,6 +246,15 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// What `skidder test config` prints and its exit code: [`CONFIG_OK`] and 0, or every
+/// problem and 1.
+pub fn test_config(opts: &LoadOptions<'_>) -> (String, i32) {
+    match load_with(opts) {
+        Ok(_) => (CONFIG_OK.to_string(), 0),
+        Err(e) => (e.to_string(), 1),
+    }
+}
+
 /// The effective configuration as YAML, every secret shown as `REDACTED`
 /// (what `skidder export config` prints).
 pub fn export_yaml(cfg: &Config) -> String {
@@ -399,8 +408,9 @@ fn expand(s: &str, opts: &LoadOptions<'_>) -> Result<String, String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
+        // The value is not echoed in errors: it may be a secret.
         let end = after.find('}').ok_or_else(|| {
-            format!("unterminated variable reference in {s:?}; expected ${{NAME}}")
+            "unterminated variable reference: ${ without a closing }; write ${NAME}".to_string()
         })?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(':') {
@@ -408,7 +418,7 @@ fn expand(s: &str, opts: &LoadOptions<'_>) -> Result<String, String> {
             None => (inner, None),
         };
         if name.is_empty() {
-            return Err(format!("empty variable name in {s:?}"));
+            return Err("empty variable name: ${}".to_string());
         }
         let found = opts
             .resolver

@@ -118,24 +118,34 @@ pub fn parse(text: &str) -> Result<Node, Vec<TreeError>> {
     Ok(root)
 }
 
-/// Resolves a plain scalar the way YAML 1.2's core schema does (what Beats' users expect):
-/// null, booleans, integers and floats; everything else stays a string.
+/// Resolves a plain scalar as YAML 1.2's core schema does: null, booleans, integers and
+/// floats; everything else stays a string.
+///
+/// Numbers are taken only in their canonical spelling, so no text is lost when a string
+/// was meant: `0123`, `+5` or `1.50` stay strings (a password, a file mode), and a key that
+/// needs a number then says so. `True`, `yes` and `on` stay strings too; the boolean keys
+/// accept them (as Beats does), string keys keep them as written.
 pub fn resolve_plain(s: &str) -> Value {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
         _ => {}
     }
     if let Ok(i) = s.parse::<i64>() {
-        return Value::Int(i);
+        if i.to_string() == s {
+            return Value::Int(i);
+        }
+        return Value::Str(s.to_string());
     }
     let numeric = s
         .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+        .all(|c| c.is_ascii_digit() || c == '.' || c == '-');
     if numeric && s.chars().any(|c| c.is_ascii_digit()) {
         if let Ok(f) = s.parse::<f64>() {
-            return Value::Float(f);
+            if f.is_finite() && f.to_string() == s {
+                return Value::Float(f);
+            }
         }
     }
     Value::Str(s.to_string())
@@ -528,6 +538,11 @@ mod tests {
         assert_eq!(get(&n, "d").value, Value::Str("30s".into()));
         assert_eq!(get(&n, "e").value, Value::Float(1.5));
         assert_eq!(get(&n, "f").value, Value::Null);
+        let n = parse("a: 0123\nb: True\nc: 1.50\nd: -7\n").unwrap();
+        assert_eq!(get(&n, "a").value, Value::Str("0123".into()));
+        assert_eq!(get(&n, "b").value, Value::Str("True".into()));
+        assert_eq!(get(&n, "c").value, Value::Str("1.50".into()));
+        assert_eq!(get(&n, "d").value, Value::Int(-7));
     }
 
     #[test]
