@@ -172,3 +172,20 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn read_errors_report_the_reason_through_the_source_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = load(dir.path().to_path_buf()).expect_err("a directory");
+    assert!(err.is_read());
+    let report = err.report();
+    assert!(report.starts_with("cannot read config file "), "{report}");
+    assert!(report.to_lowercase().contains("is a directory"), "{report}");
+    let (text, code) = skidder::config::test_config(&LoadOptions {
+        path: dir.path().to_path_buf(),
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    });
+    assert_eq!(code, 1);
+    assert_eq!(text, report);
+}

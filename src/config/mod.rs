@@ -48,8 +48,9 @@ pub const CONFIG_OK: &str = "Config OK";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read: missing, a directory, unreadable.
-    #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read: missing, a directory, unreadable. `Display` names the
+    /// file; the reason is the [`source`](std::error::Error::source), as everywhere in skidder.
+    #[error("cannot read config file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -59,6 +60,26 @@ pub enum ConfigError {
     /// One or more problems in the merged configuration; each names its key and file.
     #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.join("\n"))]
     Invalid(Vec<String>),
+}
+
+impl ConfigError {
+    /// The error with its causes, for printing to a person: `cannot read config file
+    /// /etc/skidder.yml: Is a directory (os error 21)`, or the list of problems.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
+    /// True when the file itself could not be read (as opposed to its content being wrong).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Self::Read { .. })
+    }
 }
 
 /// Looks up `${NAME}` before the environment is consulted; the keystore implements it.
@@ -251,7 +272,7 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
 pub fn test_config(opts: &LoadOptions<'_>) -> (String, i32) {
     match load_with(opts) {
         Ok(_) => (CONFIG_OK.to_string(), 0),
-        Err(e) => (e.to_string(), 1),
+        Err(e) => (e.report(), 1),
     }
 }
 

@@ -81,6 +81,9 @@ pub struct TreeError {
 /// Parses `text` into a tree. Tabs used for indentation, syntax errors (with line and
 /// column), duplicate keys and keys given both dotted and nested are reported; all
 /// duplicates are collected, a syntax error stops parsing.
+///
+/// # Errors
+/// Every [`TreeError`] found, each with its position and, when known, its key path.
 pub fn parse(text: &str) -> Result<Node, Vec<TreeError>> {
     let tabs = tab_indentation(text);
     if !tabs.is_empty() {
