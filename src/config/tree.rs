@@ -91,7 +91,7 @@ pub fn parse(text: &str) -> Result<Node, Vec<TreeError>> {
     }
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, false) {
+    if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
         return Err(vec![TreeError {
             pos: Pos {
@@ -229,6 +229,7 @@ struct Builder {
     root: Option<Node>,
     anchors: BTreeMap<usize, Node>,
     errors: Vec<TreeError>,
+    documents: usize,
 }
 
 impl Builder {
@@ -266,6 +267,28 @@ impl Builder {
 
     fn finish_map(&mut self, pos: Pos, entries: Vec<(String, Pos, Node)>) -> Node {
         let mut map: BTreeMap<String, Entry> = BTreeMap::new();
+        // The same key written twice in one mapping is a YAML error even when both values
+        // are mappings; only a dotted and a nested spelling may meet and merge.
+        let mut written: BTreeMap<&str, Pos> = BTreeMap::new();
+        for (key, key_pos, _) in &entries {
+            if let Some(first) = written.insert(key.as_str(), *key_pos) {
+                self.errors.push(TreeError {
+                    pos: *key_pos,
+                    key: key.clone(),
+                    message: format!(
+                        "duplicate key: set at line {} and again at line {}",
+                        first.line, key_pos.line
+                    ),
+                });
+            }
+        }
+        if written.len() < entries.len() {
+            return Node {
+                value: Value::Map(map),
+                pos,
+                plain: false,
+            };
+        }
         for (key, key_pos, node) in entries {
             let segments: Vec<&str> = key.split('.').collect();
             if segments.iter().any(|s| s.is_empty()) {
@@ -417,11 +440,18 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push_value(node, 0);
             }
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents == 2 {
+                    self.errors.push(TreeError {
+                        pos,
+                        key: String::new(),
+                        message: "a second YAML document (---); a config file holds one"
+                            .to_string(),
+                    });
+                }
+            }
         }
     }
 }
@@ -530,6 +560,19 @@ mod tests {
         assert_eq!(errs[0].key, "output.logstash.hosts");
         assert!(errs[0].message.contains("at line 1"), "{}", errs[0].message);
         assert!(errs[0].message.contains("line 4"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn literal_duplicates_and_second_documents_are_errors() {
+        let errs = parse("a:\n  b: 1\na:\n  c: 2\n").unwrap_err();
+        assert_eq!(errs[0].key, "a");
+        assert!(
+            errs[0].message.contains("line 1 and again at line 3"),
+            "{errs:?}"
+        );
+        let errs = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(errs[0].message.contains("second YAML document"), "{errs:?}");
+        assert_eq!(errs[0].pos.line, 2);
     }
 
     #[test]
