@@ -1,23 +1,56 @@
 //! The configuration layer: Beats-style YAML, environment and `-E` overrides merged by
 //! figment into the typed [`Config`], validated once.
+//!
+//! # Pipeline
+//! 1. read the file (missing, a directory, unreadable: [`ConfigError::Read`] with the path);
+//! 2. parse it into a tree that keeps every key's line and column ([`tree`]); tabs used for
+//!    indentation, syntax errors and keys given twice (dotted and nested) stop here;
+//! 3. expand `${VAR}`, `${VAR:default}`, `${VAR:?message}` in strings: the
+//!    [`SecretResolver`] (keystore) first, then the environment;
+//! 4. merge with figment, lowest to highest precedence: the file, then environment
+//!    variables `SKIDDER_<KEY>__<KEY>...` (`SKIDDER_OUTPUT__LOGSTASH__TIMEOUT=10s`), then
+//!    `-E key=value` flags. As in Beats, `-E` wins over everything;
+//! 5. check keys and types against the schema ([`keys`], [`check`]), then deserialize and
+//!    apply range and cross-field rules ([`Config::validate`]).
+//!
+//! Every problem of steps 3 to 5 is collected into one [`ConfigError::Invalid`], each line
+//! naming the file (with line and column when known), or the environment variable or `-E`
+//! flag that set the value, and the key path.
 
+pub mod check;
+pub mod keys;
 pub mod schema;
+pub mod tree;
 pub mod units;
+pub mod validate;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Format, Yaml};
-use figment::Figment;
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 
+pub use check::Problem;
+pub use keys::{accepted_key_paths, written_key_paths, ConfigKeys};
 pub use schema::*;
 pub use units::{ByteSize, Duration};
+pub use validate::{parse_host_port, HostPort, HostPortError, LOGSTASH_DEFAULT_PORT};
+
+use crate::credentials::Secret;
+use tree::{Node, Pos, Value};
+
+/// The prefix of environment variables that override keys.
+pub const ENV_PREFIX: &str = "SKIDDER_";
+/// What `skidder test config` prints for a valid configuration.
+pub const CONFIG_OK: &str = "Config OK";
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read: missing, a directory, unreadable. `Display` names the
+    /// file; the reason is the [`source`](std::error::Error::source), as everywhere in skidder.
+    #[error("cannot read config file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -29,25 +62,470 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
-/// Loads `path`, applies `-E key=value` overrides (values parsed as YAML), and validates.
+impl ConfigError {
+    /// The error with its causes, for printing to a person: `cannot read config file
+    /// /etc/skidder.yml: Is a directory (os error 21)`, or the list of problems.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
+    /// True when the file itself could not be read (as opposed to its content being wrong).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Self::Read { .. })
+    }
+}
+
+/// Looks up `${NAME}` before the environment is consulted; the keystore implements it.
+pub trait SecretResolver {
+    /// The value stored under `name`, if any.
+    fn resolve(&self, name: &str) -> Option<Secret>;
+}
+
+/// Where environment variables come from, for `${VAR}` and `SKIDDER_*` overrides.
+#[derive(Debug, Clone, Default)]
+pub enum EnvSource {
+    /// The process environment.
+    #[default]
+    Process,
+    /// No environment at all.
+    Disabled,
+    /// A fixed set, for tests and embedding.
+    Fixed(BTreeMap<String, String>),
+}
+
+impl EnvSource {
+    fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Process => std::env::var(name).ok(),
+            Self::Disabled => None,
+            Self::Fixed(map) => map.get(name).cloned(),
+        }
+    }
+
+    /// Variables named `prefix...`; a value that is not UTF-8 is a problem, not skipped.
+    fn with_prefix(&self, prefix: &str, problems: &mut Vec<Problem>) -> Vec<(String, String)> {
+        let keep = |k: &str| k.starts_with(prefix);
+        let mut vars: Vec<(String, String)> = match self {
+            Self::Process => std::env::vars_os()
+                .filter_map(|(k, v)| {
+                    let k = k.into_string().ok().filter(|k| keep(k))?;
+                    match v.into_string() {
+                        Ok(v) => Some((k, v)),
+                        Err(_) => {
+                            problems.push(Problem::new(
+                                format!("environment variable {k}"),
+                                "the value is not valid UTF-8",
+                            ));
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Self::Disabled => Vec::new(),
+            Self::Fixed(map) => map
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        vars.sort();
+        vars
+    }
+}
+
+/// Everything [`load_with`] needs.
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// The YAML file.
+    pub path: PathBuf,
+    /// `-E key=value` flags, in command-line order (later wins).
+    pub overrides: Vec<String>,
+    /// The environment for `${VAR}` and `SKIDDER_*` overrides.
+    pub env: EnvSource,
+    /// Consulted before the environment for `${VAR}`.
+    pub resolver: Option<&'a dyn SecretResolver>,
+}
+
+/// Loads `path`, applies `SKIDDER_*` environment and `-E key=value` overrides (values
+/// parsed as YAML), and validates.
 ///
 /// # Errors
 /// [`ConfigError`] naming the file, the key and the problem.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    load_with(&LoadOptions {
         path: path.to_path_buf(),
+        overrides: overrides.to_vec(),
+        ..LoadOptions::default()
+    })
+}
+
+/// Loads, merges and validates as described in the [module documentation](self).
+///
+/// # Errors
+/// [`ConfigError::Read`] when the file cannot be read, else [`ConfigError::Invalid`]
+/// listing every problem found.
+pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
+    let path = &opts.path;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
         source,
     })?;
-    let mut figment = Figment::new().merge(Yaml::string(&text));
-    for o in overrides {
-        let Some((key, value)) = o.split_once('=') else {
-            return Err(ConfigError::Invalid(vec![format!(
-                "-E {o}: expected key=value"
-            )]));
-        };
-        figment = figment.merge(Yaml::string(&format!("{key}: {value}")).nested());
+    let file = path.display().to_string();
+    let mut root = tree::parse(&text).map_err(|errors| {
+        ConfigError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| {
+                    let key = if e.key.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", e.key)
+                    };
+                    format!("{file}:{}:{}: {key}{}", e.pos.line, e.pos.col, e.message)
+                })
+                .collect(),
+        )
+    })?;
+    if !matches!(root.value, Value::Map(_) | Value::Null) {
+        return Err(ConfigError::Invalid(vec![format!(
+            "{file}:{}:{}: the configuration must be a mapping of keys",
+            root.pos.line, root.pos.col
+        )]));
     }
-    figment
-        .extract::<Config>()
-        .map_err(|e| ConfigError::Invalid(vec![format!("{}: {e}", path.display())]))
+    let mut locator = Locator {
+        file: file.clone(),
+        index: root.index(),
+        env: Vec::new(),
+        flags: Vec::new(),
+    };
+    let mut problems: Vec<Problem> = Vec::new();
+    expand_variables(&mut root, "", opts, &mut problems);
+
+    let mut figment = Figment::new().merge(Layer::new(format!("file {file}"), root.to_json()));
+    let top: Vec<&str> = Config::fields().iter().map(|f| f.name).collect();
+    for (var, raw) in opts.env.with_prefix(ENV_PREFIX, &mut problems) {
+        let key = var[ENV_PREFIX.len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        // Other SKIDDER_* variables (the CLI's own, say) are not configuration keys.
+        if !top.contains(&key.split('.').next().unwrap_or_default()) {
+            tracing::debug!(variable = %var, "not a configuration section; ignored as an override");
+            continue;
+        }
+        let value = override_value(&raw);
+        figment = figment.merge(Layer::new(
+            format!("environment variable {var}"),
+            nest(&key, value),
+        ));
+        locator.env.push((key, var));
+    }
+    for flag in &opts.overrides {
+        match flag.split_once('=') {
+            Some((key, raw)) if !key.trim().is_empty() && !key.split('.').any(str::is_empty) => {
+                let key = key.trim().to_string();
+                figment = figment.merge(Layer::new(
+                    format!("-E {flag}"),
+                    nest(&key, override_value(raw)),
+                ));
+                locator.flags.push((key, flag.clone()));
+            }
+            _ => problems.push(Problem::new(
+                format!("-E {flag}"),
+                "expected -E key=value, e.g. -E output.logstash.hosts=[\"a:5044\"]",
+            )),
+        }
+    }
+
+    let mut merged: serde_json::Value = match figment.extract() {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem::new(
+                "",
+                format!("cannot merge the configuration: {e}"),
+            ));
+            serde_json::Value::Object(serde_json::Map::new())
+        }
+    };
+    problems.extend(check::check_tree(&mut merged, Config::fields()));
+    if !problems.is_empty() {
+        return Err(locator.error(problems));
+    }
+    let config: Config = match serde_json::from_value(merged) {
+        Ok(c) => c,
+        Err(e) => return Err(locator.error(vec![Problem::new("", e.to_string())])),
+    };
+    if let Err(problems) = config.validate() {
+        return Err(locator.error(problems));
+    }
+    Ok(config)
+}
+
+/// What `skidder test config` prints and its exit code: [`CONFIG_OK`] and 0, or every
+/// problem and 1.
+pub fn test_config(opts: &LoadOptions<'_>) -> (String, i32) {
+    match load_with(opts) {
+        Ok(_) => (CONFIG_OK.to_string(), 0),
+        Err(e) => (e.report(), 1),
+    }
+}
+
+/// The effective configuration as YAML, every secret shown as `REDACTED`
+/// (what `skidder export config` prints).
+pub fn export_yaml(cfg: &Config) -> String {
+    match serde_yaml::to_string(cfg) {
+        Ok(s) => s,
+        // Only non-string map keys can fail, and the schema has none; say so rather than panic.
+        Err(e) => format!("# cannot export the configuration: {e}\n"),
+    }
+}
+
+/// One figment provider per source, named so figment's own messages say where a value
+/// came from.
+struct Layer {
+    name: String,
+    value: serde_json::Value,
+}
+
+impl Layer {
+    fn new(name: String, value: serde_json::Value) -> Self {
+        Self { name, value }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        figment::providers::Serialized::defaults(&self.value).data()
+    }
+}
+
+/// Parses an override's value as YAML (`["a:5044","b:5044"]`, `10s`, `true`); text that
+/// is not valid YAML is taken as a plain string, as Beats does.
+fn override_value(raw: &str) -> serde_json::Value {
+    match tree::parse(raw) {
+        Ok(node) => node.to_json(),
+        Err(_) => serde_json::Value::String(raw.to_string()),
+    }
+}
+
+/// `a.b.c` and a value as `{a: {b: {c: value}}}`.
+fn nest(key: &str, value: serde_json::Value) -> serde_json::Value {
+    key.rsplit('.').fold(value, |inner, seg| {
+        let mut map = serde_json::Map::new();
+        map.insert(seg.to_string(), inner);
+        serde_json::Value::Object(map)
+    })
+}
+
+/// Turns key paths into "where" text: the `-E` flag or environment variable that set the
+/// value, else the file with the line and column of the nearest written key.
+struct Locator {
+    file: String,
+    index: BTreeMap<String, Pos>,
+    env: Vec<(String, String)>,
+    flags: Vec<(String, String)>,
+}
+
+fn beneath(path: &str, key: &str) -> bool {
+    path == key
+        || path
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+impl Locator {
+    /// The "where" text and, for values from the file, the position (to sort by).
+    fn locate_at(&self, path: &str) -> (String, Option<Pos>) {
+        if path.starts_with("-E ") || path.starts_with("environment variable ") {
+            return ("command line".to_string(), None);
+        }
+        if let Some((_, flag)) = self.flags.iter().rev().find(|(k, _)| beneath(path, k)) {
+            return (format!("-E {flag}"), None);
+        }
+        if let Some((_, var)) = self.env.iter().rev().find(|(k, _)| beneath(path, k)) {
+            return (format!("environment variable {var}"), None);
+        }
+        let mut prefix = path;
+        loop {
+            if let Some(pos) = self.index.get(prefix) {
+                return (
+                    format!("{}:{}:{}", self.file, pos.line, pos.col),
+                    Some(*pos),
+                );
+            }
+            match prefix.rsplit_once('.') {
+                Some((head, _)) => prefix = head,
+                None => return (self.file.clone(), Some(Pos::default())),
+            }
+        }
+    }
+
+    /// One line per problem, in file order; problems set by the environment or flags last.
+    fn error(&self, problems: Vec<Problem>) -> ConfigError {
+        let mut lines: Vec<(Option<(usize, usize)>, String)> = problems
+            .into_iter()
+            .map(|p| {
+                let (at, pos) = self.locate_at(&p.path);
+                let text = if p.path.is_empty() {
+                    format!("{at}: {}", p.message)
+                } else {
+                    format!("{at}: {}: {}", p.path, p.message)
+                };
+                (pos.map(|p| (p.line, p.col)), text)
+            })
+            .collect();
+        lines.sort_by_key(|(pos, _)| pos.unwrap_or((usize::MAX, usize::MAX)));
+        ConfigError::Invalid(lines.into_iter().map(|(_, t)| t).collect())
+    }
+}
+
+fn expand_variables(node: &mut Node, path: &str, opts: &LoadOptions<'_>, out: &mut Vec<Problem>) {
+    match &mut node.value {
+        Value::Map(map) => {
+            for (k, e) in map.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                expand_variables(&mut e.node, &p, opts, out);
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_variables(item, &format!("{path}.{i}"), opts, out);
+            }
+        }
+        Value::Str(s) if s.contains("${") => match expand(s, opts) {
+            Ok(text) => {
+                let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+                // `port: ${PORT}` must give a number, as if the value had been written there.
+                node.value = if whole && node.plain {
+                    tree::resolve_plain(&text)
+                } else {
+                    Value::Str(text)
+                };
+            }
+            Err(msg) => out.push(Problem::new(path, msg)),
+        },
+        _ => {}
+    }
+}
+
+/// Expands every `${...}` in `s`.
+fn expand(s: &str, opts: &LoadOptions<'_>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        // The value is not echoed in errors: it may be a secret.
+        let end = after.find('}').ok_or_else(|| {
+            "unterminated variable reference: ${ without a closing }; write ${NAME}".to_string()
+        })?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(':') {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        if name.is_empty() {
+            return Err("empty variable name: ${}".to_string());
+        }
+        let found = opts
+            .resolver
+            .and_then(|r| r.resolve(name))
+            .map(|secret| secret.expose().to_string())
+            .or_else(|| opts.env.get(name));
+        match (found, default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) if d.starts_with('?') => {
+                return Err(format!("variable ${{{name}}} is not set: {}", &d[1..]));
+            }
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "variable ${{{name}}} is not set in the keystore or the environment, and has no default (write ${{{name}:default}})"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Keystore;
+    impl SecretResolver for Keystore {
+        fn resolve(&self, name: &str) -> Option<Secret> {
+            (name == "ES_PWD").then(|| Secret::new("from-keystore"))
+        }
+    }
+
+    fn opts(env: &[(&str, &str)]) -> LoadOptions<'static> {
+        LoadOptions {
+            env: EnvSource::Fixed(
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..LoadOptions::default()
+        }
+    }
+
+    #[test]
+    fn variables_resolve_keystore_first_then_env_then_default() {
+        let mut o = opts(&[("ES_PWD", "from-env"), ("HOST", "h")]);
+        assert_eq!(expand("${HOST}:${PORT:5044}", &o).unwrap(), "h:5044");
+        assert_eq!(expand("${ES_PWD}", &o).unwrap(), "from-env");
+        o.resolver = Some(&Keystore);
+        assert_eq!(expand("${ES_PWD}", &o).unwrap(), "from-keystore");
+        let e = expand("${NOPE:?set NOPE to the CA path}", &o).unwrap_err();
+        assert!(
+            e.contains("NOPE") && e.contains("set NOPE to the CA path"),
+            "{e}"
+        );
+        assert!(expand("${NOPE}", &o).unwrap_err().contains("${NOPE}"));
+    }
+
+    #[test]
+    fn locations_prefer_flags_then_env_then_file() {
+        let mut index = BTreeMap::new();
+        index.insert("output.logstash".to_string(), Pos { line: 3, col: 1 });
+        let l = Locator {
+            file: "f.yml".into(),
+            index,
+            env: vec![(
+                "output.logstash.timeout".into(),
+                "SKIDDER_OUTPUT__LOGSTASH__TIMEOUT".into(),
+            )],
+            flags: vec![(
+                "output.logstash.hosts".into(),
+                "output.logstash.hosts=[]".into(),
+            )],
+        };
+        assert_eq!(l.locate_at("output.logstash.worker").0, "f.yml:3:1");
+        assert_eq!(
+            l.locate_at("output.logstash.hosts.0").0,
+            "-E output.logstash.hosts=[]"
+        );
+        assert_eq!(
+            l.locate_at("output.logstash.timeout").0,
+            "environment variable SKIDDER_OUTPUT__LOGSTASH__TIMEOUT"
+        );
+        assert_eq!(l.locate_at("queue").0, "f.yml");
+    }
 }

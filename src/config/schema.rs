@@ -27,6 +27,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `path.*`: data and log directories.
     pub path: PathConfig,
+    /// `http.*`: the local HTTP endpoint for stats, as Beats' `http` section.
+    pub http: HttpConfig,
     /// How long to keep draining the queue to the output after SIGINT/SIGTERM.
     /// Default `0s`: do not wait, as Beats.
     pub shutdown_timeout: Duration,
@@ -676,6 +678,28 @@ impl Default for PathConfig {
             home: PathBuf::from("."),
             data: PathBuf::from("data"),
             logs: PathBuf::from("logs"),
+        }
+    }
+}
+
+/// `http.*`: Beats' local monitoring endpoint (`/`, `/stats`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Serve the endpoint. Default `false`.
+    pub enabled: bool,
+    /// Address to bind; keep it local. Default `localhost`.
+    pub host: String,
+    /// TCP port, 1..=65535. Default `5066`.
+    pub port: u16,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "localhost".to_string(),
+            port: 5066,
         }
     }
 }

@@ -91,7 +91,9 @@ impl FromStr for Duration {
             if !(0.0..1e21).contains(&nanos) {
                 return Err(err("out of range"));
             }
-            total += std::time::Duration::from_nanos(nanos as u64);
+            total = total
+                .checked_add(std::time::Duration::from_nanos(nanos as u64))
+                .ok_or_else(|| err("out of range"))?;
         }
         Ok(Self(total))
     }

@@ -1,0 +1,192 @@
+//! The shipped configuration files load, and the reference file documents exactly the keys
+//! the code accepts.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use skidder::config::{
+    accepted_key_paths, export_yaml, load_with, tree, written_key_paths, EnvSource, LoadOptions,
+};
+
+fn config_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+fn load_quietly(name: &str) -> skidder::config::Config {
+    let opts = LoadOptions {
+        path: config_file(name),
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    };
+    match load_with(&opts) {
+        Ok(c) => c,
+        Err(e) => panic!("{name} does not load:\n{e}"),
+    }
+}
+
+#[test]
+fn minimal_config_loads_with_a_generator_and_one_output() {
+    let cfg = load_quietly("skidder.yml");
+    assert_eq!(cfg.skidder.inputs.len(), 1);
+    assert_eq!(cfg.enabled_outputs(), ["console"]);
+}
+
+#[test]
+fn filebeat_section_loads_as_written() {
+    let cfg = load_quietly("filebeat-compat.yml");
+    let ls = cfg.output.logstash.expect("output.logstash present");
+    assert_eq!(ls.hosts.len(), 2);
+    assert!(ls.loadbalance);
+    assert_eq!(ls.worker, 2);
+    assert_eq!(ls.ttl.get(), std::time::Duration::from_secs(300));
+    assert_eq!(ls.ssl.certificate_authorities, ["/etc/pki/root/ca.pem"]);
+    assert_eq!(
+        ls.ssl.key.as_ref().map(|k| k.expose()),
+        Some("/etc/pki/client/cert.key")
+    );
+    assert_eq!(cfg.queue.mem.events, 4096);
+    assert_eq!(
+        cfg.queue.mem.flush.timeout.get(),
+        std::time::Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn reference_config_loads() {
+    let cfg = load_quietly("skidder.reference.yml");
+    assert_eq!(cfg.enabled_outputs(), ["logstash", "elasticsearch"]);
+    assert_eq!(cfg.skidder.inputs.len(), 3);
+}
+
+/// `ssl.*` and `backoff.*` are the same keys wherever they appear; the reference file
+/// documents them once in full.
+fn normalise(paths: BTreeSet<String>) -> BTreeSet<String> {
+    paths
+        .into_iter()
+        .map(|p| match p.find(".ssl.") {
+            Some(i) => format!("*{}", &p[i..]),
+            None => p,
+        })
+        .map(|p| match p.find(".backoff.") {
+            Some(i) => format!("*{}", &p[i..]),
+            None => p,
+        })
+        .collect()
+}
+
+#[test]
+fn reference_file_lists_every_accepted_key_and_no_other() {
+    let text = std::fs::read_to_string(config_file("skidder.reference.yml")).expect("readable");
+    let tree = tree::parse(&text).expect("valid YAML");
+    let written = normalise(written_key_paths(&tree.to_json()));
+    let accepted = normalise(accepted_key_paths());
+    let missing: Vec<_> = accepted.difference(&written).collect();
+    let unknown: Vec<_> = written.difference(&accepted).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "config/skidder.reference.yml is out of date.\nmissing keys: {missing:?}\nkeys the code does not accept: {unknown:?}"
+    );
+}
+
+#[test]
+fn export_shows_secrets_as_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.yml");
+    std::fs::write(
+        &path,
+        "output.elasticsearch:\n  hosts: [es:9200]\n  username: u\n  password: hunter2\n  ssl.certificate: c.pem\n  ssl.key: my-private-key\n",
+    )
+    .expect("write");
+    let cfg = load_with(&LoadOptions {
+        path,
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    })
+    .expect("loads");
+    let yaml = export_yaml(&cfg);
+    assert!(!yaml.contains("hunter2"), "{yaml}");
+    assert!(!yaml.contains("my-private-key"), "{yaml}");
+    assert!(yaml.contains("password: REDACTED"), "{yaml}");
+    // What export prints is itself a configuration that parses.
+    tree::parse(&yaml).expect("export output is valid YAML");
+}
+
+#[test]
+fn exported_config_loads_back_to_the_same_effective_config() {
+    let cfg = load_quietly("skidder.reference.yml");
+    let yaml = export_yaml(&cfg);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exported.yml");
+    std::fs::write(&path, &yaml).expect("write");
+    let again = load_with(&LoadOptions {
+        path,
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("exported config does not load:\n{e}\n---\n{yaml}"));
+    assert_eq!(export_yaml(&again), yaml);
+}
+
+#[test]
+fn empty_and_comment_only_files_load_defaults_then_ask_for_an_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in [("empty.yml", ""), ("comments.yml", "# nothing here\n")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let err = load_with(&LoadOptions {
+            path,
+            env: EnvSource::Disabled,
+            ..LoadOptions::default()
+        })
+        .expect_err("no output");
+        assert!(
+            err.to_string().contains("no output is enabled"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn yaml_1_1_booleans_are_accepted_as_beats_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("yes.yml");
+    std::fs::write(&path, "output.console:\n  enabled: yes\n  pretty: off\n").expect("write");
+    let cfg = load_with(&LoadOptions {
+        path,
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    })
+    .expect("loads");
+    let console = cfg.output.console.expect("console");
+    assert!(console.enabled && !console.pretty);
+}
+
+#[test]
+fn test_config_says_ok_or_lists_problems_with_exit_codes() {
+    let (text, code) = skidder::config::test_config(&LoadOptions {
+        path: config_file("skidder.yml"),
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    });
+    assert_eq!((text.as_str(), code), ("Config OK", 0));
+    let (text, code) = skidder::config::test_config(&LoadOptions {
+        path: config_file("skidder.yml"),
+        overrides: vec![
+            "output.console.bulk_max_sise=1".into(),
+            "output.discard.enabled=true".into(),
+        ],
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    });
+    assert_eq!(code, 1);
+    assert!(
+        text.starts_with("1 problem(s)") || text.starts_with("2 problem(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("did you mean output.console.bulk_max_size?"),
+        "{text}"
+    );
+}
