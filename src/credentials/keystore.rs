@@ -687,3 +687,10 @@ mod tests {
         ));
     }
 }
+
+/// `${NAME}` in the configuration is looked up in the keystore before the environment.
+impl crate::config::SecretResolver for Keystore {
+    fn resolve(&self, name: &str) -> Option<Secret> {
+        self.get(name)
+    }
+}
