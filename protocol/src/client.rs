@@ -366,3 +366,181 @@ impl<E: AsRef<[u8]>, C: Compressor> ClientSession<E, C> {
         (self.events.into_iter().collect(), unacked)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn session() -> ClientSession<&'static str> {
+        ClientSession::new(ClientConfig {
+            compression_level: 0,
+            ack_timeout: TIMEOUT,
+        })
+    }
+
+    fn ack(seq: u32) -> [u8; 6] {
+        let s = seq.to_be_bytes();
+        [b'2', b'A', s[0], s[1], s[2], s[3]]
+    }
+
+    fn events(n: usize) -> Vec<&'static str> {
+        ["{\"a\":1}", "{\"a\":2}", "{\"a\":3}", "{\"a\":4}", "{\"a\":5}"][..n].to_vec()
+    }
+
+    #[test]
+    fn partial_acks_are_kept_across_a_disconnect() {
+        let t0 = Instant::now();
+        let mut c = session();
+        c.send_window(events(5), &mut Vec::new(), t0).unwrap();
+        c.handle_input(&ack(2), t0).unwrap();
+        assert_eq!(
+            c.poll_event(),
+            Some(ClientEvent::Progress {
+                events: events(2),
+                acked: 2,
+                of: 5
+            })
+        );
+        // A lower or repeated value changes nothing.
+        c.handle_input(&ack(1), t0).unwrap();
+        c.handle_input(&ack(2), t0).unwrap();
+        assert_eq!(c.poll_event(), None);
+        assert_eq!(c.unacked_events(), 3);
+        let (pending, unacked) = c.into_unacked();
+        assert!(pending.is_empty());
+        assert_eq!(unacked, events(5)[2..].to_vec());
+    }
+
+    #[test]
+    fn ack_beyond_the_window_is_an_error_naming_both_numbers() {
+        let t0 = Instant::now();
+        let mut c = session();
+        c.send_window(events(2), &mut Vec::new(), t0).unwrap();
+        let err = c.handle_input(&ack(3), t0).unwrap_err();
+        assert!(matches!(err, ProtocolError::UnexpectedAck { seq: 3, window: 2 }));
+        assert_eq!(err.to_string(), "ACK 3 for a window of 2 events");
+        assert!(c.is_failed());
+        assert!(matches!(
+            c.handle_input(&ack(0), t0),
+            Err(ProtocolError::SessionFailed)
+        ));
+        // Not counted as delivered: both events come back.
+        assert_eq!(c.into_unacked().1, events(2));
+    }
+
+    #[test]
+    fn keepalive_with_nothing_outstanding_is_harmless_but_a_real_ack_is_not() {
+        let t0 = Instant::now();
+        let mut c = session();
+        c.handle_input(&ack(0), t0).unwrap();
+        assert_eq!(c.poll_timeout(), None);
+        assert!(matches!(
+            c.handle_input(&ack(1), t0),
+            Err(ProtocolError::UnexpectedAck { seq: 1, window: 0 })
+        ));
+    }
+
+    #[test]
+    fn replies_that_are_not_2a_are_refused_after_two_bytes() {
+        for bad in [&b"1A"[..], b"2W", b"xx"] {
+            let mut c = session();
+            c.send_window(events(1), &mut Vec::new(), Instant::now())
+                .unwrap();
+            let err = c.handle_input(bad, Instant::now()).unwrap_err();
+            assert!(
+                matches!(err, ProtocolError::UnexpectedReply { bytes } if bytes == [bad[0], bad[1]]),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_ack_resets_the_deadline_and_expiry_fails_the_session() {
+        let t0 = Instant::now();
+        let mut c = session();
+        assert_eq!(c.poll_timeout(), None);
+        c.send_window(events(2), &mut Vec::new(), t0).unwrap();
+        assert_eq!(c.poll_timeout(), Some(t0 + TIMEOUT));
+        // A second window does not move the deadline: the ACK stream is what is timed.
+        c.send_window(events(1), &mut Vec::new(), t0 + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(c.poll_timeout(), Some(t0 + TIMEOUT));
+        let t1 = t0 + Duration::from_secs(10);
+        c.handle_input(&ack(0), t1).unwrap();
+        assert_eq!(c.poll_timeout(), Some(t1 + TIMEOUT));
+        c.handle_timeout(t1 + TIMEOUT - Duration::from_millis(1))
+            .unwrap();
+        let err = c.handle_timeout(t1 + TIMEOUT).unwrap_err();
+        assert!(err.is_timeout());
+        assert_eq!(c.poll_timeout(), None);
+        assert_eq!(c.into_unacked().1, ["{\"a\":1}", "{\"a\":2}", "{\"a\":1}"]);
+    }
+
+    #[test]
+    fn pipelined_acks_never_complete_the_next_window() {
+        let t0 = Instant::now();
+        let mut c = session();
+        c.send_window(events(2), &mut Vec::new(), t0).unwrap();
+        c.send_window(events(1), &mut Vec::new(), t0).unwrap();
+        assert_eq!(c.in_flight(), 2);
+        // ACK 1 belongs to the first window (size 2): progress, not completion of #2.
+        c.handle_input(&ack(1), t0).unwrap();
+        assert_eq!(c.in_flight(), 2);
+        assert!(matches!(
+            c.poll_event(),
+            Some(ClientEvent::Progress { acked: 1, of: 2, .. })
+        ));
+        c.handle_input(&ack(2), t0).unwrap();
+        c.handle_input(&ack(1), t0).unwrap();
+        assert!(matches!(c.poll_event(), Some(ClientEvent::WindowAcked { events }) if events == ["{\"a\":2}"]));
+        assert!(matches!(c.poll_event(), Some(ClientEvent::WindowAcked { events }) if events == ["{\"a\":1}"]));
+        assert_eq!(c.in_flight(), 0);
+        assert_eq!(c.poll_timeout(), None);
+    }
+
+    #[test]
+    fn ack_bytes_split_at_every_boundary() {
+        let wire: Vec<u8> = [ack(0), ack(1), ack(2), ack(1)].concat();
+        for split in 0..=wire.len() {
+            let t0 = Instant::now();
+            let mut c = session();
+            c.send_window(events(2), &mut Vec::new(), t0).unwrap();
+            c.send_window(events(1), &mut Vec::new(), t0).unwrap();
+            c.handle_input(&wire[..split], t0).unwrap();
+            c.handle_input(&wire[split..], t0).unwrap();
+            assert_eq!(c.in_flight(), 0, "split {split}");
+        }
+    }
+
+    #[test]
+    fn empty_window_is_acked_locally_and_writes_nothing() {
+        let mut c = session();
+        let mut out = Vec::new();
+        c.send_window(Vec::new(), &mut out, Instant::now()).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(c.in_flight(), 0);
+        assert_eq!(
+            c.poll_event(),
+            Some(ClientEvent::WindowAcked { events: vec![] })
+        );
+    }
+
+    #[test]
+    fn compressed_encoding_reuses_buffers() {
+        let mut c: ClientSession<&str> = ClientSession::new(ClientConfig::default());
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        c.send_window(events(5), &mut out, t0).unwrap();
+        let first = out.clone();
+        c.handle_input(&ack(5), t0).unwrap();
+        let scratch_cap = c.scratch.capacity();
+        out.clear();
+        let out_cap = out.capacity();
+        c.send_window(events(5), &mut out, t0).unwrap();
+        assert_eq!(out, first, "deterministic across windows");
+        assert_eq!(c.scratch.capacity(), scratch_cap);
+        assert_eq!(out.capacity(), out_cap);
+    }
+}

@@ -4,8 +4,8 @@
 //! a `W` inside a `C`, one window spread over several `C` frames, plain data frames
 //! mixed with `C` frames, and an empty window (answered with ACK 0 carrying the
 //! `W`'s version byte). Deliberately stricter than Logstash, with a clear error:
-//! a `C` nested in a `C`, data frames outside a window, a new `W` before the
-//! previous window is complete, and data frames whose version differs from their
+//! a `C` nested in a `C`, data frames outside a window, a new `W` after some but
+//! not all events of the previous window (a `W` right after a `W` replaces it), and data frames whose version differs from their
 //! window's are refused (Logstash would silently reshape batches in those cases).
 //!
 //! `J` payloads are checked cheaply (non-empty, first non-whitespace byte `{`);
@@ -176,13 +176,17 @@ impl ReceiverSession {
     fn handle_frame(&mut self, frame: Frame, in_compressed: bool) -> Result<(), ProtocolError> {
         match frame {
             Frame::Window { version, count } => {
-                if let Some(open) = &self.open {
+                // A `W` repeated before any event of the open window (libbeat's `W`
+                // outside a `C` that itself starts with a `W`, which Logstash
+                // accepts) simply replaces the announcement: nothing is lost.
+                if let Some(open) = self.open.as_ref().filter(|o| !o.events.is_empty()) {
                     return Err(ProtocolError::WindowIncomplete {
                         received: open.events.len() as u32,
                         expected: open.expected,
                     });
                 }
                 if count == 0 {
+                    self.open = None;
                     // Logstash >= 6.7.0 answers an empty window with ACK 0.
                     let id = self.alloc_id();
                     self.pending.push_back(Pending {
@@ -368,5 +372,207 @@ impl ReceiverSession {
     /// True once an error ended the session.
     pub fn is_failed(&self) -> bool {
         self.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::{Compressor, Flate2Compressor};
+    use crate::frame::{encode_compressed, encode_data, encode_json, encode_window};
+
+    fn rx() -> ReceiverSession {
+        ReceiverSession::new(ReceiverConfig {
+            limits: Limits {
+                max_window_size: 100,
+                max_frame_size: 1 << 20,
+                max_decompressed_size: 1 << 16,
+            },
+            keepalive_interval: Duration::from_secs(5),
+        })
+    }
+
+    fn zlib(content: &[u8]) -> Vec<u8> {
+        let mut z = Vec::new();
+        Flate2Compressor::new(6)
+            .compress_zlib(content, &mut z)
+            .unwrap();
+        z
+    }
+
+    fn json_frames(seqs: std::ops::RangeInclusive<u32>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for seq in seqs {
+            encode_json(seq, format!("{{\"n\":{seq}}}").as_bytes(), &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn v1_and_v2_windows_on_one_connection() {
+        let t0 = Instant::now();
+        let mut wire = Vec::new();
+        encode_window(Version::V1, 1, &mut wire);
+        let mut inner = Vec::new();
+        encode_data(1, &[("message", "x")], &mut inner).unwrap();
+        encode_compressed(Version::V1, &zlib(&inner), &mut wire).unwrap();
+        encode_window(Version::V2, 2, &mut wire);
+        wire.extend(json_frames(1..=2));
+        let mut s = rx();
+        s.handle_input(&wire, t0).unwrap();
+        let b1 = s.poll_batch().unwrap();
+        let b2 = s.poll_batch().unwrap();
+        assert_eq!((b1.version, b1.highest_seq), (Version::V1, 1));
+        assert_eq!((b2.version, b2.highest_seq), (Version::V2, 2));
+        // ACKs leave in batch order even when stored out of order.
+        s.ack_batch(b2.id, t0).unwrap();
+        assert_eq!(s.poll_transmit(), None);
+        s.ack_batch(b1.id, t0).unwrap();
+        assert_eq!(s.poll_transmit().unwrap(), b"1A\0\0\0\x012A\0\0\0\x02");
+        assert!(matches!(
+            s.ack_batch(b1.id, t0),
+            Err(ProtocolError::UnknownBatch { id: 0 })
+        ));
+    }
+
+    #[test]
+    fn nested_compressed_frames_are_refused() {
+        let mut inner = Vec::new();
+        encode_window(Version::V2, 1, &mut inner);
+        let mut nested = Vec::new();
+        encode_compressed(Version::V2, &zlib(&json_frames(1..=1)), &mut nested).unwrap();
+        inner.extend(nested);
+        let mut wire = Vec::new();
+        encode_compressed(Version::V2, &zlib(&inner), &mut wire).unwrap();
+        let mut s = rx();
+        assert!(matches!(
+            s.handle_input(&wire, Instant::now()),
+            Err(ProtocolError::NestedCompressed)
+        ));
+        assert!(s.is_failed());
+    }
+
+    #[test]
+    fn compressed_content_ending_inside_a_frame_is_refused() {
+        let mut inner = Vec::new();
+        encode_window(Version::V2, 1, &mut inner);
+        inner.extend(json_frames(1..=1));
+        inner.truncate(inner.len() - 3);
+        let mut wire = Vec::new();
+        encode_compressed(Version::V2, &zlib(&inner), &mut wire).unwrap();
+        let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::TruncatedCompressedContent { remaining: 14 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn truncated_zlib_payload_is_refused() {
+        let z = zlib(&json_frames(1..=3));
+        let mut wire = Vec::new();
+        encode_window(Version::V2, 3, &mut wire);
+        encode_compressed(Version::V2, &z[..z.len() - 5], &mut wire).unwrap();
+        let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
+        assert!(matches!(err, ProtocolError::TruncatedZlib { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn zlib_bomb_stops_at_the_decompressed_limit() {
+        let mut wire = Vec::new();
+        encode_compressed(Version::V2, &zlib(&vec![b' '; 4 << 20]), &mut wire).unwrap();
+        let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
+        assert!(matches!(err, ProtocolError::DecompressedTooLarge { max: 65536 }));
+    }
+
+    #[test]
+    fn structural_errors() {
+        let t0 = Instant::now();
+        let mut wire = json_frames(1..=1);
+        assert!(matches!(
+            rx().handle_input(&wire, t0),
+            Err(ProtocolError::DataOutsideWindow { seq: 1 })
+        ));
+        wire.clear();
+        encode_window(Version::V2, 2, &mut wire);
+        wire.extend(json_frames(1..=1));
+        encode_window(Version::V2, 1, &mut wire);
+        assert!(matches!(
+            rx().handle_input(&wire, t0),
+            Err(ProtocolError::WindowIncomplete {
+                received: 1,
+                expected: 2
+            })
+        ));
+        wire.clear();
+        encode_window(Version::V2, 1, &mut wire);
+        encode_data(1, &[("a", "b")], &mut wire).unwrap();
+        assert!(matches!(
+            rx().handle_input(&wire, t0),
+            Err(ProtocolError::BatchVersionMismatch {
+                window: Version::V2,
+                frame: Version::V1
+            })
+        ));
+        assert!(matches!(
+            rx().handle_input(b"2A\0\0\0\x01", t0),
+            Err(ProtocolError::UnexpectedFrame {
+                frame_type: FrameType::Ack,
+                ..
+            })
+        ));
+        let mut s = rx();
+        assert!(s.handle_input(b"9", t0).is_err());
+        assert!(matches!(
+            s.handle_input(b"2W", t0),
+            Err(ProtocolError::SessionFailed)
+        ));
+    }
+
+    #[test]
+    fn keepalives_while_pending_on_the_callers_schedule() {
+        let t0 = Instant::now();
+        let five = Duration::from_secs(5);
+        let mut s = rx();
+        assert_eq!(s.poll_keepalive_deadline(), None);
+        let mut wire = Vec::new();
+        encode_window(Version::V1, 2, &mut wire);
+        // Half a window already makes the connection busy, as in Logstash.
+        s.handle_input(&wire, t0).unwrap();
+        assert_eq!(s.poll_keepalive_deadline(), Some(t0 + five));
+        wire.clear();
+        encode_data(1, &[("line", "a")], &mut wire).unwrap();
+        encode_data(2, &[("line", "b")], &mut wire).unwrap();
+        s.handle_input(&wire, t0 + Duration::from_secs(1)).unwrap();
+        let batch = s.poll_batch().unwrap();
+        s.handle_timeout(t0 + Duration::from_secs(4));
+        assert_eq!(s.poll_transmit(), None, "not due yet");
+        s.handle_timeout(t0 + five);
+        // Keep-alives are always version 2, even on a v1 connection.
+        assert_eq!(s.poll_transmit().unwrap(), b"2A\0\0\0\0");
+        assert_eq!(s.poll_keepalive_deadline(), Some(t0 + 2 * five));
+        s.handle_timeout(t0 + 2 * five);
+        assert_eq!(s.poll_transmit().unwrap(), b"2A\0\0\0\0");
+        s.ack_batch(batch.id, t0 + Duration::from_secs(11)).unwrap();
+        assert_eq!(s.poll_transmit().unwrap(), b"1A\0\0\0\x02");
+        assert_eq!(s.poll_keepalive_deadline(), None);
+        s.handle_timeout(t0 + 10 * five);
+        assert_eq!(s.poll_transmit(), None);
+    }
+
+    #[test]
+    fn empty_window_is_acked_in_order_behind_pending_batches() {
+        let t0 = Instant::now();
+        let mut wire = Vec::new();
+        encode_window(Version::V2, 1, &mut wire);
+        wire.extend(json_frames(1..=1));
+        encode_window(Version::V1, 0, &mut wire);
+        let mut s = rx();
+        s.handle_input(&wire, t0).unwrap();
+        assert_eq!(s.poll_transmit(), None, "ACK 0 must wait for batch 1");
+        let b = s.poll_batch().unwrap();
+        assert!(s.poll_batch().is_none(), "an empty window is not a batch");
+        s.ack_batch(b.id, t0).unwrap();
+        assert_eq!(s.poll_transmit().unwrap(), b"2A\0\0\0\x011A\0\0\0\0");
     }
 }
