@@ -386,7 +386,14 @@ mod tests {
     }
 
     fn events(n: usize) -> Vec<&'static str> {
-        ["{\"a\":1}", "{\"a\":2}", "{\"a\":3}", "{\"a\":4}", "{\"a\":5}"][..n].to_vec()
+        [
+            "{\"a\":1}",
+            "{\"a\":2}",
+            "{\"a\":3}",
+            "{\"a\":4}",
+            "{\"a\":5}",
+        ][..n]
+            .to_vec()
     }
 
     #[test]
@@ -419,7 +426,10 @@ mod tests {
         let mut c = session();
         c.send_window(events(2), &mut Vec::new(), t0).unwrap();
         let err = c.handle_input(&ack(3), t0).unwrap_err();
-        assert!(matches!(err, ProtocolError::UnexpectedAck { seq: 3, window: 2 }));
+        assert!(matches!(
+            err,
+            ProtocolError::UnexpectedAck { seq: 3, window: 2 }
+        ));
         assert_eq!(err.to_string(), "ACK 3 for a window of 2 events");
         assert!(c.is_failed());
         assert!(matches!(
@@ -490,12 +500,20 @@ mod tests {
         assert_eq!(c.in_flight(), 2);
         assert!(matches!(
             c.poll_event(),
-            Some(ClientEvent::Progress { acked: 1, of: 2, .. })
+            Some(ClientEvent::Progress {
+                acked: 1,
+                of: 2,
+                ..
+            })
         ));
         c.handle_input(&ack(2), t0).unwrap();
         c.handle_input(&ack(1), t0).unwrap();
-        assert!(matches!(c.poll_event(), Some(ClientEvent::WindowAcked { events }) if events == ["{\"a\":2}"]));
-        assert!(matches!(c.poll_event(), Some(ClientEvent::WindowAcked { events }) if events == ["{\"a\":1}"]));
+        assert!(
+            matches!(c.poll_event(), Some(ClientEvent::WindowAcked { events }) if events == ["{\"a\":2}"])
+        );
+        assert!(
+            matches!(c.poll_event(), Some(ClientEvent::WindowAcked { events }) if events == ["{\"a\":1}"])
+        );
         assert_eq!(c.in_flight(), 0);
         assert_eq!(c.poll_timeout(), None);
     }

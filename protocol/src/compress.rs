@@ -205,9 +205,16 @@ mod tests {
         let err = Inflater::new()
             .inflate(&bomb, &mut out, 1024 * 1024)
             .unwrap_err();
-        assert!(matches!(err, ProtocolError::DecompressedTooLarge { max: 1048576 }));
+        assert!(matches!(
+            err,
+            ProtocolError::DecompressedTooLarge { max: 1048576 }
+        ));
         assert!(out.len() <= 1024 * 1024 + 1);
-        assert!(out.capacity() <= 2 * 1024 * 1024, "capacity {}", out.capacity());
+        assert!(
+            out.capacity() <= 2 * 1024 * 1024,
+            "capacity {}",
+            out.capacity()
+        );
     }
 
     #[test]
@@ -225,7 +232,9 @@ mod tests {
         let z = zlib(6, b"some content some content");
         let mut inflater = Inflater::new();
         for cut in 0..z.len() {
-            let err = inflater.inflate(&z[..cut], &mut Vec::new(), 1000).unwrap_err();
+            let err = inflater
+                .inflate(&z[..cut], &mut Vec::new(), 1000)
+                .unwrap_err();
             assert!(
                 matches!(
                     err,

@@ -32,8 +32,14 @@ fn be_u32(buf: &[u8], at: usize) -> u32 {
 /// Asks the buffer for room for the rest of a frame whose size was already checked
 /// against the limits, so a large frame arriving in many reads is not copied
 /// again on every growth step.
-fn wait_for(buf: &mut BytesMut, size: usize) -> Result<Option<Frame>, ProtocolError> {
-    buf.reserve(size.saturating_sub(buf.len()));
+fn wait_for(
+    buf: &mut BytesMut,
+    size: usize,
+    reserve: bool,
+) -> Result<Option<Frame>, ProtocolError> {
+    if reserve {
+        buf.reserve(size.saturating_sub(buf.len()));
+    }
     Ok(None)
 }
 
@@ -69,6 +75,24 @@ impl FrameDecoder {
     /// that is not an object, a `D` frame without pairs. After an error the stream
     /// cannot be resynchronised and must be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        self.decode_frame(buf, true)
+    }
+
+    /// Like [`decode`](Self::decode) for a buffer that will never grow (the inflated
+    /// content of a `C` frame): an incomplete frame reserves nothing, since more
+    /// bytes cannot arrive and the caller reports it as truncated.
+    pub(crate) fn decode_complete(
+        &self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Frame>, ProtocolError> {
+        self.decode_frame(buf, false)
+    }
+
+    fn decode_frame(
+        &self,
+        buf: &mut BytesMut,
+        reserve: bool,
+    ) -> Result<Option<Frame>, ProtocolError> {
         let Some(&first) = buf.first() else {
             return Ok(None);
         };
@@ -85,7 +109,10 @@ impl FrameDecoder {
                 let value = be_u32(buf, 2);
                 buf.advance(WINDOW_FRAME_LEN);
                 if frame_type == FrameType::Ack {
-                    return Ok(Some(Frame::Ack { version, seq: value }));
+                    return Ok(Some(Frame::Ack {
+                        version,
+                        seq: value,
+                    }));
                 }
                 if value > self.limits.max_window_size {
                     return Err(ProtocolError::WindowTooLarge {
@@ -115,7 +142,7 @@ impl FrameDecoder {
                 }
                 let size = self.check_frame_size(JSON_HEADER_LEN as u64 + u64::from(len))?;
                 if buf.len() < size {
-                    return wait_for(buf, size);
+                    return wait_for(buf, size, reserve);
                 }
                 buf.advance(JSON_HEADER_LEN);
                 let payload = buf.split_to(len as usize).freeze();
@@ -135,7 +162,7 @@ impl FrameDecoder {
                 let len = be_u32(buf, 2);
                 let size = self.check_frame_size(COMPRESSED_HEADER_LEN as u64 + u64::from(len))?;
                 if buf.len() < size {
-                    return wait_for(buf, size);
+                    return wait_for(buf, size, reserve);
                 }
                 buf.advance(COMPRESSED_HEADER_LEN);
                 let payload = buf.split_to(len as usize).freeze();
@@ -148,14 +175,18 @@ impl FrameDecoder {
                         version,
                     });
                 }
-                self.decode_data(buf)
+                self.decode_data(buf, reserve)
             }
         }
     }
 
     /// `D` frames have no total length field: walk the pair lengths, checking the
     /// running size against the limit, and only cut the frame once all of it is here.
-    fn decode_data(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+    fn decode_data(
+        &self,
+        buf: &mut BytesMut,
+        reserve: bool,
+    ) -> Result<Option<Frame>, ProtocolError> {
         if buf.len() < DATA_HEADER_LEN {
             return Ok(None);
         }
@@ -171,12 +202,12 @@ impl FrameDecoder {
         for _ in 0..u64::from(pairs) * 2 {
             let at = end as usize;
             if buf.len() < at + 4 {
-                return wait_for(buf, at + 4);
+                return wait_for(buf, at + 4, reserve);
             }
             end += 4 + u64::from(be_u32(buf, at));
             let size = self.check_frame_size(end)?;
             if buf.len() < size {
-                return wait_for(buf, size);
+                return wait_for(buf, size, reserve);
             }
         }
         let mut frame = buf.split_to(end as usize).freeze();
@@ -187,10 +218,7 @@ impl FrameDecoder {
             let value = take_field(&mut frame);
             fields.push((key, value));
         }
-        Ok(Some(Frame::Data {
-            seq,
-            pairs: fields,
-        }))
+        Ok(Some(Frame::Data { seq, pairs: fields }))
     }
 }
 
@@ -284,7 +312,11 @@ mod tests {
     #[test]
     fn malformed_frames_are_refused_with_their_numbers() {
         let cases: &[(&str, &[u8], &str)] = &[
-            ("bad version", b"3W\0\0\0\x01", "UnknownVersion { byte: 51 }"),
+            (
+                "bad version",
+                b"3W\0\0\0\x01",
+                "UnknownVersion { byte: 51 }",
+            ),
             ("bad type", b"2X", "UnknownFrameType { byte: 88 }"),
             ("zero json", b"2J\0\0\0\x01\0\0\0\0", "EmptyJson { seq: 1 }"),
             (
@@ -327,7 +359,11 @@ mod tests {
                 b"1J",
                 "FrameVersionMismatch { frame_type: Json, version: V1 }",
             ),
-            ("no pairs", b"1D\0\0\0\x05\0\0\0\0", "EmptyDataFrame { seq: 5 }"),
+            (
+                "no pairs",
+                b"1D\0\0\0\x05\0\0\0\0",
+                "EmptyDataFrame { seq: 5 }",
+            ),
             (
                 "too many pairs",
                 b"1D\0\0\0\x05\0\0\x01\0",

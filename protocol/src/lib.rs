@@ -129,6 +129,4 @@ pub use decoder::FrameDecoder;
 pub use error::ProtocolError;
 pub use frame::{Frame, FrameType, Version};
 pub use limits::Limits;
-pub use server::{
-    Batch, BatchId, Payload, ReceivedEvent, ReceiverConfig, ReceiverSession,
-};
+pub use server::{Batch, BatchId, Payload, ReceivedEvent, ReceiverConfig, ReceiverSession};

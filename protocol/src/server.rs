@@ -200,7 +200,9 @@ impl ReceiverSession {
                     self.open = Some(OpenWindow {
                         version,
                         expected: count,
-                        events: Vec::with_capacity(count as usize),
+                        // Capped: a 6-byte `W` must not pin memory for
+                        // events that may never arrive.
+                        events: Vec::with_capacity((count as usize).min(1024)),
                         highest_seq: 0,
                     });
                 }
@@ -233,7 +235,7 @@ impl ReceiverSession {
         )?;
         // Zero-copy: the Vec becomes the BytesMut's storage.
         let mut content = BytesMut::from(Bytes::from(inflated));
-        while let Some(frame) = self.decoder.decode(&mut content)? {
+        while let Some(frame) = self.decoder.decode_complete(&mut content)? {
             self.handle_frame(frame, true)?;
         }
         if !content.is_empty() {
@@ -323,9 +325,7 @@ impl ReceiverSession {
         self.flush_acks();
         if self.transmit.len() > before {
             // Writing counts as activity for Logstash's writer-idle timer.
-            self.keepalive_at = self
-                .busy()
-                .then(|| now + self.config.keepalive_interval);
+            self.keepalive_at = self.busy().then(|| now + self.config.keepalive_interval);
         }
         Ok(())
     }
@@ -462,7 +462,10 @@ mod tests {
         encode_compressed(Version::V2, &zlib(&inner), &mut wire).unwrap();
         let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
         assert!(
-            matches!(err, ProtocolError::TruncatedCompressedContent { remaining: 14 }),
+            matches!(
+                err,
+                ProtocolError::TruncatedCompressedContent { remaining: 14 }
+            ),
             "{err:?}"
         );
     }
@@ -474,7 +477,10 @@ mod tests {
         encode_window(Version::V2, 3, &mut wire);
         encode_compressed(Version::V2, &z[..z.len() - 5], &mut wire).unwrap();
         let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
-        assert!(matches!(err, ProtocolError::TruncatedZlib { .. }), "{err:?}");
+        assert!(
+            matches!(err, ProtocolError::TruncatedZlib { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -482,7 +488,10 @@ mod tests {
         let mut wire = Vec::new();
         encode_compressed(Version::V2, &zlib(&vec![b' '; 4 << 20]), &mut wire).unwrap();
         let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
-        assert!(matches!(err, ProtocolError::DecompressedTooLarge { max: 65536 }));
+        assert!(matches!(
+            err,
+            ProtocolError::DecompressedTooLarge { max: 65536 }
+        ));
     }
 
     #[test]

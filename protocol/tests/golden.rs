@@ -31,8 +31,10 @@ fn tv1() -> Vec<u8> {
          7b 22 6d 65 73 73 61 67 65 22 3a 22 68 65 6c 6c 6f 22 7d")
 }
 fn tv2_inner() -> Vec<u8> {
-    hex("32 4a 00 00 00 01 00 00 00 0f 7b 22 6d 65 73 73 61 67 65 22 3a 22 61 22 7d
-         32 4a 00 00 00 02 00 00 00 0f 7b 22 6d 65 73 73 61 67 65 22 3a 22 62 22 7d")
+    hex(
+        "32 4a 00 00 00 01 00 00 00 0f 7b 22 6d 65 73 73 61 67 65 22 3a 22 61 22 7d
+         32 4a 00 00 00 02 00 00 00 0f 7b 22 6d 65 73 73 61 67 65 22 3a 22 62 22 7d",
+    )
 }
 fn tv2() -> Vec<u8> {
     cat(&[&hex("32 57 00 00 00 02"), &tv2_inner()])
@@ -115,7 +117,11 @@ fn accepted_vectors() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
             ]),
             hex("32 41 00 00 00 0c"),
         ),
-        ("tv10-w-inside-c", tv10_w_inside_c(), hex("32 41 00 00 00 01")),
+        (
+            "tv10-w-inside-c",
+            tv10_w_inside_c(),
+            hex("32 41 00 00 00 01"),
+        ),
         (
             "tv10-window-over-two-c",
             tv10_window_over_two_c(),
@@ -179,7 +185,9 @@ fn receiver_payloads_match_the_vectors() {
     let (_, p) = receive(&tv4(), 7).unwrap();
     assert_eq!(
         p,
-        vec![Payload::Json("{\"message\":\"héllo €\"}".as_bytes().to_vec().into())]
+        vec![Payload::Json(
+            "{\"message\":\"héllo €\"}".as_bytes().to_vec().into()
+        )]
     );
     let (_, p) = receive(&tv3_level6(), 3).unwrap();
     assert_eq!(
@@ -229,7 +237,11 @@ fn client_encodes_uncompressed_vectors_byte_for_byte() {
 fn client_compressed_window_inflates_to_tv2() {
     for level in 1..=9 {
         let out = encode(level, &[&[MSG_A, MSG_B]]);
-        assert_eq!(out[..8], hex("32 57 00 00 00 02 32 43")[..], "level {level}");
+        assert_eq!(
+            out[..8],
+            hex("32 57 00 00 00 02 32 43")[..],
+            "level {level}"
+        );
         let len = u32::from_be_bytes([out[8], out[9], out[10], out[11]]) as usize;
         assert_eq!(out.len(), 12 + len, "C length header, level {level}");
         let mut inflated = Vec::new();
@@ -267,25 +279,36 @@ fn client_handles_tv6_keepalives_then_final_ack() {
 fn client_matches_tv8_acks_in_order() {
     let t0 = Instant::now();
     let mut client = ClientSession::new(ClientConfig::default());
-    client.send_window(vec![MSG_A], &mut Vec::new(), t0).unwrap();
-    client.send_window(vec![MSG_B], &mut Vec::new(), t0).unwrap();
+    client
+        .send_window(vec![MSG_A], &mut Vec::new(), t0)
+        .unwrap();
+    client
+        .send_window(vec![MSG_B], &mut Vec::new(), t0)
+        .unwrap();
     client
         .handle_input(&hex("32 41 00 00 00 01 32 41 00 00 00 01"), t0)
         .unwrap();
     assert_eq!(
         client.poll_event(),
-        Some(ClientEvent::WindowAcked { events: vec![MSG_A] })
+        Some(ClientEvent::WindowAcked {
+            events: vec![MSG_A]
+        })
     );
     assert_eq!(
         client.poll_event(),
-        Some(ClientEvent::WindowAcked { events: vec![MSG_B] })
+        Some(ClientEvent::WindowAcked {
+            events: vec![MSG_B]
+        })
     );
 }
 
 #[test]
 fn tv10_refusals() {
     let err = receive(&hex("32 57 00 00 00 01 32 4a 00 00 00 01 00 00 00 00"), 100).unwrap_err();
-    assert!(matches!(err, ProtocolError::EmptyJson { seq: 1 }), "{err:?}");
+    assert!(
+        matches!(err, ProtocolError::EmptyJson { seq: 1 }),
+        "{err:?}"
+    );
     let err = receive(&hex("32 57 00 00 27 11"), 100).unwrap_err();
     assert!(
         matches!(
@@ -317,11 +340,28 @@ fn write_fuzz_seeds() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
     };
+    // receiver_decode: first byte = read size.
+    // client_acks: three window sizes (taken from the reply's ACK values, so the
+    // replies complete them), then a byte holding read size and compression level.
     for (name, input, reply) in accepted_vectors() {
-        write("receiver_decode", name, &input);
-        write("client_acks", name, &reply);
+        for chunk in [7u8, 255] {
+            write(
+                "receiver_decode",
+                &format!("{name}-r{chunk}"),
+                &cat(&[&[chunk], &input]),
+            );
+        }
+        let mut head = [0u8, 0, 0, 0x13];
+        for (slot, ack) in head.iter_mut().zip(reply.chunks(6)) {
+            *slot = ack[5];
+        }
+        write("client_acks", name, &cat(&[&head, &reply]));
     }
-    write("client_acks", "tv6", &hex("32 41 00 00 00 00 32 41 00 00 00 00 32 41 00 00 00 02"));
+    write(
+        "client_acks",
+        "tv6",
+        &hex("02 00 00 21 32 41 00 00 00 00 32 41 00 00 00 00 32 41 00 00 00 02"),
+    );
     write("inflate", "tv3-stored", &tv3_stored()[12..]);
     write("inflate", "tv3-level6", &tv3_level6()[12..]);
     write("inflate", "tv10-w-inside-c", &tv10_w_inside_c()[12..]);
