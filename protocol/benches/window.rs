@@ -8,6 +8,7 @@
 //! (uncompressed); events/s = 2048 / time per iteration.
 //!
 //! `cargo bench -p skidder-protocol --bench window -- --warm-up-time 1 --measurement-time 3`
+//! (add `--features libdeflate` for the `encode_libdeflate/*` group).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -147,6 +148,18 @@ fn benches(c: &mut Criterion) {
     let now = Instant::now();
     let ack = ack(EVENTS);
 
+    for level in LEVELS {
+        let mut client: ClientSession<&[u8]> = ClientSession::new(ClientConfig {
+            compression_level: level,
+            ..ClientConfig::default()
+        });
+        let mut out = Vec::new();
+        client
+            .send_window(events.iter().map(Vec::as_slice).collect(), &mut out, now)
+            .expect("encodes");
+        eprintln!("level {level}: window of {} bytes on the wire", out.len());
+    }
+
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Bytes(frames.len() as u64));
     for level in LEVELS {
@@ -168,10 +181,40 @@ fn benches(c: &mut Criterion) {
                     pool = events;
                 }
             });
-            eprintln!("level {level}: window of {} bytes on the wire", out.len());
         });
     }
     group.finish();
+
+    #[cfg(feature = "libdeflate")]
+    {
+        let mut group = c.benchmark_group("encode_libdeflate");
+        group.throughput(Throughput::Bytes(frames.len() as u64));
+        for level in LEVELS.into_iter().filter(|l| *l > 0) {
+            group.bench_with_input(BenchmarkId::from_parameter(level), &level, |b, &level| {
+                let mut client: ClientSession<&[u8], _> = ClientSession::with_compressor(
+                    ClientConfig {
+                        compression_level: level,
+                        ..ClientConfig::default()
+                    },
+                    Some(skidder_protocol::LibdeflateCompressor::new(level)),
+                );
+                let mut pool: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+                let mut out = Vec::new();
+                b.iter(|| {
+                    out.clear();
+                    client
+                        .send_window(std::mem::take(&mut pool), &mut out, now)
+                        .expect("encodes");
+                    black_box(&out);
+                    client.handle_input(&ack, now).expect("valid ACK");
+                    if let Some(ClientEvent::WindowAcked { events }) = client.poll_event() {
+                        pool = events;
+                    }
+                });
+            });
+        }
+        group.finish();
+    }
 
     let mut group = c.benchmark_group("zlib_baseline");
     group.throughput(Throughput::Bytes(frames.len() as u64));

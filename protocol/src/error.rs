@@ -112,9 +112,15 @@ pub enum ProtocolError {
     /// The zlib stream is corrupt.
     #[error("corrupt zlib stream in compressed frame")]
     Inflate(#[source] flate2::DecompressError),
-    /// The compressor failed.
-    #[error("zlib compression failed")]
-    Deflate(#[source] flate2::CompressError),
+    /// The compressor backend failed.
+    #[error("zlib compression with {backend} failed")]
+    Deflate {
+        /// Which [`Compressor`](crate::Compressor) implementation failed.
+        backend: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A frame arrived where the protocol does not allow it.
     #[error("unexpected {frame_type:?} frame: {reason}")]
     UnexpectedFrame {

@@ -124,6 +124,8 @@ pub mod limits;
 pub mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientSession, SendError};
+#[cfg(feature = "libdeflate")]
+pub use compress::LibdeflateCompressor;
 pub use compress::{Compressor, Flate2Compressor, Inflater};
 pub use decoder::FrameDecoder;
 pub use error::ProtocolError;
