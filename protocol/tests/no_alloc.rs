@@ -1,0 +1,69 @@
+//! The client's hot path allocates nothing in steady state: encoding a window (at
+//! level 0 and with compression) and handling its ACK reuse every buffer.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use skidder_protocol::{ClientConfig, ClientEvent, ClientSession};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwards the caller's layout unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: same contract as GlobalAlloc::realloc, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_window_encoding_does_not_allocate() {
+    let events: Vec<Vec<u8>> = (0..512)
+        .map(|i| format!("{{\"message\":\"event number {i} with some text\"}}").into_bytes())
+        .collect();
+    let ack = [b'2', b'A', 0, 0, 2, 0];
+    for level in [0, 1, 3] {
+        let now = Instant::now();
+        let mut client: ClientSession<&[u8]> = ClientSession::new(ClientConfig {
+            compression_level: level,
+            ..ClientConfig::default()
+        });
+        let mut pool: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let mut out = Vec::new();
+        let mut counts = Vec::new();
+        for _ in 0..4 {
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            out.clear();
+            client
+                .send_window(std::mem::take(&mut pool), &mut out, now)
+                .expect("encodes");
+            client.handle_input(&ack, now).expect("valid ACK");
+            match client.poll_event() {
+                Some(ClientEvent::WindowAcked { events }) => pool = events,
+                other => panic!("unexpected {other:?}"),
+            }
+            counts.push(ALLOCATIONS.load(Ordering::SeqCst) - before);
+        }
+        // The first window warms buffers (and the deque of windows in flight).
+        assert_eq!(
+            &counts[1..],
+            &[0, 0, 0],
+            "level {level}: allocations per window {counts:?}"
+        );
+    }
+}

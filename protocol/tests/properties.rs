@@ -1,0 +1,170 @@
+//! Property tests: encode → decode round trips, client ↔ receiver round trips,
+//! and arbitrary ACK streams only ever producing documented outcomes.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use skidder_protocol::frame::encode_frame;
+use skidder_protocol::{
+    ClientConfig, ClientEvent, ClientSession, Frame, FrameDecoder, Limits, Payload, ProtocolError,
+    ReceiverConfig, ReceiverSession, Version,
+};
+
+fn version() -> impl Strategy<Value = Version> {
+    prop_oneof![Just(Version::V1), Just(Version::V2)]
+}
+
+fn json_object() -> impl Strategy<Value = Vec<u8>> {
+    ("[ \t\r\n]{0,2}", "[a-zA-Z0-9 éü€\"\\\\]{0,40}")
+        .prop_map(|(ws, body)| format!("{ws}{{\"m\":{:?}}}", body).into_bytes())
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..20).prop_map(Bytes::from);
+    prop_oneof![
+        (version(), 0..=10_000u32).prop_map(|(version, count)| Frame::Window { version, count }),
+        (version(), any::<u32>()).prop_map(|(version, seq)| Frame::Ack { version, seq }),
+        (any::<u32>(), json_object()).prop_map(|(seq, p)| Frame::Json {
+            seq,
+            payload: p.into()
+        }),
+        (
+            any::<u32>(),
+            proptest::collection::vec((bytes(), bytes()), 1..5)
+        )
+            .prop_map(|(seq, pairs)| Frame::Data { seq, pairs }),
+        (version(), bytes()).prop_map(|(version, payload)| Frame::Compressed { version, payload }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn frames_round_trip_at_any_split(frames in proptest::collection::vec(frame(), 1..8), split in any::<prop::sample::Index>()) {
+        let mut wire = Vec::new();
+        for f in &frames {
+            encode_frame(f, &mut wire).unwrap();
+        }
+        let split = split.index(wire.len() + 1);
+        let decoder = FrameDecoder::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for part in [&wire[..split], &wire[split..]] {
+            buf.extend_from_slice(part);
+            while let Some(f) = decoder.decode(&mut buf).unwrap() {
+                got.push(f);
+            }
+        }
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn client_windows_arrive_intact_at_the_receiver(
+        windows in proptest::collection::vec(proptest::collection::vec(json_object(), 1..20), 1..5),
+        level in 0u32..=9,
+        chunk in 1usize..200,
+    ) {
+        let t0 = Instant::now();
+        let mut client = ClientSession::new(ClientConfig { compression_level: level, ..ClientConfig::default() });
+        let mut wire = Vec::new();
+        for w in &windows {
+            client.send_window(w.clone(), &mut wire, t0).unwrap();
+        }
+        let mut rx = ReceiverSession::new(ReceiverConfig::default());
+        let mut received = Vec::new();
+        for piece in wire.chunks(chunk) {
+            rx.handle_input(piece, t0).unwrap();
+            while let Some(batch) = rx.poll_batch() {
+                prop_assert_eq!(batch.highest_seq as usize, batch.events.len());
+                received.push(batch.events.iter().map(|e| match &e.payload {
+                    Payload::Json(b) => b.to_vec(),
+                    Payload::Fields(_) => Vec::new(),
+                }).collect::<Vec<_>>());
+                rx.ack_batch(batch.id, t0).unwrap();
+            }
+        }
+        prop_assert_eq!(&received, &windows);
+        let acks = rx.poll_transmit().unwrap();
+        for piece in acks.chunks(chunk) {
+            client.handle_input(piece, t0).unwrap();
+        }
+        let mut back = Vec::new();
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                ClientEvent::WindowAcked { events } => back.push(events),
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+        prop_assert_eq!(back, windows);
+        prop_assert_eq!(client.in_flight(), 0);
+        prop_assert_eq!(client.poll_timeout(), None);
+    }
+
+    /// Whatever the server sends, every event comes back exactly once and in order
+    /// (acknowledged through `Progress`/`WindowAcked`, or unacknowledged from
+    /// `into_unacked`), and the only errors are the documented ones.
+    #[test]
+    fn arbitrary_acks_only_produce_documented_outcomes(
+        sizes in proptest::collection::vec(1usize..6, 1..4),
+        acks in proptest::collection::vec(prop_oneof![0u32..7, any::<u32>()], 0..12),
+        garbage in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..8)),
+        chunk in 1usize..13,
+    ) {
+        let t0 = Instant::now();
+        let mut next = 0u32;
+        let mut sent = Vec::new();
+        let mut out = Vec::new();
+        let mut wrapped: ClientSession<Handle> = ClientSession::new(ClientConfig { compression_level: 0, ack_timeout: Duration::from_secs(30) });
+        for size in &sizes {
+            let w: Vec<Handle> = (0..*size).map(|_| { next += 1; sent.push(next); Handle(next) }).collect();
+            wrapped.send_window(w, &mut out, t0).unwrap();
+        }
+        let mut wire = Vec::new();
+        for a in &acks {
+            wire.extend_from_slice(b"2A");
+            wire.extend_from_slice(&a.to_be_bytes());
+        }
+        if let Some(g) = garbage {
+            wire.extend(g);
+        }
+        let mut handed_back = Vec::new();
+        let mut error = None;
+        for piece in wire.chunks(chunk) {
+            match wrapped.handle_input(piece, t0) {
+                Ok(()) => {}
+                Err(e) => { error = Some(e); break; }
+            }
+        }
+        if let Some(e) = &error {
+            prop_assert!(matches!(e, ProtocolError::UnexpectedAck { .. } | ProtocolError::UnexpectedReply { .. }), "undocumented error {:?}", e);
+        }
+        let (events, unacked) = wrapped.into_unacked();
+        for ev in events {
+            match ev {
+                ClientEvent::Progress { events, acked, of } => {
+                    prop_assert!(acked > 0 && acked < of);
+                    handed_back.extend(events.into_iter().map(|h| h.0));
+                }
+                ClientEvent::WindowAcked { events } => handed_back.extend(events.into_iter().map(|h| h.0)),
+            }
+        }
+        handed_back.extend(unacked.into_iter().map(|h| h.0));
+        prop_assert_eq!(handed_back, sent);
+    }
+
+    #[test]
+    fn receiver_survives_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut rx = ReceiverSession::new(ReceiverConfig::default());
+        let _ = rx.handle_input(&bytes, Instant::now());
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Handle(u32);
+
+impl AsRef<[u8]> for Handle {
+    fn as_ref(&self) -> &[u8] {
+        b"{}"
+    }
+}
