@@ -329,16 +329,33 @@ fn tv7_empty_window_keeps_the_version_byte() {
     assert_eq!(u8::from(Version::V1), 0x31);
 }
 
-/// Regenerates the fuzz seed corpora from the vectors:
-/// `cargo test -p skidder-protocol --test golden -- --ignored write_fuzz_seeds`.
+/// The committed fuzz seeds (`fuzz/corpus/*/seed-*`) are exactly the golden vectors, so the
+/// fuzzers start from every accepted shape of the protocol. Refresh them after changing a
+/// vector with `SKIDDER_WRITE_FUZZ_SEEDS=1 cargo test -p skidder-protocol --test golden`.
 #[test]
-#[ignore = "writes files; run by hand to refresh fuzz/corpus"]
-fn write_fuzz_seeds() {
+fn fuzz_seeds_are_the_golden_vectors() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let refresh = std::env::var_os("SKIDDER_WRITE_FUZZ_SEEDS").is_some();
     let write = |target: &str, name: &str, bytes: &[u8]| {
         let dir = root.join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        let path = dir.join(format!("seed-{name}"));
+        if refresh {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; refresh with SKIDDER_WRITE_FUZZ_SEEDS=1",
+                    path.display()
+                )
+            });
+            assert_eq!(
+                committed,
+                bytes,
+                "{} differs from its golden vector; refresh with SKIDDER_WRITE_FUZZ_SEEDS=1",
+                path.display()
+            );
+        }
     };
     // receiver_decode: first byte = read size.
     // client_acks: three window sizes (taken from the reply's ACK values, so the
