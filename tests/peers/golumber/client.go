@@ -46,6 +46,7 @@ type clientOpts struct {
 	count       int
 	timeout     time.Duration
 	messageSize int
+	seqStart    uint64
 }
 
 type clientResult struct {
@@ -104,7 +105,7 @@ func loadLines(path string) ([][]byte, error) {
 }
 
 // fill puts n events into batch. Generated events are
-// {"@timestamp":"…","seq":N,"message":"xxx…"} with seq counting from 1.
+// {"@timestamp":"…","seq":N,"message":"xxx…"} with seq counting from --seq-start.
 func (s *eventSource) fill(batch []interface{}, n int) []interface{} {
 	batch = batch[:0]
 	if s.lines != nil {
@@ -151,6 +152,7 @@ func runClient(args []string) int {
 	fs.IntVar(&o.count, "count", 10000, "events to send")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "go-lumber timeout: dial, window write, and each ACK read")
 	fs.IntVar(&o.messageSize, "message-size", 100, "generated events: length of the message field")
+	fs.Uint64Var(&o.seqStart, "seq-start", 1, "generated events: seq of the first event (several clients, distinct events)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -172,6 +174,7 @@ func runClient(args []string) int {
 		return 2
 	}
 	src := &eventSource{
+		seq:     o.seqStart - 1,
 		padding: bytes.Repeat([]byte("x"), o.messageSize),
 		stamp:   []byte(time.Now().UTC().Format("2006-01-02T15:04:05.000Z")),
 	}
