@@ -72,8 +72,8 @@ check_seqs() {
 	awk -v n="$n" -v file="$file" '
 		{
 			lines++
-			if (match($0, /"seq":"?[0-9]+/)) {
-				s = substr($0, RSTART + 6, RLENGTH - 6); gsub(/"/, "", s); s += 0
+			if (match($0, /"seq" *: *"?[0-9]+/)) {
+				s = substr($0, RSTART + 5, RLENGTH - 5); gsub(/[^0-9]/, "", s); s += 0
 				if (s < 1 || s > n) bad++; else if (seen[s]++) dup++
 			} else noseq++
 		}
