@@ -49,8 +49,13 @@ func startRaw(o *serverOpts, tcp net.Listener, tlsCfg *tls.Config, rec *recorder
 
 func (s *rawServer) serve(l net.Listener) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listenLocked(l)
+}
+
+// listenLocked starts accepting on l; s.mu must be held.
+func (s *rawServer) listenLocked(l net.Listener) {
 	s.listener = l
-	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -110,8 +115,16 @@ func (s *rawServer) restart() {
 		c.Close()
 	}
 	s.mu.Unlock()
+	// Called from a connection goroutine, which holds a wg count, so this Add
+	// cannot race with stop()'s Wait reaching zero.
+	s.wg.Add(1)
 	go func() {
-		time.Sleep(s.o.restartGap) // the outage itself, not synchronisation
+		defer s.wg.Done()
+		select {
+		case <-time.After(s.o.restartGap): // the outage itself, not synchronisation
+		case <-s.quit:
+			return
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "golumber server: re-listening on %s after restart: %v\n", addr, err)
@@ -119,13 +132,12 @@ func (s *rawServer) restart() {
 			return
 		}
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		if s.closed {
-			s.mu.Unlock()
 			l.Close()
 			return
 		}
-		s.mu.Unlock()
-		s.serve(l)
+		s.listenLocked(l)
 	}()
 }
 
