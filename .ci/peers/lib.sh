@@ -1,4 +1,7 @@
+# shellcheck shell=bash
 # Shared shell helpers for the peer scripts (sourced, not executed).
+# Sets SERVER_PID / SERVER_ADDR for the caller.
+# shellcheck disable=SC2034
 
 # make_certs DIR: throwaway CA, server (CN=localhost, SAN localhost/127.0.0.1/::1)
 # and client certificate, all signed by the CA, via Debian's openssl.
@@ -50,8 +53,8 @@ start_golumber_server() {
 # wait_server_exit SECONDS: waits for SERVER_PID to exit by itself (it does so
 # once --expect is reached), killing it after SECONDS; returns its exit code.
 wait_server_exit() {
-	local limit="$1" i
-	for i in $(seq 1 $((limit * 20))); do
+	local limit="$1"
+	for _ in $(seq 1 $((limit * 20))); do
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		sleep 0.05
 	done

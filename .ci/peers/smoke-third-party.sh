@@ -18,7 +18,7 @@ N=${N:-10000}
 tmp="$(mktemp -d)"
 SERVER_PID=""
 cleanup() {
-	[[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null || true
+	if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
