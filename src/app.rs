@@ -181,6 +181,7 @@ async fn run_async(
         let running = inputs::start(name, input, &queue, &meta)?;
         names.push(running.name);
     }
+    queue.all_inputs_started();
     tracing::info!(inputs = ?names, output = output_key, queue_events = plan.queue.capacity, "skidder started");
 
     let mut background = JoinSet::new();

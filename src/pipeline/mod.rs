@@ -11,3 +11,6 @@ pub mod queue;
 pub use batch::{Batch, Fate};
 pub use metrics::{InputMetrics, Metrics, Snapshot};
 pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped};
+
+#[cfg(test)]
+mod tests;

@@ -88,6 +88,7 @@ pub(crate) struct State {
     /// Ranges not yet reported, by start.
     ranges: BTreeMap<u64, Range>,
     open_publishers: usize,
+    setup_done: bool,
     stopping: bool,
     cancelled: bool,
 }
@@ -234,7 +235,9 @@ impl Queue {
                     in_flight: 0,
                     retry: BTreeMap::new(),
                     ranges: BTreeMap::new(),
-                    open_publishers: 0,
+                    // The set-up token: released by `all_inputs_started`.
+                    open_publishers: 1,
+                    setup_done: false,
                     stopping: false,
                     cancelled: false,
                 }),
@@ -270,6 +273,20 @@ impl Queue {
             buf: Vec::with_capacity(CHUNK),
             closed: false,
         }
+    }
+
+    /// Declares that every input has its publisher: from now on, when all publishers are
+    /// closed and everything is settled, the run is over. Until this is called, batch
+    /// sources never end (an output started before its inputs must not see an empty, finished
+    /// queue).
+    pub fn all_inputs_started(&self) {
+        let mut st = self.shared.lock();
+        if !st.setup_done {
+            st.setup_done = true;
+            st.open_publishers = st.open_publishers.saturating_sub(1);
+        }
+        drop(st);
+        self.wake_all();
     }
 
     /// A source of batches of at most `bulk_max_size` events for one output worker.
