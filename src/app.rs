@@ -77,7 +77,12 @@ pub struct Plan {
 /// [`AppError`] naming the key at fault.
 pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     let mut output = outputs::select(&config.output, knobs).map_err(AppError::Output)?;
-    if let Some(index) = config.output.logstash.as_ref().and_then(|l| l.index.clone()) {
+    if let Some(index) = config
+        .output
+        .logstash
+        .as_ref()
+        .and_then(|l| l.index.clone())
+    {
         output.meta.beat = index.to_lowercase();
     }
     let inputs = inputs::plan(&config.skidder.inputs, &output.meta)?;
@@ -149,8 +154,9 @@ pub fn run(config: &Config, plan: Plan, opts: RunOptions) -> Result<Totals, AppE
         .build()
         .map_err(AppError::Runtime)?;
     let shutdown_timeout = config.shutdown_timeout.get();
-    let metrics_period = (config.logging.metrics.enabled && !config.logging.metrics.period.is_zero())
-        .then(|| config.logging.metrics.period.get());
+    let metrics_period = (config.logging.metrics.enabled
+        && !config.logging.metrics.period.is_zero())
+    .then(|| config.logging.metrics.period.get());
     runtime.block_on(run_async(plan, opts, shutdown_timeout, metrics_period))
 }
 
@@ -236,7 +242,10 @@ async fn run_async(
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("output workers did not stop within 5s; abandoning them");
         workers.abort_all();
     }
@@ -258,11 +267,17 @@ async fn run_async(
         tracing::error!(error = %e, unacked = totals.unacked, "output failed; run ended");
         return Err(AppError::OutputFailed(e));
     }
-    tracing::info!(acked = totals.snapshot.acked, unacked = totals.unacked, "skidder stopped");
+    tracing::info!(
+        acked = totals.snapshot.acked,
+        unacked = totals.unacked,
+        "skidder stopped"
+    );
     Ok(totals)
 }
 
-fn worker_result(r: Result<Result<(), OutputError>, tokio::task::JoinError>) -> Option<OutputError> {
+fn worker_result(
+    r: Result<Result<(), OutputError>, tokio::task::JoinError>,
+) -> Option<OutputError> {
     match r {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),

@@ -28,7 +28,12 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[command(name = "skidder", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(short = 'c', long = "config", default_value = "skidder.yml", global = true)]
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "skidder.yml",
+        global = true
+    )]
     pub config: PathBuf,
     /// Override a setting, e.g. `-E queue.mem.events=4096` (repeatable).
     #[arg(short = 'E', value_name = "KEY=VALUE", global = true)]

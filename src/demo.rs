@@ -11,9 +11,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::app::{self, RunOptions};
-use crate::config::{
-    Config, DiscardOutputConfig, GeneratorInputConfig, InputConfig, InputKind,
-};
+use crate::config::{Config, DiscardOutputConfig, GeneratorInputConfig, InputConfig, InputKind};
 use crate::outputs::OutputKnobs;
 
 /// `skidder demo` options.
@@ -92,7 +90,10 @@ pub fn run(args: &DemoArgs) -> ExitCode {
                 t.usage.cpu().as_secs_f64(),
                 t.cpu_per_million()
             );
-            println!("  peak rss   {:.1} MiB", t.usage.peak_rss_kib as f64 / 1024.0);
+            println!(
+                "  peak rss   {:.1} MiB",
+                t.usage.peak_rss_kib as f64 / 1024.0
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

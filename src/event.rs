@@ -393,11 +393,13 @@ mod tests {
     #[test]
     fn strings_follow_libbeat_escaping() {
         let mut out = BytesMut::new();
-        write_json(&mut out, "a<b>&\u{2028}\u{2029}\u{8}\u{c}\u{1}\"\\\n", false).unwrap();
-        assert_eq!(
-            &out[..],
-            br#""a<b>&\u2028\u2029\u0008\u000c\u0001\"\\\n""#
-        );
+        write_json(
+            &mut out,
+            "a<b>&\u{2028}\u{2029}\u{8}\u{c}\u{1}\"\\\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(&out[..], br#""a<b>&\u2028\u2029\u0008\u000c\u0001\"\\\n""#);
         out.clear();
         write_json(&mut out, "<a&b>", true).unwrap();
         assert_eq!(&out[..], br#""\u003ca\u0026b\u003e""#);

@@ -46,7 +46,9 @@ pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), Telemetr
     let filter = EnvFilter::new(format!("{level},skidder={level}"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if cfg.to_stderr {
-        let b = builder.with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+        let b = builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal());
         if cfg.json {
             b.json().try_init()
         } else {
@@ -100,7 +102,8 @@ impl Progress {
         if events_on_stdout || !std::io::stdout().is_terminal() {
             return None;
         }
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stdout());
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stdout());
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
@@ -169,7 +172,8 @@ impl ResourceUsage {
             return Self::default();
         }
         let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+            Duration::from_secs(t.tv_sec.max(0) as u64)
+                + Duration::from_micros(t.tv_usec.max(0) as u64)
         };
         Self {
             user: tv(ru.ru_utime),

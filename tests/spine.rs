@@ -38,7 +38,11 @@ fn generator_to_file_delivers_exactly_n_in_order() {
     let lines = file_lines(dir.path());
     assert_eq!(seqs(&lines), (1..=20000).collect::<Vec<u64>>());
     for l in &lines[..10] {
-        assert!(l.len() >= 190 && l.len() <= 210, "about 200 bytes: {}", l.len());
+        assert!(
+            l.len() >= 190 && l.len() <= 210,
+            "about 200 bytes: {}",
+            l.len()
+        );
     }
 }
 
@@ -70,7 +74,11 @@ fn stdin_ndjson_round_trips_fields_byte_identical() {
         r#"{}"#,
     ];
     let stdin = input.join("\n") + "\n";
-    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], stdin.as_bytes());
+    let r = run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        stdin.as_bytes(),
+    );
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     let lines = file_lines(dir.path());
     assert_eq!(lines.len(), 3);
@@ -94,7 +102,11 @@ fn bad_json_line_becomes_an_error_event() {
         dir.path(),
         "skidder:\n  inputs:\n    - type: stdin\n      json: true\noutput:\n  file:\n    path: out\n",
     );
-    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"{\"a\":1}\nnot json\n");
+    let r = run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        b"{\"a\":1}\nnot json\n",
+    );
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     let lines = file_lines(dir.path());
     assert_eq!(lines.len(), 2);
@@ -111,11 +123,19 @@ fn bad_json_line_is_a_counted_drop_when_asked() {
         dir.path(),
         "skidder:\n  inputs:\n    - type: stdin\n      json: true\n      on_json_error: drop\noutput:\n  file:\n    path: out\n",
     );
-    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"{\"a\":1}\nnot json\n{\"b\":2}\n");
+    let r = run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        b"{\"a\":1}\nnot json\n{\"b\":2}\n",
+    );
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     assert_eq!(file_lines(dir.path()).len(), 2);
     assert_eq!(r.totals()["input_dropped"], "1");
-    assert!(r.stderr.contains("line=2"), "the log names the line:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("line=2"),
+        "the log names the line:\n{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -132,7 +152,11 @@ fn two_outputs_are_refused_naming_both() {
         "{}",
         r.stderr
     );
-    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "test", "config"], b"");
+    let r = run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "test", "config"],
+        b"",
+    );
     assert_eq!(r.code(), Some(1));
     assert!(!r.stdout.contains("Config OK"));
 }
@@ -177,7 +201,11 @@ fn test_config_and_version() {
         dir.path(),
         "skidder:\n  inputs:\n    - type: generator\n      count: 1\noutput:\n  console:\n    pretty: true\n",
     );
-    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "test", "config"], b"");
+    let r = run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "test", "config"],
+        b"",
+    );
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("Config OK"));
     let r = run(dir.path(), &["version"], b"");
@@ -193,7 +221,11 @@ fn console_output_writes_events_to_stdout() {
         dir.path(),
         "skidder:\n  inputs:\n    - type: stdin\n      tags: [t]\n      fields: {env: prod}\noutput:\n  console: {}\n",
     );
-    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"one\ntwo\n");
+    let r = run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        b"one\ntwo\n",
+    );
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     let lines: Vec<serde_json::Value> = r
         .stdout

@@ -32,9 +32,13 @@ fn parse_template(t: &str) -> Vec<Piece> {
     let mut rest = t;
     let mut text = String::new();
     while !rest.is_empty() {
-        let hit = [("{seq}", Piece::Seq), ("{rand}", Piece::Rand), ("{host}", Piece::Host)]
-            .into_iter()
-            .find(|(p, _)| rest.starts_with(p));
+        let hit = [
+            ("{seq}", Piece::Seq),
+            ("{rand}", Piece::Rand),
+            ("{host}", Piece::Host),
+        ]
+        .into_iter()
+        .find(|(p, _)| rest.starts_with(p));
         match hit {
             Some((p, piece)) => {
                 if !text.is_empty() {
@@ -59,7 +63,14 @@ fn parse_template(t: &str) -> Vec<Piece> {
 }
 
 const HOSTS: [&str; 8] = [
-    "web-01", "web-02", "api-01", "api-02", "db-01", "cache-01", "edge-01", "worker-01",
+    "web-01",
+    "web-02",
+    "api-01",
+    "api-02",
+    "db-01",
+    "cache-01",
+    "edge-01",
+    "worker-01",
 ];
 
 /// Top-level keys the generator writes itself.
@@ -96,11 +107,17 @@ impl GeneratorInput {
                 reason: "must be at least 1".into(),
             });
         }
-        if let Some(k) = common.root_keys.iter().find(|k| OWN_KEYS.contains(&k.as_str())) {
+        if let Some(k) = common
+            .root_keys
+            .iter()
+            .find(|k| OWN_KEYS.contains(&k.as_str()))
+        {
             return Err(InputError::Invalid {
                 index,
                 key: "fields",
-                reason: format!("with fields_under_root, key {k:?} collides with a generated field"),
+                reason: format!(
+                    "with fields_under_root, key {k:?} collides with a generated field"
+                ),
             });
         }
         let replay = match &c.replay {
@@ -158,7 +175,7 @@ impl GeneratorInput {
             let p = if t + 1 == shared.threads {
                 publisher.take()
             } else {
-                publisher.as_ref().map(Publisher::clone)
+                publisher.clone()
             };
             let Some(p) = p else { break };
             let gen = Arc::clone(&shared);
@@ -221,8 +238,8 @@ impl GeneratorInput {
                         if publisher.flush().is_err() {
                             break 'outer;
                         }
-                        let next_at = started
-                            + Duration::from_secs_f64((produced as f64) / rate as f64);
+                        let next_at =
+                            started + Duration::from_secs_f64((produced as f64) / rate as f64);
                         let wait = next_at
                             .saturating_duration_since(Instant::now())
                             .min(Duration::from_millis(100));
@@ -362,6 +379,9 @@ mod tests {
             ..GeneratorInputConfig::default()
         };
         let g = GeneratorInput::new(0, &c, CommonFields::default()).unwrap();
-        assert_eq!((0..3).map(|t| g.thread_rate(t)).collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!(
+            (0..3).map(|t| g.thread_rate(t)).collect::<Vec<_>>(),
+            [4, 3, 3]
+        );
     }
 }

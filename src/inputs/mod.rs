@@ -157,7 +157,10 @@ pub enum InputPlan {
 ///
 /// # Errors
 /// [`InputError`] naming the input's position and key.
-pub fn plan(inputs: &[InputConfig], meta: &EventMeta) -> Result<Vec<(String, InputPlan)>, InputError> {
+pub fn plan(
+    inputs: &[InputConfig],
+    meta: &EventMeta,
+) -> Result<Vec<(String, InputPlan)>, InputError> {
     let mut out = Vec::new();
     for (index, c) in inputs.iter().enumerate() {
         if !c.common.enabled {

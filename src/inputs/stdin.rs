@@ -86,12 +86,15 @@ impl StdinInput {
         let parsed = std::str::from_utf8(line)
             .map_err(|e| format!("line is not UTF-8: {e}"))
             .and_then(|s| {
-                serde_json::from_str::<Pairs<'_>>(s).map_err(|e| format!("line is not a JSON object: {e}"))
+                serde_json::from_str::<Pairs<'_>>(s)
+                    .map_err(|e| format!("line is not a JSON object: {e}"))
             })
-            .and_then(|p| match p.0.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
-                Some((k, _)) => Err(format!("key {k:?} is reserved for skidder")),
-                None => Ok(p),
-            });
+            .and_then(
+                |p| match p.0.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
+                    Some((k, _)) => Err(format!("key {k:?} is reserved for skidder")),
+                    None => Ok(p),
+                },
+            );
         match parsed {
             Ok(pairs) => Line::Event(self.json_event(enc, now, pairs, escape_html)),
             Err(reason) => match self.on_error {
@@ -213,13 +216,22 @@ impl StdinInput {
             }
         }
         if let Err(e) = publisher.close() {
-            tracing::warn!(input = name, unpublished = e.unpublished, "stdin input stopped by shutdown");
+            tracing::warn!(
+                input = name,
+                unpublished = e.unpublished,
+                "stdin input stopped by shutdown"
+            );
         }
     }
 }
 
 /// Writes `tags`: the line's own tags (an array, or one value) followed by the configured ones.
-fn write_tags(w: &mut EventWriter<'_>, line_tags: Option<&RawValue>, ours: &[String], escape_html: bool) {
+fn write_tags(
+    w: &mut EventWriter<'_>,
+    line_tags: Option<&RawValue>,
+    ours: &[String],
+    escape_html: bool,
+) {
     let mut all: Vec<serde_json::Value> = match line_tags.map(|r| serde_json::from_str(r.get())) {
         Some(Ok(serde_json::Value::Array(a))) => a,
         Some(Ok(other)) => vec![other],
@@ -255,35 +267,56 @@ mod tests {
 
     #[test]
     fn json_values_pass_through_verbatim() {
-        let i = input(true, JsonErrorPolicy::ErrorEvent, &CommonInputConfig::default());
+        let i = input(
+            true,
+            JsonErrorPolicy::ErrorEvent,
+            &CommonInputConfig::default(),
+        );
         let mut enc = EventEncoder::new(&EventMeta::default());
-        let Line::Event(b) = i.line(&mut enc, br#"{"n":1e3,"s":"\u00e9","o":{"b":1, "a":2}}"#, false) else {
+        let Line::Event(b) = i.line(
+            &mut enc,
+            br#"{"n":1e3,"s":"\u00e9","o":{"b":1, "a":2}}"#,
+            false,
+        ) else {
             panic!("dropped")
         };
         let text = std::str::from_utf8(&b).unwrap();
-        assert!(text.ends_with(r#","n":1e3,"s":"\u00e9","o":{"b":1, "a":2}}"#), "{text}");
+        assert!(
+            text.ends_with(r#","n":1e3,"s":"\u00e9","o":{"b":1, "a":2}}"#),
+            "{text}"
+        );
     }
 
     #[test]
     fn bad_line_becomes_error_event_or_drop() {
-        let mut common = CommonInputConfig::default();
-        common.tags = vec!["mine".into()];
+        let common = CommonInputConfig {
+            tags: vec!["mine".into()],
+            ..CommonInputConfig::default()
+        };
         let i = input(true, JsonErrorPolicy::ErrorEvent, &common);
         let mut enc = EventEncoder::new(&EventMeta::default());
         let v = event(i.line(&mut enc, b"not json", false));
         assert_eq!(v["message"], "not json");
         assert_eq!(v["tags"], serde_json::json!(["_jsonparsefailure", "mine"]));
-        assert!(v["error"]["message"].as_str().unwrap().contains("not a JSON object"));
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON object"));
         let i = input(true, JsonErrorPolicy::Drop, &common);
         assert!(matches!(i.line(&mut enc, b"[1]", false), Line::Dropped(_)));
-        assert!(matches!(i.line(&mut enc, br#"{"@timestamp":1}"#, false), Line::Dropped(_)));
+        assert!(matches!(
+            i.line(&mut enc, br#"{"@timestamp":1}"#, false),
+            Line::Dropped(_)
+        ));
     }
 
     #[test]
     fn fields_and_tags_are_applied() {
-        let mut common = CommonInputConfig::default();
+        let mut common = CommonInputConfig {
+            tags: vec!["t2".into()],
+            ..CommonInputConfig::default()
+        };
         common.fields.insert("env".into(), "prod".into());
-        common.tags = vec!["t2".into()];
         let i = input(true, JsonErrorPolicy::ErrorEvent, &common);
         let mut enc = EventEncoder::new(&EventMeta::default());
         let v = event(i.line(&mut enc, br#"{"tags":["t1"],"a":1}"#, false));

@@ -27,7 +27,7 @@ impl ConsoleOutput {
 impl Output for ConsoleOutput {
     fn run(mut self: Box<Self>, mut batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture {
         Box::pin(async move {
-            while let Some(batch) = batches.next().await {
+            while let Some(batch) = batches.next_batch().await {
                 self.scratch.clear();
                 for doc in batch.docs() {
                     if self.pretty {
@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn pretty_print_keeps_order_and_text() {
         let mut out = Vec::new();
-        pretty_print(br#"{"b":1.50,"a":{"s":"x,{\"y\":1}","e":[],"o":{}},"l":[1,2]}"#, &mut out);
+        pretty_print(
+            br#"{"b":1.50,"a":{"s":"x,{\"y\":1}","e":[],"o":{}},"l":[1,2]}"#,
+            &mut out,
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

@@ -23,7 +23,7 @@ impl DiscardOutput {
 impl Output for DiscardOutput {
     fn run(self: Box<Self>, mut batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture {
         Box::pin(async move {
-            while let Some(batch) = batches.next().await {
+            while let Some(batch) = batches.next_batch().await {
                 if let Some(d) = self.delay {
                     tokio::time::sleep(d).await;
                 }

@@ -115,7 +115,8 @@ impl FileOutput {
 
     fn rotate(&mut self) -> Result<(), OutputError> {
         if let Some(mut f) = self.file.take() {
-            f.flush().map_err(Self::io("cannot write to", self.path(0)))?;
+            f.flush()
+                .map_err(Self::io("cannot write to", self.path(0)))?;
         }
         for n in (1..self.keep - 1).rev() {
             match std::fs::rename(self.path(n), self.path(n + 1)) {
@@ -159,7 +160,7 @@ impl Output for FileOutput {
     fn run(mut self: Box<Self>, mut batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture {
         Box::pin(async move {
             tokio::task::block_in_place(|| self.open().map(|_| ()))?;
-            while let Some(batch) = batches.next().await {
+            while let Some(batch) = batches.next_batch().await {
                 match tokio::task::block_in_place(|| self.write_batch(&batch)) {
                     Ok(bytes) => {
                         metrics.output_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -233,7 +234,11 @@ mod tests {
         assert_eq!(names, ["skidder", "skidder.1", "skidder.2"]);
         for n in &names {
             let text = std::fs::read(dir.path().join(n)).unwrap();
-            assert!(text.len() <= 1024 && text.len() % 300 == 0, "{n}: {}", text.len());
+            assert!(
+                text.len() <= 1024 && text.len() % 300 == 0,
+                "{n}: {}",
+                text.len()
+            );
         }
     }
 }

@@ -112,10 +112,22 @@ impl std::fmt::Debug for OutputPlan {
 /// an invalid setting.
 pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, OutputError> {
     let enabled: Vec<&'static str> = [
-        ("output.console", config.console.as_ref().is_some_and(|c| c.enabled)),
-        ("output.file", config.file.as_ref().is_some_and(|c| c.enabled)),
-        ("output.discard", config.discard.as_ref().is_some_and(|c| c.enabled)),
-        ("output.logstash", config.logstash.as_ref().is_some_and(|c| c.enabled)),
+        (
+            "output.console",
+            config.console.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.file",
+            config.file.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.discard",
+            config.discard.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.logstash",
+            config.logstash.as_ref().is_some_and(|c| c.enabled),
+        ),
         (
             "output.elasticsearch",
             config.elasticsearch.as_ref().is_some_and(|c| c.enabled),
@@ -133,12 +145,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
     let key = match enabled.as_slice() {
         [] => return Err(OutputError::NoneEnabled),
         [one] => *one,
-        [first, second, ..] => {
-            return Err(OutputError::TwoEnabled {
-                first,
-                second,
-            })
-        }
+        [first, second, ..] => return Err(OutputError::TwoEnabled { first, second }),
     };
     let meta = EventMeta::default();
     match (key, &config.console, &config.file, &config.discard) {

@@ -86,10 +86,7 @@ impl Batch {
     /// the last `remaining` go back to the front.
     pub fn retry_events(self, remaining: usize) {
         let acked = self.events.len().saturating_sub(remaining);
-        self.resolve(
-            |i, _| if i < acked { Fate::Ack } else { Fate::Retry },
-            "",
-        );
+        self.resolve(|i, _| if i < acked { Fate::Ack } else { Fate::Retry }, "");
     }
 
     /// None delivered and none will be: counted as dropped and logged at ERROR with `reason`.
@@ -114,10 +111,13 @@ impl Batch {
         let dropped = settled.iter().filter(|(_, ok)| !ok).count();
         let metrics = &self.shared.metrics;
         if dropped > 0 {
-            metrics
-                .failed
-                .fetch_add(dropped as u64, Ordering::Relaxed);
-            tracing::error!(events = dropped, retries = self.retries, reason, "output dropped events");
+            metrics.failed.fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::error!(
+                events = dropped,
+                retries = self.retries,
+                reason,
+                "output dropped events"
+            );
         }
         let piece = if retry.is_empty() {
             None

@@ -123,20 +123,54 @@ impl Snapshot {
                 out.insert(key, v.into());
             }
         };
-        put("pipeline.events.published".into(), self.published - before.published.min(self.published));
-        put("pipeline.events.acked".into(), self.acked.saturating_sub(before.acked));
-        put("pipeline.events.dropped".into(), self.dropped.saturating_sub(before.dropped));
-        put("pipeline.events.failed".into(), self.failed.saturating_sub(before.failed));
-        put("pipeline.events.retry".into(), self.retried.saturating_sub(before.retried));
+        put(
+            "pipeline.events.published".into(),
+            self.published - before.published.min(self.published),
+        );
+        put(
+            "pipeline.events.acked".into(),
+            self.acked.saturating_sub(before.acked),
+        );
+        put(
+            "pipeline.events.dropped".into(),
+            self.dropped.saturating_sub(before.dropped),
+        );
+        put(
+            "pipeline.events.failed".into(),
+            self.failed.saturating_sub(before.failed),
+        );
+        put(
+            "pipeline.events.retry".into(),
+            self.retried.saturating_sub(before.retried),
+        );
         put("pipeline.queue.filled.events".into(), self.queue_filled);
-        put("output.batches".into(), self.batches.saturating_sub(before.batches));
-        put("output.write.bytes".into(), self.output_bytes.saturating_sub(before.output_bytes));
-        for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate() {
+        put(
+            "output.batches".into(),
+            self.batches.saturating_sub(before.batches),
+        );
+        put(
+            "output.write.bytes".into(),
+            self.output_bytes.saturating_sub(before.output_bytes),
+        );
+        for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate()
+        {
             let prev = before.inputs.get(i).cloned().unwrap_or_default();
-            put(format!("input.{name}.events.published"), published.saturating_sub(prev.1));
-            put(format!("input.{name}.events.acked"), acked.saturating_sub(prev.2));
-            put(format!("input.{name}.events.dropped"), dropped.saturating_sub(prev.3));
-            put(format!("input.{name}.lines.dropped"), input_dropped.saturating_sub(prev.4));
+            put(
+                format!("input.{name}.events.published"),
+                published.saturating_sub(prev.1),
+            );
+            put(
+                format!("input.{name}.events.acked"),
+                acked.saturating_sub(prev.2),
+            );
+            put(
+                format!("input.{name}.events.dropped"),
+                dropped.saturating_sub(prev.3),
+            );
+            put(
+                format!("input.{name}.lines.dropped"),
+                input_dropped.saturating_sub(prev.4),
+            );
         }
         out
     }

@@ -18,7 +18,6 @@
 //!   has waited `flush.timeout`, when the queue is full, or when no more input is coming.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -130,12 +129,7 @@ impl Shared {
 
     /// Settles `events` of the range starting at `key`: `acked`/`dropped` per event by
     /// `fate` (true = acked), and optionally puts the rest back as a retry piece.
-    pub(crate) fn settle(
-        &self,
-        key: u64,
-        settled: &[(Event, bool)],
-        retry: Option<RetryPiece>,
-    ) {
+    pub(crate) fn settle(&self, key: u64, settled: &[(Event, bool)], retry: Option<RetryPiece>) {
         let mut st = self.lock();
         let mut acked = 0u64;
         let mut dropped = 0u64;
@@ -546,7 +540,9 @@ impl Publisher {
             .metrics
             .published
             .fetch_add(n as u64, Ordering::Relaxed);
-        self.metrics.published.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics
+            .published
+            .fetch_add(n as u64, Ordering::Relaxed);
         self.shared.update_gauge(st);
         let threshold = self.shared.settings.min_events;
         if was_empty || st.queued.len() >= threshold || self.shared.free(st) == 0 {
@@ -596,25 +592,23 @@ impl BatchSource {
 
     /// The next batch: retried batches first (oldest first), then fresh events. `None` when
     /// the run is over: inputs finished and everything settled, or the run was cancelled.
-    pub fn next(&mut self) -> impl Future<Output = Option<Batch>> + Send + '_ {
-        async move {
-            loop {
-                let notified = self.shared.ready.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let deadline = match self.poll_batch() {
-                    Ok(batch) => return batch,
-                    Err(deadline) => deadline,
-                };
-                match deadline {
-                    Some(at) => {
-                        tokio::select! {
-                            _ = &mut notified => {}
-                            _ = tokio::time::sleep_until(at.into()) => {}
-                        }
+    pub async fn next_batch(&mut self) -> Option<Batch> {
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let deadline = match self.poll_batch() {
+                Ok(batch) => return batch,
+                Err(deadline) => deadline,
+            };
+            match deadline {
+                Some(at) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep_until(at.into()) => {}
                     }
-                    None => notified.await,
                 }
+                None => notified.await,
             }
         }
     }
@@ -628,7 +622,12 @@ impl BatchSource {
         }
         if let Some((key, piece)) = st.retry.pop_first() {
             drop(st);
-            return Ok(Some(Batch::new(Arc::clone(shared), key, piece.events, piece.retries)));
+            return Ok(Some(Batch::new(
+                Arc::clone(shared),
+                key,
+                piece.events,
+                piece.retries,
+            )));
         }
         let available = st.queued.len();
         if available == 0 {

@@ -52,8 +52,8 @@ async fn acks_reach_the_input_in_publish_order() {
     q.all_inputs_started();
     publish_all(&mut p, 0..10);
     let mut src = q.batch_source(5);
-    let first = src.next().await.unwrap();
-    let second = src.next().await.unwrap();
+    let first = src.next_batch().await.unwrap();
+    let second = src.next_batch().await.unwrap();
     assert_eq!(nums(&first), [0, 1, 2, 3, 4]);
     assert_eq!(nums(&second), [5, 6, 7, 8, 9]);
     second.ack();
@@ -70,16 +70,23 @@ async fn retried_batches_come_back_first_in_original_order() {
     q.all_inputs_started();
     publish_all(&mut p, 0..15);
     let mut src = q.batch_source(5);
-    let a = src.next().await.unwrap();
-    let b = src.next().await.unwrap();
+    let a = src.next_batch().await.unwrap();
+    let b = src.next_batch().await.unwrap();
     b.retry();
     a.retry();
     let again: Vec<Vec<u64>> = vec![
-        nums(&src.next().await.unwrap_or_else(|| panic!("a"))),
-        nums(&src.next().await.unwrap_or_else(|| panic!("b"))),
-        nums(&src.next().await.unwrap_or_else(|| panic!("c"))),
+        nums(&src.next_batch().await.unwrap_or_else(|| panic!("a"))),
+        nums(&src.next_batch().await.unwrap_or_else(|| panic!("b"))),
+        nums(&src.next_batch().await.unwrap_or_else(|| panic!("c"))),
     ];
-    assert_eq!(again, [vec![0, 1, 2, 3, 4], vec![5, 6, 7, 8, 9], vec![10, 11, 12, 13, 14]]);
+    assert_eq!(
+        again,
+        [
+            vec![0, 1, 2, 3, 4],
+            vec![5, 6, 7, 8, 9],
+            vec![10, 11, 12, 13, 14]
+        ]
+    );
     assert_eq!(q.metrics().retried.load(Ordering::Relaxed), 10);
 }
 
@@ -90,11 +97,15 @@ async fn partial_retry_acks_the_prefix_and_resends_the_rest() {
     q.all_inputs_started();
     publish_all(&mut p, 0..5);
     let mut src = q.batch_source(5);
-    let b = src.next().await.unwrap();
+    let b = src.next_batch().await.unwrap();
     b.retry_events(2);
     assert_eq!(q.metrics().acked.load(Ordering::Relaxed), 3);
-    assert_eq!(p.acked(), 0, "the range is reported only when all of it is settled");
-    let rest = src.next().await.unwrap();
+    assert_eq!(
+        p.acked(),
+        0,
+        "the range is reported only when all of it is settled"
+    );
+    let rest = src.next_batch().await.unwrap();
     assert_eq!(nums(&rest), [3, 4]);
     assert_eq!(rest.retries(), 1);
     rest.resolve(|i, _| if i == 0 { Fate::Ack } else { Fate::Drop }, "test");
@@ -110,8 +121,8 @@ async fn a_batch_dropped_without_verdict_goes_back() {
     q.all_inputs_started();
     publish_all(&mut p, 0..3);
     let mut src = q.batch_source(10);
-    drop(src.next().await.unwrap());
-    let b = src.next().await.unwrap();
+    drop(src.next_batch().await.unwrap());
+    let b = src.next_batch().await.unwrap();
     assert_eq!(nums(&b), [0, 1, 2]);
     b.ack();
     assert_eq!(p.acked(), 3);
@@ -127,12 +138,14 @@ async fn full_queue_blocks_publishers_until_events_settle() {
         p.close().unwrap();
     });
     let metrics = Arc::clone(q.metrics());
-    wait_for("the queue to fill", || metrics.published.load(Ordering::Relaxed) == 10);
+    wait_for("the queue to fill", || {
+        metrics.published.load(Ordering::Relaxed) == 10
+    });
     assert!(!producer.is_finished(), "the producer must wait for space");
     assert_eq!(q.unsettled(), 10);
     let mut src = q.batch_source(4);
     let mut seen = Vec::new();
-    while let Some(b) = src.next().await {
+    while let Some(b) = src.next_batch().await {
         assert!(q.unsettled() <= 10, "capacity counts in-flight events");
         seen.extend(nums(&b));
         b.ack();
@@ -149,13 +162,13 @@ async fn min_events_holds_small_batches_until_inputs_finish() {
     q.all_inputs_started();
     publish_all(&mut p, 0..3);
     let mut src = q.batch_source(100);
-    let early = tokio::time::timeout(Duration::from_millis(1), src.next()).await;
+    let early = tokio::time::timeout(Duration::from_millis(1), src.next_batch()).await;
     assert!(early.is_err(), "3 events are below flush.min_events");
     p.close().unwrap();
-    let b = src.next().await.unwrap();
+    let b = src.next_batch().await.unwrap();
     assert_eq!(nums(&b), [0, 1, 2]);
     b.ack();
-    assert!(src.next().await.is_none());
+    assert!(src.next_batch().await.is_none());
 }
 
 #[tokio::test]
@@ -172,7 +185,7 @@ async fn flush_timeout_releases_a_partial_batch() {
     q.all_inputs_started();
     publish_all(&mut p, 0..3);
     let mut src = q.batch_source(100);
-    let b = tokio::time::timeout(Duration::from_secs(10), src.next())
+    let b = tokio::time::timeout(Duration::from_secs(10), src.next_batch())
         .await
         .expect("flush.timeout must release the batch")
         .unwrap();
@@ -191,21 +204,21 @@ async fn stop_fails_publishers_and_cancel_ends_sources() {
     assert_eq!(err.unpublished, 1);
     q.cancel();
     let mut src = q.batch_source(10);
-    assert!(src.next().await.is_none());
+    assert!(src.next_batch().await.is_none());
 }
 
 #[tokio::test]
 async fn a_source_started_before_the_inputs_does_not_end_early() {
     let q = queue(100, 1);
     let mut src = q.batch_source(10);
-    let early = tokio::time::timeout(Duration::from_millis(1), src.next()).await;
+    let early = tokio::time::timeout(Duration::from_millis(1), src.next_batch()).await;
     assert!(early.is_err(), "no input yet, but the run is not over");
     let mut p = q.publisher("in");
     q.all_inputs_started();
     publish_all(&mut p, 0..2);
     p.close().unwrap();
-    let b = src.next().await.unwrap();
+    let b = src.next_batch().await.unwrap();
     assert_eq!(nums(&b), [0, 1]);
     b.ack();
-    assert!(src.next().await.is_none());
+    assert!(src.next_batch().await.is_none());
 }
