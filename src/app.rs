@@ -234,7 +234,11 @@ async fn run_async(
         }
     }
     queue.cancel();
-    // Workers see the cancellation at their next batch; a stuck one is not waited for long.
+    if interrupted || failure.is_some() {
+        // shutdown_timeout is over (or the output failed): batches still in flight are not
+        // waited for; their Drop puts them back and they count as unacknowledged.
+        workers.abort_all();
+    }
     let drain = async {
         while let Some(r) = workers.join_next().await {
             if let Some(e) = worker_result(r) {
@@ -281,6 +285,7 @@ fn worker_result(
     match r {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
+        Err(join) if join.is_cancelled() => None,
         Err(join) => Some(OutputError::Invalid {
             key: "output",
             reason: format!("output worker ended abnormally: {join}"),

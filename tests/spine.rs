@@ -289,3 +289,104 @@ fn sigterm_drains_the_queue_within_shutdown_timeout() {
     assert!(acked > 0);
     assert_eq!(file_lines(dir.path()).len(), acked);
 }
+
+#[test]
+fn replay_sends_lines_unchanged_and_count_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("replay.ndjson"),
+        "{\"a\":1}\n{\"b\": \"x\"}\n\n{\"c\":[1]}\r\n",
+    )
+    .unwrap();
+    let cfg = config(
+        dir.path(),
+        "skidder:\n  inputs:\n    - type: generator\n      count: 7\n      replay: replay.ndjson\noutput:\n  file:\n    path: out\n",
+    );
+    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"");
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(
+        file_lines(dir.path()),
+        [
+            "{\"a\":1}",
+            "{\"b\": \"x\"}",
+            "{\"c\":[1]}",
+            "{\"a\":1}",
+            "{\"b\": \"x\"}",
+            "{\"c\":[1]}",
+            "{\"a\":1}"
+        ]
+    );
+}
+
+#[test]
+fn an_output_that_cannot_write_is_a_runtime_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("out"), b"a file, not a directory").unwrap();
+    let cfg = config(
+        dir.path(),
+        "skidder:\n  inputs:\n    - type: generator\n      count: 10\noutput:\n  file:\n    path: out\n",
+    );
+    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"");
+    assert_eq!(r.code(), Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("output failed"), "{}", r.stderr);
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A very slow output and a long shutdown_timeout: draining would take minutes.
+    let cfg = config(
+        dir.path(),
+        "skidder:\n  inputs:\n    - type: generator\n      size: 100\noutput:\n  discard: {}\nshutdown_timeout: 10m\nlogging:\n  metrics:\n    period: 50ms\n",
+    );
+    let mut child = common::bin()
+        .args(["-c", cfg.to_str().unwrap(), "-e", "--discard-delay", "60s"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = LineWatch::new(child.stderr.take().unwrap());
+    watch.wait_for("skidder started", Duration::from_secs(20));
+    watch.wait_for("pipeline.queue.filled.events", Duration::from_secs(20));
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    watch.wait_for("signal received", Duration::from_secs(20));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = common::wait_exit(&mut child, Duration::from_secs(20));
+    let stderr = watch.rest();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("second signal"), "{stderr}");
+}
+
+#[test]
+fn zero_shutdown_timeout_does_not_wait_and_reports_unacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "skidder:\n  inputs:\n    - type: generator\n      size: 100\noutput:\n  discard: {}\nlogging:\n  metrics:\n    period: 50ms\n",
+    );
+    let mut child = common::bin()
+        .args(["-c", cfg.to_str().unwrap(), "-e", "--discard-delay", "60s"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = LineWatch::new(child.stderr.take().unwrap());
+    watch.wait_for("skidder started", Duration::from_secs(20));
+    watch.wait_for("pipeline.queue.filled.events", Duration::from_secs(20));
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = common::wait_exit(&mut child, Duration::from_secs(20));
+    let stderr = watch.rest();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let t = common::totals(&stderr);
+    assert_eq!(t["acked"], "0");
+    assert_ne!(t["unacked"], "0");
+}
