@@ -240,9 +240,11 @@ impl GeneratorInput {
                         }
                         let next_at =
                             started + Duration::from_secs_f64((produced as f64) / rate as f64);
+                        // Sleep at least 1 ms and send what fell due meanwhile in one go:
+                        // a wake-up per event would cost more CPU than the events.
                         let wait = next_at
                             .saturating_duration_since(Instant::now())
-                            .min(Duration::from_millis(100));
+                            .clamp(Duration::from_millis(1), Duration::from_millis(100));
                         std::thread::sleep(wait);
                         if publisher.is_stopping() {
                             break 'outer;

@@ -7,6 +7,14 @@
 //! `cancelled`). A worker may hold several batches at once (pipelining) and may decide
 //! retries with pure code from `Batch::retries()`. Returning `Err` ends the run as a
 //! runtime failure; the batches it still held go back to the queue by their `Drop`.
+//!
+//! `BatchSource::next_batch` returns `None` only when inputs are finished and nothing is
+//! unsettled — including the batches the calling worker still holds. A pipelining worker
+//! (Logstash, several windows in flight) therefore `select!`s between `next_batch` and its
+//! ACK reader, and stops asking for more when its own window limit is reached. Retried
+//! events go to the front of the shared queue in their original order; whichever worker
+//! asks next gets them, which is how a worker that lost its connection hands its events to
+//! another one.
 
 pub mod console;
 pub mod discard;
