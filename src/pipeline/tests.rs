@@ -222,3 +222,32 @@ async fn a_source_started_before_the_inputs_does_not_end_early() {
     b.ack();
     assert!(src.next_batch().await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_publishers_wait_for_space_and_learn_their_acks() {
+    let q = queue(4, 1);
+    let mut p = q.publisher("relay");
+    q.all_inputs_started();
+    let producer = tokio::spawn(async move {
+        for n in 0..300 {
+            p.publish_async(ev(n)).await.unwrap();
+        }
+        p.flush_async().await.unwrap();
+        // A relay input waits for its window to be settled before acknowledging upstream.
+        tokio::time::timeout(Duration::from_secs(10), p.wait_settled(300))
+            .await
+            .expect("all 300 settled");
+        let acked = p.acked();
+        p.close_async().await.unwrap();
+        acked
+    });
+    let mut src = q.batch_source(3);
+    let mut seen = Vec::new();
+    while let Some(b) = src.next_batch().await {
+        assert!(q.unsettled() <= 4);
+        seen.extend(nums(&b));
+        b.ack();
+    }
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+    assert_eq!(producer.await.unwrap(), 300);
+}
