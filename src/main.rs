@@ -1,3 +1,5 @@
-fn main() {
-    println!("skidder {}", env!("CARGO_PKG_VERSION"));
+//! The `skidder` binary: everything lives in the library; see `skidder::cli`.
+
+fn main() -> std::process::ExitCode {
+    skidder::cli::main()
 }

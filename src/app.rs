@@ -1,0 +1,327 @@
+//! The application: builds inputs, queue and output from the configuration, runs them, and
+//! owns shutdown.
+//!
+//! A run ends in one of three ways:
+//! * finite inputs all finished and every event settled → totals, exit 0;
+//! * SIGINT/SIGTERM → inputs stop, the queue drains to the output for up to
+//!   `shutdown_timeout`, then the run is cancelled; a second signal exits at once (130);
+//! * an output worker fails → the run is cancelled, exit 3.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+use crate::config::{Config, ConfigError};
+use crate::inputs::{self, InputError, InputPlan};
+use crate::outputs::{self, OutputError, OutputKnobs, OutputPlan};
+use crate::pipeline::{Metrics, Queue, QueueSettings};
+use crate::telemetry::{self, Progress, ResourceUsage, TelemetryError, Totals};
+
+/// Why the application could not start or finish its run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The output section is not usable.
+    #[error(transparent)]
+    Output(OutputError),
+    /// An input is not usable.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    /// `path.data` cannot be created or written.
+    #[error("path.data: {} is not a writable directory: {source}", path.display())]
+    DataPath {
+        /// The resolved directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The output failed while running.
+    #[error("output failed: {0}")]
+    OutputFailed(OutputError),
+    /// The async runtime could not be built.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl AppError {
+    /// True for errors in what the user configured (exit code 1), false for failures while
+    /// running (exit code 3).
+    pub fn is_config_error(&self) -> bool {
+        !matches!(self, AppError::OutputFailed(_) | AppError::Runtime(_))
+    }
+}
+
+/// A validated run: what `skidder test config` checks and `skidder run` starts.
+#[derive(Debug)]
+pub struct Plan {
+    /// The output.
+    pub output: OutputPlan,
+    /// The inputs, by name.
+    pub inputs: Vec<(String, InputPlan)>,
+    /// `queue.mem.*`.
+    pub queue: QueueSettings,
+}
+
+/// Validates everything the run needs from `config`.
+///
+/// # Errors
+/// [`AppError`] naming the key at fault.
+pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
+    let mut output = outputs::select(&config.output, knobs).map_err(AppError::Output)?;
+    if let Some(index) = config
+        .output
+        .logstash
+        .as_ref()
+        .and_then(|l| l.index.clone())
+    {
+        output.meta.beat = index.to_lowercase();
+    }
+    let inputs = inputs::plan(&config.skidder.inputs, &output.meta)?;
+    let mem = &config.queue.mem;
+    Ok(Plan {
+        output,
+        inputs,
+        queue: QueueSettings {
+            capacity: mem.events.max(1),
+            min_events: mem.flush.min_events,
+            flush_timeout: mem.flush.timeout.get(),
+        },
+    })
+}
+
+/// `path.data` resolved against `path.home`.
+pub fn data_dir(config: &Config) -> PathBuf {
+    resolve(&config.path.home, &config.path.data)
+}
+
+/// `path.logs` resolved against `path.home`.
+pub fn logs_dir(config: &Config) -> PathBuf {
+    resolve(&config.path.home, &config.path.logs)
+}
+
+fn resolve(home: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        home.join(p)
+    }
+}
+
+/// Creates `path.data` if needed and proves it writable.
+///
+/// # Errors
+/// [`AppError::DataPath`] naming the directory.
+pub fn check_data_dir(dir: &Path) -> Result<(), AppError> {
+    let err = |source| AppError::DataPath {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = dir.join(format!(".skidder-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)?;
+    Ok(())
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show the live progress view when stdout is a terminal.
+    pub progress: bool,
+    /// Handle SIGINT/SIGTERM (off only for embedding in tests).
+    pub signals: bool,
+}
+
+/// Runs `plan` to its end.
+///
+/// # Errors
+/// [`AppError::OutputFailed`] when the output gives up, [`AppError::Runtime`] when the
+/// runtime cannot start, [`AppError::Input`] when an input cannot start.
+pub fn run(config: &Config, plan: Plan, opts: RunOptions) -> Result<Totals, AppError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("skidder-rt")
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let shutdown_timeout = config.shutdown_timeout.get();
+    let metrics_period = (config.logging.metrics.enabled
+        && !config.logging.metrics.period.is_zero())
+    .then(|| config.logging.metrics.period.get());
+    runtime.block_on(run_async(plan, opts, shutdown_timeout, metrics_period))
+}
+
+async fn run_async(
+    plan: Plan,
+    opts: RunOptions,
+    shutdown_timeout: Duration,
+    metrics_period: Option<Duration>,
+) -> Result<Totals, AppError> {
+    let started = Instant::now();
+    let metrics = Arc::new(Metrics::default());
+    let queue = Queue::new(plan.queue, Arc::clone(&metrics));
+    let mut signals = if opts.signals {
+        Some(Signals::new().map_err(AppError::Runtime)?)
+    } else {
+        None
+    };
+
+    let mut workers = JoinSet::new();
+    let output_key = plan.output.key;
+    for worker in plan.output.workers {
+        let source = queue.batch_source(plan.output.bulk_max_size);
+        workers.spawn(worker.run(source, Arc::clone(&metrics)));
+    }
+    let meta = plan.output.meta.clone();
+    let mut names = Vec::new();
+    for (name, input) in plan.inputs {
+        let running = inputs::start(name, input, &queue, &meta)?;
+        names.push(running.name);
+    }
+    queue.all_inputs_started();
+    tracing::info!(inputs = ?names, output = output_key, queue_events = plan.queue.capacity, "skidder started");
+
+    let mut background = JoinSet::new();
+    if let Some(period) = metrics_period {
+        background.spawn(telemetry::report_metrics(Arc::clone(&metrics), period));
+    }
+    let progress = if opts.progress {
+        Progress::for_stdout(plan.output.writes_stdout)
+    } else {
+        None
+    };
+    if let Some(p) = progress.clone() {
+        background.spawn(p.run(Arc::clone(&metrics)));
+    }
+
+    let mut interrupted = false;
+    let mut failure = None;
+    tokio::select! {
+        () = queue.wait_idle() => {}
+        () = recv(&mut signals) => {
+            interrupted = true;
+            let unsettled = queue.unsettled();
+            tracing::info!(unsettled, shutdown_timeout = ?shutdown_timeout, "signal received; stopping inputs and draining the queue");
+            queue.stop_inputs();
+            if !shutdown_timeout.is_zero() {
+                tokio::select! {
+                    r = tokio::time::timeout(shutdown_timeout, queue.wait_drained()) => {
+                        if r.is_err() {
+                            tracing::warn!(unsettled = queue.unsettled(), "shutdown_timeout passed before the queue drained");
+                        }
+                    }
+                    () = recv(&mut signals) => {
+                        second_signal(&queue);
+                    }
+                }
+            }
+        }
+        Some(r) = workers.join_next() => {
+            failure = worker_result(r);
+            if failure.is_none() {
+                // A worker ended cleanly: only when the run is over.
+                queue.wait_idle().await;
+            }
+        }
+    }
+    queue.cancel();
+    if interrupted || failure.is_some() {
+        // shutdown_timeout is over (or the output failed): batches still in flight are not
+        // waited for; their Drop puts them back and they count as unacknowledged.
+        workers.abort_all();
+    }
+    let drain = async {
+        while let Some(r) = workers.join_next().await {
+            if let Some(e) = worker_result(r) {
+                failure.get_or_insert(e);
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("output workers did not stop within 5s; abandoning them");
+        workers.abort_all();
+    }
+    background.abort_all();
+    if let Some(p) = &progress {
+        p.clear();
+    }
+    let snapshot = metrics.snapshot();
+    let totals = Totals {
+        unacked: snapshot
+            .published
+            .saturating_sub(snapshot.acked + snapshot.dropped),
+        snapshot,
+        elapsed: started.elapsed(),
+        usage: ResourceUsage::now(),
+        interrupted,
+    };
+    if let Some(e) = failure {
+        tracing::error!(error = %e, unacked = totals.unacked, "output failed; run ended");
+        return Err(AppError::OutputFailed(e));
+    }
+    tracing::info!(
+        acked = totals.snapshot.acked,
+        unacked = totals.unacked,
+        "skidder stopped"
+    );
+    Ok(totals)
+}
+
+fn worker_result(
+    r: Result<Result<(), OutputError>, tokio::task::JoinError>,
+) -> Option<OutputError> {
+    match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(join) if join.is_cancelled() => None,
+        Err(join) => Some(OutputError::Invalid {
+            key: "output",
+            reason: format!("output worker ended abnormally: {join}"),
+        }),
+    }
+}
+
+fn second_signal(queue: &Queue) -> ! {
+    let unsettled = queue.unsettled();
+    eprintln!("skidder: second signal; exiting now with {unsettled} event(s) unacknowledged");
+    std::process::exit(130);
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+}
+
+async fn recv(signals: &mut Option<Signals>) {
+    match signals {
+        Some(s) => {
+            tokio::select! {
+                _ = s.int.recv() => {}
+                _ = s.term.recv() => {}
+            }
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,162 @@
+//! The command line: `skidder [run]`, `skidder test config`, `skidder version`,
+//! `skidder demo`.
+//!
+//! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
+//! `path.data`); 2 usage error (unknown flag or command); 3 runtime failure (the output
+//! failed); 130 interrupted with events left unacknowledged, or a second signal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, AppError, RunOptions};
+use crate::config::{self, Config};
+use crate::outputs::OutputKnobs;
+use crate::telemetry;
+
+/// Exit code: a configuration error.
+pub const EXIT_CONFIG: u8 = 1;
+/// Exit code: the output failed while running.
+pub const EXIT_RUNTIME: u8 = 3;
+/// Exit code: interrupted with unacknowledged events (or a second signal).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// skidder ships events: inputs → memory queue → one output.
+#[derive(Debug, Parser)]
+#[command(name = "skidder", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "skidder.yml",
+        global = true
+    )]
+    pub config: PathBuf,
+    /// Override a setting, e.g. `-E queue.mem.events=4096` (repeatable).
+    #[arg(short = 'E', value_name = "KEY=VALUE", global = true)]
+    pub overrides: Vec<String>,
+    /// Data directory (overrides `path.data`).
+    #[arg(long = "path.data", value_name = "DIR", global = true)]
+    pub path_data: Option<PathBuf>,
+    /// Log directory (overrides `path.logs`).
+    #[arg(long = "path.logs", value_name = "DIR", global = true)]
+    pub path_logs: Option<PathBuf>,
+    /// Log to standard error instead of `path.logs`.
+    #[arg(short = 'e', global = true)]
+    pub log_to_stderr: bool,
+    /// Test/benchmark aid: `output.discard` waits this long per batch, e.g. `5ms`.
+    #[arg(long = "discard-delay", hide = true, global = true, value_parser = parse_duration)]
+    pub discard_delay: Option<Duration>,
+    /// What to do; `run` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the configured inputs and output (the default).
+    Run,
+    /// Check things without running.
+    Test {
+        /// What to check.
+        #[command(subcommand)]
+        what: TestCommand,
+    },
+    /// Print the version.
+    Version,
+    /// Ship generated load in-process with an embedded configuration and print a summary.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// `skidder test ...`.
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Load and validate the configuration, print "Config OK".
+    Config,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<config::Duration>()
+        .map(config::Duration::get)
+        .map_err(|e| e.to_string())
+}
+
+/// Parses the command line and runs it; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let knobs = OutputKnobs {
+        discard_delay: cli.discard_delay,
+    };
+    match cli.command {
+        Some(Command::Version) => {
+            println!("skidder {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(Command::Demo(ref args)) => crate::demo::run(args),
+        Some(Command::Test {
+            what: TestCommand::Config,
+        }) => match load(&cli).and_then(|c| app::plan(&c, knobs).map(|_| ())) {
+            Ok(()) => {
+                println!("Config OK");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        None | Some(Command::Run) => run(&cli, knobs),
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config, AppError> {
+    let mut config = config::load(&cli.config, &cli.overrides)?;
+    if let Some(p) = &cli.path_data {
+        config.path.data = p.clone();
+    }
+    if let Some(p) = &cli.path_logs {
+        config.path.logs = p.clone();
+    }
+    if cli.log_to_stderr {
+        config.logging.to_stderr = true;
+    }
+    Ok(config)
+}
+
+fn fail(e: &AppError) -> ExitCode {
+    eprintln!("skidder: {e}");
+    if e.is_config_error() {
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    }
+}
+
+fn run(cli: &Cli, knobs: OutputKnobs) -> ExitCode {
+    let prepared = load(cli).and_then(|config| {
+        let plan = app::plan(&config, knobs)?;
+        app::check_data_dir(&app::data_dir(&config))?;
+        telemetry::init_logging(&config.logging, &app::logs_dir(&config))?;
+        Ok((config, plan))
+    });
+    let (config, plan) = match prepared {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let opts = RunOptions {
+        progress: true,
+        signals: true,
+    };
+    match app::run(&config, plan, opts) {
+        Ok(totals) => {
+            eprintln!("{}", totals.line());
+            if totals.interrupted && totals.unacked > 0 {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}

@@ -1,0 +1,193 @@
+//! Outputs: where batches go. Exactly one output is enabled (Beats' rule).
+//!
+//! # The contract
+//! An output is built from its config into one [`Output`] value per worker. Each worker
+//! runs until its [`BatchSource`] returns `None`, and ends every [`crate::pipeline::Batch`]
+//! it takes with a verdict (`ack`, `retry`, `retry_events`, `drop_events`, `resolve`, or
+//! `cancelled`). A worker may hold several batches at once (pipelining) and may decide
+//! retries with pure code from `Batch::retries()`. Returning `Err` ends the run as a
+//! runtime failure; the batches it still held go back to the queue by their `Drop`.
+//!
+//! `BatchSource::next_batch` returns `None` only when inputs are finished and nothing is
+//! unsettled — including the batches the calling worker still holds. A pipelining worker
+//! (Logstash, several windows in flight) therefore `select!`s between `next_batch` and its
+//! ACK reader, and stops asking for more when its own window limit is reached. Retried
+//! events go to the front of the shared queue in their original order; whichever worker
+//! asks next gets them, which is how a worker that lost its connection hands its events to
+//! another one.
+
+pub mod console;
+pub mod discard;
+pub mod file;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::OutputsConfig;
+use crate::event::EventMeta;
+use crate::pipeline::{BatchSource, Metrics};
+
+/// The future of one running output worker.
+pub type WorkerFuture = Pin<Box<dyn Future<Output = Result<(), OutputError>> + Send>>;
+
+/// One output worker.
+pub trait Output: Send {
+    /// Consumes batches from `batches` until it returns `None`, reporting each batch's fate
+    /// and the bytes written to `metrics.output_bytes`.
+    fn run(self: Box<Self>, batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture;
+}
+
+/// Why an output could not be selected, built or kept running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// No output section is enabled.
+    #[error("no output is enabled; enable exactly one of output.console, output.file, output.discard, output.logstash, output.elasticsearch")]
+    NoneEnabled,
+    /// Two outputs are enabled.
+    #[error("{first} and {second} are both enabled; enable exactly one output (set `enabled: false` on the other)")]
+    TwoEnabled {
+        /// The first enabled output's key.
+        first: &'static str,
+        /// The second one.
+        second: &'static str,
+    },
+    /// The output exists in the configuration schema but not yet in this build.
+    #[error("{key} is not available in this build yet; use output.console, output.file or output.discard")]
+    NotYetAvailable {
+        /// The output's key.
+        key: &'static str,
+    },
+    /// A setting has a value the output cannot use.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The full key, e.g. `output.file.permissions`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("cannot write to file").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Knobs that are not user configuration but test/benchmark aids.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutputKnobs {
+    /// `output.discard` waits this long per batch (a deliberately slow output, for the
+    /// backpressure test and benchmarks).
+    pub discard_delay: Option<Duration>,
+}
+
+/// The selected output, ready to run.
+pub struct OutputPlan {
+    /// The output's key, e.g. `output.file`.
+    pub key: &'static str,
+    /// Events per batch.
+    pub bulk_max_size: usize,
+    /// One value per worker.
+    pub workers: Vec<Box<dyn Output>>,
+    /// What goes into every event's `@metadata`.
+    pub meta: EventMeta,
+    /// The output writes events to standard output (then no progress view there).
+    pub writes_stdout: bool,
+}
+
+impl std::fmt::Debug for OutputPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputPlan")
+            .field("key", &self.key)
+            .field("bulk_max_size", &self.bulk_max_size)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+/// Picks the one enabled output and builds its workers.
+///
+/// # Errors
+/// [`OutputError`] naming the keys: none or two enabled, an output not yet available, or
+/// an invalid setting.
+pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, OutputError> {
+    let enabled: Vec<&'static str> = [
+        (
+            "output.console",
+            config.console.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.file",
+            config.file.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.discard",
+            config.discard.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.logstash",
+            config.logstash.as_ref().is_some_and(|c| c.enabled),
+        ),
+        (
+            "output.elasticsearch",
+            config.elasticsearch.as_ref().is_some_and(|c| c.enabled),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, on)| on.then_some(key))
+    .collect();
+    let failover = config.failover.as_ref().is_some_and(|c| c.enabled);
+    if failover {
+        return Err(OutputError::NotYetAvailable {
+            key: "output.failover",
+        });
+    }
+    let key = match enabled.as_slice() {
+        [] => return Err(OutputError::NoneEnabled),
+        [one] => *one,
+        [first, second, ..] => return Err(OutputError::TwoEnabled { first, second }),
+    };
+    let meta = EventMeta::default();
+    match (key, &config.console, &config.file, &config.discard) {
+        ("output.console", Some(c), _, _) => Ok(OutputPlan {
+            key,
+            bulk_max_size: positive("output.console.bulk_max_size", c.bulk_max_size)?,
+            workers: vec![Box::new(console::ConsoleOutput::new(c.pretty))],
+            meta,
+            writes_stdout: true,
+        }),
+        ("output.file", _, Some(c), _) => Ok(OutputPlan {
+            key,
+            bulk_max_size: positive("output.file.bulk_max_size", c.bulk_max_size)?,
+            workers: vec![Box::new(file::FileOutput::new(c)?)],
+            meta,
+            writes_stdout: false,
+        }),
+        ("output.discard", _, _, Some(c)) => Ok(OutputPlan {
+            key,
+            bulk_max_size: positive("output.discard.bulk_max_size", c.bulk_max_size)?,
+            workers: vec![Box::new(discard::DiscardOutput::new(knobs.discard_delay))],
+            meta,
+            writes_stdout: false,
+        }),
+        (key, ..) => Err(OutputError::NotYetAvailable { key }),
+    }
+}
+
+fn positive(key: &'static str, value: usize) -> Result<usize, OutputError> {
+    if value == 0 {
+        return Err(OutputError::Invalid {
+            key,
+            reason: "must be at least 1".to_string(),
+        });
+    }
+    Ok(value)
+}

@@ -1,0 +1,177 @@
+//! The one registry of flow counters: atomics bumped per chunk or per batch, read by the
+//! periodic metrics line, the progress view and the final totals.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counters of the whole pipeline and its output.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Events accepted into the queue.
+    pub published: AtomicU64,
+    /// Events the output reported as delivered.
+    pub acked: AtomicU64,
+    /// Events given up for good (an output's explicit drop, or a bad input line dropped by
+    /// `on_json_error: drop`).
+    pub dropped: AtomicU64,
+    /// Events an output failed to deliver in one attempt (each is then retried or dropped).
+    pub failed: AtomicU64,
+    /// Events put back for another attempt.
+    pub retried: AtomicU64,
+    /// Batches handed to the output.
+    pub batches: AtomicU64,
+    /// Bytes the output wrote (its own measure: file bytes, wire bytes).
+    pub output_bytes: AtomicU64,
+    /// Events in the queue or in flight right now (a gauge kept by the queue).
+    pub queue_filled: AtomicU64,
+    /// Queue capacity in events.
+    pub queue_capacity: AtomicU64,
+    inputs: Mutex<Vec<Arc<InputMetrics>>>,
+}
+
+/// Counters of one input.
+#[derive(Debug, Default)]
+pub struct InputMetrics {
+    /// The input's id (`id:` or type and position).
+    pub name: String,
+    /// Events the input handed to the queue.
+    pub published: AtomicU64,
+    /// Of those, acknowledged by the output (in publish order).
+    pub acked: AtomicU64,
+    /// Of those, dropped by the output.
+    pub dropped: AtomicU64,
+    /// Lines or records the input itself refused (e.g. bad JSON with `on_json_error: drop`).
+    pub input_dropped: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// See [`Metrics::published`].
+    pub published: u64,
+    /// See [`Metrics::acked`].
+    pub acked: u64,
+    /// See [`Metrics::dropped`].
+    pub dropped: u64,
+    /// See [`Metrics::failed`].
+    pub failed: u64,
+    /// See [`Metrics::retried`].
+    pub retried: u64,
+    /// See [`Metrics::batches`].
+    pub batches: u64,
+    /// See [`Metrics::output_bytes`].
+    pub output_bytes: u64,
+    /// See [`Metrics::queue_filled`].
+    pub queue_filled: u64,
+    /// Per input: name, published, acked, dropped by output, dropped by input.
+    pub inputs: Vec<(String, u64, u64, u64, u64)>,
+}
+
+impl Metrics {
+    /// Registers an input's counters.
+    pub fn add_input(&self, name: &str) -> Arc<InputMetrics> {
+        let m = Arc::new(InputMetrics {
+            name: name.to_string(),
+            ..InputMetrics::default()
+        });
+        self.inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&m));
+        m
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let inputs = self
+            .inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    r(&i.published),
+                    r(&i.acked),
+                    r(&i.dropped),
+                    r(&i.input_dropped),
+                )
+            })
+            .collect();
+        Snapshot {
+            published: r(&self.published),
+            acked: r(&self.acked),
+            dropped: r(&self.dropped),
+            failed: r(&self.failed),
+            retried: r(&self.retried),
+            batches: r(&self.batches),
+            output_bytes: r(&self.output_bytes),
+            queue_filled: r(&self.queue_filled),
+            inputs,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The non-zero counters as a JSON object, counters as the change since `before` and
+    /// the queue gauge as its current value — the periodic line Beats logs.
+    pub fn nonzero_since(&self, before: &Snapshot) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        let mut put = |key: String, v: u64| {
+            if v != 0 {
+                out.insert(key, v.into());
+            }
+        };
+        put(
+            "pipeline.events.published".into(),
+            self.published - before.published.min(self.published),
+        );
+        put(
+            "pipeline.events.acked".into(),
+            self.acked.saturating_sub(before.acked),
+        );
+        put(
+            "pipeline.events.dropped".into(),
+            self.dropped.saturating_sub(before.dropped),
+        );
+        put(
+            "pipeline.events.failed".into(),
+            self.failed.saturating_sub(before.failed),
+        );
+        put(
+            "pipeline.events.retry".into(),
+            self.retried.saturating_sub(before.retried),
+        );
+        put("pipeline.queue.filled.events".into(), self.queue_filled);
+        put(
+            "output.batches".into(),
+            self.batches.saturating_sub(before.batches),
+        );
+        put(
+            "output.write.bytes".into(),
+            self.output_bytes.saturating_sub(before.output_bytes),
+        );
+        for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate()
+        {
+            let prev = before.inputs.get(i).cloned().unwrap_or_default();
+            put(
+                format!("input.{name}.events.published"),
+                published.saturating_sub(prev.1),
+            );
+            put(
+                format!("input.{name}.events.acked"),
+                acked.saturating_sub(prev.2),
+            );
+            put(
+                format!("input.{name}.events.dropped"),
+                dropped.saturating_sub(prev.3),
+            );
+            put(
+                format!("input.{name}.lines.dropped"),
+                input_dropped.saturating_sub(prev.4),
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,16 @@
+//! The pipeline between inputs and outputs: the bounded memory queue with backpressure,
+//! batching, end-to-end acknowledgement in publish order, and the flow counters.
+//!
+//! Inputs get a [`Publisher`]; each output worker gets a [`BatchSource`] and ends every
+//! [`Batch`] with a verdict. See [`queue`] for the invariants.
+
+pub mod batch;
+pub mod metrics;
+pub mod queue;
+
+pub use batch::{Batch, Fate};
+pub use metrics::{InputMetrics, Metrics, Snapshot};
+pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,670 @@
+//! The bounded memory queue (Beats' `queue.mem`), its publishers and its batch sources.
+//!
+//! ```text
+//!  Publisher ──push chunk──▶ [ queued ............ ] ──take ≤ bulk_max_size──▶ BatchSource
+//!   (blocks when               ▲ retried batches, front, original order          │
+//!    queued + in flight        └──────────────────────────── Batch::retry ◀──────┤
+//!    = queue.mem.events)                                                          │
+//!                        ack ranges settle in publish order ◀── ack/drop ─────────┘
+//! ```
+//!
+//! Invariants:
+//! * Capacity counts an event from its publish until its fate is settled (acked or dropped),
+//!   so memory is bounded by `queue.mem.events` whatever the output holds in flight.
+//! * Every event gets a position; a batch takes a contiguous range of positions. A range is
+//!   reported to its inputs only when every earlier range is settled (libbeat's ack loop),
+//!   so each input sees its acknowledgements in publish order.
+//! * A batch is released when `flush.min_events` are queued, when the oldest queued event
+//!   has waited `flush.timeout`, when the queue is full, or when no more input is coming.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::batch::Batch;
+use super::metrics::{InputMetrics, Metrics};
+use crate::event::{Event, InputId};
+
+/// Settings of the memory queue (`queue.mem.*`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    /// `queue.mem.events`: capacity, counting events until they are settled.
+    pub capacity: usize,
+    /// `queue.mem.flush.min_events`.
+    pub min_events: usize,
+    /// `queue.mem.flush.timeout`.
+    pub flush_timeout: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 3200,
+            min_events: 1600,
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The input has been told to stop; the events it still held were not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the pipeline is shutting down; {unpublished} event(s) were not published")]
+pub struct Stopped {
+    /// Events this publisher held that did not enter the queue.
+    pub unpublished: usize,
+}
+
+/// A settled range waiting for its turn to be reported.
+#[derive(Debug)]
+pub(crate) struct Range {
+    unsettled: usize,
+    /// Per input: (input, acked, dropped).
+    tallies: Vec<(InputId, u64, u64)>,
+}
+
+/// A batch put back for another attempt.
+#[derive(Debug)]
+pub(crate) struct RetryPiece {
+    pub(crate) events: Vec<Event>,
+    pub(crate) retries: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    queued: VecDeque<Event>,
+    /// (position after the chunk, when it was queued): the flush timer.
+    chunk_times: VecDeque<(u64, Instant)>,
+    /// Position of the front of `queued`.
+    head: u64,
+    /// Taken or retry-pending events not yet settled.
+    in_flight: usize,
+    /// Retry pieces by range start: handed out before fresh events, in original order.
+    retry: BTreeMap<u64, RetryPiece>,
+    /// Ranges not yet reported, by start.
+    ranges: BTreeMap<u64, Range>,
+    open_publishers: usize,
+    setup_done: bool,
+    stopping: bool,
+    cancelled: bool,
+}
+
+/// The queue shared by publishers, batch sources and batches.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) settings: QueueSettings,
+    pub(crate) state: Mutex<State>,
+    /// Blocking publishers wait here for space.
+    space: Condvar,
+    /// Async publishers wait here for space.
+    space_async: Notify,
+    /// Batch sources (and `wait_idle`) wait here for events or state changes.
+    ready: Notify,
+    pub(crate) metrics: Arc<Metrics>,
+    inputs: Mutex<Vec<Arc<InputMetrics>>>,
+    acked_notify: Notify,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the queue half-updated in a way that
+        // loses events (every update is a few assignments), so keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn free(&self, st: &State) -> usize {
+        self.settings
+            .capacity
+            .saturating_sub(st.queued.len() + st.in_flight)
+    }
+
+    fn update_gauge(&self, st: &State) {
+        self.metrics
+            .queue_filled
+            .store((st.queued.len() + st.in_flight) as u64, Ordering::Relaxed);
+    }
+
+    /// Settles `events` of the range starting at `key`: `acked`/`dropped` per event by
+    /// `fate` (true = acked), and optionally puts the rest back as a retry piece.
+    pub(crate) fn settle(&self, key: u64, settled: &[(Event, bool)], retry: Option<RetryPiece>) {
+        let mut st = self.lock();
+        let mut acked = 0u64;
+        let mut dropped = 0u64;
+        if let Some(range) = st.ranges.get_mut(&key) {
+            for (ev, ok) in settled {
+                let slot = match range.tallies.iter().position(|t| t.0 == ev.input) {
+                    Some(i) => i,
+                    None => {
+                        range.tallies.push((ev.input, 0, 0));
+                        range.tallies.len() - 1
+                    }
+                };
+                if *ok {
+                    range.tallies[slot].1 += 1;
+                    acked += 1;
+                } else {
+                    range.tallies[slot].2 += 1;
+                    dropped += 1;
+                }
+            }
+            range.unsettled = range.unsettled.saturating_sub(settled.len());
+        }
+        st.in_flight = st.in_flight.saturating_sub(settled.len());
+        self.metrics.acked.fetch_add(acked, Ordering::Relaxed);
+        self.metrics.dropped.fetch_add(dropped, Ordering::Relaxed);
+        let has_retry = retry.is_some();
+        if let Some(piece) = retry {
+            st.retry.insert(key, piece);
+        }
+        // Report finished ranges in order: the first range is always the oldest unsettled.
+        let mut reported = false;
+        while let Some(entry) = st.ranges.first_entry() {
+            if entry.get().unsettled != 0 {
+                break;
+            }
+            let range = entry.remove();
+            let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+            for (input, a, d) in range.tallies {
+                if let Some(m) = inputs.get(input as usize) {
+                    m.acked.fetch_add(a, Ordering::Relaxed);
+                    m.dropped.fetch_add(d, Ordering::Relaxed);
+                }
+            }
+            reported = true;
+        }
+        self.update_gauge(&st);
+        drop(st);
+        if !settled.is_empty() {
+            self.space.notify_all();
+            self.space_async.notify_waiters();
+        }
+        if reported {
+            self.acked_notify.notify_waiters();
+        }
+        if has_retry || !settled.is_empty() {
+            self.ready.notify_waiters();
+        }
+    }
+
+    /// Puts a whole batch back without counting a failure (shutdown, or no verdict).
+    pub(crate) fn requeue(&self, key: u64, piece: RetryPiece) {
+        let mut st = self.lock();
+        st.retry.insert(key, piece);
+        drop(st);
+        self.ready.notify_waiters();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.lock().cancelled
+    }
+}
+
+/// The pipeline's queue: create publishers for inputs and batch sources for output
+/// workers; observe progress; stop and cancel on shutdown.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    shared: Arc<Shared>,
+}
+
+impl Queue {
+    /// An empty queue reporting into `metrics`.
+    pub fn new(settings: QueueSettings, metrics: Arc<Metrics>) -> Self {
+        let settings = QueueSettings {
+            capacity: settings.capacity.max(1),
+            ..settings
+        };
+        metrics
+            .queue_capacity
+            .store(settings.capacity as u64, Ordering::Relaxed);
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                state: Mutex::new(State {
+                    queued: VecDeque::with_capacity(settings.capacity),
+                    chunk_times: VecDeque::new(),
+                    head: 0,
+                    in_flight: 0,
+                    retry: BTreeMap::new(),
+                    ranges: BTreeMap::new(),
+                    // The set-up token: released by `all_inputs_started`.
+                    open_publishers: 1,
+                    setup_done: false,
+                    stopping: false,
+                    cancelled: false,
+                }),
+                space: Condvar::new(),
+                space_async: Notify::new(),
+                ready: Notify::new(),
+                metrics,
+                inputs: Mutex::new(Vec::new()),
+                acked_notify: Notify::new(),
+            }),
+        }
+    }
+
+    /// The metrics registry of this queue.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Registers an input and returns its first publisher. Clone the publisher for more
+    /// threads of the same input; the input is finished when all its publishers are closed.
+    pub fn publisher(&self, name: &str) -> Publisher {
+        let metrics = self.shared.metrics.add_input(name);
+        let id = {
+            let mut inputs = self.shared.inputs.lock().unwrap_or_else(|p| p.into_inner());
+            inputs.push(Arc::clone(&metrics));
+            (inputs.len() - 1) as InputId
+        };
+        self.shared.lock().open_publishers += 1;
+        Publisher {
+            shared: Arc::clone(&self.shared),
+            input: id,
+            metrics,
+            buf: Vec::with_capacity(CHUNK),
+            closed: false,
+        }
+    }
+
+    /// Declares that every input has its publisher: from now on, when all publishers are
+    /// closed and everything is settled, the run is over. Until this is called, batch
+    /// sources never end (an output started before its inputs must not see an empty, finished
+    /// queue).
+    pub fn all_inputs_started(&self) {
+        let mut st = self.shared.lock();
+        if !st.setup_done {
+            st.setup_done = true;
+            st.open_publishers = st.open_publishers.saturating_sub(1);
+        }
+        drop(st);
+        self.wake_all();
+    }
+
+    /// A source of batches of at most `bulk_max_size` events for one output worker.
+    pub fn batch_source(&self, bulk_max_size: usize) -> BatchSource {
+        BatchSource {
+            shared: Arc::clone(&self.shared),
+            max: bulk_max_size.max(1),
+        }
+    }
+
+    /// Tells inputs to stop: further publishes fail with [`Stopped`], and what is queued is
+    /// released to the outputs at once.
+    pub fn stop_inputs(&self) {
+        self.shared.lock().stopping = true;
+        self.wake_all();
+    }
+
+    /// Ends the run: batch sources return `None`; batches still out are put back unsettled.
+    pub fn cancel(&self) {
+        let mut st = self.shared.lock();
+        st.stopping = true;
+        st.cancelled = true;
+        drop(st);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        self.shared.space.notify_all();
+        self.shared.space_async.notify_waiters();
+        self.shared.ready.notify_waiters();
+    }
+
+    /// Events published but not yet settled (queued, in flight or waiting for a retry).
+    pub fn unsettled(&self) -> usize {
+        let st = self.shared.lock();
+        st.queued.len() + st.in_flight
+    }
+
+    /// Waits until every publisher is closed and every event is settled: a finite run is done.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.shared.lock();
+                if st.open_publishers == 0 && st.queued.is_empty() && st.in_flight == 0 {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until nothing is left unsettled (publishers may still be open), for draining.
+    pub async fn wait_drained(&self) {
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.shared.lock();
+                if st.queued.is_empty() && st.in_flight == 0 {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Events a publisher collects before taking the queue lock once for all of them.
+const CHUNK: usize = 256;
+
+/// An input's handle on the queue. Publishing is buffered in small chunks; a chunk is
+/// pushed when full or on [`Publisher::flush`]. Blocking inputs use `publish`/`flush`;
+/// async inputs use `publish_async`/`flush_async`, and must call `close_async` before
+/// dropping the publisher.
+#[derive(Debug)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+    input: InputId,
+    metrics: Arc<InputMetrics>,
+    buf: Vec<Event>,
+    closed: bool,
+}
+
+impl Clone for Publisher {
+    fn clone(&self) -> Self {
+        self.shared.lock().open_publishers += 1;
+        Self {
+            shared: Arc::clone(&self.shared),
+            input: self.input,
+            metrics: Arc::clone(&self.metrics),
+            buf: Vec::with_capacity(CHUNK),
+            closed: false,
+        }
+    }
+}
+
+impl Publisher {
+    /// This input's id, carried by its events.
+    pub fn input_id(&self) -> InputId {
+        self.input
+    }
+
+    /// This input's counters (`acked` grows in publish order as the output confirms).
+    pub fn metrics(&self) -> &Arc<InputMetrics> {
+        &self.metrics
+    }
+
+    /// Events of this input acknowledged so far (cumulative, in publish order).
+    pub fn acked(&self) -> u64 {
+        self.metrics.acked.load(Ordering::Acquire)
+    }
+
+    /// Events of this input settled so far: acknowledged or dropped by the output.
+    pub fn settled(&self) -> u64 {
+        self.metrics.acked.load(Ordering::Acquire) + self.metrics.dropped.load(Ordering::Acquire)
+    }
+
+    /// Waits until at least `n` events of this input are settled (a relay input waits for
+    /// this before acknowledging its own client), or the run is cancelled.
+    pub async fn wait_settled(&self, n: u64) {
+        loop {
+            let notified = self.shared.acked_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.settled() >= n || self.shared.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// True once shutdown has begun; long-sleeping inputs check it between events.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.lock().stopping
+    }
+
+    /// Counts a record this input refused itself (e.g. a bad line with `on_json_error: drop`).
+    pub fn count_input_drop(&self) {
+        self.metrics.input_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues one encoded event; blocks while the queue is full.
+    ///
+    /// # Errors
+    /// [`Stopped`] once shutdown has begun; the input should stop reading.
+    pub fn publish(&mut self, bytes: Bytes) -> Result<(), Stopped> {
+        self.buf.push(Event {
+            input: self.input,
+            bytes,
+        });
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Pushes every buffered event into the queue, blocking while it is full.
+    ///
+    /// # Errors
+    /// [`Stopped`] once shutdown has begun; the buffered events are not published.
+    pub fn flush(&mut self) -> Result<(), Stopped> {
+        let shared = Arc::clone(&self.shared);
+        while !self.buf.is_empty() {
+            let mut st = shared.lock();
+            loop {
+                if st.stopping {
+                    return Err(self.abandon());
+                }
+                if shared.free(&st) > 0 {
+                    break;
+                }
+                st = shared.space.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            self.push_some(&mut st);
+        }
+        Ok(())
+    }
+
+    /// Queues one encoded event; waits (asynchronously) while the queue is full.
+    ///
+    /// # Errors
+    /// [`Stopped`] once shutdown has begun.
+    pub async fn publish_async(&mut self, bytes: Bytes) -> Result<(), Stopped> {
+        self.buf.push(Event {
+            input: self.input,
+            bytes,
+        });
+        if self.buf.len() >= CHUNK {
+            self.flush_async().await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes every buffered event, waiting asynchronously while the queue is full.
+    ///
+    /// # Errors
+    /// [`Stopped`] once shutdown has begun; the buffered events are not published.
+    pub async fn flush_async(&mut self) -> Result<(), Stopped> {
+        let shared = Arc::clone(&self.shared);
+        while !self.buf.is_empty() {
+            let notified = shared.space_async.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = shared.lock();
+                if st.stopping {
+                    return Err(self.abandon());
+                }
+                if shared.free(&st) > 0 {
+                    self.push_some(&mut st);
+                    continue;
+                }
+            }
+            notified.await;
+        }
+        Ok(())
+    }
+
+    /// Flushes (async) and closes this publisher.
+    ///
+    /// # Errors
+    /// [`Stopped`] if shutdown began before everything was queued.
+    pub async fn close_async(mut self) -> Result<(), Stopped> {
+        let r = self.flush_async().await;
+        self.close_now();
+        r
+    }
+
+    /// Flushes (blocking) and closes this publisher; the input is finished when all its
+    /// publishers are closed.
+    ///
+    /// # Errors
+    /// [`Stopped`] if shutdown began before everything was queued.
+    pub fn close(mut self) -> Result<(), Stopped> {
+        let r = self.flush();
+        self.close_now();
+        r
+    }
+
+    fn abandon(&mut self) -> Stopped {
+        let unpublished = self.buf.len();
+        self.buf.clear();
+        Stopped { unpublished }
+    }
+
+    fn push_some(&mut self, st: &mut State) {
+        let n = self.shared.free(st).min(self.buf.len());
+        let was_empty = st.queued.is_empty();
+        st.queued.extend(self.buf.drain(..n));
+        let end = st.head + st.queued.len() as u64;
+        st.chunk_times.push_back((end, Instant::now()));
+        self.shared
+            .metrics
+            .published
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics
+            .published
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.update_gauge(st);
+        let threshold = self.shared.settings.min_events;
+        if was_empty || st.queued.len() >= threshold || self.shared.free(st) == 0 {
+            self.shared.ready.notify_waiters();
+        }
+    }
+
+    fn close_now(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut st = self.shared.lock();
+        st.open_publishers = st.open_publishers.saturating_sub(1);
+        drop(st);
+        self.shared.ready.notify_waiters();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if !self.closed {
+            if !self.buf.is_empty() {
+                // A blocking flush is the only way not to lose them; async inputs must call
+                // close_async first (documented), so this runs only for blocking inputs.
+                if let Err(e) = self.flush() {
+                    tracing::warn!(input = %self.metrics.name, unpublished = e.unpublished, "input stopped with events not yet queued");
+                }
+            }
+            self.close_now();
+        }
+    }
+}
+
+/// One output worker's source of batches.
+#[derive(Debug)]
+pub struct BatchSource {
+    shared: Arc<Shared>,
+    max: usize,
+}
+
+impl BatchSource {
+    /// The largest batch this source hands out (`bulk_max_size`).
+    pub fn bulk_max_size(&self) -> usize {
+        self.max
+    }
+
+    /// The next batch: retried batches first (oldest first), then fresh events. `None` when
+    /// the run is over: inputs finished and everything settled, or the run was cancelled.
+    pub async fn next_batch(&mut self) -> Option<Batch> {
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let deadline = match self.poll_batch() {
+                Ok(batch) => return batch,
+                Err(deadline) => deadline,
+            };
+            match deadline {
+                Some(at) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// `Ok(Some)` a batch, `Ok(None)` the end, `Err(deadline)` wait (for a flush timer).
+    fn poll_batch(&self) -> Result<Option<Batch>, Option<Instant>> {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        if st.cancelled {
+            return Ok(None);
+        }
+        if let Some((key, piece)) = st.retry.pop_first() {
+            drop(st);
+            return Ok(Some(Batch::new(
+                Arc::clone(shared),
+                key,
+                piece.events,
+                piece.retries,
+            )));
+        }
+        let available = st.queued.len();
+        if available == 0 {
+            if st.open_publishers == 0 && st.in_flight == 0 {
+                return Ok(None);
+            }
+            return Err(None);
+        }
+        let now = Instant::now();
+        let oldest = st.chunk_times.front().map(|&(_, t)| t);
+        let timed_out = oldest.is_some_and(|t| now >= t + shared.settings.flush_timeout);
+        let release = available >= shared.settings.min_events.min(self.max)
+            || shared.free(&st) == 0
+            || st.open_publishers == 0
+            || st.stopping
+            || timed_out;
+        if !release {
+            return Err(oldest.map(|t| t + shared.settings.flush_timeout));
+        }
+        let n = available.min(self.max);
+        let key = st.head;
+        let events: Vec<Event> = st.queued.drain(..n).collect();
+        st.head += n as u64;
+        st.in_flight += n;
+        let head = st.head;
+        while st.chunk_times.front().is_some_and(|&(end, _)| end <= head) {
+            st.chunk_times.pop_front();
+        }
+        st.ranges.insert(
+            key,
+            Range {
+                unsettled: n,
+                tallies: Vec::new(),
+            },
+        );
+        drop(st);
+        shared.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(Batch::new(Arc::clone(shared), key, events, 0)))
+    }
+}

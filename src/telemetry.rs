@@ -1,0 +1,239 @@
+//! Telemetry: the tracing subscriber (text or JSON, to stderr or `path.logs`), the periodic
+//! line of non-zero counters, the live progress view for people, and resource usage.
+
+use std::fs::OpenOptions;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LoggingConfig;
+use crate::pipeline::{Metrics, Snapshot};
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// `logging.level` is not a level.
+    #[error("logging.level: {level:?} is not one of error, warn, info, debug, trace")]
+    Level {
+        /// The value given.
+        level: String,
+    },
+    /// The log file could not be opened.
+    #[error("path.logs: cannot open log file {}: {source}", path.display())]
+    LogFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Installs the process-wide subscriber. Called once, by `main` (through the CLI).
+///
+/// # Errors
+/// [`TelemetryError`] for a bad level or an unwritable log directory.
+pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), TelemetryError> {
+    let level = cfg.level.to_ascii_lowercase();
+    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        return Err(TelemetryError::Level {
+            level: cfg.level.clone(),
+        });
+    }
+    let filter = EnvFilter::new(format!("{level},skidder={level}"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = if cfg.to_stderr {
+        let b = builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal());
+        if cfg.json {
+            b.json().try_init()
+        } else {
+            b.try_init()
+        }
+    } else {
+        let path = logs_dir.join("skidder.log");
+        let file = std::fs::create_dir_all(logs_dir)
+            .and_then(|()| OpenOptions::new().create(true).append(true).open(&path))
+            .map_err(|source| TelemetryError::LogFile {
+                path: path.clone(),
+                source,
+            })?;
+        let b = builder.with_writer(Mutex::new(file)).with_ansi(false);
+        if cfg.json {
+            b.json().try_init()
+        } else {
+            b.try_init()
+        }
+    };
+    // A subscriber already installed (tests calling twice) is not an error worth failing on.
+    let _ = result;
+    Ok(())
+}
+
+/// Logs the non-zero counters every `period`, as Beats' "Non-zero metrics" line.
+pub async fn report_metrics(metrics: Arc<Metrics>, period: Duration) {
+    let mut before = metrics.snapshot();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        let now = metrics.snapshot();
+        let fields = now.nonzero_since(&before);
+        if !fields.is_empty() {
+            let text = serde_json::Value::Object(fields).to_string();
+            tracing::info!(monitoring = %text, period = ?period, "non-zero metrics in the last period");
+        }
+        before = now;
+    }
+}
+
+/// The live progress line, drawn on stdout only when it is a terminal.
+#[derive(Debug)]
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    /// A progress view, or `None` when stdout is not a terminal or carries events.
+    pub fn for_stdout(events_on_stdout: bool) -> Option<Self> {
+        if events_on_stdout || !std::io::stdout().is_terminal() {
+            return None;
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stdout());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Some(Self { bar })
+    }
+
+    /// Refreshes the line every quarter second until the task is dropped.
+    pub async fn run(self, metrics: Arc<Metrics>) {
+        let mut last = (Instant::now(), 0u64);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let s = metrics.snapshot();
+            let cap = metrics
+                .queue_capacity
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(1);
+            let dt = last.0.elapsed().as_secs_f64().max(1e-3);
+            let eps = (s.acked.saturating_sub(last.1)) as f64 / dt;
+            last = (Instant::now(), s.acked);
+            self.bar.set_message(format!(
+                "{:>10.0} events/s | acked {} | in flight {} | queue {}%",
+                eps,
+                s.acked,
+                s.published.saturating_sub(s.acked + s.dropped),
+                s.queue_filled * 100 / cap,
+            ));
+            self.bar.tick();
+        }
+    }
+
+    /// Removes the line.
+    pub fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Clone for Progress {
+    fn clone(&self) -> Self {
+        Self {
+            bar: self.bar.clone(),
+        }
+    }
+}
+
+/// CPU time and peak memory of this process so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResourceUsage {
+    /// User CPU time.
+    pub user: Duration,
+    /// System CPU time.
+    pub system: Duration,
+    /// Peak resident set size, KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl ResourceUsage {
+    /// Reads `getrusage(RUSAGE_SELF)`.
+    pub fn now() -> Self {
+        // SAFETY: getrusage only writes into the zeroed struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer to a rusage struct, RUSAGE_SELF is a valid `who`.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        if rc != 0 {
+            return Self::default();
+        }
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec.max(0) as u64)
+                + Duration::from_micros(t.tv_usec.max(0) as u64)
+        };
+        Self {
+            user: tv(ru.ru_utime),
+            system: tv(ru.ru_stime),
+            // Linux reports ru_maxrss in KiB.
+            peak_rss_kib: ru.ru_maxrss.max(0) as u64,
+        }
+    }
+
+    /// User plus system time.
+    pub fn cpu(&self) -> Duration {
+        self.user + self.system
+    }
+}
+
+/// The end-of-run numbers.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    /// Final counters.
+    pub snapshot: Snapshot,
+    /// Events published but neither acknowledged nor dropped at exit.
+    pub unacked: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// CPU and memory.
+    pub usage: ResourceUsage,
+    /// The run ended because of a signal.
+    pub interrupted: bool,
+}
+
+impl Totals {
+    /// Acknowledged events per second of wall time.
+    pub fn events_per_sec(&self) -> f64 {
+        self.snapshot.acked as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// CPU seconds per million acknowledged events.
+    pub fn cpu_per_million(&self) -> f64 {
+        if self.snapshot.acked == 0 {
+            return 0.0;
+        }
+        self.usage.cpu().as_secs_f64() * 1e6 / self.snapshot.acked as f64
+    }
+
+    /// One `key=value` line, stable for scripts and tests.
+    pub fn line(&self) -> String {
+        let s = &self.snapshot;
+        format!(
+            "skidder totals: published={} acked={} dropped={} input_dropped={} unacked={} retried={} elapsed_s={:.3} events_per_s={:.0} cpu_s={:.3} cpu_s_per_million={:.3} peak_rss_kib={}",
+            s.published,
+            s.acked,
+            s.dropped,
+            s.inputs.iter().map(|i| i.4).sum::<u64>(),
+            self.unacked,
+            s.retried,
+            self.elapsed.as_secs_f64(),
+            self.events_per_sec(),
+            self.usage.cpu().as_secs_f64(),
+            self.cpu_per_million(),
+            self.usage.peak_rss_kib,
+        )
+    }
+}

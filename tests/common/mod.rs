@@ -1,0 +1,163 @@
+//! Helpers for tests that run the real `skidder` binary.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_skidder"))
+}
+
+/// Writes `yaml` to `dir/skidder.yml` and returns its path.
+pub fn config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("skidder.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// The result of a finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The `skidder totals:` line as key → value.
+    pub fn totals(&self) -> HashMap<String, String> {
+        totals(&self.stderr)
+    }
+}
+
+/// Parses the `skidder totals:` line of `stderr`.
+pub fn totals(stderr: &str) -> HashMap<String, String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("skidder totals:"))
+        .unwrap_or_else(|| panic!("no totals line in stderr:\n{stderr}"));
+    line["skidder totals:".len()..]
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs skidder with `args` in `dir`, feeding `stdin`, and waits at most 60 s.
+pub fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = bin()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = wait_output(child, Duration::from_secs(60));
+    writer.join().unwrap();
+    out
+}
+
+/// Waits for `child` to exit within `limit` (killing it and failing otherwise).
+pub fn wait_output(mut child: Child, limit: Duration) -> Run {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let status = wait_exit(&mut child, limit);
+    Run {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Bounded wait for the process to exit.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("skidder did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Streams a child's stderr lines into a channel and keeps a copy of all of them.
+pub struct LineWatch {
+    rx: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl LineWatch {
+    pub fn new(stderr: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `limit` for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line containing {needle:?} within {limit:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Everything until the stream closes.
+    pub fn rest(mut self) -> String {
+        while let Ok(line) = self.rx.recv_timeout(Duration::from_secs(30)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
