@@ -30,7 +30,7 @@ fn load_quietly(name: &str) -> skidder::config::Config {
 fn minimal_config_loads_with_a_generator_and_one_output() {
     let cfg = load_quietly("skidder.yml");
     assert_eq!(cfg.skidder.inputs.len(), 1);
-    assert_eq!(cfg.enabled_outputs(), ["console"]);
+    assert_eq!(cfg.enabled_outputs(), ["output.console"]);
 }
 
 #[test]
@@ -56,7 +56,10 @@ fn filebeat_section_loads_as_written() {
 #[test]
 fn reference_config_loads() {
     let cfg = load_quietly("skidder.reference.yml");
-    assert_eq!(cfg.enabled_outputs(), ["logstash", "elasticsearch"]);
+    assert_eq!(
+        cfg.enabled_outputs(),
+        ["output.logstash", "output.elasticsearch"]
+    );
     assert_eq!(cfg.skidder.inputs.len(), 3);
 }
 

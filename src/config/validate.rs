@@ -207,33 +207,16 @@ impl Config {
         }
     }
 
-    /// Names of the enabled outputs, in `output.*` order.
+    /// The enabled outputs' keys (`output.logstash`, ...); see [`OutputsConfig::enabled`].
     pub fn enabled_outputs(&self) -> Vec<&'static str> {
-        let o = &self.output;
-        let mut names = Vec::new();
-        if o.console.as_ref().is_some_and(|c| c.enabled) {
-            names.push("console");
-        }
-        if o.file.as_ref().is_some_and(|c| c.enabled) {
-            names.push("file");
-        }
-        if o.discard.as_ref().is_some_and(|c| c.enabled) {
-            names.push("discard");
-        }
-        if o.logstash.as_ref().is_some_and(|c| c.enabled) {
-            names.push("logstash");
-        }
-        if o.elasticsearch.as_ref().is_some_and(|c| c.enabled) {
-            names.push("elasticsearch");
-        }
-        names
+        self.output.enabled()
     }
 
     fn validate_outputs(&self, out: &mut Vec<Problem>) {
         let enabled = self.enabled_outputs();
         let failover = self.output.failover.as_ref().is_some_and(|f| f.enabled);
         if failover {
-            if enabled != ["logstash", "elasticsearch"] {
+            if enabled != ["output.logstash", "output.elasticsearch"] {
                 out.push(Problem::new(
                     "output.failover",
                     format!(
@@ -245,13 +228,13 @@ impl Config {
         } else if enabled.is_empty() {
             out.push(Problem::new(
                 "output",
-                "no output is enabled; enable exactly one (console, file, discard, logstash, elasticsearch)",
+                "no output is enabled; enable exactly one of output.console, output.file, output.discard, output.logstash, output.elasticsearch",
             ));
         } else if enabled.len() > 1 {
             out.push(Problem::new(
                 "output",
                 format!(
-                    "only one output may be enabled, found {}: {}; for Logstash with Elasticsearch fallback set output.failover.enabled: true",
+                    "only one output may be enabled, found {}: {} (set `enabled: false` on the others); for Logstash with Elasticsearch fallback set output.failover.enabled: true",
                     enabled.len(),
                     enabled.join(", ")
                 ),
@@ -414,6 +397,26 @@ impl Config {
     }
 }
 
+impl OutputsConfig {
+    /// The keys of the enabled outputs, in schema order: an output is enabled when its
+    /// section is present and `enabled` is true (Beats' rule).
+    pub fn enabled(&self) -> Vec<&'static str> {
+        [
+            ("output.console", self.console.as_ref().map(|c| c.enabled)),
+            ("output.file", self.file.as_ref().map(|c| c.enabled)),
+            ("output.discard", self.discard.as_ref().map(|c| c.enabled)),
+            ("output.logstash", self.logstash.as_ref().map(|c| c.enabled)),
+            (
+                "output.elasticsearch",
+                self.elasticsearch.as_ref().map(|c| c.enabled),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, on)| (on == Some(true)).then_some(key))
+        .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,8 +452,7 @@ mod tests {
         two.output.discard = Some(DiscardOutputConfig::default());
         let p = two.validate().unwrap_err();
         assert!(
-            p[0].message.contains("logstash, discard")
-                || p[0].message.contains("discard, logstash"),
+            p[0].message.contains("output.discard, output.logstash"),
             "{p:?}"
         );
         let mut pair = logstash(&["a"]);

@@ -576,6 +576,13 @@ pub fn run_keystore_command(
     }
 }
 
+/// `${NAME}` in the configuration is looked up in the keystore before the environment.
+impl crate::config::SecretResolver for Keystore {
+    fn resolve(&self, name: &str) -> Option<Secret> {
+        self.get(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,12 +692,5 @@ mod tests {
             run_keystore_command(dir.path(), &add, None, &mut empty, &mut Vec::new()),
             Err(KeystoreError::EmptyValue { .. })
         ));
-    }
-}
-
-/// `${NAME}` in the configuration is looked up in the keystore before the environment.
-impl crate::config::SecretResolver for Keystore {
-    fn resolve(&self, name: &str) -> Option<Secret> {
-        self.get(name)
     }
 }

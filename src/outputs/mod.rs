@@ -119,31 +119,7 @@ impl std::fmt::Debug for OutputPlan {
 /// [`OutputError`] naming the keys: none or two enabled, an output not yet available, or
 /// an invalid setting.
 pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, OutputError> {
-    let enabled: Vec<&'static str> = [
-        (
-            "output.console",
-            config.console.as_ref().is_some_and(|c| c.enabled),
-        ),
-        (
-            "output.file",
-            config.file.as_ref().is_some_and(|c| c.enabled),
-        ),
-        (
-            "output.discard",
-            config.discard.as_ref().is_some_and(|c| c.enabled),
-        ),
-        (
-            "output.logstash",
-            config.logstash.as_ref().is_some_and(|c| c.enabled),
-        ),
-        (
-            "output.elasticsearch",
-            config.elasticsearch.as_ref().is_some_and(|c| c.enabled),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(key, on)| on.then_some(key))
-    .collect();
+    let enabled = config.enabled();
     let failover = config.failover.as_ref().is_some_and(|c| c.enabled);
     if failover {
         return Err(OutputError::NotYetAvailable {
