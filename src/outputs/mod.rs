@@ -1,0 +1,4 @@
+//! Outputs.
+
+pub mod backoff;
+pub mod elasticsearch;
