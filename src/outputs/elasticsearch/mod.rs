@@ -14,6 +14,7 @@
 pub mod bulk;
 pub mod event;
 pub mod index;
+pub mod response;
 pub mod settings;
 
 pub use settings::{ElasticsearchSettings, SettingsError};
