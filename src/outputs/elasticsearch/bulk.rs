@@ -164,7 +164,9 @@ impl BulkBody {
         write_action(&mut self.buf, OpType::Index.as_str(), index, None, None);
         self.buf.extend_from_slice(b"{\"@timestamp\":");
         match scanned.as_ref().and_then(|e| e.timestamp()) {
-            Some(ts) if ts.get().starts_with('"') => self.buf.extend_from_slice(ts.get().as_bytes()),
+            Some(ts) if ts.get().starts_with('"') => {
+                self.buf.extend_from_slice(ts.get().as_bytes())
+            }
             _ => {
                 let now = time::OffsetDateTime::now_utc()
                     .format(&time::format_description::well_known::Rfc3339)
@@ -242,7 +244,13 @@ fn hash_id<'b>(ev: &ScannedEvent<'_>, out: &'b mut [u8; HASH_ID_LEN]) -> &'b str
     std::str::from_utf8(&out[..n]).unwrap_or("")
 }
 
-fn write_action(buf: &mut Vec<u8>, op: &str, index: &str, id: Option<&str>, pipeline: Option<&str>) {
+fn write_action(
+    buf: &mut Vec<u8>,
+    op: &str,
+    index: &str,
+    id: Option<&str>,
+    pipeline: Option<&str>,
+) {
     buf.extend_from_slice(b"{\"");
     buf.extend_from_slice(op.as_bytes());
     buf.extend_from_slice(b"\":{\"_index\":");
@@ -320,8 +328,10 @@ mod tests {
         b.add_event(b"{\n \"@timestamp\": \"2026-03-05T00:00:00Z\",\r\n \"m\": \"a\\nb\"\n}")
             .unwrap_err();
         assert_eq!(b.items(), 1, "a failed event appends nothing");
-        b.add_event(b"{\n \"@timestamp\": \"2026-03-05T00:00:00Z\",\r\n \"m\": \"a\\nb\", \"svc\":\"x\"\n}")
-            .unwrap();
+        b.add_event(
+            b"{\n \"@timestamp\": \"2026-03-05T00:00:00Z\",\r\n \"m\": \"a\\nb\", \"svc\":\"x\"\n}",
+        )
+        .unwrap();
         assert_eq!(
             body(&mut b),
             concat!(

@@ -313,16 +313,16 @@ mod tests {
             (r#"{"a":1}"#, r#"{"a":1}"#),
             (r#"{"@metadata":{"_id":"x"},"a":1}"#, r#"{"a":1}"#),
             (r#"{"a":1,"@metadata":{"_id":"x"}}"#, r#"{"a":1}"#),
-            (r#"{"a":1,"@metadata":{"_id":"x"},"b":2}"#, r#"{"a":1,"b":2}"#),
+            (
+                r#"{"a":1,"@metadata":{"_id":"x"},"b":2}"#,
+                r#"{"a":1,"b":2}"#,
+            ),
             (r#"{"@metadata":{}}"#, r#"{}"#),
             (
                 " { \"@metadata\" : { \"_id\" : \"x\" } , \"a\" : [1, {\"@metadata\":2}] } \n",
                 "{ \"a\" : [1, {\"@metadata\":2}] }",
             ),
-            (
-                r#"{"a":"@metadata","@metadata":1}"#,
-                r#"{"a":"@metadata"}"#,
-            ),
+            (r#"{"a":"@metadata","@metadata":1}"#, r#"{"a":"@metadata"}"#),
         ];
         for (input, want) in table {
             assert_eq!(doc(&mut s, input), want, "{input}");
@@ -354,7 +354,10 @@ mod tests {
         let mut s = Scanner::default();
         assert_eq!(s.scan(b"[1,2]").unwrap_err(), EventError::NotAnObject);
         assert_eq!(s.scan(b"\"x\"").unwrap_err(), EventError::NotAnObject);
-        assert!(matches!(s.scan(b"{\"a\":").unwrap_err(), EventError::Json(_)));
+        assert!(matches!(
+            s.scan(b"{\"a\":").unwrap_err(),
+            EventError::Json(_)
+        ));
         assert!(matches!(s.scan(b"{} {}").unwrap_err(), EventError::Json(_)));
         assert!(matches!(s.scan(b"\xff").unwrap_err(), EventError::Json(_)));
         assert_eq!(

@@ -255,19 +255,15 @@ fn compile_field(body: &str) -> Result<Part, String> {
             let default = match tail.strip_prefix(':') {
                 Some(d) => Some(d.to_string()),
                 None if tail.is_empty() => None,
-                None => {
-                    return Err(format!(
-                        "%{{{body}}}: unexpected {tail:?} after the field; write %{{[field]:default}}"
-                    ))
-                }
+                None => return Err(format!(
+                    "%{{{body}}}: unexpected {tail:?} after the field; write %{{[field]:default}}"
+                )),
             };
             (&body[..=close], default)
         }
-        None => {
-            return Err(format!(
-                "%{{{body}}}: a field is written %{{[name]}} or %{{[a][b]}}; a date %{{+yyyy.MM.dd}}"
-            ))
-        }
+        None => return Err(format!(
+            "%{{{body}}}: a field is written %{{[name]}} or %{{[a][b]}}; a date %{{+yyyy.MM.dd}}"
+        )),
     };
     let inner = selector
         .strip_prefix('[')
@@ -459,7 +455,10 @@ fn write_scalar(raw: &RawValue, name: &str, out: &mut String) -> Result<(), Rend
 mod tests {
     use super::*;
 
-    struct Ev(serde_json::Map<String, serde_json::Value>, Vec<Box<RawValue>>);
+    struct Ev(
+        serde_json::Map<String, serde_json::Value>,
+        Vec<Box<RawValue>>,
+    );
 
     fn ev(json: &str) -> Ev {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap();
@@ -514,7 +513,10 @@ mod tests {
     fn iso_week_year_differs_from_calendar_year() {
         // 2024-12-30 is in ISO week 1 of 2025.
         let json = r#"{"@timestamp":"2024-12-30T00:00:00Z"}"#;
-        assert_eq!(render("%{+yyyy}-%{+xxxx.ww}", json).unwrap(), "2024-2025.01");
+        assert_eq!(
+            render("%{+yyyy}-%{+xxxx.ww}", json).unwrap(),
+            "2024-2025.01"
+        );
     }
 
     #[test]
@@ -534,7 +536,10 @@ mod tests {
         );
         assert!(matches!(
             render("x-%{[tags]}", TS),
-            Err(RenderError::NotScalar { kind: "an array", .. })
+            Err(RenderError::NotScalar {
+                kind: "an array",
+                ..
+            })
         ));
         assert!(matches!(
             render("x-%{[n]}", TS),
@@ -576,6 +581,8 @@ mod tests {
         let t = IndexTemplate::compile("index", "a-%{[x][y]}-%{[z]}-%{+yyyy}").unwrap();
         assert_eq!(t.top_level_fields().collect::<Vec<_>>(), vec!["x", "z"]);
         assert!(!t.is_static());
-        assert!(IndexTemplate::compile("index", "plain").unwrap().is_static());
+        assert!(IndexTemplate::compile("index", "plain")
+            .unwrap()
+            .is_static());
     }
 }

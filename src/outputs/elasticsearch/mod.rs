@@ -12,9 +12,13 @@
 //! tests; `client` is a thin reqwest wrapper; `sender` runs one batch to its final outcome.
 
 pub mod bulk;
+pub mod client;
 pub mod event;
 pub mod index;
 pub mod response;
+pub mod sender;
 pub mod settings;
 
+pub use client::{BulkReply, EsClient, EsError};
+pub use sender::{BatchOutcome, Dropped, Sender};
 pub use settings::{ElasticsearchSettings, SettingsError};

@@ -356,10 +356,15 @@ mod tests {
             (404, "no handler", RequestVerdict::Failed { status: 404, reason: "no handler".into() }),
         ];
         for (status, body, want) in table {
-            assert_eq!(classify(status, body.as_bytes(), 3).unwrap(), want, "{status} {body}");
+            assert_eq!(
+                classify(status, body.as_bytes(), 3).unwrap(),
+                want,
+                "{status} {body}"
+            );
         }
         let long = "x".repeat(500);
-        let RequestVerdict::Failed { reason, .. } = classify(404, long.as_bytes(), 1).unwrap() else {
+        let RequestVerdict::Failed { reason, .. } = classify(404, long.as_bytes(), 1).unwrap()
+        else {
             panic!()
         };
         assert_eq!(reason.chars().count(), EXCERPT + 1);
@@ -385,7 +390,10 @@ mod tests {
             r#"{"items":[{"index":{"status":201},"create":{"status":201}}]}"#,
         ] {
             assert!(
-                matches!(classify(200, bad.as_bytes(), 1), Err(ResponseError::Malformed(_))),
+                matches!(
+                    classify(200, bad.as_bytes(), 1),
+                    Err(ResponseError::Malformed(_))
+                ),
                 "{bad}"
             );
         }

@@ -440,8 +440,14 @@ mod tests {
     fn errors_name_the_key() {
         let cases: Vec<(ElasticsearchOutputConfig, &str)> = vec![
             (cfg(&[]), "output.elasticsearch.hosts: no hosts"),
-            (cfg(&["ftp://x"]), "output.elasticsearch.hosts: \"ftp://x\": scheme"),
-            (cfg(&["x:99999"]), "output.elasticsearch.hosts: \"x:99999\": port 99999"),
+            (
+                cfg(&["ftp://x"]),
+                "output.elasticsearch.hosts: \"ftp://x\": scheme",
+            ),
+            (
+                cfg(&["x:99999"]),
+                "output.elasticsearch.hosts: \"x:99999\": port 99999",
+            ),
             (cfg(&["http://u:p@x"]), "credentials in a host URL"),
             (
                 ElasticsearchOutputConfig {
@@ -490,7 +496,9 @@ mod tests {
             ),
         ];
         for (c, needle) in cases {
-            let msg = ElasticsearchSettings::from_config(&c).unwrap_err().to_string();
+            let msg = ElasticsearchSettings::from_config(&c)
+                .unwrap_err()
+                .to_string();
             assert!(msg.contains(needle), "want {needle:?} in {msg:?}");
         }
     }
