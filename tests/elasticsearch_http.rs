@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -553,5 +552,4 @@ async fn https_with_the_credential_layer() {
         .await
         .unwrap_err();
     assert!(matches!(err, EsError::Connect { .. }), "{err:?}");
-    let _ = Duration::ZERO;
 }

@@ -255,15 +255,19 @@ fn compile_field(body: &str) -> Result<Part, String> {
             let default = match tail.strip_prefix(':') {
                 Some(d) => Some(d.to_string()),
                 None if tail.is_empty() => None,
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "%{{{body}}}: unexpected {tail:?} after the field; write %{{[field]:default}}"
-                )),
+                ))
+                }
             };
             (&body[..=close], default)
         }
-        None => return Err(format!(
+        None => {
+            return Err(format!(
             "%{{{body}}}: a field is written %{{[name]}} or %{{[a][b]}}; a date %{{+yyyy.MM.dd}}"
-        )),
+        ))
+        }
     };
     let inner = selector
         .strip_prefix('[')
