@@ -419,6 +419,20 @@ async fn too_large_requests_are_split() {
 }
 
 #[tokio::test]
+async fn batches_above_bulk_max_size_go_out_in_order_in_several_requests() {
+    let server = Server::start(|_, s| (200, all_ok(s))).await;
+    let mut cfg = config(vec![server.host()]);
+    cfg.bulk_max_size = 2;
+    let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let out = bounded("send_batch", sender.send_batch(&events(5))).await;
+    assert_eq!(out.indexed, 5);
+    let sizes: Vec<usize> = server.seen().iter().map(|s| s.lines().len() / 2).collect();
+    assert_eq!(sizes, vec![2, 2, 1]);
+    assert_eq!(server.seen()[2].lines()[0]["index"]["_id"], "ev-4");
+}
+
+#[tokio::test]
 async fn a_single_document_too_large_is_non_indexable() {
     let server = Server::start(|_, _| (413, String::new())).await;
     let settings = ElasticsearchSettings::from_config(&config(vec![server.host()])).unwrap();

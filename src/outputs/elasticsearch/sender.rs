@@ -1,8 +1,8 @@
 //! One batch, from encoded events to a final [`BatchOutcome`]: the worker-level logic the
 //! pipeline adapter calls, so that adapter only moves events and ACKs.
 //!
-//! Per round, every pending item is sent in one bulk request (split in halves on 413, as
-//! often as needed). Then, per item verdict:
+//! Per round, the pending items are sent in bulk requests of at most `bulk_max_size` items
+//! (split in halves on 413, as often as needed). Then, per item verdict:
 //! - indexed, or 409 on `create` (already there from an earlier try): done;
 //! - 429/5xx: kept for the next round, which waits a backoff;
 //! - other 4xx: with `dead_letter_index`, re-sent at once (same round budget) wrapped as a
@@ -90,6 +90,7 @@ pub struct Sender {
     policy: NonIndexableAction,
     max_retries: Option<u32>,
     loadbalance: bool,
+    bulk_max_size: usize,
     next_host: usize,
 }
 
@@ -108,6 +109,7 @@ impl Sender {
             policy: settings.non_indexable.clone(),
             max_retries: settings.max_retries,
             loadbalance: settings.loadbalance,
+            bulk_max_size: settings.bulk_max_size.max(1),
         })
     }
 
@@ -129,7 +131,13 @@ impl Sender {
         while !pending.is_empty() {
             let mut next: Vec<Pending> = Vec::new();
             let mut failed = false;
-            let mut groups = vec![pending];
+            // A batch larger than bulk_max_size goes out in several requests; popped from
+            // the end, so reversed to keep the events' order on the wire.
+            let mut groups: Vec<Vec<Pending>> = pending
+                .chunks(self.bulk_max_size)
+                .rev()
+                .map(<[Pending]>::to_vec)
+                .collect();
             while let Some(group) = groups.pop() {
                 match self.send_group(events, group, &mut out, &mut next).await {
                     GroupResult::Done => {}
