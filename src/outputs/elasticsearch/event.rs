@@ -366,3 +366,73 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\\\\\"\n @{}]{0,8}".prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z@]{1,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Wherever `@metadata` sits and however the object is laid out, the document is the
+        /// object without it, and it stays valid JSON.
+        #[test]
+        fn cutting_metadata_keeps_everything_else(
+            members in prop::collection::vec(("[a-z]{1,5}", value()), 0..6),
+            meta in value(),
+            at in 0usize..7,
+            pretty in any::<bool>(),
+        ) {
+            let mut seen = std::collections::BTreeSet::new();
+            let members: Vec<(String, Value)> =
+                members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+            let at = at.min(members.len());
+            let mut parts: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v))
+                .collect();
+            parts.insert(at, format!("\"@metadata\":{meta}"));
+            let sep = if pretty { " ,\n  " } else { "," };
+            let text = format!("{{{}}}", parts.join(sep));
+            let mut scanner = Scanner::default();
+            let ev = scanner.scan(text.as_bytes()).unwrap();
+            let (a, b) = ev.document();
+            let doc: Map<String, Value> =
+                serde_json::from_slice(&[a, b].concat()).unwrap();
+            let want: Map<String, Value> = members.into_iter().collect();
+            prop_assert_eq!(doc, want);
+            prop_assert_eq!(ev.metadata().map(|m| serde_json::from_str::<Value>(m.get()).unwrap()), Some(meta));
+        }
+
+        /// Arbitrary bytes never panic the scanner.
+        #[test]
+        fn any_bytes_are_an_event_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let mut scanner = Scanner::new(["a"]);
+            if let Ok(ev) = scanner.scan(&bytes) {
+                let _ = ev.document();
+                let _ = ev.metadata_id();
+                let _ = ev.top_level("a");
+            }
+        }
+    }
+}
