@@ -172,11 +172,12 @@ impl Sender {
         out.retry_later.sort_unstable();
         if !out.dropped.is_empty() {
             let first = &out.dropped[0];
-            warn!(
+            // ERROR: these events are lost (style rule: ERROR means data was lost).
+            error!(
                 dropped = out.dropped.len(),
                 status = first.status,
                 reason = %first.reason,
-                "Elasticsearch refused events; they are dropped (first reason shown)"
+                "events refused as non-indexable were dropped (first reason shown; all in the outcome)"
             );
         }
         out
