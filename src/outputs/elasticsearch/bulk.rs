@@ -41,6 +41,7 @@ pub struct BulkBody {
     op_type: OpType,
     document_id: DocumentId,
     compression_level: u32,
+    escape_html: bool,
     scanner: Scanner,
     name: String,
     pipeline_name: String,
@@ -76,6 +77,7 @@ impl BulkBody {
             op_type: settings.op_type,
             document_id: settings.document_id,
             compression_level: settings.compression_level,
+            escape_html: settings.escape_html,
             scanner,
             name: String::new(),
             pipeline_name: String::new(),
@@ -149,8 +151,8 @@ impl BulkBody {
             pipeline,
         );
         let (a, b) = ev.document();
-        write_one_line(&mut self.buf, a);
-        write_one_line(&mut self.buf, b);
+        write_one_line(&mut self.buf, a, self.escape_html);
+        write_one_line(&mut self.buf, b, self.escape_html);
         self.buf.push(b'\n');
         self.items += 1;
         Ok(())
@@ -286,12 +288,21 @@ fn write_json_str_parts(buf: &mut Vec<u8>, a: &[u8], b: &[u8]) {
 }
 
 /// Copies JSON bytes, turning raw CR/LF (only ever whitespace in valid JSON) into spaces so
-/// the document stays on one line.
-fn write_one_line(buf: &mut Vec<u8>, bytes: &[u8]) {
+/// the document stays on one line. With `escape_html`, `<`, `>` and `&` become `\u003c`,
+/// `\u003e`, `\u0026`: those bytes can only occur inside strings in valid JSON, so the
+/// replacement is exact without parsing (Beats' `escape_html` output, same JSON value).
+fn write_one_line(buf: &mut Vec<u8>, bytes: &[u8], escape_html: bool) {
+    let special =
+        |b: u8| b == b'\n' || b == b'\r' || (escape_html && matches!(b, b'<' | b'>' | b'&'));
     let mut rest = bytes;
-    while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+    while let Some(i) = rest.iter().position(|&b| special(b)) {
         buf.extend_from_slice(&rest[..i]);
-        buf.push(b' ');
+        buf.extend_from_slice(match rest[i] {
+            b'<' => b"\\u003c",
+            b'>' => b"\\u003e",
+            b'&' => b"\\u0026",
+            _ => b" ",
+        });
         rest = &rest[i + 1..];
     }
     buf.extend_from_slice(rest);
@@ -376,6 +387,27 @@ mod tests {
         let mut b = BulkBody::new(&s);
         b.add_event(EV.as_bytes()).unwrap();
         assert!(!body(&mut b).contains("_id"));
+    }
+
+    #[test]
+    fn escape_html_escapes_inside_strings_only() {
+        let ev = br#"{"m":"<b>&amp;</b>","n":1}"#;
+        let mut b = BulkBody::new(&settings(|c| c.index = Some("i".into())));
+        b.add_event(ev).unwrap();
+        assert!(body(&mut b).ends_with("{\"m\":\"<b>&amp;</b>\",\"n\":1}\n"));
+        let mut b = BulkBody::new(&settings(|c| {
+            c.index = Some("i".into());
+            c.escape_html = true;
+        }));
+        b.add_event(ev).unwrap();
+        let text = body(&mut b);
+        let doc = text.lines().nth(1).unwrap();
+        assert_eq!(
+            doc,
+            r#"{"m":"\u003cb\u003e\u0026amp;\u003c/b\u003e","n":1}"#
+        );
+        let value: serde_json::Value = serde_json::from_str(doc).unwrap();
+        assert_eq!(value["m"], "<b>&amp;</b>");
     }
 
     #[test]

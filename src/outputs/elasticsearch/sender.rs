@@ -342,3 +342,41 @@ enum GroupResult {
     Split(Vec<Pending>, Vec<Pending>),
     Failed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ElasticsearchOutputConfig;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The pipeline adapter spawns one sender per worker on tokio: the sender and its
+    /// batch future must be `Send`.
+    #[test]
+    fn sender_and_its_future_are_send() {
+        let settings = ElasticsearchSettings::from_config(&ElasticsearchOutputConfig {
+            hosts: vec!["localhost".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut sender = Sender::new(&settings, 0).unwrap();
+        assert_send(&sender);
+        let events: Vec<Bytes> = Vec::new();
+        let fut = sender.send_batch(&events);
+        assert_send(&fut);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_sends_nothing() {
+        let settings = ElasticsearchSettings::from_config(&ElasticsearchOutputConfig {
+            // Nothing listens here; an attempt would be reported as an error.
+            hosts: vec!["127.0.0.1:1".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut sender = Sender::new(&settings, 0).unwrap();
+        let out = sender.send_batch(&[]).await;
+        assert_eq!(out.acked(), 0);
+        assert!(out.last_error.is_none() && out.retry_later.is_empty());
+    }
+}

@@ -181,8 +181,7 @@ pub struct ElasticsearchSettings {
     pub max_retries: Option<u32>,
     /// Whole-request timeout (default 90 s).
     pub timeout: Duration,
-    /// Escape `<`, `>` and `&`: applies where events are encoded to JSON (the pipeline's
-    /// encoder); this output sends the bytes it is given.
+    /// Escape `<`, `>` and `&` in the documents' strings (default false).
     pub escape_html: bool,
     /// What happens to non-indexable items.
     pub non_indexable: NonIndexableAction,
