@@ -567,3 +567,53 @@ async fn https_with_the_credential_layer() {
         .unwrap_err();
     assert!(matches!(err, EsError::Connect { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn ssl_server_name_is_verified_while_connecting_to_the_host() {
+    let ca = Ca::new("es-test-ca");
+    let leaf = ca.leaf("es.internal", &["es.internal"]);
+    let files = Files::new();
+    let server_tls =
+        TlsSource::server(TlsSettings::from_config(&server_ssl(&files, &leaf, None)).unwrap())
+            .unwrap()
+            .server_config()
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_tls);
+    let server = Server::start_with(Some(acceptor), Arc::new(|_, s: &Seen| (200, all_ok(s)))).await;
+    let mut cfg = config(vec![format!("https://127.0.0.1:{}", server.addr.port())]);
+    cfg.ssl = client_ssl(&ca, None);
+    let mut body = BulkBody::new(&ElasticsearchSettings::from_config(&cfg).unwrap());
+    body.add_event(&events(1)[0]).unwrap();
+    let body = body.finish().unwrap();
+
+    // Without server_name the certificate does not match 127.0.0.1.
+    let client = EsClient::new(&ElasticsearchSettings::from_config(&cfg).unwrap()).unwrap();
+    let err = bounded("send_bulk", client.send_bulk(0, &body))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EsError::Connect { .. }), "{err:?}");
+
+    cfg.ssl.server_name = Some("es.internal".into());
+    let client = EsClient::new(&ElasticsearchSettings::from_config(&cfg).unwrap()).unwrap();
+    let reply = bounded("send_bulk", client.send_bulk(0, &body))
+        .await
+        .unwrap();
+    assert!(
+        matches!(reply, BulkReply::Items(ref v) if v.len() == 1),
+        "{reply:?}"
+    );
+    let seen = server.seen();
+    assert_eq!(
+        seen.last().unwrap().headers["host"],
+        format!("es.internal:{}", server.addr.port())
+    );
+
+    cfg.ssl.server_name = Some("10.0.0.1".into());
+    let err = ElasticsearchSettings::from_config(&cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ssl.server_name") && err.contains("DNS name"),
+        "{err}"
+    );
+}

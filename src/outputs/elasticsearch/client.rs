@@ -8,7 +8,11 @@
 //! support from the environment (Beats' `proxy_url` is not in the schema yet).
 //!
 //! When the TLS files change, [`TlsSource`] hands out a new config; the next request then
-//! builds a new reqwest client (and so new connections) with it.
+//! builds new reqwest clients (and so new connections) with it.
+//!
+//! `ssl.server_name`: reqwest verifies and sends as SNI the host of the URL, so for an https
+//! host the URL carries the configured name, and that host's client resolves the name to
+//! the real host instead (a resolver pinned to it). Hence one reqwest client per host.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,7 +25,7 @@ use rustls::ClientConfig;
 
 use super::bulk::EncodedBody;
 use super::response::{classify, RequestVerdict, ResponseError};
-use super::settings::{ElasticsearchSettings, HostUrl};
+use super::settings::{ElasticsearchSettings, HostUrl, Scheme};
 use crate::credentials::{Alpn, CredentialError, EsAuth, TlsSource};
 
 /// Why a bulk request produced no per-item verdicts.
@@ -125,7 +129,26 @@ pub enum BulkReply {
 #[derive(Debug)]
 struct Http {
     tls: Option<Arc<ClientConfig>>,
-    client: reqwest::Client,
+    /// One per host, in host order.
+    clients: Vec<reqwest::Client>,
+}
+
+/// Resolves whatever name a URL carries to one configured host (for `ssl.server_name`).
+/// The name is looked up at each new connection, as for any host.
+#[derive(Debug)]
+struct PinnedResolver {
+    host: String,
+    port: u16,
+}
+
+impl reqwest::dns::Resolve for PinnedResolver {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let target = (self.host.clone(), self.port);
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(target).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// An HTTP client for the hosts of one output.
@@ -136,6 +159,7 @@ pub struct EsClient {
     auth: EsAuth,
     headers: HeaderMap,
     tls: Option<TlsSource>,
+    server_name: Option<String>,
     timeout: Duration,
     pool_per_host: usize,
     http: Mutex<Http>,
@@ -157,7 +181,13 @@ impl EsClient {
         let bulk_urls = settings
             .hosts
             .iter()
-            .map(|h| h.url("_bulk", &settings.parameters))
+            .map(|h| {
+                let name = match h.scheme {
+                    Scheme::Https => settings.tls_server_name.as_deref(),
+                    Scheme::Http => None,
+                };
+                h.url_as(name, "_bulk", &settings.parameters)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| EsError::Client { reason })?;
         let headers = build_headers(&settings.auth)?;
@@ -166,20 +196,42 @@ impl EsClient {
             .map(TlsSource::client_config)
             .transpose()
             .map_err(EsError::Tls)?;
-        let client = build_client(tls_config.as_deref(), settings.timeout, settings.worker)?;
-        Ok(Self {
+        let mut client = Self {
             hosts: settings.hosts.clone(),
             bulk_urls,
             auth: settings.auth.clone(),
             headers,
             tls,
+            server_name: settings.tls_server_name.clone(),
             timeout: settings.timeout,
             pool_per_host: settings.worker,
             http: Mutex::new(Http {
-                tls: tls_config,
-                client,
+                tls: None,
+                clients: Vec::new(),
             }),
-        })
+        };
+        let clients = client.build_clients(tls_config.as_deref())?;
+        client.http = Mutex::new(Http {
+            tls: tls_config,
+            clients,
+        });
+        Ok(client)
+    }
+
+    fn build_clients(&self, tls: Option<&ClientConfig>) -> Result<Vec<reqwest::Client>, EsError> {
+        self.hosts
+            .iter()
+            .map(|h| {
+                let pinned = match (h.scheme, &self.server_name) {
+                    (Scheme::Https, Some(_)) => Some(PinnedResolver {
+                        host: h.host.clone(),
+                        port: h.port,
+                    }),
+                    _ => None,
+                };
+                build_client(tls, self.timeout, self.pool_per_host, pinned)
+            })
+            .collect()
     }
 
     /// The hosts, in configured order; requests name them by index.
@@ -187,8 +239,9 @@ impl EsClient {
         &self.hosts
     }
 
-    /// The reqwest client to use now: rebuilt when the TLS source produced a new config.
-    fn current(&self) -> Result<reqwest::Client, EsError> {
+    /// The reqwest client of `host` to use now: all are rebuilt when the TLS source
+    /// produced a new config.
+    fn current(&self, host: usize) -> Result<reqwest::Client, EsError> {
         let fresh = self
             .tls
             .as_ref()
@@ -202,10 +255,15 @@ impl EsClient {
             _ => false,
         };
         if !same {
-            http.client = build_client(fresh.as_deref(), self.timeout, self.pool_per_host)?;
+            http.clients = self.build_clients(fresh.as_deref())?;
             http.tls = fresh;
         }
-        Ok(http.client.clone())
+        http.clients
+            .get(host)
+            .cloned()
+            .ok_or_else(|| EsError::Client {
+                reason: format!("no client for host number {host}"),
+            })
     }
 
     /// Sends `body` (of `body.items` items) to host `host` and classifies the reply.
@@ -224,7 +282,7 @@ impl EsClient {
             }
         };
         let name = host_url.authority();
-        let client = self.current()?;
+        let client = self.current(host)?;
         let mut req = client
             .post(url)
             .headers(self.headers.clone())
@@ -301,6 +359,7 @@ fn build_client(
     tls: Option<&ClientConfig>,
     timeout: Duration,
     pool_per_host: usize,
+    pinned: Option<PinnedResolver>,
 ) -> Result<reqwest::Client, EsError> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
@@ -311,6 +370,9 @@ fn build_client(
         .user_agent(concat!("skidder/", env!("CARGO_PKG_VERSION")));
     if let Some(cfg) = tls {
         builder = builder.use_preconfigured_tls(cfg.clone());
+    }
+    if let Some(resolver) = pinned {
+        builder = builder.dns_resolver(Arc::new(resolver));
     }
     builder.build().map_err(|e| EsError::Client {
         reason: e.to_string(),

@@ -73,16 +73,30 @@ impl HostUrl {
     /// The pieces do not make a URL (cannot happen for a validated host; kept as an error
     /// rather than a panic).
     pub fn url(&self, endpoint: &str, parameters: &[(String, String)]) -> Result<Url, String> {
+        self.url_as(None, endpoint, parameters)
+    }
+
+    /// As [`Self::url`], with `name` in place of the host in the URL (for `ssl.server_name`:
+    /// the name is verified and sent as SNI, while the connection goes to this host).
+    ///
+    /// # Errors
+    /// As [`Self::url`].
+    pub fn url_as(
+        &self,
+        name: Option<&str>,
+        endpoint: &str,
+        parameters: &[(String, String)],
+    ) -> Result<Url, String> {
         let scheme = match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
-        let mut url = Url::parse(&format!(
-            "{scheme}://{}{}/{endpoint}",
-            self.authority(),
-            self.path
-        ))
-        .map_err(|e| e.to_string())?;
+        let authority = match name {
+            Some(n) => format!("{n}:{}", self.port),
+            None => self.authority(),
+        };
+        let mut url = Url::parse(&format!("{scheme}://{authority}{}/{endpoint}", self.path))
+            .map_err(|e| e.to_string())?;
         if !parameters.is_empty() {
             url.query_pairs_mut().extend_pairs(parameters);
         }
@@ -189,6 +203,9 @@ pub struct ElasticsearchSettings {
     pub document_id: DocumentId,
     /// TLS settings when any host uses https.
     pub tls: Option<TlsSettings>,
+    /// `ssl.server_name`: the name https hosts are verified (and sent SNI) as, instead of
+    /// the host name connected to.
+    pub tls_server_name: Option<String>,
 }
 
 impl ElasticsearchSettings {
@@ -290,6 +307,22 @@ impl ElasticsearchSettings {
                 }
             }
         };
+        let tls_server_name = match cfg.ssl.server_name.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) if name.parse::<std::net::IpAddr>().is_ok() => {
+                return Err(invalid(
+                    "ssl.server_name",
+                    format!("{name:?} is an IP address; for Elasticsearch it must be a DNS name (connect to the IP in hosts instead)"),
+                ))
+            }
+            Some(name) => {
+                // Checked as a URL host now, so building request URLs cannot fail later.
+                Url::parse(&format!("https://{name}/")).map_err(|e| {
+                    invalid("ssl.server_name", format!("{name:?} is not a DNS name: {e}"))
+                })?;
+                Some(name.to_string())
+            }
+        };
         let auth = EsAuth::from_config(cfg)?;
         let any_https = hosts.iter().any(|h| h.scheme == Scheme::Https);
         Ok(Self {
@@ -315,6 +348,7 @@ impl ElasticsearchSettings {
             non_indexable,
             document_id: DEFAULT_DOCUMENT_ID,
             tls: any_https.then_some(tls_settings),
+            tls_server_name: if any_https { tls_server_name } else { None },
         })
     }
 }
