@@ -16,8 +16,10 @@
 //! asks next gets them, which is how a worker that lost its connection hands its events to
 //! another one.
 
+pub mod backoff;
 pub mod console;
 pub mod discard;
+pub mod elasticsearch;
 pub mod file;
 
 use std::future::Future;

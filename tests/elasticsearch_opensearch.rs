@@ -1,0 +1,324 @@
+//! The Elasticsearch output against a real OpenSearch 2.19 node (tests/peers/opensearch):
+//! exact counts, deterministic ids surviving a resend, a mapping conflict landing in the
+//! dead-letter index, data streams with `op_type: create`.
+//!
+//! The node is started once per test binary by spawning its Java main directly with a piped
+//! stdin: it stops when that pipe closes, i.e. when this process exits, however it exits.
+//! The test is skipped (with a message) only when `java` or `mvn` is not installed.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use skidder::config::{
+    BackoffConfig, Duration as CfgDuration, ElasticsearchOutputConfig, NonIndexablePolicy,
+};
+use skidder::outputs::elasticsearch::bulk::content_id;
+use skidder::outputs::elasticsearch::settings::DocumentId;
+use skidder::outputs::elasticsearch::{ElasticsearchSettings, Sender};
+
+/// Bound on starting the node (a cold JVM on a busy 2-core machine).
+const READY_WAIT: Duration = Duration::from_secs(240);
+/// Bound on one test's requests.
+const STEP: Duration = Duration::from_secs(60);
+
+struct Peer {
+    url: String,
+    /// Held so the node's stdin stays open for the life of the process.
+    _child: Mutex<Child>,
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The shared node, or `None` (after printing why) when Java or Maven is missing.
+fn peer() -> Option<&'static Peer> {
+    static PEER: OnceLock<Option<Peer>> = OnceLock::new();
+    PEER.get_or_init(|| {
+        if !on_path("java") || !on_path("mvn") {
+            eprintln!("SKIPPED: the OpenSearch peer needs java (17+) and mvn on PATH");
+            return None;
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        // Builds the jar only when its sources are newer.
+        let build = Command::new("bash")
+            .arg(root.join(".ci/peers/opensearch.sh"))
+            .arg("build")
+            .status()
+            .expect("run .ci/peers/opensearch.sh build");
+        assert!(build.success(), "building the OpenSearch peer failed");
+        let jar = root.join("tests/peers/opensearch/target/opensearch-peer.jar");
+        let log = std::env::temp_dir().join(format!("skidder-opensearch-{}.log", std::process::id()));
+        let mut child = Command::new("java")
+            .args(["-Xms256m", "-Xmx512m", "-jar"])
+            .arg(&jar)
+            .arg(format!("--ready-timeout-seconds={}", READY_WAIT.as_secs()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("create the node's log file"))
+            .spawn()
+            .expect("spawn the OpenSearch peer");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("READY ") {
+                    let _ = tx.send(url.to_string());
+                    break;
+                }
+            }
+        });
+        let url = rx.recv_timeout(READY_WAIT + Duration::from_secs(10)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+            panic!(
+                "the OpenSearch peer did not print READY within {READY_WAIT:?}; last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        });
+        eprintln!("OpenSearch peer ready at {url} (log: {})", log.display());
+        Some(Peer {
+            url,
+            _child: Mutex::new(child),
+        })
+    })
+    .as_ref()
+}
+
+/// A small admin client for setup and checks (not the code under test).
+struct Admin {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    fn new(peer: &Peer) -> Self {
+        Self {
+            url: peer.url.clone(),
+            http: reqwest::Client::builder().timeout(STEP).build().unwrap(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}/{path}", self.url));
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn put(&self, path: &str, body: Value) {
+        let (status, reply) = self.call(reqwest::Method::PUT, path, Some(body)).await;
+        assert!((200..300).contains(&status), "PUT {path}: {status} {reply}");
+    }
+
+    /// Refreshes `index` and returns its document count.
+    async fn count(&self, index: &str) -> u64 {
+        let (status, reply) = self
+            .call(reqwest::Method::POST, &format!("{index}/_refresh"), None)
+            .await;
+        assert_eq!(status, 200, "refresh {index}: {reply}");
+        let (status, reply) = self
+            .call(reqwest::Method::GET, &format!("{index}/_count"), None)
+            .await;
+        assert_eq!(status, 200, "count {index}: {reply}");
+        reply["count"].as_u64().unwrap()
+    }
+
+    async fn search(&self, index: &str) -> Vec<Value> {
+        let (status, reply) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{index}/_search"),
+                Some(json!({"size": 100, "sort": [{"_doc": "asc"}]})),
+            )
+            .await;
+        assert_eq!(status, 200, "search {index}: {reply}");
+        reply["hits"]["hits"].as_array().unwrap().clone()
+    }
+}
+
+fn config(peer: &Peer, index: &str) -> ElasticsearchOutputConfig {
+    ElasticsearchOutputConfig {
+        hosts: vec![peer.url.clone()],
+        index: Some(index.to_string()),
+        backoff: BackoffConfig {
+            init: CfgDuration::from_millis(50),
+            max: CfgDuration::from_millis(500),
+        },
+        ..Default::default()
+    }
+}
+
+fn event(i: usize, extra: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"@timestamp":"2026-07-0{}T10:00:00.000Z","message":"line {i}","n":{i}{extra}}}"#,
+        1 + i % 2
+    ))
+}
+
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {STEP:?}"))
+}
+
+#[tokio::test]
+async fn exact_counts_and_no_duplicates_after_a_resend() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    let settings =
+        ElasticsearchSettings::from_config(&config(peer, "skidder-t1-%{+yyyy.MM.dd}")).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let batch: Vec<Bytes> = (0..50)
+        .map(|i| {
+            event(
+                i,
+                &format!(r#","@metadata":{{"_id":"t1-{i}","beat":"skidder"}}"#),
+            )
+        })
+        .collect();
+    let out = bounded("first send", sender.send_batch(&batch)).await;
+    assert_eq!((out.indexed, out.acked()), (50, 50), "{out:?}");
+    // Events alternate between 1 and 2 July: two daily indices.
+    assert_eq!(admin.count("skidder-t1-2026.07.01").await, 25);
+    assert_eq!(admin.count("skidder-t1-2026.07.02").await, 25);
+
+    // The same batch again (a replay after a failover): overwritten, not duplicated.
+    let out = bounded("resend", sender.send_batch(&batch)).await;
+    assert_eq!(out.indexed, 50, "{out:?}");
+    assert_eq!(admin.count("skidder-t1-*").await, 50);
+    let hits = admin.search("skidder-t1-2026.07.01").await;
+    let hit = hits
+        .iter()
+        .find(|h| h["_id"] == "t1-0")
+        .expect("t1-0 indexed under its id");
+    assert_eq!(
+        hit["_source"],
+        json!({"@timestamp": "2026-07-01T10:00:00.000Z", "message": "line 0", "n": 0})
+    );
+    assert!(
+        hit["_source"].get("@metadata").is_none(),
+        "@metadata is not indexed"
+    );
+
+    // Hash ids: events without @metadata._id are also idempotent.
+    let mut settings =
+        ElasticsearchSettings::from_config(&config(peer, "skidder-t1-hash")).unwrap();
+    settings.document_id = DocumentId::Hash;
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let batch: Vec<Bytes> = (0..20).map(|i| event(i, "")).collect();
+    for round in 0..2 {
+        let out = bounded("hash send", sender.send_batch(&batch)).await;
+        assert_eq!(out.indexed, 20, "round {round}: {out:?}");
+    }
+    assert_eq!(admin.count("skidder-t1-hash").await, 20);
+    let hits = admin.search("skidder-t1-hash").await;
+    let want = content_id(&batch[0]).unwrap();
+    assert!(
+        hits.iter().any(|h| h["_id"] == want.as_str()),
+        "id {want} in {hits:?}"
+    );
+}
+
+#[tokio::test]
+async fn mapping_conflict_lands_in_the_dead_letter_index() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    admin
+        .put(
+            "skidder-t2",
+            json!({"mappings": {"properties": {"n": {"type": "long"}}}}),
+        )
+        .await;
+    let mut cfg = config(peer, "skidder-t2");
+    cfg.non_indexable_policy = Some(NonIndexablePolicy::DeadLetterIndex {
+        index: "skidder-t2-dlq".into(),
+    });
+    let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let bad = Bytes::from_static(
+        br#"{"@timestamp":"2026-07-01T10:00:00Z","message":"bad","n":"not a number"}"#,
+    );
+    let batch = vec![event(1, ""), bad, event(2, "")];
+    let out = bounded("send", sender.send_batch(&batch)).await;
+    assert_eq!(
+        (out.indexed, out.dead_lettered, out.dropped.len()),
+        (2, 1, 0),
+        "{out:?}"
+    );
+    assert_eq!(admin.count("skidder-t2").await, 2);
+    assert_eq!(admin.count("skidder-t2-dlq").await, 1);
+    let dead = &admin.search("skidder-t2-dlq").await[0]["_source"];
+    assert_eq!(dead["@timestamp"], "2026-07-01T10:00:00Z");
+    assert_eq!(
+        dead["message"],
+        r#"{"@timestamp":"2026-07-01T10:00:00Z","message":"bad","n":"not a number"}"#
+    );
+    // _source keeps the dotted keys as sent (only the mapping expands them).
+    assert_eq!(dead["error.type"], 400);
+    let reason = dead["error.message"].as_str().unwrap();
+    assert!(reason.starts_with("mapper_parsing_exception"), "{reason}");
+
+    // With drop, the same event is counted and dropped with the cluster's reason.
+    let settings = ElasticsearchSettings::from_config(&config(peer, "skidder-t2")).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let out = bounded("send", sender.send_batch(&batch[1..2])).await;
+    assert_eq!(out.dropped.len(), 1, "{out:?}");
+    assert_eq!(out.dropped[0].status, 400);
+    assert!(out.dropped[0].reason.contains("mapper_parsing_exception"));
+    assert_eq!(admin.count("skidder-t2").await, 2);
+}
+
+#[tokio::test]
+async fn data_stream_with_create() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    admin
+        .put(
+            "_index_template/skidder-t3",
+            json!({"index_patterns": ["logs-skidder-t3*"], "data_stream": {}, "priority": 200}),
+        )
+        .await;
+    let mut cfg = config(peer, "logs-skidder-t3");
+    cfg.op_type = Some("create".into());
+    let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let batch: Vec<Bytes> = (0..10)
+        .map(|i| event(i, &format!(r#","@metadata":{{"_id":"t3-{i}"}}"#)))
+        .collect();
+    let out = bounded("send", sender.send_batch(&batch)).await;
+    assert_eq!(out.indexed, 10, "{out:?}");
+    // Resent: every item is a 409 on create, which counts as already indexed.
+    let out = bounded("resend", sender.send_batch(&batch)).await;
+    assert_eq!(
+        (out.indexed, out.duplicates, out.acked()),
+        (0, 10, 10),
+        "{out:?}"
+    );
+    assert_eq!(admin.count("logs-skidder-t3").await, 10);
+    let (status, reply) = admin
+        .call(reqwest::Method::GET, "_data_stream/logs-skidder-t3", None)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["data_streams"][0]["name"], "logs-skidder-t3");
+}
