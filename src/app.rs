@@ -27,6 +27,9 @@ pub enum AppError {
     /// The configuration could not be loaded.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The keystore exists but cannot be opened.
+    #[error(transparent)]
+    Keystore(crate::credentials::keystore::KeystoreError),
     /// The output section is not usable.
     #[error(transparent)]
     Output(OutputError),

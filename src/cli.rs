@@ -1,5 +1,5 @@
-//! The command line: `skidder [run]`, `skidder test config`, `skidder version`,
-//! `skidder demo`.
+//! The command line: `skidder [run]`, `skidder test config`, `skidder export config`,
+//! `skidder keystore create|add|list|remove`, `skidder version`, `skidder demo`.
 //!
 //! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
 //! `path.data`); 2 usage error (unknown flag or command); 3 runtime failure (the output
@@ -12,7 +12,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, AppError, RunOptions};
-use crate::config::{self, Config};
+use crate::config::{self, Config, EnvSource, LoadOptions};
+use crate::credentials::keystore::{self, Keystore, KeystoreCommand};
 use crate::outputs::OutputKnobs;
 use crate::telemetry;
 
@@ -66,6 +67,20 @@ pub enum Command {
         #[command(subcommand)]
         what: TestCommand,
     },
+    /// Print things without running.
+    Export {
+        /// What to print.
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
+    /// Manage the secrets keystore (`<path.data>/skidder.keystore`); `${NAME}` in the
+    /// configuration is looked up there before the environment. Encrypted when
+    /// `SKIDDER_KEYSTORE_PASSPHRASE` is set.
+    Keystore {
+        /// The keystore action.
+        #[command(subcommand)]
+        action: KeystoreAction,
+    },
     /// Print the version.
     Version,
     /// Ship generated load in-process with an embedded configuration and print a summary.
@@ -77,6 +92,60 @@ pub enum Command {
 pub enum TestCommand {
     /// Load and validate the configuration, print "Config OK".
     Config,
+}
+
+/// `skidder export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Print the effective merged configuration as YAML, secrets shown as `REDACTED`.
+    Config,
+}
+
+/// `skidder keystore ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeystoreAction {
+    /// Create an empty keystore.
+    Create {
+        /// Replace an existing keystore.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a secret; the value is prompted for without echo, or read from stdin.
+    Add {
+        /// The secret's name, as used in `${NAME}`.
+        name: String,
+        /// Replace an existing secret of that name.
+        #[arg(long)]
+        force: bool,
+        /// Read the value from standard input.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// List the secrets' names (never their values).
+    List,
+    /// Remove secrets.
+    Remove {
+        /// The names to remove.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+impl From<&KeystoreAction> for KeystoreCommand {
+    fn from(action: &KeystoreAction) -> Self {
+        match action {
+            KeystoreAction::Create { force } => Self::Create { force: *force },
+            KeystoreAction::Add { name, force, stdin } => Self::Add {
+                name: name.clone(),
+                force: *force,
+                stdin: *stdin,
+            },
+            KeystoreAction::List => Self::List,
+            KeystoreAction::Remove { names } => Self::Remove {
+                names: names.clone(),
+            },
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -101,17 +170,65 @@ pub fn main() -> ExitCode {
             what: TestCommand::Config,
         }) => match load(&cli).and_then(|c| app::plan(&c, knobs).map(|_| ())) {
             Ok(()) => {
-                println!("Config OK");
+                println!("{}", config::CONFIG_OK);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
         },
+        Some(Command::Export {
+            what: ExportCommand::Config,
+        }) => match load(&cli) {
+            Ok(c) => {
+                print!("{}", config::export_yaml(&c));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Some(Command::Keystore { ref action }) => {
+            let result = keystore::run_keystore_command(
+                &keystore_dir(&cli),
+                &KeystoreCommand::from(action),
+                keystore::passphrase_from_env(),
+                &mut std::io::stdin().lock(),
+                &mut std::io::stdout().lock(),
+            );
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("skidder: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         None | Some(Command::Run) => run(&cli, knobs),
     }
 }
 
+/// Where the keystore lives: `--path.data`, else `data` under the working directory (as
+/// Beats, the keystore is found before the configuration is read, so `path.data` in the
+/// file does not move it).
+fn keystore_dir(cli: &Cli) -> PathBuf {
+    cli.path_data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data"))
+}
+
 fn load(cli: &Cli) -> Result<Config, AppError> {
-    let mut config = config::load(&cli.config, &cli.overrides)?;
+    let store_path = Keystore::path_in(&keystore_dir(cli));
+    let store = if store_path.exists() {
+        Some(
+            Keystore::open_with(&store_path, keystore::passphrase_from_env())
+                .map_err(AppError::Keystore)?,
+        )
+    } else {
+        None
+    };
+    let mut config = config::load_with(&LoadOptions {
+        path: cli.config.clone(),
+        overrides: cli.overrides.clone(),
+        env: EnvSource::Process,
+        resolver: store.as_ref().map(|s| s as &dyn config::SecretResolver),
+    })?;
     if let Some(p) = &cli.path_data {
         config.path.data = p.clone();
     }
@@ -125,7 +242,10 @@ fn load(cli: &Cli) -> Result<Config, AppError> {
 }
 
 fn fail(e: &AppError) -> ExitCode {
-    eprintln!("skidder: {e}");
+    match e {
+        AppError::Config(c) => eprintln!("skidder: {}", c.report()),
+        other => eprintln!("skidder: {other}"),
+    }
     if e.is_config_error() {
         ExitCode::from(EXIT_CONFIG)
     } else {

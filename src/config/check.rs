@@ -124,6 +124,7 @@ fn check_keys(
         out.push(wrong(path, &Shape::Section(|| &[]), value));
         return;
     };
+    let mut unknown = Vec::new();
     for (k, v) in map.iter_mut() {
         let key_path = join(path, k);
         match fields.iter().find(|f| f.name == k) {
@@ -136,8 +137,14 @@ fn check_keys(
                     None => String::new(),
                 };
                 out.push(Problem::new(key_path, format!("unknown key{hint}")));
+                unknown.push(k.clone());
             }
         }
+    }
+    // Reported above; removed so the rest of the file can still be deserialized and its
+    // range and cross-field rules checked in the same run (all problems at once).
+    for k in unknown {
+        map.remove(&k);
     }
 }
 

@@ -255,6 +255,13 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
     };
     problems.extend(check::check_tree(&mut merged, Config::fields()));
     if !problems.is_empty() {
+        // Unknown keys are gone from `merged`; when what remains still deserializes, its
+        // range and cross-field problems are reported in the same run.
+        if let Ok(partial) = serde_json::from_value::<Config>(merged) {
+            if let Err(more) = partial.validate() {
+                problems.extend(more);
+            }
+        }
         return Err(locator.error(problems));
     }
     let config: Config = match serde_json::from_value(merged) {
