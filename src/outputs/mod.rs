@@ -71,6 +71,9 @@ pub enum OutputError {
         /// What is wrong.
         reason: String,
     },
+    /// `output.elasticsearch` cannot start (the message names the key).
+    #[error(transparent)]
+    Elasticsearch(#[from] elasticsearch::output::BuildError),
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -156,6 +159,10 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             meta,
             writes_stdout: false,
         }),
+        ("output.elasticsearch", ..) => match &config.elasticsearch {
+            Some(c) => Ok(elasticsearch::output::plan(c)?),
+            None => Err(OutputError::NoneEnabled),
+        },
         (key, ..) => Err(OutputError::NotYetAvailable { key }),
     }
 }

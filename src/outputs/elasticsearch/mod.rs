@@ -24,10 +24,12 @@ pub mod bulk;
 pub mod client;
 pub mod event;
 pub mod index;
+pub mod output;
 pub mod response;
 pub mod sender;
 pub mod settings;
 
 pub use client::{BulkReply, EsClient, EsError};
+pub use output::ElasticsearchOutput;
 pub use sender::{BatchOutcome, Dropped, Sender};
 pub use settings::{ElasticsearchSettings, SettingsError};
