@@ -73,7 +73,7 @@ pub enum OutputError {
     },
     /// `output.elasticsearch` cannot start (the message names the key).
     #[error(transparent)]
-    Elasticsearch(#[from] elasticsearch::output::BuildError),
+    Elasticsearch(Box<elasticsearch::output::BuildError>),
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -160,7 +160,9 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             writes_stdout: false,
         }),
         ("output.elasticsearch", ..) => match &config.elasticsearch {
-            Some(c) => Ok(elasticsearch::output::plan(c)?),
+            Some(c) => {
+                elasticsearch::output::plan(c).map_err(|e| OutputError::Elasticsearch(Box::new(e)))
+            }
             None => Err(OutputError::NoneEnabled),
         },
         (key, ..) => Err(OutputError::NotYetAvailable { key }),

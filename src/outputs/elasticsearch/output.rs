@@ -53,7 +53,7 @@ pub enum BuildError {
     Settings(#[from] SettingsError),
     /// The HTTP client for a host could not be built (TLS material, client options).
     #[error("output.elasticsearch: {0}")]
-    Client(#[from] EsError),
+    Client(Box<EsError>),
 }
 
 /// Validates `config` and builds its workers (see the module docs for how many).
@@ -62,7 +62,7 @@ pub enum BuildError {
 /// [`BuildError`] naming the key at fault.
 pub fn plan(config: &ElasticsearchOutputConfig) -> Result<OutputPlan, BuildError> {
     let settings = ElasticsearchSettings::from_config(config)?;
-    let workers = workers(&settings)?;
+    let workers = workers(&settings).map_err(|e| BuildError::Client(Box::new(e)))?;
     Ok(OutputPlan {
         key: KEY,
         bulk_max_size: settings.bulk_max_size,
@@ -203,7 +203,8 @@ impl ElasticsearchOutput {
                 *f = Fate::Drop;
             }
         }
-        let reason = if out.dropped.is_empty() && !(give_up && !out.retry_later.is_empty()) {
+        let gave_up = give_up && !out.retry_later.is_empty();
+        let reason = if out.dropped.is_empty() && !gave_up {
             String::new()
         } else {
             self.drop_reason(&batch, out, give_up)
