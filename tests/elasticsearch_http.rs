@@ -810,3 +810,83 @@ fn binary_reports_events_given_up_on_a_dead_host() {
         "the reason names the host and the limit: {error}"
     );
 }
+
+#[test]
+fn binary_shutdown_while_retrying_loses_nothing() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        &format!(
+            "skidder.inputs:\n  - type: generator\n    count: 50\noutput.elasticsearch:\n  hosts: [\"http://{dead}\"]\n  max_retries: -1\n  backoff.init: 20ms\n  backoff.max: 1s\nshutdown_timeout: 300ms\n"
+        ),
+    );
+    let mut child = common::bin()
+        .args(["-c", cfg.to_str().unwrap(), "-e"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = common::LineWatch::new(child.stderr.take().unwrap());
+    for _ in 0..3 {
+        watch.wait_for("bulk request failed", STEP);
+    }
+    // SAFETY: plain kill(2) of our own child.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = common::wait_exit(&mut child, STEP);
+    let stderr = watch.rest();
+    // Interrupted with events unacknowledged: 130, and every event accounted for.
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let t = common::totals(&stderr);
+    assert_eq!(
+        (
+            t["published"].as_str(),
+            t["acked"].as_str(),
+            t["dropped"].as_str(),
+            t["unacked"].as_str()
+        ),
+        ("50", "0", "0", "50"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("without a verdict") && !stderr.contains("output dropped events"),
+        "the batch in flight goes back quietly:\n{stderr}"
+    );
+}
+
+#[test]
+fn binary_document_id_is_checked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        "skidder.inputs:\n  - type: stdin\noutput.elasticsearch:\n  hosts: [\"localhost\"]\n  document_id: random\n",
+    );
+    let r = common::run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "test", "config"],
+        b"",
+    );
+    assert_eq!(r.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("output.elasticsearch.document_id"),
+        "the key is named:\n{all}"
+    );
+    for ok in ["metadata", "hash", "none"] {
+        let cfg = common::config(
+            dir.path(),
+            &format!("skidder.inputs:\n  - type: stdin\noutput.elasticsearch:\n  hosts: [\"localhost\"]\n  document_id: {ok}\n"),
+        );
+        let r = common::run(
+            dir.path(),
+            &["-c", cfg.to_str().unwrap(), "test", "config"],
+            b"",
+        );
+        assert_eq!(r.code(), Some(0), "{ok}: {}\n{}", r.stdout, r.stderr);
+    }
+}

@@ -554,3 +554,34 @@ async fn pipeline_waits_out_an_unreachable_cluster_without_loss() {
     assert!(t["retried"].parse::<u64>().unwrap() > 0, "{rest}");
     assert_eq!(admin.count("skidder-p3").await, N);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_hash_ids_collapse_identical_documents() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        "    - type: stdin\n      json: true\n",
+        &format!(
+            "  hosts: [\"{}\"]\n  index: skidder-p4\n  document_id: hash\n",
+            peer.url
+        ),
+    );
+    // Same @timestamp for all, so two identical lines are identical documents.
+    let line = |m: &str| format!("{{\"@timestamp\":\"2026-07-01T10:00:00.000Z\",\"m\":\"{m}\"}}\n");
+    let input = [line("a"), line("b"), line("a"), line("c")].concat();
+    let dir_path = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || {
+        common::run(&dir_path, &["-c", &cfg, "-e"], input.as_bytes())
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(r.totals()["acked"], "4", "{}", r.stderr);
+    assert_eq!(
+        admin.count("skidder-p4").await,
+        3,
+        "the repeated document is one"
+    );
+}
