@@ -146,6 +146,8 @@ impl ElasticsearchOutput {
         self.docs.clear();
         self.docs.extend(batch.docs().cloned());
         let out = self.sender.send_batch(&self.docs).await;
+        // The batch owns the events; keep only the capacity, not references to them.
+        self.docs.clear();
         metrics
             .output_bytes
             .fetch_add(out.bytes_sent, Ordering::Relaxed);
@@ -172,13 +174,25 @@ impl ElasticsearchOutput {
             .last_error
             .as_ref()
             .is_some_and(EsError::is_host_failure);
-        debug!(
-            hosts = %self.hosts,
-            retry_events = out.retry_later.len(),
-            retries = batch.retries(),
-            wait = ?wait,
-            "events not delivered; retrying after the backoff"
-        );
+        if out.last_error.is_none() {
+            // Items rejected one by one (429/5xx); a failed request was already logged by
+            // the sender with its host and error.
+            warn!(
+                hosts = %self.hosts,
+                events = out.retry_later.len(),
+                retries = batch.retries(),
+                wait = ?wait,
+                "Elasticsearch rejected items for now; retrying them after the backoff"
+            );
+        } else {
+            debug!(
+                hosts = %self.hosts,
+                events = out.retry_later.len(),
+                retries = batch.retries(),
+                wait = ?wait,
+                "events not delivered; retrying after the backoff"
+            );
+        }
         if host_failure {
             self.settle(batch, &out, false);
             tokio::time::sleep(wait).await;

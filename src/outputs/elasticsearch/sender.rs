@@ -14,7 +14,9 @@
 //!
 //! After `max_retries` backoff rounds, the items still pending come back in
 //! [`BatchOutcome::retry_later`]: nothing is dropped for being undeliverable, only for being
-//! refused. Events the output cannot even encode (not a JSON object, a missing index field)
+//! refused. (The pipeline adapter, [`super::output`], builds its senders with
+//! `max_retries: 0` and applies `max_retries` per batch through the queue instead, as Beats
+//! does.) Events the output cannot even encode (not a JSON object, a missing index field)
 //! are non-indexable without a request and follow the same policy.
 //!
 //! The future can be dropped at any await point: events belong to the caller, and a batch
