@@ -1,8 +1,16 @@
 //! Throughput of the Elasticsearch output's pure parts: building a 1600-event bulk body
 //! (plain and gzip level 1) and classifying its response.
+//!
+//! With `SKIDDER_BENCH_ES_URL` set (e.g. the OpenSearch peer's URL from
+//! `.ci/peers/opensearch.sh start`), also one end-to-end run of the real binary:
+//! generator → queue → `output.elasticsearch` → the cluster, reporting events/s, CPU per
+//! million events and peak RSS from the run's totals line. `SKIDDER_BENCH_ES_EVENTS`
+//! (default 300000), `SKIDDER_BENCH_ES_WORKERS` (default 1) and
+//! `SKIDDER_BENCH_ES_COMPRESSION` (default 1) vary it. One run, not sampled: a cluster's
+//! throughput is no micro-benchmark.
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use skidder::config::ElasticsearchOutputConfig;
 use skidder::outputs::elasticsearch::bulk::BulkBody;
 use skidder::outputs::elasticsearch::response::classify;
@@ -69,5 +77,54 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// `name` from the environment, or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The end-to-end run described in the module docs.
+fn end_to_end(url: &str) {
+    let events = env_or("SKIDDER_BENCH_ES_EVENTS", 300_000);
+    let workers = env_or("SKIDDER_BENCH_ES_WORKERS", 1);
+    let level = env_or("SKIDDER_BENCH_ES_COMPRESSION", 1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = format!("skidder-bench-{}", std::process::id());
+    let config = dir.path().join("skidder.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "skidder:\n  inputs:\n    - type: generator\n      count: {events}\n\
+             output.elasticsearch:\n  hosts: [\"{url}\"]\n  index: {index}\n  worker: {workers}\n  compression_level: {level}\n"
+        ),
+    )
+    .expect("write the config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skidder"))
+        .arg("-c")
+        .arg(&config)
+        .arg("-e")
+        .current_dir(dir.path())
+        .output()
+        .expect("run skidder");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let totals = stderr
+        .lines()
+        .find(|l| l.starts_with("skidder totals:"))
+        .unwrap_or_else(|| panic!("no totals line (exit {:?}):\n{stderr}", out.status));
+    println!(
+        "es_end_to_end/generator_{events}_worker_{workers}_gzip_{level} ({index}): {}",
+        &totals["skidder totals:".len()..].trim()
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    if let Ok(url) = std::env::var("SKIDDER_BENCH_ES_URL") {
+        end_to_end(&url);
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

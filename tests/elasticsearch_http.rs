@@ -2,6 +2,7 @@
 //! records each request and answers from a script: headers, auth, gzip, path and
 //! parameters, per-item retries, dead-lettering, 413 splitting, host failover, 401, TLS.
 
+mod common;
 mod credentials_pki;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use skidder::outputs::elasticsearch::bulk::BulkBody;
 use skidder::outputs::elasticsearch::{
     BulkReply, ElasticsearchSettings, EsClient, EsError, Sender,
 };
+use skidder::pipeline::{Metrics, Queue, QueueSettings, Snapshot};
 use tokio::net::TcpListener;
 
 use credentials_pki::{client_ssl, server_ssl, Ca, Files, STEP};
@@ -32,6 +34,8 @@ struct Seen {
     headers: BTreeMap<String, String>,
     gzip: bool,
     body: String,
+    /// When the request arrived.
+    at: std::time::Instant,
 }
 
 impl Seen {
@@ -110,6 +114,7 @@ impl Server {
                                 headers,
                                 gzip,
                                 body,
+                                at: std::time::Instant::now(),
                             };
                             let n = {
                                 let mut all = seen.lock().unwrap();
@@ -616,4 +621,272 @@ async fn ssl_server_name_is_verified_while_connecting_to_the_host() {
         err.contains("ssl.server_name") && err.contains("DNS name"),
         "{err}"
     );
+}
+
+// ---- The pipeline adapter (output::plan workers over a real queue) ----
+
+/// Publishes `docs` into a queue, runs `cfg`'s workers until every event is settled, and
+/// returns the counters.
+async fn through_pipeline(cfg: &ElasticsearchOutputConfig, docs: Vec<Bytes>) -> Snapshot {
+    let plan = skidder::outputs::elasticsearch::output::plan(cfg).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let queue = Queue::new(
+        QueueSettings {
+            capacity: 1024,
+            min_events: 1,
+            flush_timeout: std::time::Duration::from_millis(1),
+        },
+        Arc::clone(&metrics),
+    );
+    let mut workers = tokio::task::JoinSet::new();
+    for w in plan.workers {
+        workers.spawn(w.run(queue.batch_source(plan.bulk_max_size), Arc::clone(&metrics)));
+    }
+    let mut publisher = queue.publisher("test");
+    queue.all_inputs_started();
+    for d in docs {
+        publisher.publish_async(d).await.unwrap();
+    }
+    publisher.close_async().await.unwrap();
+    bounded("the run to settle", queue.wait_idle()).await;
+    queue.cancel();
+    while let Some(r) = bounded("the workers to end", workers.join_next()).await {
+        r.unwrap().unwrap();
+    }
+    metrics.snapshot()
+}
+
+#[tokio::test]
+async fn pipeline_acks_retries_and_drops_item_by_item() {
+    // First request: item 1 rejected (429), item 2 refused (400). Then all accepted.
+    let server = Server::start(|n, s| {
+        if n == 0 {
+            (
+                200,
+                reply(s, |i, _| match i {
+                    1 => 429,
+                    2 => 400,
+                    _ => 201,
+                }),
+            )
+        } else {
+            (200, all_ok(s))
+        }
+    })
+    .await;
+    let cfg = config(vec![server.host()]);
+    let snap = through_pipeline(&cfg, events(5)).await;
+    assert_eq!(
+        (snap.published, snap.acked, snap.dropped, snap.retried),
+        (5, 4, 1, 1),
+        "{snap:?}"
+    );
+    assert!(snap.output_bytes > 0, "{snap:?}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].docs(),
+        vec![serde_json::json!({"@timestamp": "2026-05-06T07:08:09Z", "n": 1})]
+    );
+}
+
+#[tokio::test]
+async fn pipeline_dead_letters_count_as_acknowledged() {
+    let server = Server::start(|_, s| {
+        (
+            200,
+            reply(s, |_, doc| if doc["n"] == 0 { 400 } else { 201 }),
+        )
+    })
+    .await;
+    let mut cfg = config(vec![server.host()]);
+    cfg.non_indexable_policy = Some(NonIndexablePolicy::DeadLetterIndex {
+        index: "dlq".into(),
+    });
+    let snap = through_pipeline(&cfg, events(3)).await;
+    assert_eq!((snap.acked, snap.dropped), (3, 0), "{snap:?}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "the batch, then the dead letter");
+    assert_eq!(seen[1].lines()[0]["index"]["_index"], "dlq");
+}
+
+#[tokio::test]
+async fn pipeline_credential_refusal_backs_off_and_never_spins() {
+    const INIT: std::time::Duration = std::time::Duration::from_millis(100);
+    let server = Server::start(|n, s| {
+        if n < 3 {
+            (401, r#"{"error":{"type":"security_exception","reason":"unable to authenticate"},"status":401}"#.into())
+        } else {
+            (200, all_ok(s))
+        }
+    })
+    .await;
+    let mut cfg = config(vec![server.host()]);
+    cfg.max_retries = -1;
+    cfg.backoff = BackoffConfig {
+        init: CfgDuration::from_millis(100),
+        max: CfgDuration::from_millis(100),
+    };
+    let snap = through_pipeline(&cfg, events(4)).await;
+    assert_eq!((snap.acked, snap.dropped), (4, 0), "{snap:?}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 4, "three refusals, then delivered");
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= INIT,
+            "a retry after a 401 came {gap:?} after the refusal"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pipeline_gives_up_after_max_retries() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut cfg = config(vec![format!("http://{dead}")]);
+    cfg.max_retries = 2;
+    let snap = through_pipeline(&cfg, events(3)).await;
+    assert_eq!((snap.acked, snap.dropped), (0, 3), "{snap:?}");
+    // One try and two retries of the batch.
+    assert_eq!(snap.retried, 3 * 2, "{snap:?}");
+}
+
+#[tokio::test]
+async fn pipeline_loadbalance_spreads_and_fails_over_to_a_live_host() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let a = Server::start(|_, s| (200, all_ok(s))).await;
+    let b = Server::start(|_, s| (200, all_ok(s))).await;
+    let mut cfg = config(vec![a.host(), format!("http://{dead}"), b.host()]);
+    cfg.bulk_max_size = 10;
+    cfg.max_retries = -1;
+    let docs: Vec<Bytes> = events(200);
+    let snap = through_pipeline(&cfg, docs).await;
+    assert_eq!((snap.acked, snap.dropped), (200, 0), "{snap:?}");
+    let delivered: usize = a
+        .seen()
+        .iter()
+        .chain(b.seen().iter())
+        .map(|r| r.docs().len())
+        .sum();
+    assert_eq!(delivered, 200, "every event delivered exactly once");
+}
+
+#[test]
+fn binary_reports_events_given_up_on_a_dead_host() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        &format!(
+            "skidder.inputs:\n  - type: stdin\n    json: true\noutput.elasticsearch:\n  hosts: [\"http://{dead}\"]\n  max_retries: 1\n  backoff.init: 10ms\n  backoff.max: 20ms\nlogging.level: info\n"
+        ),
+    );
+    let r = common::run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n",
+    );
+    let totals = r.totals();
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(totals["published"], "3", "{}", r.stderr);
+    assert_eq!(totals["acked"], "0", "{}", r.stderr);
+    assert_eq!(totals["dropped"], "3", "{}", r.stderr);
+    let error = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("output dropped events"))
+        .unwrap_or_else(|| panic!("no ERROR line for the drop:\n{}", r.stderr));
+    assert!(
+        error.contains(&dead.to_string()) && error.contains("max_retries 1"),
+        "the reason names the host and the limit: {error}"
+    );
+}
+
+#[test]
+fn binary_shutdown_while_retrying_loses_nothing() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        &format!(
+            "skidder.inputs:\n  - type: generator\n    count: 50\noutput.elasticsearch:\n  hosts: [\"http://{dead}\"]\n  max_retries: -1\n  backoff.init: 20ms\n  backoff.max: 1s\nshutdown_timeout: 300ms\n"
+        ),
+    );
+    let mut child = common::bin()
+        .args(["-c", cfg.to_str().unwrap(), "-e"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = common::LineWatch::new(child.stderr.take().unwrap());
+    for _ in 0..3 {
+        watch.wait_for("bulk request failed", STEP);
+    }
+    // SAFETY: plain kill(2) of our own child.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = common::wait_exit(&mut child, STEP);
+    let stderr = watch.rest();
+    // Interrupted with events unacknowledged: 130, and every event accounted for.
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let t = common::totals(&stderr);
+    assert_eq!(
+        (
+            t["published"].as_str(),
+            t["acked"].as_str(),
+            t["dropped"].as_str(),
+            t["unacked"].as_str()
+        ),
+        ("50", "0", "0", "50"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("without a verdict") && !stderr.contains("output dropped events"),
+        "the batch in flight goes back quietly:\n{stderr}"
+    );
+}
+
+#[test]
+fn binary_document_id_is_checked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        "skidder.inputs:\n  - type: stdin\noutput.elasticsearch:\n  hosts: [\"localhost\"]\n  document_id: random\n",
+    );
+    let r = common::run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "test", "config"],
+        b"",
+    );
+    assert_eq!(r.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("output.elasticsearch.document_id"),
+        "the key is named:\n{all}"
+    );
+    for ok in ["metadata", "hash", "none"] {
+        let cfg = common::config(
+            dir.path(),
+            &format!("skidder.inputs:\n  - type: stdin\noutput.elasticsearch:\n  hosts: [\"localhost\"]\n  document_id: {ok}\n"),
+        );
+        let r = common::run(
+            dir.path(),
+            &["-c", cfg.to_str().unwrap(), "test", "config"],
+            b"",
+        );
+        assert_eq!(r.code(), Some(0), "{ok}: {}\n{}", r.stdout, r.stderr);
+    }
 }

@@ -2,9 +2,15 @@
 //! exact counts, deterministic ids surviving a resend, a mapping conflict landing in the
 //! dead-letter index, data streams with `op_type: create`.
 //!
+//! The `pipeline_*` tests run the real binary (inputs → queue → this output) against the
+//! node: exact counts without duplicates, dead-lettering visible in the run's totals, and
+//! retrying without loss while the cluster is unreachable.
+//!
 //! The node is started once per test binary by spawning its Java main directly with a piped
 //! stdin: it stops when that pipe closes, i.e. when this process exits, however it exits.
 //! The test is skipped (with a message) only when `java` or `mvn` is not installed.
+
+mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -321,4 +327,261 @@ async fn data_stream_with_create() {
         .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["data_streams"][0]["name"], "logs-skidder-t3");
+}
+
+// ---- The real binary: inputs → queue → output.elasticsearch → the node ----
+
+/// Bound on one skidder run.
+const RUN: Duration = Duration::from_secs(120);
+
+fn skidder_config(dir: &std::path::Path, inputs: &str, output: &str) -> String {
+    common::config(
+        dir,
+        &format!("skidder:\n  inputs:\n{inputs}output.elasticsearch:\n{output}"),
+    )
+    .to_str()
+    .unwrap()
+    .to_string()
+}
+
+impl Admin {
+    /// Aggregations over `index` (after a refresh).
+    async fn aggs(&self, index: &str, aggs: Value) -> Value {
+        self.count(index).await;
+        let (status, reply) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{index}/_search"),
+                Some(json!({"size": 0, "aggs": aggs})),
+            )
+            .await;
+        assert_eq!(status, 200, "aggs {index}: {reply}");
+        reply["aggregations"].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_generator_delivers_exactly_n_without_duplicates() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        &format!("    - type: generator\n      count: {N}\n      threads: 2\n"),
+        &format!(
+            "  hosts: [\"{}\"]\n  index: skidder-p1\n  bulk_max_size: 500\n  worker: 2\n",
+            peer.url
+        ),
+    );
+    let dir_path = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || common::run(&dir_path, &["-c", &cfg, "-e"], b""))
+        .await
+        .unwrap();
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let t = r.totals();
+    assert_eq!(
+        (
+            t["published"].as_str(),
+            t["acked"].as_str(),
+            t["dropped"].as_str()
+        ),
+        (N.to_string().as_str(), N.to_string().as_str(), "0"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(admin.count("skidder-p1").await, N);
+    let aggs = admin
+        .aggs(
+            "skidder-p1",
+            json!({
+                "min": {"min": {"field": "seq"}},
+                "max": {"max": {"field": "seq"}},
+                "dups": {"terms": {"field": "seq", "min_doc_count": 2, "size": 10}},
+            }),
+        )
+        .await;
+    // N documents, seq within 1..=N and none twice: exactly the seqs 1..=N.
+    assert_eq!(aggs["min"]["value"], json!(1.0), "{aggs}");
+    assert_eq!(aggs["max"]["value"], json!(N as f64), "{aggs}");
+    assert_eq!(
+        aggs["dups"]["buckets"],
+        json!([]),
+        "duplicated seqs: {aggs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_mapping_conflict_goes_to_the_dead_letter_index() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    admin
+        .put(
+            "skidder-p2",
+            json!({"mappings": {"properties": {"n": {"type": "long"}}}}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        "    - type: stdin\n      json: true\n",
+        &format!(
+            "  hosts: [\"{}\"]\n  index: skidder-p2\n  non_indexable_policy:\n    dead_letter_index:\n      index: skidder-p2-dlq\n",
+            peer.url
+        ),
+    );
+    let input =
+        b"{\"n\":1,\"m\":\"a\"}\n{\"n\":\"not a number\",\"m\":\"b\"}\n{\"n\":2,\"m\":\"c\"}\n";
+    let dir_path = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || common::run(&dir_path, &["-c", &cfg, "-e"], input))
+        .await
+        .unwrap();
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let t = r.totals();
+    assert_eq!(
+        (
+            t["published"].as_str(),
+            t["acked"].as_str(),
+            t["dropped"].as_str()
+        ),
+        ("3", "3", "0"),
+        "dead-lettered events count as delivered: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.lines().any(|l| l.contains("WARN")
+            && l.contains("dead-letter index")
+            && l.contains("skidder-p2-dlq")),
+        "the run says where the event went:\n{}",
+        r.stderr
+    );
+    assert_eq!(admin.count("skidder-p2").await, 2);
+    assert_eq!(admin.count("skidder-p2-dlq").await, 1);
+    let dead = &admin.search("skidder-p2-dlq").await[0]["_source"];
+    let original: Value = serde_json::from_str(dead["message"].as_str().unwrap()).unwrap();
+    assert_eq!(original["n"], "not a number", "{dead}");
+    assert_eq!(original["m"], "b", "{dead}");
+    assert_eq!(dead["error.type"], 400, "{dead}");
+    let reason = dead["error.message"].as_str().unwrap();
+    assert!(reason.starts_with("mapper_parsing_exception"), "{reason}");
+}
+
+/// Forwards every connection accepted on `listener` to `target`.
+async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_waits_out_an_unreachable_cluster_without_loss() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    const N: u64 = 3_000;
+    // The cluster's address as skidder sees it: nothing listens there until the proxy
+    // to the node is started.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        &format!("    - type: generator\n      count: {N}\n"),
+        &format!(
+            "  hosts: [\"http://127.0.0.1:{port}\"]\n  index: skidder-p3\n  max_retries: -1\n  backoff.init: 50ms\n  backoff.max: 200ms\n"
+        ),
+    );
+    let mut child = common::bin()
+        .args(["-c", &cfg, "-e"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (mut child, watch) = tokio::task::spawn_blocking(move || {
+        let mut watch = common::LineWatch::new(stderr);
+        // Several failed attempts: it keeps retrying instead of exiting or dropping.
+        for _ in 0..4 {
+            watch.wait_for("bulk request failed", STEP);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "skidder exited while the cluster was unreachable:\n{}",
+            watch.seen.join("\n")
+        );
+        (child, watch)
+    })
+    .await
+    .unwrap();
+    assert!(
+        !watch.seen.iter().any(|l| l.contains("dropped")),
+        "nothing may be dropped with max_retries -1:\n{}",
+        watch.seen.join("\n")
+    );
+
+    // The cluster becomes reachable.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("port {port} was taken meanwhile: {e}"));
+    let target: std::net::SocketAddr = peer.url.trim_start_matches("http://").parse().unwrap();
+    let proxy = tokio::spawn(forward(listener, target));
+
+    let (status, rest) = tokio::task::spawn_blocking(move || {
+        let status = common::wait_exit(&mut child, RUN);
+        (status, watch.rest())
+    })
+    .await
+    .unwrap();
+    proxy.abort();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    let t = common::totals(&rest);
+    assert_eq!(
+        (
+            t["acked"].as_str(),
+            t["dropped"].as_str(),
+            t["unacked"].as_str()
+        ),
+        (N.to_string().as_str(), "0", "0"),
+        "{rest}"
+    );
+    assert!(t["retried"].parse::<u64>().unwrap() > 0, "{rest}");
+    assert_eq!(admin.count("skidder-p3").await, N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_hash_ids_collapse_identical_documents() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        "    - type: stdin\n      json: true\n",
+        &format!(
+            "  hosts: [\"{}\"]\n  index: skidder-p4\n  document_id: hash\n",
+            peer.url
+        ),
+    );
+    // Same @timestamp for all, so two identical lines are identical documents.
+    let line = |m: &str| format!("{{\"@timestamp\":\"2026-07-01T10:00:00.000Z\",\"m\":\"{m}\"}}\n");
+    let input = [line("a"), line("b"), line("a"), line("c")].concat();
+    let dir_path = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || {
+        common::run(&dir_path, &["-c", &cfg, "-e"], input.as_bytes())
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(r.totals()["acked"], "4", "{}", r.stderr);
+    assert_eq!(
+        admin.count("skidder-p4").await,
+        3,
+        "the repeated document is one"
+    );
 }

@@ -246,6 +246,7 @@ keys!(ElasticsearchOutputConfig {
     escape_html: BOOL,
     non_indexable_policy: Shape::Optional(&Shape::Any),
     op_type: OPT_STR,
+    document_id: Shape::Enum(&["metadata", "hash", "none"]),
     ssl: Shape::Section(SslConfig::fields),
 });
 

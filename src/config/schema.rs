@@ -458,6 +458,8 @@ pub struct ElasticsearchOutputConfig {
     pub non_indexable_policy: Option<NonIndexablePolicy>,
     /// `index` (default) or `create` (data streams).
     pub op_type: Option<String>,
+    /// Where each document's `_id` comes from. Default `metadata`.
+    pub document_id: DocumentId,
     /// TLS settings.
     pub ssl: SslConfig,
 }
@@ -486,9 +488,26 @@ impl Default for ElasticsearchOutputConfig {
             escape_html: false,
             non_indexable_policy: None,
             op_type: None,
+            document_id: DocumentId::default(),
             ssl: SslConfig::default(),
         }
     }
+}
+
+/// `output.elasticsearch.document_id`: where a bulk item's `_id` comes from, so that a batch
+/// sent twice (after a retry or a failover) overwrites or is refused instead of being
+/// indexed twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentId {
+    /// `@metadata._id` when the event has one; otherwise the cluster assigns an id (Beats).
+    #[default]
+    Metadata,
+    /// `@metadata._id` when present, otherwise an id derived from the document's bytes
+    /// (SHA-256, 128 bits, base64url): identical documents collapse into one.
+    Hash,
+    /// Never send an id, even when `@metadata._id` is set.
+    None,
 }
 
 /// `non_indexable_policy`: `drop: ~` or `dead_letter_index: {index: NAME}`.

@@ -71,6 +71,9 @@ pub enum OutputError {
         /// What is wrong.
         reason: String,
     },
+    /// `output.elasticsearch` cannot start (the message names the key).
+    #[error(transparent)]
+    Elasticsearch(Box<elasticsearch::output::BuildError>),
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -156,6 +159,12 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             meta,
             writes_stdout: false,
         }),
+        ("output.elasticsearch", ..) => match &config.elasticsearch {
+            Some(c) => {
+                elasticsearch::output::plan(c).map_err(|e| OutputError::Elasticsearch(Box::new(e)))
+            }
+            None => Err(OutputError::NoneEnabled),
+        },
         (key, ..) => Err(OutputError::NotYetAvailable { key }),
     }
 }

@@ -14,7 +14,9 @@
 //!
 //! After `max_retries` backoff rounds, the items still pending come back in
 //! [`BatchOutcome::retry_later`]: nothing is dropped for being undeliverable, only for being
-//! refused. Events the output cannot even encode (not a JSON object, a missing index field)
+//! refused. (The pipeline adapter, [`super::output`], builds its senders with
+//! `max_retries: 0` and applies `max_retries` per batch through the queue instead, as Beats
+//! does.) Events the output cannot even encode (not a JSON object, a missing index field)
 //! are non-indexable without a request and follow the same policy.
 //!
 //! The future can be dropped at any await point: events belong to the caller, and a batch
@@ -59,6 +61,8 @@ pub struct BatchOutcome {
     pub retry_later: Vec<usize>,
     /// The last whole-request error, if any.
     pub last_error: Option<EsError>,
+    /// Request body bytes (as sent, compressed or not) of the requests the cluster answered.
+    pub bytes_sent: u64,
 }
 
 impl BatchOutcome {
@@ -170,14 +174,14 @@ impl Sender {
         }
         out.retry_later = pending.into_iter().map(|p| p.event).collect();
         out.retry_later.sort_unstable();
-        if !out.dropped.is_empty() {
-            let first = &out.dropped[0];
-            // ERROR: these events are lost (style rule: ERROR means data was lost).
-            error!(
+        if let Some(first) = out.dropped.first() {
+            // The caller settles these events as dropped, and that is logged at ERROR once
+            // (the pipeline adapter passes the reason on); here only the detail for debugging.
+            debug!(
                 dropped = out.dropped.len(),
                 status = first.status,
                 reason = %first.reason,
-                "events refused as non-indexable were dropped (first reason shown; all in the outcome)"
+                "events refused as non-indexable (first reason shown; all in the outcome)"
             );
         }
         out
@@ -229,7 +233,11 @@ impl Sender {
             }
         };
         let host = self.pick_host();
-        match self.client.send_bulk(host, &body).await {
+        let reply = self.client.send_bulk(host, &body).await;
+        if reply.is_ok() {
+            out.bytes_sent += body.bytes.len() as u64;
+        }
+        match reply {
             Ok(BulkReply::Items(verdicts)) => {
                 self.backoff.reset();
                 for (p, verdict) in sent.into_iter().zip(verdicts) {

@@ -145,23 +145,11 @@ pub enum NonIndexableAction {
     },
 }
 
-/// Where a bulk item's `_id` comes from, so that a batch sent twice (after a retry or a
-/// failover) overwrites or is refused instead of being indexed twice.
-///
-/// Proposed setting `output.elasticsearch.document_id` (`metadata` default, `hash`, `none`);
-/// not yet in the schema, see [`DEFAULT_DOCUMENT_ID`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocumentId {
-    /// `@metadata._id` when the event has one; otherwise the cluster assigns an id (Beats).
-    Metadata,
-    /// `@metadata._id` when present, otherwise an id derived from the document's bytes
-    /// (SHA-256, 128 bits, base64url): identical documents collapse into one.
-    Hash,
-    /// Never send an id, even when `@metadata._id` is set.
-    None,
-}
+/// Where a bulk item's `_id` comes from (`document_id`); the config's enum, re-exported
+/// for the bulk builder and its callers.
+pub use crate::config::DocumentId;
 
-/// The document id source until the schema has a `document_id` key.
+/// The document id source when `document_id` is not written.
 pub const DEFAULT_DOCUMENT_ID: DocumentId = DocumentId::Metadata;
 
 /// `output.elasticsearch` after validation.
@@ -346,7 +334,7 @@ impl ElasticsearchSettings {
             timeout: cfg.timeout.get(),
             escape_html: cfg.escape_html,
             non_indexable,
-            document_id: DEFAULT_DOCUMENT_ID,
+            document_id: cfg.document_id,
             tls: any_https.then_some(tls_settings),
             tls_server_name: if any_https { tls_server_name } else { None },
         })
@@ -432,6 +420,22 @@ mod tests {
         assert_eq!(s.non_indexable, NonIndexableAction::Drop);
         assert_eq!(s.document_id, DocumentId::Metadata);
         assert!(s.tls.is_none());
+    }
+
+    #[test]
+    fn document_id_comes_from_the_config() {
+        for (yaml, want) in [
+            ("metadata", DocumentId::Metadata),
+            ("hash", DocumentId::Hash),
+            ("none", DocumentId::None),
+        ] {
+            let parsed: DocumentId = serde_json::from_value(serde_json::json!(yaml)).unwrap();
+            let mut c = cfg(&["localhost"]);
+            c.document_id = parsed;
+            let s = ElasticsearchSettings::from_config(&c).unwrap();
+            assert_eq!(s.document_id, want, "{yaml}");
+        }
+        assert!(serde_json::from_value::<DocumentId>(serde_json::json!("random")).is_err());
     }
 
     #[test]
