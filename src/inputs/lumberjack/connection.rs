@@ -47,6 +47,11 @@ pub enum ConnectionError {
         /// What the JSON parser said.
         reason: String,
     },
+    /// The client closed the connection in the middle of a window.
+    #[error(
+        "the client closed the connection in the middle of a window; its events were not published"
+    )]
+    Truncated,
     /// Reading from the client failed.
     #[error("read failed: {0}")]
     Read(#[source] std::io::Error),
@@ -165,7 +170,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 return Err(ConnectionError::Idle(shared.inactivity));
             }
-            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(0)) => {
+                let s = lock(session);
+                // Busy with nothing handed to the output: a window (or frame) was cut off.
+                if s.poll_keepalive_deadline().is_some() && s.pending_batches() == 0 {
+                    return Err(ConnectionError::Truncated);
+                }
+                return Ok(());
+            }
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(ConnectionError::Read(e)),
         };
