@@ -62,7 +62,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::InputError;
-use crate::config::{CommonInputConfig, LumberjackInputConfig};
+use crate::config::{
+    parse_host_port, CommonInputConfig, HostPortError, LumberjackInputConfig, LOGSTASH_DEFAULT_PORT,
+};
 use crate::credentials::{TlsSettings, TlsSource};
 use crate::pipeline::Publisher;
 
@@ -87,7 +89,8 @@ pub trait ReceiverObserver: Send + Sync + 'static {
 /// A validated `type: lumberjack` input, ready to start.
 pub struct LumberjackInput {
     index: usize,
-    host: String,
+    /// Host and port (0 = any free port).
+    host: (String, u16),
     tls: Option<Arc<TlsSource>>,
     inactivity: Duration,
     max_connections: usize,
@@ -138,12 +141,7 @@ impl LumberjackInput {
                     .into(),
             ));
         }
-        if c.host.trim().is_empty() || !c.host.contains(':') {
-            return Err(invalid(
-                "host",
-                format!("{:?} is not host:port (e.g. localhost:5044)", c.host),
-            ));
-        }
+        let host = listen_address(&c.host).map_err(|e| invalid("host", e.to_string()))?;
         if c.client_inactivity_timeout.is_zero() {
             return Err(invalid(
                 "client_inactivity_timeout",
@@ -184,7 +182,7 @@ impl LumberjackInput {
         };
         Ok(Self {
             index,
-            host: c.host.clone(),
+            host,
             tls,
             inactivity: c.client_inactivity_timeout.get(),
             max_connections: c.max_connections,
@@ -252,10 +250,10 @@ impl LumberjackInput {
             key: "host",
             reason,
         };
-        let addrs: Vec<SocketAddr> = self
-            .host
+        let (host, port) = (self.host.0.as_str(), self.host.1);
+        let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
-            .map_err(|e| invalid(format!("cannot resolve {}: {e}", self.host)))?
+            .map_err(|e| invalid(format!("cannot resolve {host}: {e}")))?
             .collect();
         let mut last = None;
         for addr in &addrs {
@@ -271,9 +269,19 @@ impl LumberjackInput {
         }
         Err(match last {
             Some((addr, e)) => invalid(format!("cannot listen on {addr}: {e}")),
-            None => invalid(format!("{} resolves to no address", self.host)),
+            None => invalid(format!("{host} resolves to no address")),
         })
     }
+}
+
+/// `host[:port]` of the listener: Beats' parsing, default port 5044, and port 0 allowed
+/// (any free port).
+fn listen_address(text: &str) -> Result<(String, u16), HostPortError> {
+    let text = text.trim();
+    if let Some(host) = text.strip_suffix(":0") {
+        return parse_host_port(host, LOGSTASH_DEFAULT_PORT).map(|h| (h.host, 0));
+    }
+    parse_host_port(text, LOGSTASH_DEFAULT_PORT).map(|h| (h.host, h.port))
 }
 
 async fn accept_loop(
@@ -336,5 +344,19 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_address("localhost").unwrap(), ("localhost".into(), 5044));
+        assert_eq!(listen_address("127.0.0.1:0").unwrap(), ("127.0.0.1".into(), 0));
+        assert_eq!(listen_address("[::1]:6000").unwrap(), ("::1".into(), 6000));
+        assert!(listen_address(":5044").is_err());
+        assert!(listen_address("a:70000").is_err());
     }
 }
