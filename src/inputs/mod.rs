@@ -19,7 +19,7 @@ use crate::pipeline::{Publisher, Queue};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin or type: generator)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator or lumberjack)")]
     NoneEnabled,
     /// The input type exists in the schema but not yet in this build.
     #[error("skidder.inputs[{index}]: type {kind} is not available in this build yet")]

@@ -353,8 +353,14 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(listen_address("localhost").unwrap(), ("localhost".into(), 5044));
-        assert_eq!(listen_address("127.0.0.1:0").unwrap(), ("127.0.0.1".into(), 0));
+        assert_eq!(
+            listen_address("localhost").unwrap(),
+            ("localhost".into(), 5044)
+        );
+        assert_eq!(
+            listen_address("127.0.0.1:0").unwrap(),
+            ("127.0.0.1".into(), 0)
+        );
         assert_eq!(listen_address("[::1]:6000").unwrap(), ("::1".into(), 6000));
         assert!(listen_address(":5044").is_err());
         assert!(listen_address("a:70000").is_err());
