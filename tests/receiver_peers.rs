@@ -287,7 +287,8 @@ fn npm_lumberjack_client_v2_plain_and_mutual_tls() {
 /// npm `lumberjack-protocol` speaks v1: one `1W` per *connection*, then `1D` frames numbered
 /// on. Everything that fits in that first window arrives and is ACKed; data frames after the
 /// announced window are refused (the protocol crate accepts data only inside a window),
-/// with one log line — the same limit the go-lumber server has.
+/// with one log line — the same limit the go-lumber server has. A TLS client closing
+/// without close_notify is an ordinary end (no WARN).
 #[test]
 fn npm_lumberjack_protocol_v1_over_tls() {
     let p = pki();
@@ -342,6 +343,11 @@ fn npm_lumberjack_protocol_v1_over_tls() {
         .filter(|l| l.contains("WARN") && l.contains("outside any window"))
         .count();
     assert_eq!(outside, 1, "{stderr}");
+    assert_eq!(
+        stderr.matches(" WARN ").count(),
+        1,
+        "only the refused connection warns:\n{stderr}"
+    );
     let written = std::fs::read_to_string(&out_path).unwrap();
     let first: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
     // v1 pairs become a JSON object of strings, `line` also as `message`, with @timestamp.
@@ -422,4 +428,44 @@ fn pylogbeat_several_windows_on_one_connection_and_tls() {
     assert_peer_ok("pylogbeat mTLS", &out, &json, 2000);
     let (code, stderr) = rx.finish(EXIT_LIMIT);
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// Keep-alives are `2A 0` on every connection, as Logstash writes them (BeatsHandler). npm
+/// `lumberjack-protocol` insists on version `1` in every ACK, so it gives up ("Version
+/// should be 1, is 2") when a window waits more than ~5 s for the output — against
+/// Logstash too. Windows ACKed within 5 s (the test above) work.
+#[test]
+fn npm_lumberjack_protocol_v1_rejects_logstash_style_keepalives() {
+    let p = pki();
+    let rx = Receiver::receive(&[
+        "--out",
+        "discard",
+        "--discard-delay",
+        "6s",
+        "--tls-cert",
+        &p.server_cert,
+        "--tls-key",
+        &p.server_key,
+    ]);
+    let port = rx.addr.rsplit(':').next().unwrap().to_string();
+    let (out, json) = run_peer(
+        node_send(&[
+            "--lib",
+            "protocol",
+            "--port",
+            &port,
+            "--count",
+            "10",
+            "--window",
+            "10",
+            "--ca",
+            &p.ca,
+            "--timeout-ms",
+            "20000",
+        ]),
+        PEER_LIMIT,
+    );
+    assert!(!out.status.success(), "{json}");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Version should be 1, is 2"), "{json}");
 }

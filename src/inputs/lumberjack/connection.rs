@@ -170,13 +170,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 return Err(ConnectionError::Idle(shared.inactivity));
             }
-            Ok(Ok(0)) => {
-                let s = lock(session);
-                // Busy with nothing handed to the output: a window (or frame) was cut off.
-                if s.poll_keepalive_deadline().is_some() && s.pending_batches() == 0 {
-                    return Err(ConnectionError::Truncated);
-                }
-                return Ok(());
+            // A TLS client closing without close_notify (npm, pylogbeat do) is an ordinary
+            // end: Lumberjack frames are self-delimiting, and a cut window is caught below.
+            Ok(Ok(0)) => return end_of_stream(session),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return end_of_stream(session)
             }
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(ConnectionError::Read(e)),
@@ -203,6 +201,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// The client closed its side: fine unless it stopped in the middle of a window.
+fn end_of_stream(session: &Mutex<ReceiverSession>) -> Result<(), ConnectionError> {
+    let s = lock(session);
+    // Busy with nothing handed to the output: a window (or frame) was cut off.
+    if s.poll_keepalive_deadline().is_some() && s.pending_batches() == 0 {
+        return Err(ConnectionError::Truncated);
+    }
+    Ok(())
 }
 
 /// Checks every event of a window, then publishes them all: a bad event refuses the
