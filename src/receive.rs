@@ -8,8 +8,9 @@
 //! after a window is settled and ACKed, from a fast scan for the top-level `"seq":`
 //! field; without `--stats`/`--expect` no event is looked at.
 //!
-//! Exit codes: 0, or 1 when `--expect N` was not reached (deadline or signal), plus the
-//! usual configuration (1) and runtime (3) errors.
+//! Exit codes: 0; 1 when `--expect N` was not reached (deadline or signal); 130 after a
+//! signal with events the output had not settled (their windows were not ACKed, so the
+//! clients resend them); configuration (1) and runtime (3) errors as `skidder run`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use clap::Args;
 use tokio::sync::Notify;
 
 use crate::app::{self, RunOptions};
-use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME};
+use crate::cli::{EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_RUNTIME};
 use crate::config::{
     self, ClientAuthentication, Config, ConsoleOutputConfig, DiscardOutputConfig, FileOutputConfig,
     InputConfig, InputKind, LumberjackInputConfig,
@@ -351,6 +352,8 @@ pub fn run(args: &ReceiveArgs, knobs: OutputKnobs) -> ExitCode {
             if args.expect.is_some() && !tally.reached() {
                 eprintln!("skidder receive: --expect was not reached");
                 ExitCode::from(1)
+            } else if totals.interrupted && totals.unacked > 0 {
+                ExitCode::from(EXIT_INTERRUPTED)
             } else {
                 ExitCode::SUCCESS
             }

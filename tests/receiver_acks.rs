@@ -104,3 +104,49 @@ fn stdout_output_prints_each_event_once() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, [r#"{"seq":1}"#, r#"{"seq":2}"#, r#"{"seq":3}"#]);
 }
+
+#[test]
+fn expect_not_reached_by_the_deadline_exits_1() {
+    let rx = Receiver::receive(&["--out", "discard", "--expect", "5", "--deadline", "1s"]);
+    let mut s = connect(&rx.addr);
+    s.write_all(&window(Version::V2, &[1, 2])).unwrap();
+    assert_eq!(&read_real_ack(&mut s), b"2A\0\0\0\x02");
+    let (code, stderr) = rx.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--expect was not reached"), "{stderr}");
+    assert_eq!(peers::receive_stats(&stderr)["distinct"], 2);
+}
+
+/// On SIGTERM a window the output has not settled within shutdown_timeout (5 s for
+/// `receive`) is not ACKed: the connection closes and the client resends it elsewhere.
+#[test]
+fn shutdown_never_acks_an_unsettled_window() {
+    let mut rx = Receiver::receive(&[
+        "--out",
+        "discard",
+        "--discard-delay",
+        "30s",
+        "--log-level",
+        "debug",
+    ]);
+    let mut s = connect(&rx.addr);
+    s.write_all(&window(Version::V2, &[1, 2, 3])).unwrap();
+    // Published (the queue holds it) before the signal.
+    rx.wait_for("window published", Duration::from_secs(10));
+    let mut ack = [0u8; 6];
+    rx.terminate();
+    loop {
+        match s.read(&mut ack[..]) {
+            Ok(0) => break,
+            Ok(n) => assert_eq!(
+                &ack[..n],
+                &b"2A\0\0\0\0"[..n],
+                "only keep-alives, never an ACK"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("connection not closed after shutdown: {e}"),
+        }
+    }
+    let (code, stderr) = rx.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{stderr}");
+}

@@ -241,9 +241,11 @@ async fn publish_batch(
         .flush_async()
         .await
         .map_err(ConnectionError::Stopped)?;
+    let watermark = publisher.metrics().published.load(Ordering::Acquire);
+    tracing::debug!(input = %shared.input, batch = batch.id.0, watermark, "window published; waiting for the output");
     Ok(Handed {
         id: batch.id,
-        watermark: publisher.metrics().published.load(Ordering::Acquire),
+        watermark,
         events,
     })
 }
