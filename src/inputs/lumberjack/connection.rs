@@ -4,7 +4,6 @@
 //! Both halves run in the connection's task (joined), so a failure of either ends both
 //! and the connection is logged once by the accept loop.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -108,19 +107,17 @@ struct Handed {
 /// Runs one connection to its end.
 pub(super) async fn serve(
     stream: TcpStream,
-    _peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     shared: &Shared,
-    publisher: Publisher,
 ) -> Result<(), ConnectionError> {
     match acceptor {
-        None => run(stream, shared, publisher).await,
+        None => run(stream, shared).await,
         Some(acceptor) => {
             let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
                 .map_err(|_| ConnectionError::TlsHandshakeTimeout(TLS_HANDSHAKE_TIMEOUT))?
                 .map_err(ConnectionError::TlsHandshake)?;
-            run(tls, shared, publisher).await
+            run(tls, shared).await
         }
     }
 }
@@ -131,7 +128,7 @@ fn lock(session: &Mutex<ReceiverSession>) -> MutexGuard<'_, ReceiverSession> {
     session.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn run<S>(stream: S, shared: &Shared, mut publisher: Publisher) -> Result<(), ConnectionError>
+async fn run<S>(stream: S, shared: &Shared) -> Result<(), ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -139,13 +136,16 @@ where
     let session = Mutex::new(ReceiverSession::new(shared.session));
     let kick = Notify::new();
     let (tx, rx) = mpsc::channel(MAX_PENDING_BATCHES);
+    let mut publisher: Option<Publisher> = None;
     let result = tokio::try_join!(
         read_loop(&mut rd, &session, &kick, tx, shared, &mut publisher),
         write_loop(&mut wr, &session, &kick, rx, shared),
     );
     // Nothing is buffered in the publisher here (every window is flushed whole or
     // abandoned on shutdown); closing it keeps the input's publisher count right.
-    let _ = publisher.close_async().await;
+    if let Some(p) = publisher {
+        let _ = p.close_async().await;
+    }
     result.map(|_| ())
 }
 
@@ -155,7 +155,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     kick: &Notify,
     tx: mpsc::Sender<Handed>,
     shared: &Shared,
-    publisher: &mut Publisher,
+    publisher: &mut Option<Publisher>,
 ) -> Result<(), ConnectionError> {
     let mut buf = vec![0u8; FIRST_READ];
     let mut batches: Vec<Batch> = Vec::new();
@@ -194,7 +194,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             buf.resize(BUSY_READ, 0);
         }
         for batch in batches.drain(..) {
-            let handed = publish_batch(batch, publisher, shared, &mut docs).await?;
+            // Made on the first window: an idle connection costs no publisher buffer.
+            let p = publisher.get_or_insert_with(|| shared.waiter.clone());
+            let handed = publish_batch(batch, p, shared, &mut docs).await?;
             if tx.send(handed).await.is_err() {
                 // The writer ended; its error is the one reported.
                 return Ok(());

@@ -332,9 +332,8 @@ async fn accept_loop(
             None => None,
         };
         let shared = Arc::clone(&shared);
-        let publisher = publisher.clone();
         tokio::spawn(async move {
-            let result = connection::serve(stream, peer, acceptor, &shared, publisher).await;
+            let result = connection::serve(stream, acceptor, &shared).await;
             drop(permit);
             match result {
                 Ok(()) => {
