@@ -368,4 +368,87 @@ mod tests {
         assert!(listen_address(":5044").is_err());
         assert!(listen_address("a:70000").is_err());
     }
+
+    fn new(
+        common: CommonInputConfig,
+        c: LumberjackInputConfig,
+    ) -> Result<LumberjackInput, InputError> {
+        LumberjackInput::new(3, &common, &c)
+    }
+
+    #[test]
+    fn fields_and_tags_are_refused_rather_than_ignored() {
+        let with_fields = CommonInputConfig {
+            fields: [("env".to_string(), serde_json::json!("prod"))].into(),
+            ..CommonInputConfig::default()
+        };
+        let err = new(with_fields, LumberjackInputConfig::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("skidder.inputs[3].fields: "),
+            "{err}"
+        );
+        let with_tags = CommonInputConfig {
+            tags: vec!["relay".into()],
+            ..CommonInputConfig::default()
+        };
+        let err = new(with_tags, LumberjackInputConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("inputs[3].tags"), "{err}");
+    }
+
+    #[test]
+    fn limits_and_timeouts_are_checked() {
+        let ok = new(
+            CommonInputConfig::default(),
+            LumberjackInputConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(ok.session.limits, Limits::default());
+        assert_eq!(ok.host, ("localhost".to_string(), 5044));
+        assert!(ok.tls.is_none());
+        let cases: [(&str, LumberjackInputConfig); 4] = [
+            (
+                "max_window_size",
+                LumberjackInputConfig {
+                    max_window_size: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_frame_size",
+                LumberjackInputConfig {
+                    max_frame_size: crate::config::ByteSize(1 << 32),
+                    ..Default::default()
+                },
+            ),
+            (
+                "client_inactivity_timeout",
+                LumberjackInputConfig {
+                    client_inactivity_timeout: crate::config::Duration::from_secs(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "host",
+                LumberjackInputConfig {
+                    host: ":5044".into(),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (key, c) in cases {
+            let err = new(CommonInputConfig::default(), c).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("inputs[3].{key}: ")),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_without_a_certificate_is_a_config_error() {
+        let mut c = LumberjackInputConfig::default();
+        c.ssl.enabled = Some(true);
+        let err = new(CommonInputConfig::default(), c).unwrap_err();
+        assert!(err.to_string().contains("inputs[3].ssl: "), "{err}");
+    }
 }
