@@ -4,6 +4,7 @@
 #
 #   bench/receiver.sh [COUNT=1000000] [COMPRESSION=3] [extra golumber client args...]
 #   RUNS=3 (default)  SKIP_BUILD=1 (use the existing target/release/skidder)
+#   TLS=1: mutual TLS on both servers (throwaway openssl PKI from .ci/peers/lib.sh)
 #
 # Prints one line per run and a summary with both medians and skidder/go-lumber.
 # Client, server and the client's compression share the machine's cores: compare the
@@ -29,6 +30,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+server_tls=()
+client_tls=()
+golumber_tls=()
+if [[ -n "${TLS:-}" ]]; then
+	# shellcheck source=.ci/peers/lib.sh disable=SC1091
+	source .ci/peers/lib.sh
+	make_certs "$tmp/pki" >/dev/null
+	server_tls=(--tls-cert "$tmp/pki/server.crt" --tls-key "$tmp/pki/server.key" --tls-ca "$tmp/pki/ca.crt" --require-client-cert)
+	golumber_tls=("${server_tls[@]}")
+	client_tls=(--tls-ca "$tmp/pki/ca.crt" --tls-cert "$tmp/pki/client.crt" --tls-key "$tmp/pki/client.key")
+fi
+
 # wait_line FILE PATTERN: bounded wait (10 s) for PATTERN in FILE; prints the line.
 wait_line() {
 	local i
@@ -42,13 +55,13 @@ wait_line() {
 }
 
 start_skidder() {
-	"$skidder" receive --listen 127.0.0.1:0 --out discard --log-level warn 2>"$tmp/server.err" &
+	"$skidder" receive --listen 127.0.0.1:0 --out discard --log-level warn "${server_tls[@]}" 2>"$tmp/server.err" &
 	server_pid=$!
 	addr="$(wait_line "$tmp/server.err" 'listening on' | awk '{print $3}')"
 }
 
 start_golumber() {
-	"$golumber" server --listen 127.0.0.1:0 >"$tmp/server.out" 2>"$tmp/server.err" &
+	"$golumber" server --listen 127.0.0.1:0 "${golumber_tls[@]}" >"$tmp/server.out" 2>"$tmp/server.err" &
 	server_pid=$!
 	addr="$(wait_line "$tmp/server.out" '^READY' | awk '{print $2}')"
 }
@@ -63,7 +76,7 @@ stop_server() {
 run_client() {
 	local out
 	out="$("$golumber" client --addr "$addr" --mode async --compression "$z" --batch 2048 \
-		--pipelining 2 --count "$count" "$@")"
+		--pipelining 2 --count "$count" "${client_tls[@]}" "$@")"
 	python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["acked"]==r["sent"], r; print(int(r["events_per_s"]))' "$out"
 }
 
@@ -82,5 +95,5 @@ for i in $(seq 1 "$runs"); do
 done
 ms="$(median "${sk[@]}")"
 mg="$(median "${gl[@]}")"
-awk -v s="$ms" -v g="$mg" -v n="$count" -v z="$z" 'BEGIN {
-	printf "receiver bench (%d events, async, compression %s, median of runs): skidder %d ev/s, go-lumber %d ev/s, ratio %.2f\n", n, z, s, g, s / g }'
+awk -v s="$ms" -v g="$mg" -v n="$count" -v z="$z" -v t="${TLS:+, mutual TLS}" 'BEGIN {
+	printf "receiver bench (%d events, async, compression %s%s, median of runs): skidder %d ev/s, go-lumber %d ev/s, ratio %.2f\n", n, z, t, s, g, s / g }'
