@@ -64,7 +64,8 @@ pub struct ReceiveArgs {
     /// With `--expect`: give up (exit 1) after this long, e.g. `60s`.
     #[arg(long, value_parser = parse_duration)]
     pub deadline: Option<Duration>,
-    /// Print the final counts (events, distinct, duplicates, events/s) on stderr.
+    /// Print the counts (events, distinct, duplicates, events/s) on stderr: every 10 s
+    /// while events arrive (`skidder receive progress: {...}`) and once at exit.
     #[arg(long)]
     pub stats: bool,
     /// Close a connection idle this long (`client_inactivity_timeout`).
@@ -302,6 +303,35 @@ pub fn find_seq(doc: &[u8]) -> Option<u64> {
     (digits > 0).then_some(value)
 }
 
+/// Interval of the `--stats` progress lines.
+const STATS_PERIOD: Duration = Duration::from_secs(10);
+
+/// Prints a progress line every `period` in which events were acknowledged.
+fn report_progress(tally: &Tally, period: Duration) {
+    let mut before = 0u64;
+    loop {
+        std::thread::sleep(period);
+        let (events, distinct, duplicates) = {
+            let st = tally.state.lock().unwrap_or_else(PoisonError::into_inner);
+            (st.events, st.distinct, st.duplicates)
+        };
+        if events == before {
+            continue;
+        }
+        let eps = (events - before) as f64 / period.as_secs_f64();
+        before = events;
+        eprintln!(
+            "skidder receive progress: {}",
+            serde_json::json!({
+                "events": events,
+                "distinct": distinct,
+                "duplicates": duplicates,
+                "events_per_s": eps.round(),
+            })
+        );
+    }
+}
+
 /// Runs `skidder receive`.
 pub fn run(args: &ReceiveArgs, knobs: OutputKnobs) -> ExitCode {
     let config = receive_config(args);
@@ -338,6 +368,17 @@ pub fn run(args: &ReceiveArgs, knobs: OutputKnobs) -> ExitCode {
         }
     }
     let started = Instant::now();
+    if args.stats {
+        let tally = Arc::clone(&tally);
+        // A plain reporter thread: it only reads the tally; the process exit ends it.
+        let spawned = std::thread::Builder::new()
+            .name("receive-stats".into())
+            .spawn(move || report_progress(&tally, STATS_PERIOD));
+        if let Err(e) = spawned {
+            eprintln!("skidder receive: cannot start the stats reporter: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
     let opts = RunOptions {
         progress: false,
         signals: true,
