@@ -21,6 +21,7 @@ pub mod console;
 pub mod discard;
 pub mod elasticsearch;
 pub mod file;
+pub mod logstash;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ pub enum OutputError {
         /// What is wrong.
         reason: String,
     },
+    /// `output.logstash` could not be built (the message names the setting).
+    #[error(transparent)]
+    Logstash(#[from] logstash::BuildError),
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -156,6 +160,24 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             meta,
             writes_stdout: false,
         }),
+        ("output.logstash", ..) if config.logstash.is_some() => {
+            let cfg = config.logstash.as_ref().ok_or(OutputError::NoneEnabled)?;
+            let (settings, workers) = logstash::build(cfg)?;
+            Ok(OutputPlan {
+                key,
+                bulk_max_size: settings.bulk_max_size,
+                workers: workers
+                    .into_iter()
+                    .map(|w| Box::new(w) as Box<dyn Output>)
+                    .collect(),
+                meta: EventMeta {
+                    beat: settings.index.clone(),
+                    escape_html: settings.escape_html,
+                    ..EventMeta::default()
+                },
+                writes_stdout: false,
+            })
+        }
         (key, ..) => Err(OutputError::NotYetAvailable { key }),
     }
 }
