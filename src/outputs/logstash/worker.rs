@@ -139,11 +139,11 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
             Ended::Failed(error) => {
                 host_metrics.error(error.kind());
                 window.on_error();
-                let unacked =
+                let (resend, dropped) =
                     settle_failed(&mut held, s.max_retries, host_metrics, &error.to_string());
                 let delay = backoff.next_delay(random_jitter());
                 span.in_scope(|| {
-                    tracing::warn!(error = %error, resend = unacked, retry_in = ?delay, "logstash connection failed; unacknowledged events go back to the queue");
+                    tracing::warn!(error = %error, resend, dropped, retry_in = ?delay, "logstash connection failed; unacknowledged events go back to the queue unless max_retries is exhausted");
                 });
                 if !s.loadbalance {
                     pos += 1;
@@ -167,14 +167,14 @@ async fn wait_or_finish(source: &BatchSource, delay: Duration) -> bool {
 /// Settles the batches of a failed connection: acknowledged prefixes are acked, the rest
 /// goes back to the queue, or is dropped (logged at ERROR with the count) once the batch
 /// has been retried `max_retries` times. A batch never written goes back without counting
-/// as a retry. Returns the number of events handed back or dropped.
+/// as a retry. Returns the number of events handed back for re-sending and dropped.
 pub fn settle_failed(
     held: &mut VecDeque<Held>,
     max_retries: Option<u32>,
     host: &HostMetrics,
     reason: &str,
-) -> usize {
-    let mut unacked = 0;
+) -> (usize, usize) {
+    let (mut resend, mut dropped) = (0, 0);
     for h in held.drain(..) {
         let len = h.batch.len();
         if h.sent == 0 {
@@ -183,9 +183,9 @@ pub fn settle_failed(
             continue;
         }
         let remaining = len - h.acked;
-        unacked += remaining;
         let exhausted = max_retries.is_some_and(|m| h.batch.retries() >= m);
         if exhausted {
+            dropped += remaining;
             let acked = h.acked;
             let reason = format!("max_retries exhausted; last error: {reason}");
             h.batch.resolve(
@@ -193,6 +193,7 @@ pub fn settle_failed(
                 &reason,
             );
         } else {
+            resend += remaining;
             host.retries.fetch_add(remaining as u64, Ordering::Relaxed);
             if h.acked == 0 {
                 h.batch.retry();
@@ -201,5 +202,5 @@ pub fn settle_failed(
             }
         }
     }
-    unacked
+    (resend, dropped)
 }
