@@ -14,7 +14,7 @@ use golumber::{assert_all_delivered, Server};
 
 /// A generator of `count` events (at `eps`, 0 = unlimited) into output.logstash with short
 /// test timeouts; `extra` lines are added under `output.logstash`.
-fn config(hosts: &[String], count: u64, eps: u64, extra: &str) -> String {
+fn config(hosts: &[&str], count: u64, eps: u64, extra: &str) -> String {
     let hosts = hosts
         .iter()
         .map(|h| format!("\"{h}\""))
@@ -52,7 +52,7 @@ fn assert_ok(run: &common::Run) {
 fn delivers_every_event_with_libbeat_document_layout() {
     let server = Server::start(&[]);
     let r = run(&config(
-        &[server.addr.clone()],
+        &[server.addr.as_str()],
         5000,
         0,
         "index: MyBeat\ncompression_level: 3",
@@ -85,7 +85,7 @@ fn sync_plain_and_slow_start_modes_deliver_everything() {
         "worker: 3\ncompression_level: 1",
     ] {
         let server = Server::start(&[]);
-        let r = run(&config(&[server.addr.clone()], 3000, 0, extra));
+        let r = run(&config(&[server.addr.as_str()], 3000, 0, extra));
         assert_ok(&r);
         assert_eq!(
             assert_all_delivered(&server.seqs(), 3000),
@@ -100,7 +100,7 @@ fn loadbalance_spreads_batches_over_all_hosts() {
     let a = Server::start(&[]);
     let b = Server::start(&[]);
     let r = run(&config(
-        &[a.addr.clone(), b.addr.clone()],
+        &[a.addr.as_str(), b.addr.as_str()],
         4000,
         4000,
         "loadbalance: true",
@@ -133,7 +133,7 @@ fn failover_skips_a_dead_host() {
     drop(dead);
     let live = Server::start(&[]);
     let r = run(&config(
-        &[dead_addr.clone(), live.addr.clone()],
+        &[dead_addr.as_str(), live.addr.as_str()],
         2000,
         0,
         "",
@@ -146,7 +146,7 @@ fn failover_skips_a_dead_host() {
 fn ttl_reconnects_with_pipelining() {
     let server = Server::start(&[]);
     let r = run(&config(
-        &[server.addr.clone()],
+        &[server.addr.as_str()],
         3000,
         3000,
         "ttl: 200ms\npipelining: 2",
@@ -167,7 +167,7 @@ fn through_a_socks5_proxy_with_remote_name_resolution() {
     let proxy = socks5::Proxy::start(Some(("ship", "s3cret")));
     let target = format!("localhost:{}", server.port());
     let r = run(&config(
-        &[target.clone()],
+        &[target.as_str()],
         2000,
         0,
         &format!("proxy_url: socks5://ship:s3cret@{}", proxy.addr),
@@ -189,7 +189,7 @@ fn socks5_proxy_refusing_the_password_is_a_clear_error() {
     let path = common::config(
         dir.path(),
         &config(
-            &[server.addr.clone()],
+            &[server.addr.as_str()],
             10,
             0,
             &format!("proxy_url: socks5://ship:wrong@{}", proxy.addr),

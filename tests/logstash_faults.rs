@@ -13,7 +13,7 @@ use golumber::{assert_all_delivered, Server};
 const BULK: u64 = 200;
 const PIPELINING: u64 = 2;
 
-fn config(hosts: &[String], count: u64, eps: u64, extra: &str) -> String {
+fn config(hosts: &[&str], count: u64, eps: u64, extra: &str) -> String {
     let hosts = hosts
         .iter()
         .map(|h| format!("\"{h}\""))
@@ -62,7 +62,7 @@ fn run(yaml: &str) -> common::Run {
 /// Returns skidder's stderr and the server's stats.
 fn scenario(server_args: &[&str], count: u64, extra: &str) -> (String, serde_json::Value) {
     let server = Server::start(server_args);
-    let r = run(&config(&[server.addr.clone()], count, 0, extra));
+    let r = run(&config(&[server.addr.as_str()], count, 0, extra));
     assert_eq!(r.code(), Some(0), "skidder failed:\n{}", r.stderr);
     let seqs = server.seqs();
     let duplicates = assert_all_delivered(&seqs, count);
@@ -132,7 +132,7 @@ fn keepalives_longer_than_the_timeout_do_not_time_out() {
 #[test]
 fn never_ack_times_out_reconnects_and_resends() {
     let server = Server::start(&["--fault", "never-ack", "--keepalive", "0"]);
-    let r = run(&config(&[server.addr.clone()], 1000, 0, ""));
+    let r = run(&config(&[server.addr.as_str()], 1000, 0, ""));
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(
         r.stderr
@@ -151,7 +151,7 @@ fn never_ack_times_out_reconnects_and_resends() {
 #[test]
 fn garbage_reply_is_a_clear_protocol_error_then_reconnect() {
     let server = Server::start(&["--fault", "garbage"]);
-    let r = run(&config(&[server.addr.clone()], 1000, 0, ""));
+    let r = run(&config(&[server.addr.as_str()], 1000, 0, ""));
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(
         r.stderr
@@ -174,7 +174,7 @@ fn max_retries_exhausted_drops_with_an_error_naming_the_count() {
         "0",
     ]);
     let r = run(&config(
-        &[server.addr.clone()],
+        &[server.addr.as_str()],
         300,
         0,
         "max_retries: 1\ntimeout: 300ms",
@@ -198,7 +198,7 @@ fn loadbalance_survives_one_host_going_down_for_a_while() {
     let b = Server::start(&[]);
     let count = 10_000;
     let r = run(&config(
-        &[a.addr.clone(), b.addr.clone()],
+        &[a.addr.as_str(), b.addr.as_str()],
         count,
         2000,
         "loadbalance: true",

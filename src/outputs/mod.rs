@@ -74,7 +74,7 @@ pub enum OutputError {
     },
     /// `output.logstash` could not be built (the message names the setting).
     #[error(transparent)]
-    Logstash(#[from] logstash::BuildError),
+    Logstash(Box<logstash::BuildError>),
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -162,7 +162,8 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
         }),
         ("output.logstash", ..) if config.logstash.is_some() => {
             let cfg = config.logstash.as_ref().ok_or(OutputError::NoneEnabled)?;
-            let (settings, workers) = logstash::build(cfg)?;
+            let (settings, workers) =
+                logstash::build(cfg).map_err(|e| OutputError::Logstash(Box::new(e)))?;
             Ok(OutputPlan {
                 key,
                 bulk_max_size: settings.bulk_max_size,
