@@ -204,3 +204,98 @@ pub fn settle_failed(
     }
     (resend, dropped)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::pipeline::{Queue, QueueSettings};
+
+    fn queue_with(n: u64) -> (Queue, crate::pipeline::Publisher) {
+        let q = Queue::new(
+            QueueSettings {
+                capacity: 100,
+                min_events: 1,
+                flush_timeout: Duration::from_secs(3600),
+            },
+            Arc::new(Metrics::default()),
+        );
+        let mut p = q.publisher("in");
+        q.all_inputs_started();
+        for i in 0..n {
+            p.publish(Bytes::from(i.to_string())).unwrap();
+        }
+        p.flush().unwrap();
+        (q, p)
+    }
+
+    fn docs(b: &crate::pipeline::Batch) -> Vec<String> {
+        b.docs()
+            .map(|d| String::from_utf8(d.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_partial_ack_resends_exactly_the_unacknowledged_tail() {
+        let (q, p) = queue_with(10);
+        let mut src = q.batch_source(10);
+        let batch = src.next_batch().await.unwrap();
+        let host = HostMetrics::new("h:1".into());
+        let mut held = VecDeque::from([Held {
+            batch,
+            sent: 10,
+            acked: 4,
+        }]);
+        assert_eq!(settle_failed(&mut held, Some(3), &host, "boom"), (6, 0));
+        assert_eq!(p.acked(), 4);
+        assert_eq!(host.retries.load(Ordering::Relaxed), 6);
+        let again = src.next_batch().await.unwrap();
+        assert_eq!(docs(&again), ["4", "5", "6", "7", "8", "9"]);
+        assert_eq!(again.retries(), 1);
+        again.ack();
+        assert_eq!(p.acked(), 10);
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_drop_only_the_unacknowledged_events() {
+        let (q, p) = queue_with(5);
+        let mut src = q.batch_source(5);
+        let mut batch = src.next_batch().await.unwrap();
+        for _ in 0..2 {
+            batch.retry();
+            batch = src.next_batch().await.unwrap();
+        }
+        assert_eq!(batch.retries(), 2);
+        let host = HostMetrics::new("h:1".into());
+        let mut held = VecDeque::from([Held {
+            batch,
+            sent: 5,
+            acked: 2,
+        }]);
+        assert_eq!(settle_failed(&mut held, Some(2), &host, "timeout"), (0, 3));
+        assert_eq!(p.settled(), 5);
+        assert_eq!(p.acked(), 2);
+        assert_eq!(q.metrics().dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_never_written_goes_back_without_counting_a_retry() {
+        let (q, _p) = queue_with(3);
+        let mut src = q.batch_source(3);
+        let batch = src.next_batch().await.unwrap();
+        let host = HostMetrics::new("h:1".into());
+        let mut held = VecDeque::from([Held {
+            batch,
+            sent: 0,
+            acked: 0,
+        }]);
+        assert_eq!(settle_failed(&mut held, Some(0), &host, "x"), (0, 0));
+        let again = src.next_batch().await.unwrap();
+        assert_eq!(again.retries(), 0);
+        assert_eq!(docs(&again), ["0", "1", "2"]);
+        again.ack();
+    }
+}
