@@ -251,7 +251,11 @@ mod tests {
         }]);
         assert_eq!(settle_failed(&mut held, Some(3), &host, "boom"), (6, 0));
         assert_eq!(q.metrics().acked.load(Ordering::Relaxed), 4);
-        assert_eq!(p.acked(), 0, "the input hears of its range once all of it is settled");
+        assert_eq!(
+            p.acked(),
+            0,
+            "the input hears of its range once all of it is settled"
+        );
         assert_eq!(host.retries.load(Ordering::Relaxed), 6);
         let again = src.next_batch().await.unwrap();
         assert_eq!(docs(&again), ["4", "5", "6", "7", "8", "9"]);
