@@ -212,3 +212,28 @@ fn socks5_proxy_refusing_the_password_is_a_clear_error() {
     let _ = child.wait();
     assert_eq!(server.accepted(), 0);
 }
+
+#[test]
+fn socks5_proxy_with_the_local_resolver_gets_an_address() {
+    let server = Server::start(&[]);
+    let proxy = socks5::Proxy::start(None);
+    let r = run(&config(
+        &[format!("localhost:{}", server.port()).as_str()],
+        500,
+        0,
+        &format!(
+            "proxy_url: socks5://{}\nproxy_use_local_resolver: true",
+            proxy.addr
+        ),
+    ));
+    assert_ok(&r);
+    assert_eq!(assert_all_delivered(&server.seqs(), 500), 0);
+    let targets = proxy.targets.lock().unwrap().clone();
+    assert!(
+        targets
+            .iter()
+            .all(|t| t.parse::<std::net::SocketAddr>().is_ok())
+            && !targets.is_empty(),
+        "resolved here, so the proxy sees addresses only: {targets:?}"
+    );
+}

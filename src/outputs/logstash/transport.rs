@@ -182,40 +182,39 @@ impl Connector {
             }
             Some(proxy) => {
                 let proxy_addrs = resolve(&proxy.endpoint, t).await?;
-                let tcp = connect_any_phase(Phase::ProxyConnect, host, &proxy_addrs, t).await?;
-                let target: (String, u16) = if proxy.local_resolver {
-                    let addr = resolve(host, t).await?[0];
-                    (addr.ip().to_string(), addr.port())
+                // With the local resolver every address of the host is tried in turn (each
+                // through a fresh proxy connection); otherwise the proxy resolves the name.
+                let targets: Vec<String> = if proxy.local_resolver {
+                    resolve(host, t)
+                        .await?
+                        .iter()
+                        .map(|a| a.ip().to_string())
+                        .collect()
                 } else {
-                    (host.host.clone(), host.port)
+                    vec![host.host.clone()]
                 };
-                let target = (target.0.as_str(), target.1);
-                let socks = match &proxy.auth {
-                    None => {
-                        phase(
-                            Phase::ProxyHandshake,
-                            host,
-                            t,
-                            Socks5Stream::connect_with_socket(tcp, target),
-                        )
-                        .await?
+                let mut last = None;
+                let mut stream = None;
+                for target in &targets {
+                    match self.via_proxy(proxy, &proxy_addrs, host, target).await {
+                        Ok(tcp) => {
+                            stream = Some(tcp);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
                     }
-                    Some((user, pass)) => {
-                        phase(
-                            Phase::ProxyHandshake,
-                            host,
-                            t,
-                            Socks5Stream::connect_with_password_and_socket(
-                                tcp,
-                                target,
-                                user,
-                                pass.expose(),
-                            ),
-                        )
-                        .await?
+                }
+                match (stream, last) {
+                    (Some(tcp), _) => tcp,
+                    (None, Some(e)) => return Err(e),
+                    (None, None) => {
+                        return Err(ConnectError::Failed {
+                            phase: Phase::Resolve,
+                            host: host.to_string(),
+                            reason: "no address found".to_string(),
+                        })
                     }
-                };
-                socks.into_inner()
+                }
             }
         };
         let peer = tcp.peer_addr().map_err(|e| ConnectError::Failed {
@@ -257,6 +256,48 @@ impl Connector {
             local_port,
             tls_version,
         })
+    }
+}
+
+impl Connector {
+    /// One attempt through the SOCKS5 proxy to `target` (a name or an address) on
+    /// `host.port`.
+    async fn via_proxy(
+        &self,
+        proxy: &ProxySettings,
+        proxy_addrs: &[SocketAddr],
+        host: &Endpoint,
+        target: &str,
+    ) -> Result<TcpStream, ConnectError> {
+        let t = self.timeout;
+        let tcp = connect_any_phase(Phase::ProxyConnect, host, proxy_addrs, t).await?;
+        let target = (target, host.port);
+        let socks = match &proxy.auth {
+            None => {
+                phase(
+                    Phase::ProxyHandshake,
+                    host,
+                    t,
+                    Socks5Stream::connect_with_socket(tcp, target),
+                )
+                .await?
+            }
+            Some((user, pass)) => {
+                phase(
+                    Phase::ProxyHandshake,
+                    host,
+                    t,
+                    Socks5Stream::connect_with_password_and_socket(
+                        tcp,
+                        target,
+                        user,
+                        pass.expose(),
+                    ),
+                )
+                .await?
+            }
+        };
+        Ok(socks.into_inner())
     }
 }
 
