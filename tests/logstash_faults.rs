@@ -219,3 +219,62 @@ fn loadbalance_survives_one_host_going_down_for_a_while() {
     );
     assert!(sb.len() > sa.len(), "B carried the load while A was down");
 }
+
+#[test]
+fn a_slow_host_does_not_hold_back_the_other_when_load_balancing() {
+    // A holds every window for 1 s before its ACK (keep-alives flow meanwhile); B is fast.
+    let a = Server::start(&["--ack-delay", "1s", "--keepalive", "200ms"]);
+    let b = Server::start(&[]);
+    let count = 6000;
+    let r = run(&config(
+        &[a.addr.as_str(), b.addr.as_str()],
+        count,
+        0,
+        "loadbalance: true\ntimeout: 3s",
+    ));
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let (sa, sb) = (a.seqs(), b.seqs());
+    let mut all = sa.clone();
+    for (k, v) in &sb {
+        *all.entry(*k).or_insert(0) += v;
+    }
+    assert_eq!(assert_all_delivered(&all, count), 0);
+    // A can hold at most `pipelining` windows per second; B takes everything else.
+    assert!(
+        sb.len() > 2 * sa.len(),
+        "the fast host carried the load: A {} / B {}",
+        sa.len(),
+        sb.len()
+    );
+}
+
+#[test]
+fn a_signal_with_windows_in_flight_ends_promptly_and_keeps_them_unacknowledged() {
+    // The server reads windows and never answers; the ACK timeout (30 s) is far away.
+    let server = Server::start(&["--fault", "never-ack", "--keepalive", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&[server.addr.as_str()], 1000, 0, "timeout: 30s") + "logging.level: debug\n";
+    let path = common::config(dir.path(), &yaml);
+    let mut child = common::bin()
+        .args(["run", "-e", "-c"])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
+    lines.wait_for("connected", Duration::from_secs(20));
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let status = common::wait_exit(&mut child, Duration::from_secs(20));
+    let stderr = lines.rest();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("did not stop within"), "{stderr}");
+    let totals = common::totals(&stderr);
+    assert_eq!(totals["acked"], "0");
+    assert_eq!(totals["unacked"], "1000", "{stderr}");
+}

@@ -261,7 +261,9 @@ pub async fn serve(
         let want_batch = all_sent && s.in_flight() < ctx.windows_in_flight && !ttl_due;
         let deadline = s.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            batch = source.next_batch(), if want_batch => match batch {
+            // Either the next batch, or (while the pipeline is full) the end of the run,
+            // which only a cancelled run reaches while batches are held.
+            batch = next_or_end(source, want_batch) => match batch {
                 Some(batch) => held.push_back(Held { batch, sent: 0, acked: 0 }),
                 None => {
                     // The run is over (or cancelled): whatever is still held goes back.
@@ -309,6 +311,17 @@ pub async fn serve(
             },
             () = sleep_until_opt(ttl_at.filter(|_| !ttl_due)) => {}
         }
+    }
+}
+
+/// The next batch when `want` is set; otherwise waits for the end of the run. `None`: the
+/// run is over.
+async fn next_or_end(source: &mut BatchSource, want: bool) -> Option<Batch> {
+    if want {
+        source.next_batch().await
+    } else {
+        source.finished().await;
+        None
     }
 }
 
