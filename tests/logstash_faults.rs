@@ -104,7 +104,14 @@ fn connection_closed_after_some_events() {
 
 #[test]
 fn partial_ack_then_close_keeps_the_acknowledged_half() {
-    let (stderr, stats) = scenario(&["--fault", "partial-ack-then-close"], 2000, "");
+    // One window at a time: the server has no unread window when it closes, so its close
+    // is a FIN (a RST could discard the partial ACK in flight, which is then correctly
+    // re-sent, but makes the exact count below vary).
+    let (stderr, stats) = scenario(
+        &["--fault", "partial-ack-then-close"],
+        2000,
+        "pipelining: 0",
+    );
     assert_eq!(stats["faults_fired"], 1, "{stats}");
     assert_eq!(
         stats["duplicates"], 0,
@@ -250,8 +257,9 @@ fn a_slow_host_does_not_hold_back_the_other_when_load_balancing() {
 
 #[test]
 fn a_signal_with_windows_in_flight_ends_promptly_and_keeps_them_unacknowledged() {
-    // The server reads windows and never answers; the ACK timeout (30 s) is far away.
-    let server = Server::start(&["--fault", "never-ack", "--keepalive", "0"]);
+    // The server accepts windows and holds each for a minute before its ACK; the ACK
+    // timeout (30 s, reset by keep-alives) is far away.
+    let server = Server::start(&["--ack-delay", "60s"]);
     let dir = tempfile::tempdir().unwrap();
     let yaml = config(&[server.addr.as_str()], 1000, 0, "timeout: 30s") + "logging.level: debug\n";
     let path = common::config(dir.path(), &yaml);
@@ -265,6 +273,7 @@ fn a_signal_with_windows_in_flight_ends_promptly_and_keeps_them_unacknowledged()
         .unwrap();
     let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
     lines.wait_for("connected", Duration::from_secs(20));
+    server.wait_accepted(1, Duration::from_secs(20));
     // SAFETY: plain kill(2) of our own child.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
@@ -276,5 +285,6 @@ fn a_signal_with_windows_in_flight_ends_promptly_and_keeps_them_unacknowledged()
     assert!(!stderr.contains("did not stop within"), "{stderr}");
     let totals = common::totals(&stderr);
     assert_eq!(totals["acked"], "0");
-    assert_eq!(totals["unacked"], "1000", "{stderr}");
+    assert_ne!(totals["published"], "0");
+    assert_eq!(totals["unacked"], totals["published"], "{stderr}");
 }
