@@ -237,3 +237,28 @@ fn socks5_proxy_with_the_local_resolver_gets_an_address() {
         "resolved here, so the proxy sees addresses only: {targets:?}"
     );
 }
+
+#[test]
+fn escape_html_escapes_like_libbeat() {
+    for (escape, want) in [(true, r"a\u003cb\u003e\u0026c"), (false, "a<b>&c")] {
+        let server = Server::start(&[]);
+        let yaml = config(
+            &[server.addr.as_str()],
+            10,
+            0,
+            &format!("escape_html: {escape}"),
+        )
+        .replace(
+            "    eps: 0\n",
+            "    eps: 0\n    message: \"a<b>&c {seq}\"\n",
+        );
+        let r = run(&yaml);
+        assert_ok(&r);
+        let text = std::fs::read_to_string(&server.out).unwrap();
+        let line = text.lines().next().unwrap();
+        assert!(
+            line.contains(&format!("\"message\":\"{want} ")),
+            "escape_html {escape}: {line}"
+        );
+    }
+}
