@@ -1,8 +1,8 @@
 //! Opening one connection to a Logstash host: resolve (at every connect, so DNS changes
 //! are followed), TCP with `TCP_NODELAY`, optional SOCKS5 proxy, optional TLS from the
-//! credential layer. Every phase runs through [`phase`], so every failure names the phase,
-//! the host and, for a timeout, how long was waited: "TLS handshake with 10.0.0.5:5044
-//! timed out after 30s".
+//! credential layer. Every phase runs through one helper (`phase`), so every failure names
+//! the phase, the host and, for a timeout, how long was waited: "TLS handshake with
+//! 10.0.0.5:5044 timed out after 30s".
 
 use std::fmt;
 use std::future::Future;
