@@ -163,3 +163,36 @@ fn missing_client_certificate_is_refused_naming_host_and_reason() {
     let host = server.addr.clone();
     refused(&yaml, server, &[&host, "CertificateRequired"]);
 }
+
+#[test]
+fn a_server_that_never_answers_the_handshake_times_out_naming_phase_host_and_limit() {
+    // Accepts TCP connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in listener.incoming().map_while(Result::ok) {
+            open.push(conn);
+        }
+    });
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let yaml = config(&files, &addr, 10, &ca, None).replace("timeout: 2s", "timeout: 300ms");
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), &yaml);
+    let mut child = common::bin()
+        .args(["run", "-e", "-c"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
+    lines.wait_for(
+        &format!("TLS handshake with {addr} timed out after 300ms"),
+        Duration::from_secs(20),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
