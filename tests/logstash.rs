@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/golumber.rs"]
 mod golumber;
+#[path = "common/reap.rs"]
+mod reap;
 #[path = "common/socks5.rs"]
 mod socks5;
 
@@ -33,6 +35,7 @@ fn run(yaml: &str) -> common::Run {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), yaml);
     let child = common::bin()
+        .current_dir(dir.path())
         .args(["run", "-e", "-c"])
         .arg(&path)
         .env("RUST_LOG", "info")
@@ -195,21 +198,23 @@ fn socks5_proxy_refusing_the_password_is_a_clear_error() {
             &format!("proxy_url: socks5://ship:wrong@{}", proxy.addr),
         ),
     );
-    let mut child = common::bin()
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
     lines.wait_for(
         &format!("SOCKS5 handshake for {} failed", server.addr),
         Duration::from_secs(20),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(server.accepted(), 0);
 }
 

@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/golumber.rs"]
 mod golumber;
+#[path = "common/reap.rs"]
+mod reap;
 
 use std::time::Duration;
 
@@ -47,6 +49,7 @@ fn run(yaml: &str) -> common::Run {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), yaml);
     let child = common::bin()
+        .current_dir(dir.path())
         .args(["run", "-e", "-c"])
         .arg(&path)
         .stdin(std::process::Stdio::null())
@@ -263,23 +266,26 @@ fn a_signal_with_windows_in_flight_ends_promptly_and_keeps_them_unacknowledged()
     let dir = tempfile::tempdir().unwrap();
     let yaml = config(&[server.addr.as_str()], 1000, 0, "timeout: 30s") + "logging.level: debug\n";
     let path = common::config(dir.path(), &yaml);
-    let mut child = common::bin()
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
     lines.wait_for("connected", Duration::from_secs(20));
     server.wait_accepted(1, Duration::from_secs(20));
     // SAFETY: plain kill(2) of our own child.
     assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGINT) },
         0
     );
-    let status = common::wait_exit(&mut child, Duration::from_secs(20));
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(20));
     let stderr = lines.rest();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(!stderr.contains("did not stop within"), "{stderr}");

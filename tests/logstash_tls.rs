@@ -6,6 +6,8 @@ mod common;
 mod credentials_pki;
 #[path = "common/golumber.rs"]
 mod golumber;
+#[path = "common/reap.rs"]
+mod reap;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -62,6 +64,7 @@ fn mutual_tls_delivers_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), &yaml);
     let child = common::bin()
+        .current_dir(dir.path())
         .args(["run", "-e", "-c"])
         .arg(&path)
         .stdin(Stdio::null())
@@ -87,15 +90,18 @@ fn mutual_tls_delivers_everything() {
 fn refused(yaml: &str, server: Server, needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), yaml);
-    let mut child = common::bin()
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
     let until = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         assert!(
@@ -109,8 +115,7 @@ fn refused(yaml: &str, server: Server, needles: &[&str]) {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(server.accepted(), 0, "no event may reach the server");
     let stats = server.stop();
     assert_eq!(stats["events"], 0, "{stats}");
@@ -180,19 +185,21 @@ fn a_server_that_never_answers_the_handshake_times_out_naming_phase_host_and_lim
     let yaml = config(&files, &addr, 10, &ca, None).replace("timeout: 2s", "timeout: 300ms");
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), &yaml);
-    let mut child = common::bin()
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::LineWatch::new(child.stderr.take().unwrap());
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
     lines.wait_for(
         &format!("TLS handshake with {addr} timed out after 300ms"),
         Duration::from_secs(20),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
