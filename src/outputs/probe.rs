@@ -355,7 +355,9 @@ async fn probe_http(
                 format!(
                     "cluster {}, {product} {}",
                     v["cluster_name"].as_str().unwrap_or("(unnamed)"),
-                    v["version"]["number"].as_str().unwrap_or("(version unknown)")
+                    v["version"]["number"]
+                        .as_str()
+                        .unwrap_or("(version unknown)")
                 ),
             );
         }
@@ -386,13 +388,7 @@ async fn probe_http(
             let why = format!("HTTP {}: {}", r.status, reason(&r));
             return host.fail("authenticate", Some(started.elapsed()), why);
         }
-        Err(e) => {
-            return host.fail(
-                "authenticate",
-                Some(started.elapsed()),
-                request_failure(&e),
-            )
-        }
+        Err(e) => return host.fail("authenticate", Some(started.elapsed()), request_failure(&e)),
     };
 
     // May it write to the index?
@@ -438,11 +434,7 @@ async fn probe_http(
             }
         }
         Ok(r) => {
-            let why = format!(
-                "cannot check {pattern}: HTTP {}: {}",
-                r.status,
-                reason(&r)
-            );
+            let why = format!("cannot check {pattern}: HTTP {}: {}", r.status, reason(&r));
             host.fail("write permission", Some(started.elapsed()), why);
         }
         Err(e) => host.fail(
@@ -529,10 +521,7 @@ mod tests {
     fn index_formats_become_patterns() {
         assert_eq!(index_pattern("skidder-%{+yyyy.MM.dd}"), "skidder-*");
         assert_eq!(index_pattern("Logs"), "logs");
-        assert_eq!(
-            index_pattern("%{[agent.name]}%{[agent.version]}-x"),
-            "*-x"
-        );
+        assert_eq!(index_pattern("%{[agent.name]}%{[agent.version]}-x"), "*-x");
         assert_eq!(index_pattern("a-%{oops"), "a-%{oops");
     }
 
