@@ -3,8 +3,9 @@
 //! `skidder receive`.
 //!
 //! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
-//! `path.data`, or for `test output` a host that failed); 2 usage error (unknown flag or command); 3 runtime failure (the output
-//! failed); 130 interrupted with events left unacknowledged, or a second signal.
+//! `path.data`), or for `test output` a host that failed; 2 usage error (unknown flag or
+//! command); 3 runtime failure (the output failed); 130 interrupted with events left
+//! unacknowledged, or a second signal.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -50,8 +50,10 @@ pub enum ProbeError {
 /// One phase of one host.
 #[derive(Debug, Clone)]
 pub struct PhaseLine {
-    /// Passed.
+    /// Passed (or was skipped for a reason that is no failure).
     pub ok: bool,
+    /// Not run; `detail` says why.
+    pub skipped: bool,
     /// e.g. `TLS handshake`, `authenticate`.
     pub name: String,
     /// How long it took, when it completed.
@@ -89,8 +91,19 @@ impl HostReport {
     fn pass(&mut self, name: &str, took: Duration, detail: impl Into<String>) {
         self.phases.push(PhaseLine {
             ok: true,
+            skipped: false,
             name: name.to_string(),
             took: Some(took),
+            detail: detail.into(),
+        });
+    }
+
+    fn skip(&mut self, name: &str, detail: impl Into<String>) {
+        self.phases.push(PhaseLine {
+            ok: true,
+            skipped: true,
+            name: name.to_string(),
+            took: None,
             detail: detail.into(),
         });
     }
@@ -100,6 +113,7 @@ impl HostReport {
         self.failure = Some(name.to_string());
         self.phases.push(PhaseLine {
             ok: false,
+            skipped: false,
             name: name.to_string(),
             took,
             detail,
@@ -142,7 +156,11 @@ impl fmt::Display for OutputReport {
         for host in &self.hosts {
             writeln!(f, "{} {}", host.output, host.host)?;
             for p in &host.phases {
-                let mark = if p.ok { "✓" } else { "✗" };
+                let mark = match (p.ok, p.skipped) {
+                    (_, true) => "-",
+                    (true, false) => "✓",
+                    (false, false) => "✗",
+                };
                 let took = p.took.map(|t| format!("{t:.1?}")).unwrap_or_default();
                 writeln!(f, "  {mark} {:<width$}  {took:>9}  {}", p.name, p.detail)?;
             }
@@ -318,7 +336,7 @@ fn request_failure(e: &EsError) -> String {
             status,
         }) => format!(
             "{host} refused {credential} with HTTP {status}; fix that credential \
-             (skidder test output does not retry)"
+             (not retried)"
         ),
         other => {
             let mut text = other.to_string();
@@ -392,15 +410,14 @@ async fn probe_http(
     };
 
     // May it write to the index?
-    let started = Instant::now();
     if !security {
-        host.pass(
+        host.skip(
             "write permission",
-            started.elapsed(),
             format!("not checked for {pattern}: without security every request may write"),
         );
         return;
     }
+    let started = Instant::now();
     let needed = match settings.op_type {
         OpType::Create => "create_doc",
         OpType::Index => "index",
