@@ -357,7 +357,7 @@ async fn elasticsearch_over_https_reports_the_handshake_under_the_server_name() 
     let ca_file = files.write("es-ca.crt", &ca.cert_pem);
     let yaml = format!(
         "{}  ssl:\n    certificate_authorities: [\"{ca_file}\"]\n    server_name: es.internal\n",
-        es_yaml(&[host.clone()])
+        es_yaml(std::slice::from_ref(&host))
     );
     let r = test_output_async(yaml).await;
     assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);

@@ -27,21 +27,21 @@ use crate::credentials::{Alpn, CredentialError, TlsSettings, TlsSource};
 pub enum ProbeError {
     /// `output.logstash` is invalid.
     #[error(transparent)]
-    Logstash(#[from] super::logstash::SettingsError),
+    Logstash(Box<super::logstash::SettingsError>),
     /// `output.elasticsearch` is invalid.
     #[error(transparent)]
-    Elasticsearch(#[from] super::elasticsearch::SettingsError),
+    Elasticsearch(Box<super::elasticsearch::SettingsError>),
     /// The TLS material of an output cannot be loaded.
     #[error("{key}.ssl: {source}")]
     Tls {
         /// `output.logstash` or `output.elasticsearch`.
         key: &'static str,
         /// Why.
-        source: CredentialError,
+        source: Box<CredentialError>,
     },
     /// The Elasticsearch HTTP client cannot be built.
     #[error("output.elasticsearch: {0}")]
-    Client(EsError),
+    Client(Box<EsError>),
     /// No async runtime could be started.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -207,11 +207,15 @@ pub async fn probe_outputs(cfg: &OutputsConfig) -> Result<OutputReport, ProbeErr
     let mut tested = false;
     if let Some(ls) = cfg.logstash.as_ref().filter(|c| c.enabled) {
         tested = true;
-        probe_logstash(&LogstashSettings::from_config(ls)?, &mut report).await?;
+        let settings =
+            LogstashSettings::from_config(ls).map_err(|e| ProbeError::Logstash(Box::new(e)))?;
+        probe_logstash(&settings, &mut report).await?;
     }
     if let Some(es) = cfg.elasticsearch.as_ref().filter(|c| c.enabled) {
         tested = true;
-        probe_elasticsearch(&ElasticsearchSettings::from_config(es)?, &mut report).await?;
+        let settings = ElasticsearchSettings::from_config(es)
+            .map_err(|e| ProbeError::Elasticsearch(Box::new(e)))?;
+        probe_elasticsearch(&settings, &mut report).await?;
     }
     if !tested {
         report.notes.push(match enabled.first() {
@@ -258,7 +262,7 @@ async fn probe_logstash(
         .transpose()
         .map_err(|source| ProbeError::Tls {
             key: "output.logstash",
-            source,
+            source: Box::new(source),
         })?;
     let connector = Connector::new(settings.timeout, settings.proxy.clone(), tls);
     let note = verification_note(settings.tls.as_ref());
@@ -279,7 +283,7 @@ async fn probe_elasticsearch(
     settings: &ElasticsearchSettings,
     report: &mut OutputReport,
 ) -> Result<(), ProbeError> {
-    let client = EsClient::new(settings).map_err(ProbeError::Client)?;
+    let client = EsClient::new(settings).map_err(|e| ProbeError::Client(Box::new(e)))?;
     let tls = settings
         .tls
         .clone()
@@ -287,7 +291,7 @@ async fn probe_elasticsearch(
         .transpose()
         .map_err(|source| ProbeError::Tls {
             key: "output.elasticsearch",
-            source,
+            source: Box::new(source),
         })?;
     let plain = Connector::new(settings.timeout, None, None);
     let secure = Connector::new(settings.timeout, None, tls);
