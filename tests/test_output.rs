@@ -9,6 +9,8 @@ mod credentials_pki;
 mod es_server;
 #[path = "common/golumber.rs"]
 mod golumber;
+#[path = "common/socks5.rs"]
+mod socks5;
 
 use std::path::Path;
 
@@ -87,6 +89,7 @@ fn logstash_over_mutual_tls_reports_version_cipher_chain_and_pin() {
         "subject CN=logstash".to_string(),
         "issuer CN=probe CA".to_string(),
         format!("pin matched: {pin}"),
+        "our certificate: subject CN=shipper, valid until".to_string(),
         "result: OK".to_string(),
         "1 host(s) tested: 1 OK, 0 failed".to_string(),
     ] {
@@ -372,4 +375,33 @@ async fn elasticsearch_over_https_reports_the_handshake_under_the_server_name() 
     ] {
         assert!(out.contains(&needle), "no {needle:?} in:\n{out}");
     }
+}
+
+#[test]
+fn logstash_through_a_socks5_proxy_names_the_proxy_phase() {
+    let proxy = socks5::Proxy::start(Some(("probe", "pw")));
+    let up = silent_listener();
+    let down = closed_port();
+    let r = test_output(&format!(
+        "{INPUT}output.logstash:\n  hosts: [\"{up}\", \"{down}\"]\n  timeout: 5s\n  \
+         proxy_url: socks5://probe:pw@{}\n",
+        proxy.addr
+    ));
+    assert_eq!(r.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(
+        out.contains(&format!("✓ SOCKS5 handshake"))
+            && out.contains(&format!("{up} through the proxy at {}", proxy.addr)),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("✗ SOCKS5 handshake") && l.contains(&down)),
+        "{out}"
+    );
+    assert!(
+        !out.contains("pw@"),
+        "the proxy password is never shown: {out}"
+    );
+    assert!(out.contains("1 OK, 1 failed"), "{out}");
 }

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use super::elasticsearch::settings::{OpType, Scheme};
 use super::elasticsearch::{ElasticsearchSettings, EsClient, EsError, EsReply};
 use super::logstash::{Connector, Endpoint, LogstashSettings, Probe};
 use crate::config::{OutputsConfig, VerificationMode};
+use crate::credentials::expiry::format_time;
 use crate::credentials::{Alpn, CredentialError, TlsSettings, TlsSource};
 
 /// Why the hosts could not be tested at all (a configuration problem).
@@ -226,11 +228,34 @@ pub async fn probe_outputs(cfg: &OutputsConfig) -> Result<OutputReport, ProbeErr
     Ok(report)
 }
 
-fn verification_note(tls: Option<&TlsSettings>) -> Option<String> {
-    tls.filter(|t| t.verification_mode() == VerificationMode::None)
-        .map(|_| {
-            "ssl.verification_mode is none: the server certificate was NOT verified".to_string()
-        })
+/// Lines about our side of TLS: an unverified server, and our client certificate's
+/// subject and expiry.
+fn tls_notes(tls: Option<&TlsSettings>) -> Vec<String> {
+    let Some(tls) = tls else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if tls.verification_mode() == VerificationMode::None {
+        notes.push(
+            "ssl.verification_mode is none: the server certificate was NOT verified".to_string(),
+        );
+    }
+    // Already loaded once successfully (the connector needed it), so a failure here is a
+    // file changed in between; the handshake line reports what the connection saw.
+    if let Ok(Some(v)) = tls.load_material().map(|m| m.validity) {
+        let now = OffsetDateTime::now_utc();
+        let days = (v.not_after - now).whole_days();
+        let mut line = format!(
+            "our certificate: subject {}, valid until {} ({days} days left)",
+            v.subject,
+            format_time(v.not_after)
+        );
+        if v.expires_within(now, tls.expiry_warning()) {
+            line.push_str("; expires within ssl.expiry_warning: renew it");
+        }
+        notes.push(line);
+    }
+    notes
 }
 
 /// Adds the phases of a transport probe to `host`; true when all passed.
@@ -265,14 +290,14 @@ async fn probe_logstash(
             source: Box::new(source),
         })?;
     let connector = Connector::new(settings.timeout, settings.proxy.clone(), tls);
-    let note = verification_note(settings.tls.as_ref());
+    let notes = tls_notes(settings.tls.as_ref());
     for endpoint in &settings.hosts {
         let mut host = HostReport::new("output.logstash", endpoint.to_string());
         if settings.tls.is_none() {
             host.details
                 .push("TLS is off (no ssl.* set): the connection is plain TCP".to_string());
         }
-        host.details.extend(note.clone());
+        host.details.extend(notes.iter().cloned());
         record_transport(&mut host, connector.probe(endpoint).await);
         report.hosts.push(host);
     }
@@ -296,7 +321,7 @@ async fn probe_elasticsearch(
     let plain = Connector::new(settings.timeout, None, None);
     let secure = Connector::new(settings.timeout, None, tls);
     let pattern = index_pattern(settings.index.source());
-    let note = verification_note(settings.tls.as_ref());
+    let notes = tls_notes(settings.tls.as_ref());
     for (i, url) in settings.hosts.iter().enumerate() {
         let mut host = HostReport::new("output.elasticsearch", url.to_string());
         let endpoint = Endpoint {
@@ -305,7 +330,7 @@ async fn probe_elasticsearch(
         };
         let connector = match url.scheme {
             Scheme::Https => {
-                host.details.extend(note.clone());
+                host.details.extend(notes.iter().cloned());
                 &secure
             }
             Scheme::Http => &plain,

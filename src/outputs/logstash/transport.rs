@@ -310,7 +310,11 @@ impl Connector {
                 }
                 match (stream, last) {
                     (Some(tcp), _) => {
-                        steps.push(Step::connected(Phase::ProxyHandshake, started, &tcp));
+                        steps.push(Step {
+                            phase: Phase::ProxyHandshake,
+                            took: started.elapsed(),
+                            detail: format!("{host} through the proxy at {}", proxy.endpoint),
+                        });
                         tcp
                     }
                     (None, Some(e)) => return Err(e),
