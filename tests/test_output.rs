@@ -390,7 +390,7 @@ fn logstash_through_a_socks5_proxy_names_the_proxy_phase() {
     assert_eq!(r.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
     let out = &r.stdout;
     assert!(
-        out.contains(&format!("✓ SOCKS5 handshake"))
+        out.contains("✓ SOCKS5 handshake")
             && out.contains(&format!("{up} through the proxy at {}", proxy.addr)),
         "{out}"
     );
