@@ -1,10 +1,11 @@
-//! The command line: `skidder [run]`, `skidder test config`, `skidder export config`,
+//! The command line: `skidder [run]`, `skidder test config|output`, `skidder export config`,
 //! `skidder keystore create|add|list|remove`, `skidder version`, `skidder demo`,
 //! `skidder receive`.
 //!
 //! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
-//! `path.data`); 2 usage error (unknown flag or command); 3 runtime failure (the output
-//! failed); 130 interrupted with events left unacknowledged, or a second signal.
+//! `path.data`), or for `test output` a host that failed; 2 usage error (unknown flag or
+//! command); 3 runtime failure (the output failed); 130 interrupted with events left
+//! unacknowledged, or a second signal.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,10 @@ pub enum Command {
 pub enum TestCommand {
     /// Load and validate the configuration, print "Config OK".
     Config,
+    /// Connect once to every host of output.logstash / output.elasticsearch and report each
+    /// phase (resolve, TCP, TLS, and for Elasticsearch the credentials and write
+    /// permission); exit 0 when every host passed, 1 otherwise.
+    Output,
 }
 
 /// `skidder export ...`.
@@ -180,6 +185,12 @@ pub fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Some(Command::Test {
+            what: TestCommand::Output,
+        }) => match load(&cli) {
+            Ok(c) => test_output(&c),
+            Err(e) => fail(&e),
+        },
         Some(Command::Export {
             what: ExportCommand::Config,
         }) => match load(&cli) {
@@ -244,6 +255,25 @@ fn load(cli: &Cli) -> Result<Config, AppError> {
         config.logging.to_stderr = true;
     }
     Ok(config)
+}
+
+/// `skidder test output`: the report on stdout; 1 when a host failed or the outputs'
+/// settings cannot be used.
+fn test_output(config: &Config) -> ExitCode {
+    match crate::outputs::probe::run(&config.output) {
+        Ok(report) => {
+            print!("{report}");
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_CONFIG)
+            }
+        }
+        Err(e) => {
+            eprintln!("skidder: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }
 
 fn fail(e: &AppError) -> ExitCode {

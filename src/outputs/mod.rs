@@ -22,6 +22,7 @@ pub mod discard;
 pub mod elasticsearch;
 pub mod file;
 pub mod logstash;
+pub mod probe;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -126,6 +126,15 @@ pub enum BulkReply {
     TooLarge,
 }
 
+/// The reply to [`EsClient::request`].
+#[derive(Debug, Clone)]
+pub struct EsReply {
+    /// HTTP status (never 401/403: those are [`EsError::Credential`]).
+    pub status: u16,
+    /// The body as received.
+    pub body: bytes::Bytes,
+}
+
 #[derive(Debug)]
 struct Http {
     tls: Option<Arc<ClientConfig>>,
@@ -314,6 +323,56 @@ impl EsClient {
             }),
             Err(source) => Err(EsError::Response { host: name, source }),
         }
+    }
+
+    /// Sends one authenticated request (`GET` without `body`, `POST` of JSON with it) to
+    /// `endpoint` below host `host`'s path, with the output's credentials and headers but
+    /// not its bulk parameters. For `skidder test output`.
+    ///
+    /// # Errors
+    /// [`EsError::Credential`] naming the credential for 401/403; connection, timeout and
+    /// client errors as [`Self::send_bulk`]. Any other status is returned, not an error.
+    pub async fn request(
+        &self,
+        host: usize,
+        endpoint: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<EsReply, EsError> {
+        let Some(host_url) = self.hosts.get(host) else {
+            return Err(EsError::Client {
+                reason: format!("no host number {host} (have {})", self.hosts.len()),
+            });
+        };
+        let name = match host_url.scheme {
+            Scheme::Https => self.server_name.as_deref(),
+            Scheme::Http => None,
+        };
+        let url = host_url
+            .url_as(name, endpoint, &[])
+            .map_err(|reason| EsError::Client { reason })?;
+        let authority = host_url.authority();
+        let client = self.current(host)?;
+        let req = match body {
+            None => client.get(url),
+            Some(json) => client
+                .post(url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(json.to_string()),
+        };
+        let resp = req
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&authority, e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&authority, e))?;
+        if status == 401 || status == 403 {
+            return Err(EsError::Credential(self.auth.refused(&authority, status)));
+        }
+        Ok(EsReply { status, body })
     }
 
     fn transport_error(&self, host: &str, e: reqwest::Error) -> EsError {

@@ -76,7 +76,7 @@ pub mod response;
 pub mod sender;
 pub mod settings;
 
-pub use client::{BulkReply, EsClient, EsError};
+pub use client::{BulkReply, EsClient, EsError, EsReply};
 pub use output::ElasticsearchOutput;
 pub use sender::{BatchOutcome, Dropped, Sender};
 pub use settings::{ElasticsearchSettings, SettingsError};

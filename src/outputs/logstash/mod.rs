@@ -54,7 +54,7 @@ use crate::config::LogstashOutputConfig;
 use crate::credentials::{Alpn, CredentialError, TlsSource};
 
 pub use settings::{Endpoint, LogstashSettings, SettingsError};
-pub use transport::{ConnectError, Connector, Phase};
+pub use transport::{ConnectError, Connector, Phase, Probe, Step};
 pub use worker::LogstashWorker;
 
 /// Why `output.logstash` could not be built.

@@ -8,16 +8,17 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_socks::tcp::Socks5Stream;
 
 use super::metrics::ErrorKind;
 use super::settings::{Endpoint, ProxySettings};
-use crate::credentials::{CredentialError, TlsSource};
+use crate::credentials::{describe_handshake, CredentialError, HandshakeReport, TlsSource};
 
 /// A byte stream to a Logstash host (plain TCP or TLS over TCP).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -36,6 +37,19 @@ pub enum Phase {
     ProxyHandshake,
     /// The TLS handshake.
     TlsHandshake,
+}
+
+impl Phase {
+    /// The phase as a noun, for reports: `resolve`, `TCP connect`, `TLS handshake`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "TCP connect",
+            Phase::ProxyConnect => "SOCKS5 proxy connect",
+            Phase::ProxyHandshake => "SOCKS5 handshake",
+            Phase::TlsHandshake => "TLS handshake",
+        }
+    }
 }
 
 impl fmt::Display for Phase {
@@ -85,6 +99,14 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// The phase that failed; loading the TLS material counts as the TLS handshake.
+    pub fn phase(&self) -> Phase {
+        match self {
+            ConnectError::Timeout { phase, .. } | ConnectError::Failed { phase, .. } => *phase,
+            ConnectError::Tls { .. } => Phase::TlsHandshake,
+        }
+    }
+
     /// The error counter this failure goes to.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -174,27 +196,109 @@ impl Connector {
     /// [`ConnectError`] naming the phase that failed, the host, and the reason or timeout.
     /// Nothing is ever written before the TLS handshake (when TLS is on) has succeeded.
     pub async fn connect(&self, host: &Endpoint) -> Result<Connected, ConnectError> {
+        let (tcp, peer, local_port) = self.open_tcp(host, &mut Vec::new()).await?;
+        let Some(tls) = &self.tls else {
+            return Ok(Connected {
+                stream: Box::new(tcp),
+                peer,
+                local_port,
+                tls_version: "none".to_string(),
+            });
+        };
+        let stream = self.handshake(tls, host, tcp).await?;
+        let tls_version = stream
+            .get_ref()
+            .1
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_else(|| "unknown".to_string());
+        Ok(Connected {
+            stream: Box::new(stream),
+            peer,
+            local_port,
+            tls_version,
+        })
+    }
+
+    /// Walks the phases of [`Self::connect`] once for `skidder test output`, recording each
+    /// completed phase with its duration and, on TLS, what the handshake negotiated and
+    /// showed. The connection is closed again without a byte of payload.
+    pub async fn probe(&self, host: &Endpoint) -> Probe {
+        let mut steps = Vec::new();
+        let (tcp, _, _) = match self.open_tcp(host, &mut steps).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                return Probe {
+                    steps,
+                    handshake: None,
+                    failure: Some(e),
+                }
+            }
+        };
+        let Some(tls) = &self.tls else {
+            return Probe {
+                steps,
+                handshake: None,
+                failure: None,
+            };
+        };
+        let started = Instant::now();
+        match self.handshake(tls, host, tcp).await {
+            Ok(stream) => {
+                let report = describe_handshake(stream.get_ref().1, tls.settings().pins());
+                steps.push(Step {
+                    phase: Phase::TlsHandshake,
+                    took: started.elapsed(),
+                    detail: format!("{} {}", report.version, report.cipher_suite),
+                });
+                Probe {
+                    steps,
+                    handshake: Some(report),
+                    failure: None,
+                }
+            }
+            Err(e) => Probe {
+                steps,
+                handshake: None,
+                failure: Some(e),
+            },
+        }
+    }
+
+    /// Resolve and TCP (directly or through the proxy), recording each completed phase.
+    async fn open_tcp(
+        &self,
+        host: &Endpoint,
+        steps: &mut Vec<Step>,
+    ) -> Result<(TcpStream, SocketAddr, u16), ConnectError> {
         let t = self.timeout;
         let tcp = match &self.proxy {
             None => {
+                let started = Instant::now();
                 let addrs = resolve(host, t).await?;
-                connect_any(host, &addrs, t).await?
+                steps.push(Step::resolved(started, &addrs));
+                let started = Instant::now();
+                let tcp = connect_any(host, &addrs, t).await?;
+                steps.push(Step::connected(Phase::Connect, started, &tcp));
+                tcp
             }
             Some(proxy) => {
+                let started = Instant::now();
                 let proxy_addrs = resolve(&proxy.endpoint, t).await?;
+                steps.push(Step::resolved(started, &proxy_addrs));
                 // With the local resolver every address of the host is tried in turn (each
                 // through a fresh proxy connection); otherwise the proxy resolves the name.
                 let targets: Vec<String> = if proxy.local_resolver {
-                    resolve(host, t)
-                        .await?
-                        .iter()
-                        .map(|a| a.ip().to_string())
-                        .collect()
+                    let started = Instant::now();
+                    let addrs = resolve(host, t).await?;
+                    steps.push(Step::resolved(started, &addrs));
+                    addrs.iter().map(|a| a.ip().to_string()).collect()
                 } else {
                     vec![host.host.clone()]
                 };
                 let mut last = None;
                 let mut stream = None;
+                let started = Instant::now();
                 for target in &targets {
                     match self.via_proxy(proxy, &proxy_addrs, host, target).await {
                         Ok(tcp) => {
@@ -205,7 +309,14 @@ impl Connector {
                     }
                 }
                 match (stream, last) {
-                    (Some(tcp), _) => tcp,
+                    (Some(tcp), _) => {
+                        steps.push(Step {
+                            phase: Phase::ProxyHandshake,
+                            took: started.elapsed(),
+                            detail: format!("{host} through the proxy at {}", proxy.endpoint),
+                        });
+                        tcp
+                    }
                     (None, Some(e)) => return Err(e),
                     (None, None) => {
                         return Err(ConnectError::Failed {
@@ -223,40 +334,81 @@ impl Connector {
             reason: e.to_string(),
         })?;
         let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
-        let Some(tls) = &self.tls else {
-            return Ok(Connected {
-                stream: Box::new(tcp),
-                peer,
-                local_port,
-                tls_version: "none".to_string(),
-            });
-        };
+        Ok((tcp, peer, local_port))
+    }
+
+    /// The TLS handshake over `tcp`, with the current client config.
+    async fn handshake(
+        &self,
+        tls: &TlsSource,
+        host: &Endpoint,
+        tcp: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, ConnectError> {
         let tls_err = |source| ConnectError::Tls {
             host: host.to_string(),
             source,
         };
         let config = tls.client_config().map_err(tls_err)?;
         let name = tls.settings().server_name(&host.host).map_err(tls_err)?;
-        let stream = phase(
+        phase(
             Phase::TlsHandshake,
             host,
-            t,
+            self.timeout,
             TlsConnector::from(config).connect(name, tcp),
         )
-        .await?;
-        let tls_version = stream
-            .get_ref()
-            .1
-            .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_else(|| "unknown".to_string());
-        Ok(Connected {
-            stream: Box::new(stream),
-            peer,
-            local_port,
-            tls_version,
-        })
+        .await
     }
+}
+
+/// One completed phase of a [`Connector::probe`].
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Which phase.
+    pub phase: Phase,
+    /// How long it took.
+    pub took: Duration,
+    /// What it produced: the addresses found, the address connected to, the TLS version
+    /// and cipher suite.
+    pub detail: String,
+}
+
+impl Step {
+    fn resolved(started: Instant, addrs: &[SocketAddr]) -> Self {
+        Self {
+            phase: Phase::Resolve,
+            took: started.elapsed(),
+            detail: addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    fn connected(phase: Phase, started: Instant, tcp: &TcpStream) -> Self {
+        let detail = match (tcp.peer_addr(), tcp.local_addr()) {
+            (Ok(peer), Ok(local)) => format!("{peer} (local port {})", local.port()),
+            (Ok(peer), Err(_)) => peer.to_string(),
+            (Err(e), _) => format!("(peer address unknown: {e})"),
+        };
+        Self {
+            phase,
+            took: started.elapsed(),
+            detail,
+        }
+    }
+}
+
+/// What [`Connector::probe`] found: the phases that completed, in order, then the failure
+/// of the next one, if any.
+#[derive(Debug)]
+pub struct Probe {
+    /// Completed phases.
+    pub steps: Vec<Step>,
+    /// The handshake's description when TLS is on and it succeeded.
+    pub handshake: Option<HandshakeReport>,
+    /// Why the next phase failed; `None` when every phase passed.
+    pub failure: Option<ConnectError>,
 }
 
 impl Connector {
