@@ -117,3 +117,93 @@ impl Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::Gate;
+    use crate::pipeline::{Metrics, Queue, QueueSettings};
+
+    /// Polls `f` once: whether it is ready right now, without waiting for anything.
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn queue(events: u64) -> (Queue, crate::pipeline::Publisher) {
+        let q = Queue::new(
+            QueueSettings {
+                capacity: 100,
+                min_events: 1,
+                flush_timeout: Duration::from_secs(3600),
+            },
+            Arc::new(Metrics::default()),
+        );
+        let mut p = q.publisher("in");
+        q.all_inputs_started();
+        for i in 0..events {
+            p.publish(Bytes::from(i.to_string())).unwrap();
+        }
+        p.flush().unwrap();
+        (q, p)
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_holds_batches_back_until_opened() {
+        let (q, _p) = queue(10);
+        let gate = Arc::new(Gate::new(false));
+        let mut src = q.batch_source(10).gated(Arc::clone(&gate), 4);
+        {
+            let next = src.next_batch();
+            tokio::pin!(next);
+            assert!(poll_once(next.as_mut()).is_pending(), "closed: no batch");
+            gate.open();
+            let batch = next.await.expect("a batch once the gate opens");
+            assert_eq!(batch.len(), 4, "the gated source's own bulk_max_size");
+            batch.ack();
+        }
+        gate.close();
+        let next = src.next_batch();
+        tokio::pin!(next);
+        assert!(poll_once(next.as_mut()).is_pending());
+    }
+
+    #[tokio::test]
+    async fn a_probe_lets_exactly_one_batch_through() {
+        let (q, _p) = queue(10);
+        let gate = Arc::new(Gate::new(false));
+        let mut a = q.batch_source(10).gated(Arc::clone(&gate), 3);
+        gate.allow_one();
+        gate.allow_one();
+        let probe = a.next_batch().await.expect("the probe batch");
+        assert_eq!(probe.len(), 3);
+        assert!(!gate.has_permit(), "one probe, not two");
+        let next = a.next_batch();
+        tokio::pin!(next);
+        assert!(poll_once(next.as_mut()).is_pending());
+        // The probe fails: its events go back and the open side gets them first.
+        probe.retry();
+        let mut other = q.batch_source(10);
+        let again = other.next_batch().await.unwrap();
+        assert_eq!(again.docs().next().map(|d| &d[..]), Some(&b"0"[..]));
+        again.ack();
+    }
+
+    #[tokio::test]
+    async fn a_closed_source_ends_with_the_run() {
+        let (q, p) = queue(2);
+        let gate = Arc::new(Gate::new(false));
+        let mut closed = q.batch_source(10).gated(Arc::clone(&gate), 10);
+        let mut open = q.batch_source(10);
+        p.close().unwrap();
+        open.next_batch().await.unwrap().ack();
+        assert!(open.next_batch().await.is_none());
+        assert!(closed.next_batch().await.is_none(), "no batch and no hang");
+        assert_eq!(closed.outstanding(), 0);
+    }
+}
