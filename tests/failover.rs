@@ -168,3 +168,64 @@ fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
     let dups = assert_all_delivered(&union, N);
     println!("failover counts: duplicates across the union={dups}");
 }
+
+#[test]
+fn a_stalled_logstash_is_recalled_after_the_stall_and_failback_off_stays() {
+    let Some(peer) = opensearch::peer() else {
+        return;
+    };
+    let admin = opensearch::Admin::new(peer);
+    const M: u64 = 2_000;
+    let index = "skidder-failover-stall";
+    let dir = tempfile::tempdir().unwrap();
+    // Accepts windows and never acknowledges them; the ACK timeout (30 s) is far away, so
+    // only the failover's stall detection and recall can move the events.
+    let server = Server::start(&["--raw", "--fault", "never-ack"]);
+    let yaml = yaml(&server.addr, &peer.url)
+        .replace(&format!("count: {N}"), &format!("count: {M}"))
+        .replace("eps: 2000", "eps: 0")
+        .replace("timeout: 2s", "timeout: 30s")
+        .replace(&format!("index: {INDEX}"), &format!("index: {index}"))
+        + "  failback: false\n";
+    let path = common::config(dir.path(), &yaml);
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(60));
+    let stderr = lines.rest();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let totals = common::totals(&stderr);
+    assert_eq!(
+        (totals["acked"].as_str(), totals["dropped"].as_str()),
+        (M.to_string().as_str(), "0"),
+        "{stderr}"
+    );
+    assert_eq!(totals["output_switches"], "1", "no failback: {stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN")
+            && l.contains("switching to Elasticsearch")
+            && l.contains("no Logstash host acknowledged a batch")),
+        "the stall is the reason:\n{stderr}"
+    );
+    assert!(stderr.contains("failback is off"), "{stderr}");
+    assert!(
+        !stderr.contains("no ACK from"),
+        "recalled, not timed out:\n{stderr}"
+    );
+    let seqs = admin.field_values(index, "seq");
+    let mut m: BTreeMap<u64, u32> = BTreeMap::new();
+    for s in seqs {
+        *m.entry(s).or_insert(0) += 1;
+    }
+    println!("stall counts: opensearch={} distinct={}", m.values().sum::<u32>(), m.len());
+    assert_eq!(assert_all_delivered(&m, M), 0, "exactly once in OpenSearch");
+}

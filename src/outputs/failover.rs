@@ -15,6 +15,9 @@
 //! queues, so a switch loses nothing by construction: whatever the closed side still holds
 //! it settles as usual, and what Logstash did not acknowledge goes back to the queue
 //! (`Batch::retry`/`retry_events`, partial ACKs kept) where the open side takes it next.
+//! Closing Logstash's gate also *recalls* its windows in flight: a connection holding
+//! batches is given up at once (not after `timeout`, which keep-alives may keep
+//! extending), so a stalled Logstash does not hold events back from Elasticsearch.
 //!
 //! # When it switches ([`Policy`], pure and unit-tested)
 //! * To Elasticsearch when every Logstash worker's latest connection attempt failed ("all

@@ -26,6 +26,9 @@ struct State {
     open: bool,
     /// Batches that may pass while closed; at most one (a probe) is ever granted.
     permits: u32,
+    /// Times the gate went from open to closed: a worker holding batches taken before a
+    /// close gives them back (see [`Gate::recalled_after`]).
+    recalls: u64,
 }
 
 /// Opens and closes the batch sources it is attached to.
@@ -39,7 +42,11 @@ impl Gate {
     /// A gate, initially open or closed.
     pub fn new(open: bool) -> Self {
         Self {
-            state: Mutex::new(State { open, permits: 0 }),
+            state: Mutex::new(State {
+                open,
+                permits: 0,
+                recalls: 0,
+            }),
             changed: Notify::new(),
         }
     }
@@ -59,13 +66,36 @@ impl Gate {
         self.changed.notify_waiters();
     }
 
-    /// Stops attached sources from taking new batches (the ones they hold are unaffected).
+    /// Stops attached sources from taking new batches, and recalls the batches they hold:
+    /// a worker that watches [`Gate::recalled_after`] hands them back to the queue, so the
+    /// other side delivers them instead of waiting for this one.
     pub fn close(&self) {
         self.with(|s| {
+            if s.open {
+                s.recalls += 1;
+            }
             s.open = false;
             s.permits = 0;
         });
         self.changed.notify_waiters();
+    }
+
+    /// How many times the gate closed so far.
+    pub fn recalls(&self) -> u64 {
+        self.with(|s| s.recalls)
+    }
+
+    /// Waits until the gate has closed more than `seen` times (see [`Gate::recalls`]).
+    pub async fn recalled_after(&self, seen: u64) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.recalls() > seen {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// While closed, lets exactly one batch through to whichever attached source asks first.
@@ -192,6 +222,23 @@ mod tests {
         let again = other.next_batch().await.unwrap();
         assert_eq!(again.docs().next().map(|d| &d[..]), Some(&b"0"[..]));
         again.ack();
+    }
+
+    #[tokio::test]
+    async fn only_closing_an_open_gate_recalls() {
+        let gate = Gate::new(true);
+        assert_eq!(gate.recalls(), 0);
+        let waiting = gate.recalled_after(0);
+        tokio::pin!(waiting);
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        gate.close();
+        gate.close();
+        assert_eq!(gate.recalls(), 1, "closing a closed gate recalls nothing more");
+        assert!(poll_once(waiting.as_mut()).is_ready());
+        gate.allow_one();
+        gate.open();
+        gate.close();
+        assert_eq!(gate.recalls(), 2);
     }
 
     #[tokio::test]

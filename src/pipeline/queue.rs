@@ -605,6 +605,11 @@ impl BatchSource {
         }
     }
 
+    /// The gate of a gated source (see [`Self::gated`]).
+    pub fn gate(&self) -> Option<&Arc<Gate>> {
+        self.gate.as_ref()
+    }
+
     /// Events taken by outputs (or waiting to be retried) and not yet settled: the work
     /// outstanding at the outputs, which the failover policy watches for progress.
     pub fn outstanding(&self) -> usize {

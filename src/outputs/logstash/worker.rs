@@ -174,6 +174,12 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
                     return;
                 }
             }
+            Ended::Recalled => {
+                let (resend, _) = settle_failed(&mut held, None, host_metrics, "recalled");
+                span.in_scope(|| {
+                    tracing::info!(resend, "output failover recalled the unacknowledged events; they go to the other output");
+                });
+            }
             Ended::Failed(error) => {
                 host_metrics.error(error.kind());
                 window.on_error();
