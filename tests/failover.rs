@@ -83,7 +83,11 @@ fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
 
     // Logstash up: events go there.
     first.wait_accepted(1_000, STEP);
-    assert_eq!(admin.count(INDEX), 0, "nothing in OpenSearch while Logstash accepts");
+    assert_eq!(
+        admin.count(INDEX),
+        0,
+        "nothing in OpenSearch while Logstash accepts"
+    );
     // Keep what the first server accepted (its files go with it when it stops).
     let first_out = dir.path().join("first.ndjson");
     std::fs::hard_link(&first.out, &first_out).unwrap();
@@ -127,7 +131,10 @@ fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
         .get("output_switches")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert!(switches >= 2, "over and back: {switches} switches\n{stderr}");
+    assert!(
+        switches >= 2,
+        "over and back: {switches} switches\n{stderr}"
+    );
     for needle in ["switching to Elasticsearch", "switching back to Logstash"] {
         assert!(
             stderr
@@ -144,7 +151,11 @@ fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
     for seq in &es_docs {
         *es.entry(*seq).or_insert(0) += 1;
     }
-    let es_dups: Vec<u64> = es.iter().filter(|(_, c)| **c > 1).map(|(s, _)| *s).collect();
+    let es_dups: Vec<u64> = es
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(s, _)| *s)
+        .collect();
     let mut union = ls_first.clone();
     for (seq, c) in ls_second.iter().chain(es.iter()) {
         *union.entry(*seq).or_insert(0) += c;
@@ -226,6 +237,10 @@ fn a_stalled_logstash_is_recalled_after_the_stall_and_failback_off_stays() {
     for s in seqs {
         *m.entry(s).or_insert(0) += 1;
     }
-    println!("stall counts: opensearch={} distinct={}", m.values().sum::<u32>(), m.len());
+    println!(
+        "stall counts: opensearch={} distinct={}",
+        m.values().sum::<u32>(),
+        m.len()
+    );
     assert_eq!(assert_all_delivered(&m, M), 0, "exactly once in OpenSearch");
 }

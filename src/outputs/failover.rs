@@ -420,7 +420,11 @@ mod tests {
     fn acks_keep_the_primary_and_a_stall_of_after_fails_over() {
         let (mut p, c) = policy(true);
         for t in 1..=40 {
-            assert_eq!(p.observe(&c.at(t, t * 100, false, true)), Action::Stay, "t={t}");
+            assert_eq!(
+                p.observe(&c.at(t, t * 100, false, true)),
+                Action::Stay,
+                "t={t}"
+            );
         }
         // Acks stop at t=40 with events outstanding.
         assert_eq!(p.observe(&c.at(69, 4000, false, true)), Action::Stay);

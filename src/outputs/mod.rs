@@ -143,11 +143,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
                 ),
             });
         }
-        return failover::plan(
-            fo,
-            config.logstash.as_ref(),
-            config.elasticsearch.as_ref(),
-        );
+        return failover::plan(fo, config.logstash.as_ref(), config.elasticsearch.as_ref());
     }
     let key = match enabled.as_slice() {
         [] => return Err(OutputError::NoneEnabled),

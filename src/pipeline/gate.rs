@@ -233,7 +233,11 @@ mod tests {
         assert!(poll_once(waiting.as_mut()).is_pending());
         gate.close();
         gate.close();
-        assert_eq!(gate.recalls(), 1, "closing a closed gate recalls nothing more");
+        assert_eq!(
+            gate.recalls(),
+            1,
+            "closing a closed gate recalls nothing more"
+        );
         assert!(poll_once(waiting.as_mut()).is_ready());
         gate.allow_one();
         gate.open();
