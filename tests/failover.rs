@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use golumber::{assert_all_delivered, Server};
 
-const N: u64 = 10_000;
+const N: u64 = 12_000;
 const INDEX: &str = "skidder-failover";
 /// `output.failover.after` of the run.
 const AFTER: Duration = Duration::from_secs(1);
