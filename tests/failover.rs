@@ -144,6 +144,9 @@ fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
         );
     }
 
+    for line in stderr.lines().filter(|l| l.contains("output failover")) {
+        println!("{line}");
+    }
     let ls_first = golumber::seqs(&first_out);
     let ls_second = second.seqs();
     let es_docs = admin.field_values(INDEX, "seq");
