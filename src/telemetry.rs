@@ -218,10 +218,11 @@ impl Totals {
         self.usage.cpu().as_secs_f64() * 1e6 / self.snapshot.acked as f64
     }
 
-    /// One `key=value` line, stable for scripts and tests.
+    /// One `key=value` line, stable for scripts and tests. `output_switches=` is appended
+    /// only when `output.failover` switched at least once.
     pub fn line(&self) -> String {
         let s = &self.snapshot;
-        format!(
+        let mut line = format!(
             "skidder totals: published={} acked={} dropped={} input_dropped={} unacked={} retried={} elapsed_s={:.3} events_per_s={:.0} cpu_s={:.3} cpu_s_per_million={:.3} peak_rss_kib={}",
             s.published,
             s.acked,
@@ -234,6 +235,10 @@ impl Totals {
             self.usage.cpu().as_secs_f64(),
             self.cpu_per_million(),
             self.usage.peak_rss_kib,
-        )
+        );
+        if s.output_switches > 0 {
+            line.push_str(&format!(" output_switches={}", s.output_switches));
+        }
+        line
     }
 }

@@ -1,4 +1,5 @@
-//! Outputs: where batches go. Exactly one output is enabled (Beats' rule).
+//! Outputs: where batches go. Exactly one output is enabled (Beats' rule), or Logstash and
+//! Elasticsearch as a pair with `output.failover.enabled: true` ([`failover`]).
 //!
 //! # The contract
 //! An output is built from its config into one [`Output`] value per worker. Each worker
@@ -20,6 +21,7 @@ pub mod backoff;
 pub mod console;
 pub mod discard;
 pub mod elasticsearch;
+pub mod failover;
 pub mod file;
 pub mod logstash;
 pub mod probe;
@@ -130,11 +132,19 @@ impl std::fmt::Debug for OutputPlan {
 /// an invalid setting.
 pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, OutputError> {
     let enabled = config.enabled();
-    let failover = config.failover.as_ref().is_some_and(|c| c.enabled);
-    if failover {
-        return Err(OutputError::NotYetAvailable {
-            key: "output.failover",
-        });
+    if let Some(fo) = config.failover.as_ref().filter(|c| c.enabled) {
+        if let Some(other) = enabled
+            .iter()
+            .find(|k| **k != "output.logstash" && **k != "output.elasticsearch")
+        {
+            return Err(OutputError::Invalid {
+                key: failover::KEY,
+                reason: format!(
+                    "failover pairs output.logstash with output.elasticsearch; disable {other}"
+                ),
+            });
+        }
+        return failover::plan(fo, config.logstash.as_ref(), config.elasticsearch.as_ref());
     }
     let key = match enabled.as_slice() {
         [] => return Err(OutputError::NoneEnabled),

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub queue_filled: AtomicU64,
     /// Queue capacity in events.
     pub queue_capacity: AtomicU64,
+    /// Switches between a primary and a fallback output (`output.failover`), both ways.
+    pub output_switches: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
 }
 
@@ -63,6 +65,8 @@ pub struct Snapshot {
     pub output_bytes: u64,
     /// See [`Metrics::queue_filled`].
     pub queue_filled: u64,
+    /// See [`Metrics::output_switches`].
+    pub output_switches: u64,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
 }
@@ -108,6 +112,7 @@ impl Metrics {
             batches: r(&self.batches),
             output_bytes: r(&self.output_bytes),
             queue_filled: r(&self.queue_filled),
+            output_switches: r(&self.output_switches),
             inputs,
         }
     }
@@ -147,6 +152,10 @@ impl Snapshot {
         put(
             "output.batches".into(),
             self.batches.saturating_sub(before.batches),
+        );
+        put(
+            "output.failover.switches".into(),
+            self.output_switches.saturating_sub(before.output_switches),
         );
         put(
             "output.write.bytes".into(),

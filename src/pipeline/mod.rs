@@ -5,10 +5,12 @@
 //! [`Batch`] with a verdict. See [`queue`] for the invariants.
 
 pub mod batch;
+pub mod gate;
 pub mod metrics;
 pub mod queue;
 
 pub use batch::{Batch, Fate};
+pub use gate::Gate;
 pub use metrics::{InputMetrics, Metrics, Snapshot};
 pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped};
 

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::batch::Batch;
+use super::gate::{Admit, Gate};
 use super::metrics::{InputMetrics, Metrics};
 use crate::event::{Event, InputId};
 
@@ -288,6 +289,7 @@ impl Queue {
         BatchSource {
             shared: Arc::clone(&self.shared),
             max: bulk_max_size.max(1),
+            gate: None,
         }
     }
 
@@ -582,12 +584,41 @@ impl Drop for Publisher {
 pub struct BatchSource {
     shared: Arc<Shared>,
     max: usize,
+    /// A router's gate: while closed, `next_batch` waits (see [`Gate`]).
+    gate: Option<Arc<Gate>>,
 }
 
 impl BatchSource {
     /// The largest batch this source hands out (`bulk_max_size`).
     pub fn bulk_max_size(&self) -> usize {
         self.max
+    }
+
+    /// This source, handing out batches of at most `bulk_max_size` events and only while
+    /// `gate` lets it: how the failover router shares one queue between two outputs, each
+    /// with its own batch size.
+    pub fn gated(self, gate: Arc<Gate>, bulk_max_size: usize) -> Self {
+        Self {
+            max: bulk_max_size.max(1),
+            gate: Some(gate),
+            ..self
+        }
+    }
+
+    /// The gate of a gated source (see [`Self::gated`]).
+    pub fn gate(&self) -> Option<&Arc<Gate>> {
+        self.gate.as_ref()
+    }
+
+    /// Events taken by outputs (or waiting to be retried) and not yet settled: the work
+    /// outstanding at the outputs, which the failover policy watches for progress.
+    pub fn outstanding(&self) -> usize {
+        self.shared.lock().in_flight
+    }
+
+    fn run_over(&self) -> bool {
+        let st = self.shared.lock();
+        st.cancelled || (st.queued.is_empty() && st.open_publishers == 0 && st.in_flight == 0)
     }
 
     /// Waits until the run is over for this source (what makes [`Self::next_batch`] return
@@ -598,13 +629,8 @@ impl BatchSource {
             let notified = self.shared.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let st = self.shared.lock();
-                if st.cancelled
-                    || (st.queued.is_empty() && st.open_publishers == 0 && st.in_flight == 0)
-                {
-                    return;
-                }
+            if self.run_over() {
+                return;
             }
             notified.await;
         }
@@ -612,23 +638,56 @@ impl BatchSource {
 
     /// The next batch: retried batches first (oldest first), then fresh events. `None` when
     /// the run is over: inputs finished and everything settled, or the run was cancelled.
+    ///
+    /// A gated source (see [`Self::gated`]) waits while its gate is closed, and still returns
+    /// `None` when the run is over.
     pub async fn next_batch(&mut self) -> Option<Batch> {
         loop {
             let notified = self.shared.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let deadline = match self.poll_batch() {
+            let gate_changed = self.gate.as_ref().map(|g| g.changed.notified());
+            tokio::pin!(gate_changed);
+            if let Some(n) = gate_changed.as_mut().as_pin_mut() {
+                n.enable();
+            }
+            let gate_moved = async {
+                match gate_changed.as_mut().as_pin_mut() {
+                    Some(n) => n.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let admit = self.gate.as_ref().map_or(Admit::Open, |g| g.admit());
+            if admit == Admit::Shut {
+                if self.run_over() {
+                    return None;
+                }
+                tokio::select! {
+                    _ = &mut notified => {}
+                    () = gate_moved => {}
+                }
+                continue;
+            }
+            let polled = self.poll_batch();
+            if admit == Admit::Permit && !matches!(polled, Ok(Some(_))) {
+                if let Some(g) = &self.gate {
+                    g.return_permit();
+                }
+            }
+            let deadline = match polled {
                 Ok(batch) => return batch,
                 Err(deadline) => deadline,
             };
-            match deadline {
-                Some(at) => {
-                    tokio::select! {
-                        _ = &mut notified => {}
-                        _ = tokio::time::sleep_until(at.into()) => {}
-                    }
+            let until = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
                 }
-                None => notified.await,
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                () = gate_moved => {}
+                () = until => {}
             }
         }
     }

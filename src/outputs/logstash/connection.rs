@@ -27,7 +27,7 @@ use super::compress::WireCompressor;
 use super::metrics::{ErrorKind, HostMetrics};
 use super::transport::Connected;
 use super::window::Window;
-use crate::pipeline::{Batch, BatchSource, Metrics};
+use crate::pipeline::{Batch, BatchSource, Gate, Metrics};
 
 /// A batch taken by a connection, with its delivery progress.
 #[derive(Debug)]
@@ -51,6 +51,9 @@ pub enum Ended {
     IdleClosed,
     /// The connection failed; the worker settles what is still held.
     Failed(ConnectionError),
+    /// The source's gate closed (`output.failover` switched away) while batches were held:
+    /// the connection is given up so they go back to the queue for the other output.
+    Recalled,
 }
 
 /// Why a connection was given up.
@@ -166,6 +169,9 @@ pub async fn serve(
     let ttl_at = ctx.ttl.map(|t| tokio::time::Instant::now() + t);
     let mut buf = [0u8; 512];
     let fail = |e: ConnectionError| Ended::Failed(e);
+    // Cloned so that watching it does not borrow `source`, which the select also uses.
+    let gate = source.gate().cloned();
+    let mut recalls_seen = gate.as_ref().map_or(0, |g| g.recalls());
     loop {
         // Fill the pipeline with windows of the batches already taken.
         loop {
@@ -310,6 +316,12 @@ pub async fn serve(
                 }
             },
             () = sleep_until_opt(ttl_at.filter(|_| !ttl_due)) => {}
+            () = recalled(gate.as_deref(), recalls_seen) => {
+                if !held.is_empty() {
+                    return Ended::Recalled;
+                }
+                recalls_seen = gate.as_ref().map_or(0, |g| g.recalls());
+            }
         }
     }
 }
@@ -322,6 +334,14 @@ async fn next_or_end(source: &mut BatchSource, want: bool) -> Option<Batch> {
     } else {
         source.finished().await;
         None
+    }
+}
+
+/// Resolves when `gate` has closed more than `seen` times; never without a gate.
+async fn recalled(gate: Option<&Gate>, seen: u64) {
+    match gate {
+        Some(g) => g.recalled_after(seen).await,
+        None => std::future::pending().await,
     }
 }
 

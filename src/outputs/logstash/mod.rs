@@ -94,6 +94,7 @@ pub fn build(
         connector,
         hosts,
         running: AtomicUsize::new(0),
+        refusing: AtomicUsize::new(0),
     });
     let n = settings.hosts.len();
     let mut workers = Vec::new();

@@ -34,6 +34,9 @@ pub struct Shared {
     pub hosts: Vec<Arc<HostMetrics>>,
     /// Workers still running; the last one logs the per-host summary.
     pub running: AtomicUsize,
+    /// Workers whose latest connection attempt failed (set by a failed attempt, cleared by a
+    /// successful one): all of them refusing is `output.failover`'s "all hosts failing".
+    pub refusing: AtomicUsize,
 }
 
 /// One output worker: one connection at a time to one of `hosts`.
@@ -50,6 +53,36 @@ impl LogstashWorker {
     pub fn new(shared: Arc<Shared>, hosts: Vec<usize>, id: usize) -> Self {
         shared.running.fetch_add(1, Ordering::Relaxed);
         Self { shared, hosts, id }
+    }
+
+    /// What this worker shares with the other workers of its output (counters, health).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+/// Keeps this worker's contribution to [`Shared::refusing`] right, also when it ends.
+struct Refusing<'a> {
+    count: &'a AtomicUsize,
+    on: bool,
+}
+
+impl Refusing<'_> {
+    fn set(&mut self, on: bool) {
+        if on != self.on {
+            self.on = on;
+            if on {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Refusing<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
 
@@ -75,6 +108,10 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
     let mut held: VecDeque<Held> = VecDeque::new();
     let mut out = Vec::new();
     let mut pos = 0usize;
+    let mut refusing = Refusing {
+        count: &w.shared.refusing,
+        on: false,
+    };
     loop {
         let index = w.hosts[pos % w.hosts.len()];
         let endpoint: &Endpoint = &s.hosts[index];
@@ -84,6 +121,7 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
             c = w.shared.connector.connect(endpoint) => c,
             () = source.finished() => return,
         };
+        refusing.set(connected.is_err());
         let conn = match connected {
             Ok(c) => c,
             Err(error) => {
@@ -135,6 +173,12 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
                 if !wait_or_finish(&source, s.backoff_init).await {
                     return;
                 }
+            }
+            Ended::Recalled => {
+                let (resend, _) = settle_failed(&mut held, None, host_metrics, "recalled");
+                span.in_scope(|| {
+                    tracing::info!(resend, "output failover recalled the unacknowledged events; they go to the other output");
+                });
             }
             Ended::Failed(error) => {
                 host_metrics.error(error.kind());

@@ -1,0 +1,249 @@
+//! `output.failover` end to end: the go-lumber peer as Logstash, the OpenSearch peer as the
+//! fallback. Logstash up → events go there; stopped → they land in OpenSearch; restarted on
+//! the same port → traffic returns. Every event is in the union at least once, and exactly
+//! once within OpenSearch (`document_id: hash` collapses re-sends).
+//!
+//! Skipped (with a message) only when `java` or `mvn` is missing for the OpenSearch peer.
+
+mod common;
+#[path = "common/golumber.rs"]
+mod golumber;
+#[path = "common/opensearch.rs"]
+mod opensearch;
+#[path = "common/reap.rs"]
+mod reap;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use golumber::{assert_all_delivered, Server};
+
+const N: u64 = 12_000;
+const INDEX: &str = "skidder-failover";
+/// `output.failover.after` of the run.
+const AFTER: Duration = Duration::from_secs(1);
+/// Bound on each step of the scenario.
+const STEP: Duration = Duration::from_secs(30);
+
+fn yaml(logstash: &str, elasticsearch: &str) -> String {
+    format!(
+        "skidder:
+  inputs:
+    - type: generator
+      count: {N}
+      eps: 2000
+queue.mem.flush.min_events: 200
+queue.mem.flush.timeout: 100ms
+output.logstash:
+  hosts: [\"{logstash}\"]
+  bulk_max_size: 200
+  timeout: 2s
+  backoff.init: 100ms
+  backoff.max: 500ms
+output.elasticsearch:
+  hosts: [\"{elasticsearch}\"]
+  index: {INDEX}
+  bulk_max_size: 500
+  document_id: hash
+  backoff.init: 50ms
+  backoff.max: 200ms
+output.failover:
+  enabled: true
+  after: {}ms
+  probe_interval: 500ms
+",
+        AFTER.as_millis()
+    )
+}
+
+#[test]
+fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
+    let Some(peer) = opensearch::peer() else {
+        return;
+    };
+    let admin = opensearch::Admin::new(peer);
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(&[]);
+    let addr = first.addr.clone();
+    let path = common::config(dir.path(), &yaml(&addr, &peer.url));
+    let started = Instant::now();
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+
+    // Logstash up: events go there.
+    first.wait_accepted(1_000, STEP);
+    assert_eq!(
+        admin.count(INDEX),
+        0,
+        "nothing in OpenSearch while Logstash accepts"
+    );
+    // Keep what the first server accepted (its files go with it when it stops).
+    let first_out = dir.path().join("first.ndjson");
+    std::fs::hard_link(&first.out, &first_out).unwrap();
+    first.stop();
+    let stopped = Instant::now();
+
+    // Logstash down: a WARN switch, and events land in OpenSearch.
+    lines.wait_for("switching to Elasticsearch", STEP);
+    // The outage lasts longer than `after`, and until OpenSearch has received events.
+    let until = Instant::now() + STEP;
+    while admin.count(INDEX) == 0 || stopped.elapsed() < AFTER + AFTER / 5 {
+        assert!(
+            Instant::now() < until,
+            "no event reached OpenSearch within {STEP:?} of the failover"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Logstash back on the same port: traffic returns.
+    let second = Server::start_on(&addr, &[]);
+    lines.wait_for("switching back to Logstash", STEP);
+    let at_failback = admin.count(INDEX);
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(60));
+    let stderr = lines.rest();
+    let wall = started.elapsed();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let totals = common::totals(&stderr);
+    let n = N.to_string();
+    assert_eq!(
+        (
+            totals["published"].as_str(),
+            totals["acked"].as_str(),
+            totals["dropped"].as_str(),
+            totals["unacked"].as_str()
+        ),
+        (n.as_str(), n.as_str(), "0", "0"),
+        "{stderr}"
+    );
+    let switches: u64 = totals
+        .get("output_switches")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        switches >= 2,
+        "over and back: {switches} switches\n{stderr}"
+    );
+    for needle in ["switching to Elasticsearch", "switching back to Logstash"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains(needle) && l.contains("reason")),
+            "a WARN line with the reason for {needle:?}:\n{stderr}"
+        );
+    }
+
+    for line in stderr.lines().filter(|l| l.contains("output failover")) {
+        println!("{line}");
+    }
+    let ls_first = golumber::seqs(&first_out);
+    let ls_second = second.seqs();
+    let es_docs = admin.field_values(INDEX, "seq");
+    let mut es: BTreeMap<u64, u32> = BTreeMap::new();
+    for seq in &es_docs {
+        *es.entry(*seq).or_insert(0) += 1;
+    }
+    let es_dups: Vec<u64> = es
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(s, _)| *s)
+        .collect();
+    let mut union = ls_first.clone();
+    for (seq, c) in ls_second.iter().chain(es.iter()) {
+        *union.entry(*seq).or_insert(0) += c;
+    }
+    let both = es
+        .keys()
+        .filter(|s| ls_first.contains_key(s) || ls_second.contains_key(s))
+        .count();
+    println!(
+        "failover counts: logstash before={} after={} opensearch={} (at failback {at_failback}) \
+         in both={both} union distinct={} switches={switches} wall={:.1}s",
+        ls_first.values().sum::<u32>(),
+        ls_second.values().sum::<u32>(),
+        es_docs.len(),
+        union.len(),
+        wall.as_secs_f64()
+    );
+    assert!(!ls_second.is_empty(), "traffic returned to Logstash");
+    assert!(!es.is_empty(), "events landed in OpenSearch");
+    assert!(es_dups.is_empty(), "seqs twice in OpenSearch: {es_dups:?}");
+    let dups = assert_all_delivered(&union, N);
+    println!("failover counts: duplicates across the union={dups}");
+}
+
+#[test]
+fn a_stalled_logstash_is_recalled_after_the_stall_and_failback_off_stays() {
+    let Some(peer) = opensearch::peer() else {
+        return;
+    };
+    let admin = opensearch::Admin::new(peer);
+    const M: u64 = 2_000;
+    let index = "skidder-failover-stall";
+    let dir = tempfile::tempdir().unwrap();
+    // Accepts windows and never acknowledges them; the ACK timeout (30 s) is far away, so
+    // only the failover's stall detection and recall can move the events.
+    let server = Server::start(&["--raw", "--fault", "never-ack"]);
+    let yaml = yaml(&server.addr, &peer.url)
+        .replace(&format!("count: {N}"), &format!("count: {M}"))
+        .replace("eps: 2000", "eps: 0")
+        .replace("timeout: 2s", "timeout: 30s")
+        .replace(&format!("index: {INDEX}"), &format!("index: {index}"))
+        + "  failback: false\n";
+    let path = common::config(dir.path(), &yaml);
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(60));
+    let stderr = lines.rest();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let totals = common::totals(&stderr);
+    assert_eq!(
+        (totals["acked"].as_str(), totals["dropped"].as_str()),
+        (M.to_string().as_str(), "0"),
+        "{stderr}"
+    );
+    assert_eq!(totals["output_switches"], "1", "no failback: {stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN")
+            && l.contains("switching to Elasticsearch")
+            && l.contains("no Logstash host acknowledged a batch")),
+        "the stall is the reason:\n{stderr}"
+    );
+    assert!(stderr.contains("failback is off"), "{stderr}");
+    assert!(
+        !stderr.contains("no ACK from"),
+        "recalled, not timed out:\n{stderr}"
+    );
+    let seqs = admin.field_values(index, "seq");
+    let mut m: BTreeMap<u64, u32> = BTreeMap::new();
+    for s in seqs {
+        *m.entry(s).or_insert(0) += 1;
+    }
+    println!(
+        "stall counts: opensearch={} distinct={}",
+        m.values().sum::<u32>(),
+        m.len()
+    );
+    assert_eq!(assert_all_delivered(&m, M), 0, "exactly once in OpenSearch");
+}
