@@ -560,23 +560,26 @@ async fn pipeline_hash_ids_collapse_identical_documents() {
     let Some(peer) = peer() else { return };
     let admin = Admin::new(peer);
     let dir = tempfile::tempdir().unwrap();
+    // A replayed line is sent byte for byte (the stdin input would stamp each line with its
+    // own @timestamp), so the fourth event, the first line again, is the identical document.
+    let line = |m: &str| format!("{{\"@timestamp\":\"2026-07-01T10:00:00.000Z\",\"m\":\"{m}\"}}\n");
+    let corpus = dir.path().join("corpus.ndjson");
+    std::fs::write(&corpus, [line("a"), line("b"), line("c")].concat()).unwrap();
     let cfg = skidder_config(
         dir.path(),
-        "    - type: stdin\n      json: true\n",
+        &format!(
+            "    - type: generator\n      count: 4\n      replay: {}\n",
+            corpus.display()
+        ),
         &format!(
             "  hosts: [\"{}\"]\n  index: skidder-p4\n  document_id: hash\n",
             peer.url
         ),
     );
-    // Same @timestamp for all, so two identical lines are identical documents.
-    let line = |m: &str| format!("{{\"@timestamp\":\"2026-07-01T10:00:00.000Z\",\"m\":\"{m}\"}}\n");
-    let input = [line("a"), line("b"), line("a"), line("c")].concat();
     let dir_path = dir.path().to_path_buf();
-    let r = tokio::task::spawn_blocking(move || {
-        common::run(&dir_path, &["-c", &cfg, "-e"], input.as_bytes())
-    })
-    .await
-    .unwrap();
+    let r = tokio::task::spawn_blocking(move || common::run(&dir_path, &["-c", &cfg, "-e"], b""))
+        .await
+        .unwrap();
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert_eq!(r.totals()["acked"], "4", "{}", r.stderr);
     assert_eq!(
