@@ -449,9 +449,11 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
-    /// True when every generated event was acknowledged and counted once by the receiver.
+    /// True when every generated event (`count`, or all published when `count` is 0 =
+    /// unlimited and the run was stopped) was acknowledged and counted once by the receiver.
     pub fn complete(&self, count: u64) -> bool {
         let s = &self.sender.snapshot;
+        let count = if count == 0 { s.published } else { count };
         s.published == count
             && s.acked == count
             && self.sender.unacked == 0
@@ -729,7 +731,12 @@ fn run_discard(args: &DemoArgs) -> ExitCode {
                 t.usage.peak_rss_kib as f64 / 1024.0
             );
             eprintln!("{}", t.line());
-            if t.snapshot.acked == args.count && t.unacked == 0 {
+            let expected = if args.count == 0 {
+                t.snapshot.published
+            } else {
+                args.count
+            };
+            if t.snapshot.acked == expected && t.unacked == 0 {
                 ExitCode::SUCCESS
             } else if t.interrupted {
                 ExitCode::from(EXIT_INTERRUPTED)
