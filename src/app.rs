@@ -171,6 +171,22 @@ pub fn run_until(
         .enable_all()
         .build()
         .map_err(AppError::Runtime)?;
+    run_until_on(&runtime, config, plan, opts, stop)
+}
+
+/// As [`run_until`], on a runtime the caller built (a multi-threaded one with time and I/O
+/// enabled). `skidder demo` runs its embedded receiver this way, on threads whose CPU time
+/// it accounts separately from the sender's.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_until_on(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    plan: Plan,
+    opts: RunOptions,
+    stop: Arc<Notify>,
+) -> Result<Totals, AppError> {
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -4,6 +4,7 @@
 //! Both halves run in the connection's task (joined), so a failure of either ends both
 //! and the connection is logged once by the accept loop.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_rustls::TlsAcceptor;
 
 use super::{v1, ReceiverObserver, MAX_PENDING_BATCHES, TLS_HANDSHAKE_TIMEOUT};
+use crate::credentials::describe_handshake;
 use crate::pipeline::{Publisher, Stopped};
 
 /// First read buffer of a connection: small, so hundreds of idle connections cost little.
@@ -107,6 +109,7 @@ struct Handed {
 /// Runs one connection to its end.
 pub(super) async fn serve(
     stream: TcpStream,
+    peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     shared: &Shared,
 ) -> Result<(), ConnectionError> {
@@ -117,6 +120,10 @@ pub(super) async fn serve(
                 .await
                 .map_err(|_| ConnectionError::TlsHandshakeTimeout(TLS_HANDSHAKE_TIMEOUT))?
                 .map_err(ConnectionError::TlsHandshake)?;
+            if let Some(o) = &shared.observer {
+                // Only with an observer: describing the chain parses the certificates.
+                o.tls_established(peer, &describe_handshake(tls.get_ref().1, &[]));
+            }
             run(tls, shared).await
         }
     }

@@ -69,7 +69,7 @@ use super::InputError;
 use crate::config::{
     parse_host_port, CommonInputConfig, HostPortError, LumberjackInputConfig, LOGSTASH_DEFAULT_PORT,
 };
-use crate::credentials::{TlsSettings, TlsSource};
+use crate::credentials::{HandshakeReport, TlsSettings, TlsSource};
 use crate::pipeline::Publisher;
 
 pub use connection::ConnectionError;
@@ -86,6 +86,9 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub trait ReceiverObserver: Send + Sync + 'static {
     /// The listener is bound (the port is known even for `:0`).
     fn listening(&self, _addr: SocketAddr) {}
+    /// A client finished its TLS handshake: what was negotiated and the certificates it
+    /// presented (already verified when client authentication is on).
+    fn tls_established(&self, _peer: SocketAddr, _report: &HandshakeReport) {}
     /// A window's events were settled by the output and its ACK written to the client.
     fn acknowledged(&self, _events: &[Bytes]) {}
 }
@@ -333,7 +336,7 @@ async fn accept_loop(
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let result = connection::serve(stream, acceptor, &shared).await;
+            let result = connection::serve(stream, peer, acceptor, &shared).await;
             drop(permit);
             match result {
                 Ok(()) => {
