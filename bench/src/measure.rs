@@ -156,9 +156,7 @@ impl Running {
                     }
                 }
             }
-            // SAFETY: kill with signal 0 only checks that the pid exists.
-            let alive = unsafe { libc::kill(self.pid, 0) } == 0;
-            if !alive || Instant::now() >= deadline {
+            if self.has_exited() || Instant::now() >= deadline {
                 return Err(BenchError::NotReady {
                     program: self.name.clone(),
                     marker: marker.to_string(),
@@ -168,6 +166,26 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+impl Running {
+    /// True once the child has exited; it stays unreaped (WNOWAIT) so `wait` still gets
+    /// its rusage. `kill(pid, 0)` would not do: it succeeds on a zombie.
+    fn has_exited(&self) -> bool {
+        // SAFETY: siginfo_t is plain old data; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child with a valid out-pointer.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is valid to read after a successful waitid.
+        r == 0 && unsafe { info.si_pid() } != 0
     }
 }
 

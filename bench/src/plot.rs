@@ -31,74 +31,72 @@ fn font() -> Result<(), String> {
     .clone()
 }
 
-/// One line of a plot.
+/// One panel of a figure: a single measured quantity against the swept setting.
 #[derive(Debug, Clone)]
-pub struct Series {
-    /// Legend text.
-    pub name: String,
+pub struct Panel {
+    /// The quantity and its unit, shown above and beside the panel.
+    pub y_label: String,
     /// (x, y) points.
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws `series` (y on the left axis) against x into a PNG at `path`.
+/// Draws `panels` side by side (each with its own y axis, since their units differ)
+/// against the swept setting `x_label` into a PNG at `path`.
 ///
 /// # Errors
 /// [`BenchError::Plot`] if no font is available or drawing fails.
-pub fn line_chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-) -> Result<(), BenchError> {
+pub fn panels(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> Result<(), BenchError> {
     let err = |detail: String| BenchError::Plot {
         path: path.to_path_buf(),
         detail,
     };
     font().map_err(err)?;
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let x_max = pts.clone().map(|p| p.0).fold(0.0, f64::max);
-    let y_max = pts
-        .map(|p| p.1)
-        .filter(|y| y.is_finite())
-        .fold(0.0, f64::max);
-    let root = BitMapBackend::new(path, (800, 480)).into_drawing_area();
+    let width = 360 * panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(-0.2f64..(x_max + 0.2), 0f64..(y_max * 1.15).max(1.0))
+    let root = root
+        .titled(title, ("sans-serif", 20))
         .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .x_labels(10)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
     let colors = [BLUE, RED, GREEN, MAGENTA];
-    for (i, s) in series.iter().enumerate() {
+    for (i, (panel, area)) in panels.iter().zip(areas.iter()).enumerate() {
+        let x_max = panel.points.iter().map(|p| p.0).fold(0.0, f64::max);
+        let y_max = panel
+            .points
+            .iter()
+            .map(|p| p.1)
+            .filter(|y| y.is_finite())
+            .fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.y_label, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.3f64..(x_max + 0.3), 0f64..(y_max * 1.2).max(1e-9))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .x_labels(panel.points.len().max(2) * 2)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         let color = colors[i % colors.len()];
         chart
             .draw_series(LineSeries::new(
-                s.points.iter().copied(),
+                panel.points.iter().copied(),
                 color.stroke_width(2),
             ))
-            .map_err(|e| err(e.to_string()))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .map_err(|e| err(e.to_string()))?;
         chart
-            .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .draw_series(
+                panel
+                    .points
+                    .iter()
+                    .map(|&p| Circle::new(p, 4, color.filled())),
+            )
             .map_err(|e| err(e.to_string()))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::limit::Limit;
-use crate::plot::{line_chart, Series};
+use crate::plot::{panels, Panel};
 use crate::scenarios::Sample;
 
 /// What the runs of one row produced.
@@ -183,85 +183,57 @@ impl Report {
 
     /// Draws the sweep plots next to the report (relative links from `out`).
     pub fn plot(&mut self, dir: &Path, out: &Path) {
+        let base = out.parent().unwrap_or(Path::new(".")).to_path_buf();
         let rel = |p: &Path| -> PathBuf {
-            let base = out.parent().unwrap_or(Path::new("."));
-            p.strip_prefix(base)
+            p.strip_prefix(&base)
                 .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
         };
-        if !self.level_sweep.is_empty() {
-            let path = dir.join("compression-levels.png");
-            let kevents = Series {
-                name: "thousand events/s".into(),
-                points: self
-                    .level_sweep
-                    .iter()
-                    .filter_map(|(l, o)| {
-                        Some((f64::from(*l), o.median(|s| s.events_per_s)? / 1000.0))
-                    })
-                    .collect(),
-            };
-            let cpu = Series {
-                name: "CPU ms per thousand events".into(),
-                points: self
-                    .level_sweep
-                    .iter()
-                    .filter_map(|(l, o)| Some((f64::from(*l), o.median(|s| s.cpu_s_per_m)?)))
-                    .collect(),
-            };
-            let bytes = Series {
-                name: "wire bytes per event / 10".into(),
-                points: self
-                    .level_sweep
-                    .iter()
-                    .filter_map(|(l, o)| {
-                        Some((f64::from(*l), o.median(|s| s.bytes_per_event)? / 10.0))
-                    })
-                    .collect(),
-            };
-            let r = line_chart(
-                &path,
-                "skidder → go-lumber server by zlib level (TCP, p2, b2048)",
+        let sweeps = [
+            (
+                "Compression level sweep",
+                "compression-levels.png",
+                "skidder → go-lumber server by compression_level (TCP, pipelining 2, window 2048)",
                 "compression_level",
-                "value",
-                &[kevents, cpu, bytes],
-            );
-            self.plots.push((
-                "Compression level sweep".into(),
-                r.map(|()| rel(&path)).map_err(|e| e.to_string()),
-            ));
-        }
-        if !self.pipelining_sweep.is_empty() {
-            let path = dir.join("pipelining.png");
-            let kevents = Series {
-                name: "thousand events/s".into(),
-                points: self
-                    .pipelining_sweep
-                    .iter()
-                    .filter_map(|(p, o)| {
-                        Some((f64::from(*p), o.median(|s| s.events_per_s)? / 1000.0))
-                    })
-                    .collect(),
-            };
-            let cpu = Series {
-                name: "CPU ms per thousand events".into(),
-                points: self
-                    .pipelining_sweep
-                    .iter()
-                    .filter_map(|(p, o)| Some((f64::from(*p), o.median(|s| s.cpu_s_per_m)?)))
-                    .collect(),
-            };
-            let r = line_chart(
-                &path,
-                "skidder → go-lumber server by pipelining (TCP, z3, b2048)",
+                &self.level_sweep,
+            ),
+            (
+                "Pipelining sweep",
+                "pipelining.png",
+                "skidder → go-lumber server by pipelining (TCP, zlib 3, window 2048)",
                 "pipelining",
-                "value",
-                &[kevents, cpu],
-            );
-            self.plots.push((
-                "Pipelining sweep".into(),
-                r.map(|()| rel(&path)).map_err(|e| e.to_string()),
-            ));
+                &self.pipelining_sweep,
+            ),
+        ];
+        let mut drawn = Vec::new();
+        for (name, file, title, x_label, sweep) in sweeps {
+            if sweep.is_empty() {
+                continue;
+            }
+            let series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+                sweep
+                    .iter()
+                    .filter_map(|(x, o)| Some((f64::from(*x), o.median(f)?)))
+                    .collect()
+            };
+            let figure = [
+                Panel {
+                    y_label: "thousand events/s".into(),
+                    points: series(&|s| s.events_per_s / 1000.0),
+                },
+                Panel {
+                    y_label: "sender CPU µs per event".into(),
+                    points: series(&|s| s.cpu_s_per_m),
+                },
+                Panel {
+                    y_label: "wire bytes per event".into(),
+                    points: series(&|s| s.bytes_per_event),
+                },
+            ];
+            let path = dir.join(file);
+            let r = panels(&path, title, x_label, &figure);
+            drawn.push((name.to_string(), r.map(|()| rel(&path)).map_err(|e| e.to_string())));
         }
+        self.plots.extend(drawn);
     }
 
     fn row(&self, i: usize) -> &Row {

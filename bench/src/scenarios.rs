@@ -206,8 +206,10 @@ fn server_stats(kind: Server, path: &Path) -> Result<serde_json::Value, BenchErr
     let text = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
     let json = match kind {
         Server::GoLumber => text.trim().to_string(),
+        // The final summary is the last such line (progress lines have another prefix).
         Server::Skidder => text
             .lines()
+            .rev()
             .find_map(|l| {
                 l.strip_prefix("skidder receive: {")
                     .map(|r| format!("{{{r}"))
