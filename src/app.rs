@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
@@ -150,6 +151,20 @@ pub struct RunOptions {
 /// [`AppError::OutputFailed`] when the output gives up, [`AppError::Runtime`] when the
 /// runtime cannot start, [`AppError::Input`] when an input cannot start.
 pub fn run(config: &Config, plan: Plan, opts: RunOptions) -> Result<Totals, AppError> {
+    run_until(config, plan, opts, Arc::new(Notify::new()))
+}
+
+/// As [`run`], and `stop` ends the run as an orderly stop (not an interruption): inputs
+/// stop, the queue drains for up to `shutdown_timeout`. `skidder receive --expect` uses it.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_until(
+    config: &Config,
+    plan: Plan,
+    opts: RunOptions,
+    stop: Arc<Notify>,
+) -> Result<Totals, AppError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("skidder-rt")
@@ -160,7 +175,13 @@ pub fn run(config: &Config, plan: Plan, opts: RunOptions) -> Result<Totals, AppE
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())
     .then(|| config.logging.metrics.period.get());
-    runtime.block_on(run_async(plan, opts, shutdown_timeout, metrics_period))
+    runtime.block_on(run_async(
+        plan,
+        opts,
+        shutdown_timeout,
+        metrics_period,
+        stop,
+    ))
 }
 
 async fn run_async(
@@ -168,6 +189,7 @@ async fn run_async(
     opts: RunOptions,
     shutdown_timeout: Duration,
     metrics_period: Option<Duration>,
+    stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
@@ -210,6 +232,12 @@ async fn run_async(
     let mut failure = None;
     tokio::select! {
         () = queue.wait_idle() => {}
+        () = stop.notified() => {
+            queue.stop_inputs();
+            if tokio::time::timeout(shutdown_timeout, queue.wait_drained()).await.is_err() {
+                tracing::warn!(unsettled = queue.unsettled(), "shutdown_timeout passed before the queue drained");
+            }
+        }
         () = recv(&mut signals) => {
             interrupted = true;
             let unsettled = queue.unsettled();

@@ -1,5 +1,6 @@
 //! The command line: `skidder [run]`, `skidder test config`, `skidder export config`,
-//! `skidder keystore create|add|list|remove`, `skidder version`, `skidder demo`.
+//! `skidder keystore create|add|list|remove`, `skidder version`, `skidder demo`,
+//! `skidder receive`.
 //!
 //! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
 //! `path.data`); 2 usage error (unknown flag or command); 3 runtime failure (the output
@@ -85,6 +86,9 @@ pub enum Command {
     Version,
     /// Ship generated load in-process with an embedded configuration and print a summary.
     Demo(crate::demo::DemoArgs),
+    /// A stand-in Logstash: accept Lumberjack (Beats) connections and write the events to
+    /// stdout, a file or nowhere; no configuration file is read.
+    Receive(crate::receive::ReceiveArgs),
 }
 
 /// `skidder test ...`.
@@ -166,6 +170,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Demo(ref args)) => crate::demo::run(args),
+        Some(Command::Receive(ref args)) => crate::receive::run(args, knobs),
         Some(Command::Test {
             what: TestCommand::Config,
         }) => match load(&cli).and_then(|c| app::plan(&c, knobs).map(|_| ())) {

@@ -18,4 +18,5 @@ pub mod event;
 pub mod inputs;
 pub mod outputs;
 pub mod pipeline;
+pub mod receive;
 pub mod telemetry;

@@ -381,7 +381,10 @@ impl Config {
                     }
                 }
                 InputKind::Lumberjack(lj) => {
-                    if let Err(e) = parse_host_port(&lj.host, LOGSTASH_DEFAULT_PORT) {
+                    // A listener may ask for any free port (`:0`): tests, `skidder receive`.
+                    let host = lj.host.trim();
+                    let host = host.strip_suffix(":0").unwrap_or(host);
+                    if let Err(e) = parse_host_port(host, LOGSTASH_DEFAULT_PORT) {
                         out.push(Problem::new(format!("{p}.host"), e.to_string()));
                     }
                     if lj.max_window_size == 0 {

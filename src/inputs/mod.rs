@@ -3,6 +3,7 @@
 //! pre-encoded.
 
 pub mod generator;
+pub mod lumberjack;
 pub mod stdin;
 
 use std::thread::JoinHandle;
@@ -18,7 +19,7 @@ use crate::pipeline::{Publisher, Queue};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin or type: generator)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator or lumberjack)")]
     NoneEnabled,
     /// The input type exists in the schema but not yet in this build.
     #[error("skidder.inputs[{index}]: type {kind} is not available in this build yet")]
@@ -151,6 +152,8 @@ pub enum InputPlan {
     Stdin(stdin::StdinInput),
     /// `type: generator`.
     Generator(generator::GeneratorInput),
+    /// `type: lumberjack` (alias `beats`).
+    Lumberjack(lumberjack::LumberjackInput),
 }
 
 /// Validates every enabled input.
@@ -172,11 +175,8 @@ pub fn plan(
             InputKind::Generator(g) => {
                 InputPlan::Generator(generator::GeneratorInput::new(index, g, common)?)
             }
-            InputKind::Lumberjack(_) => {
-                return Err(InputError::NotYetAvailable {
-                    index,
-                    kind: "lumberjack",
-                })
+            InputKind::Lumberjack(l) => {
+                InputPlan::Lumberjack(lumberjack::LumberjackInput::new(index, &c.common, l)?)
             }
         };
         out.push((input_name(index, c), plan));
@@ -201,6 +201,11 @@ pub fn start(
     let threads = match plan {
         InputPlan::Stdin(s) => s.start(&name, publisher, meta),
         InputPlan::Generator(g) => g.start(&name, publisher, meta),
+        // Runs as tokio tasks on the app's runtime, not threads.
+        InputPlan::Lumberjack(l) => {
+            l.start(&name, publisher)?;
+            Ok(Vec::new())
+        }
     }
     .map_err(|source| InputError::Spawn {
         name: name.clone(),

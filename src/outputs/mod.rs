@@ -21,6 +21,7 @@ pub mod console;
 pub mod discard;
 pub mod elasticsearch;
 pub mod file;
+pub mod logstash;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ pub enum OutputError {
     /// `output.elasticsearch` cannot start (the message names the key).
     #[error(transparent)]
     Elasticsearch(Box<elasticsearch::output::BuildError>),
+    /// `output.logstash` could not be built (the message names the setting).
+    #[error(transparent)]
+    Logstash(Box<logstash::BuildError>),
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -165,6 +169,25 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             }
             None => Err(OutputError::NoneEnabled),
         },
+        ("output.logstash", ..) => {
+            let cfg = config.logstash.as_ref().ok_or(OutputError::NoneEnabled)?;
+            let (settings, workers) =
+                logstash::build(cfg).map_err(|e| OutputError::Logstash(Box::new(e)))?;
+            Ok(OutputPlan {
+                key,
+                bulk_max_size: settings.bulk_max_size,
+                workers: workers
+                    .into_iter()
+                    .map(|w| Box::new(w) as Box<dyn Output>)
+                    .collect(),
+                meta: EventMeta {
+                    beat: settings.index.clone(),
+                    escape_html: settings.escape_html,
+                    ..EventMeta::default()
+                },
+                writes_stdout: false,
+            })
+        }
         (key, ..) => Err(OutputError::NotYetAvailable { key }),
     }
 }

@@ -590,6 +590,26 @@ impl BatchSource {
         self.max
     }
 
+    /// Waits until the run is over for this source (what makes [`Self::next_batch`] return
+    /// `None`) without taking a batch. A worker that holds no batches and is waiting for
+    /// something else (a reconnect backoff) selects on this to end promptly.
+    pub async fn finished(&self) {
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.shared.lock();
+                if st.cancelled
+                    || (st.queued.is_empty() && st.open_publishers == 0 && st.in_flight == 0)
+                {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// The next batch: retried batches first (oldest first), then fresh events. `None` when
     /// the run is over: inputs finished and everything settled, or the run was cancelled.
     pub async fn next_batch(&mut self) -> Option<Batch> {

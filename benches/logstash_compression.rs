@@ -1,0 +1,83 @@
+//! Wire size and CPU of one 2048-event window per deflate backend and level, on the
+//! benchmark corpus (bench/make_corpus.py: ~460-byte libbeat-shaped events). This is what
+//! the `compression_level` mapping of output.logstash was chosen from.
+//!
+//! `cargo bench --bench logstash_compression` (prints a table; no criterion).
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::Instant;
+
+use skidder_protocol::{
+    ClientConfig, ClientSession, Compressor, Flate2Compressor, LibdeflateCompressor,
+};
+
+const WINDOW: usize = 2048;
+
+fn corpus() -> Vec<Vec<u8>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/make_corpus.py");
+    let out = Command::new("python3")
+        .args([script, &WINDOW.to_string()])
+        .output()
+        .expect("python3 bench/make_corpus.py");
+    assert!(out.status.success(), "make_corpus.py failed");
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Encodes the window `iters` times; returns (wire bytes, µs per window).
+fn measure<C: Compressor>(events: &[Vec<u8>], compressor: C, iters: u32) -> (usize, f64) {
+    let mut session: ClientSession<&[u8], C> =
+        ClientSession::with_compressor(ClientConfig::default(), Some(compressor));
+    let mut out = Vec::new();
+    let window: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+    let mut size = 0;
+    let start = Instant::now();
+    for _ in 0..iters {
+        out.clear();
+        session
+            .send_window(window.clone(), &mut out, Instant::now())
+            .map_err(|e| e.error)
+            .expect("encodable");
+        size = out.len();
+        // Complete the window so the session never holds more than one.
+        let n = (WINDOW as u32).to_be_bytes();
+        session
+            .handle_input(&[b'2', b'A', n[0], n[1], n[2], n[3]], Instant::now())
+            .expect("ack");
+        while session.poll_event().is_some() {}
+        black_box(&out);
+    }
+    (size, start.elapsed().as_secs_f64() * 1e6 / f64::from(iters))
+}
+
+fn main() {
+    let events = corpus();
+    let raw: usize = events.iter().map(Vec::len).sum();
+    println!(
+        "{} events, {:.0} bytes/event raw; per 2048-event window:",
+        events.len(),
+        raw as f64 / events.len() as f64
+    );
+    println!("backend    level  bytes/event  us/window  ns/event");
+    let iters = 30;
+    for level in 1..=9u32 {
+        let (size, us) = measure(&events, Flate2Compressor::new(level), iters);
+        println!(
+            "flate2     {level:>5}  {:>11.1}  {us:>9.0}  {:>8.0}",
+            size as f64 / WINDOW as f64,
+            us * 1000.0 / WINDOW as f64
+        );
+    }
+    for level in 1..=9u32 {
+        let (size, us) = measure(&events, LibdeflateCompressor::new(level), iters);
+        println!(
+            "libdeflate {level:>5}  {:>11.1}  {us:>9.0}  {:>8.0}",
+            size as f64 / WINDOW as f64,
+            us * 1000.0 / WINDOW as f64
+        );
+    }
+}

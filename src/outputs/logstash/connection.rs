@@ -1,0 +1,372 @@
+//! One connection: drives a [`ClientSession`] over a stream, keeps up to `pipelining`
+//! windows in flight, reads ACKs, enforces the ACK timeout (reset by keep-alives) and `ttl`.
+//!
+//! The batches a connection has taken live in [`Held`] records owned by the worker, with
+//! how many events were sent and acknowledged. ACKs arrive in window order and windows
+//! never span batches, so what is acknowledged is always a prefix of each batch: after a
+//! failure the worker re-sends exactly the unacknowledged tail (`Batch::retry_events`).
+//!
+//! Encoding and compression of a window run off the async scheduler: with
+//! `block_in_place` on the multi-threaded runtime (the worker thread compresses while its
+//! other tasks move to another thread), or on the blocking pool (`spawn_blocking`) on a
+//! current-thread runtime. Either way compression never stalls other connections, and
+//! two connections compress two windows on two cores at once. Measured on 1M events
+//! (level 3, 2048-event windows, one connection): `block_in_place` 1.00 CPU s vs
+//! `spawn_blocking` 1.03 CPU s (the hand-off to the pool thread and back costs ~3%), at
+//! 165k vs 175k events/s.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use skidder_protocol::{ClientConfig, ClientEvent, ClientSession, Compressor, ProtocolError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::compress::WireCompressor;
+use super::metrics::{ErrorKind, HostMetrics};
+use super::transport::Connected;
+use super::window::Window;
+use crate::pipeline::{Batch, BatchSource, Metrics};
+
+/// A batch taken by a connection, with its delivery progress.
+#[derive(Debug)]
+pub struct Held {
+    /// The batch.
+    pub batch: Batch,
+    /// Events written in windows so far (a prefix).
+    pub sent: usize,
+    /// Events acknowledged so far (a prefix of the sent ones).
+    pub acked: usize,
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The run is over; nothing is held.
+    Finished,
+    /// `ttl` passed and every window was acknowledged: reconnect now (load rebalances).
+    Ttl,
+    /// The server closed an idle connection (nothing in flight, nothing lost).
+    IdleClosed,
+    /// The connection failed; the worker settles what is still held.
+    Failed(ConnectionError),
+}
+
+/// Why a connection was given up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// No ACK (not even a keep-alive) within `timeout`.
+    #[error("no ACK from {host} within {timeout:?}")]
+    AckTimeout {
+        /// `host:port`.
+        host: String,
+        /// `output.logstash.timeout`.
+        timeout: Duration,
+    },
+    /// Writing a window took longer than `timeout`.
+    #[error("writing a window to {host} timed out after {timeout:?}")]
+    WriteTimeout {
+        /// `host:port`.
+        host: String,
+        /// `output.logstash.timeout`.
+        timeout: Duration,
+    },
+    /// The server's reply is not the Lumberjack protocol.
+    #[error("protocol error from {host}: {source}")]
+    Protocol {
+        /// `host:port`.
+        host: String,
+        /// What was wrong.
+        source: ProtocolError,
+    },
+    /// The server closed the connection while windows were outstanding.
+    #[error("{host} closed the connection with {windows} window(s) unacknowledged")]
+    Closed {
+        /// `host:port`.
+        host: String,
+        /// Windows in flight.
+        windows: usize,
+    },
+    /// Reading or writing failed.
+    #[error("{op} {host} failed: {source}")]
+    Io {
+        /// "reading from" / "writing to".
+        op: &'static str,
+        /// `host:port`.
+        host: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A window could not be encoded (the encoder task failed or an event is too large).
+    #[error("encoding a window for {host} failed: {reason}")]
+    Encode {
+        /// `host:port`.
+        host: String,
+        /// The cause.
+        reason: String,
+    },
+}
+
+impl ConnectionError {
+    /// The error counter this failure goes to.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectionError::AckTimeout { .. } | ConnectionError::WriteTimeout { .. } => {
+                ErrorKind::Timeout
+            }
+            ConnectionError::Protocol { .. } | ConnectionError::Encode { .. } => {
+                ErrorKind::Protocol
+            }
+            ConnectionError::Closed { .. } | ConnectionError::Io { .. } => ErrorKind::Io,
+        }
+    }
+}
+
+/// What a connection needs from its worker.
+pub struct Ctx<'a> {
+    /// `host:port`.
+    pub host: &'a str,
+    /// The host's counters.
+    pub host_metrics: &'a HostMetrics,
+    /// The pipeline's counters (`output_bytes`).
+    pub metrics: &'a Metrics,
+    /// Windows allowed in flight.
+    pub windows_in_flight: usize,
+    /// ACK and write timeout.
+    pub timeout: Duration,
+    /// `compression_level`.
+    pub compression_level: u32,
+    /// `ttl`.
+    pub ttl: Option<Duration>,
+}
+
+type Session = ClientSession<Bytes, WireCompressor>;
+
+/// Serves one connection until it fails, the run ends or `ttl` passes. Batches taken are
+/// pushed to `held`; fully acknowledged ones are acked and removed. On `Failed`, `held`
+/// keeps the rest with their progress for the worker to settle.
+pub async fn serve(
+    conn: Connected,
+    ctx: &Ctx<'_>,
+    source: &mut BatchSource,
+    held: &mut VecDeque<Held>,
+    window: &mut Window,
+    out: &mut Vec<u8>,
+) -> Ended {
+    let (mut rd, mut wr) = tokio::io::split(conn.stream);
+    let compressor = WireCompressor::for_level(ctx.compression_level);
+    let config = ClientConfig {
+        compression_level: compressor.as_ref().map_or(0, |c| c.level()),
+        ack_timeout: ctx.timeout,
+    };
+    let mut session: Option<Session> = Some(ClientSession::with_compressor(config, compressor));
+    let mut sent_at: VecDeque<Instant> = VecDeque::new();
+    let ttl_at = ctx.ttl.map(|t| tokio::time::Instant::now() + t);
+    let mut buf = [0u8; 512];
+    let fail = |e: ConnectionError| Ended::Failed(e);
+    loop {
+        // Fill the pipeline with windows of the batches already taken.
+        loop {
+            let in_flight = session.as_ref().map_or(0, |s| s.in_flight());
+            if in_flight >= ctx.windows_in_flight {
+                break;
+            }
+            let Some(h) = held.iter_mut().find(|h| h.sent < h.batch.len()) else {
+                break;
+            };
+            let n = window.size().min(h.batch.len() - h.sent);
+            let events: Vec<Bytes> = h.batch.events()[h.sent..h.sent + n]
+                .iter()
+                .map(|e| e.bytes.clone())
+                .collect();
+            h.sent += n;
+            let Some(mut s) = session.take() else {
+                return fail(ConnectionError::Encode {
+                    host: ctx.host.to_string(),
+                    reason: "the encoder task failed before".to_string(),
+                });
+            };
+            let mut buffer = std::mem::take(out);
+            buffer.clear();
+            let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread;
+            let encoded = if multi_thread {
+                let r = tokio::task::block_in_place(|| {
+                    s.send_window(events, &mut buffer, Instant::now())
+                });
+                Ok((s, buffer, r))
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    let r = s.send_window(events, &mut buffer, Instant::now());
+                    (s, buffer, r)
+                })
+                .await
+            };
+            let (s, buffer, r) = match encoded {
+                Ok(v) => v,
+                Err(e) => {
+                    return fail(ConnectionError::Encode {
+                        host: ctx.host.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            };
+            session = Some(s);
+            *out = buffer;
+            if let Err(e) = r {
+                return fail(ConnectionError::Encode {
+                    host: ctx.host.to_string(),
+                    reason: e.error.to_string(),
+                });
+            }
+            let write = async {
+                wr.write_all(out).await?;
+                wr.flush().await
+            };
+            match tokio::time::timeout(ctx.timeout, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return fail(ConnectionError::Io {
+                        op: "writing to",
+                        host: ctx.host.to_string(),
+                        source,
+                    })
+                }
+                Err(_) => {
+                    return fail(ConnectionError::WriteTimeout {
+                        host: ctx.host.to_string(),
+                        timeout: ctx.timeout,
+                    })
+                }
+            }
+            sent_at.push_back(Instant::now());
+            ctx.host_metrics.windows.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics
+                .output_bytes
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+        }
+        let Some(s) = session.as_mut() else {
+            return fail(ConnectionError::Encode {
+                host: ctx.host.to_string(),
+                reason: "the encoder task failed".to_string(),
+            });
+        };
+        let ttl_due = ttl_at.is_some_and(|t| tokio::time::Instant::now() >= t);
+        if ttl_due && held.is_empty() {
+            return Ended::Ttl;
+        }
+        let all_sent = held.iter().all(|h| h.sent == h.batch.len());
+        let want_batch = all_sent && s.in_flight() < ctx.windows_in_flight && !ttl_due;
+        let deadline = s.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            // Either the next batch, or (while the pipeline is full) the end of the run,
+            // which only a cancelled run reaches while batches are held.
+            batch = next_or_end(source, want_batch) => match batch {
+                Some(batch) => held.push_back(Held { batch, sent: 0, acked: 0 }),
+                None => {
+                    // The run is over (or cancelled): whatever is still held goes back.
+                    for h in held.drain(..) {
+                        h.batch.cancelled();
+                    }
+                    return Ended::Finished;
+                }
+            },
+            read = rd.read(&mut buf) => match read {
+                Ok(0) => {
+                    if s.in_flight() == 0 && held.is_empty() {
+                        return Ended::IdleClosed;
+                    }
+                    return fail(ConnectionError::Closed {
+                        host: ctx.host.to_string(),
+                        windows: s.in_flight(),
+                    });
+                }
+                Ok(n) => {
+                    if let Err(source) = s.handle_input(&buf[..n], Instant::now()) {
+                        drain_acks(s, ctx, held, window, &mut sent_at);
+                        return fail(ConnectionError::Protocol {
+                            host: ctx.host.to_string(),
+                            source,
+                        });
+                    }
+                    drain_acks(s, ctx, held, window, &mut sent_at);
+                }
+                Err(source) => {
+                    return fail(ConnectionError::Io {
+                        op: "reading from",
+                        host: ctx.host.to_string(),
+                        source,
+                    })
+                }
+            },
+            () = sleep_until_opt(deadline) => {
+                if s.handle_timeout(Instant::now()).is_err() {
+                    return fail(ConnectionError::AckTimeout {
+                        host: ctx.host.to_string(),
+                        timeout: ctx.timeout,
+                    });
+                }
+            },
+            () = sleep_until_opt(ttl_at.filter(|_| !ttl_due)) => {}
+        }
+    }
+}
+
+/// The next batch when `want` is set; otherwise waits for the end of the run. `None`: the
+/// run is over.
+async fn next_or_end(source: &mut BatchSource, want: bool) -> Option<Batch> {
+    if want {
+        source.next_batch().await
+    } else {
+        source.finished().await;
+        None
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Credits acknowledged events to the held batches (oldest first) and acks every batch
+/// that is now complete.
+fn drain_acks(
+    s: &mut Session,
+    ctx: &Ctx<'_>,
+    held: &mut VecDeque<Held>,
+    window: &mut Window,
+    sent_at: &mut VecDeque<Instant>,
+) {
+    while let Some(event) = s.poll_event() {
+        let (n, window_done) = match event {
+            ClientEvent::Progress { events, .. } => (events.len(), false),
+            ClientEvent::WindowAcked { events } => (events.len(), true),
+        };
+        ctx.host_metrics
+            .events_acked
+            .fetch_add(n as u64, Ordering::Relaxed);
+        // Windows never span batches, so the whole count belongs to the oldest batch with
+        // sent-but-unacknowledged events.
+        if let Some(h) = held.iter_mut().find(|h| h.acked < h.sent) {
+            h.acked = (h.acked + n).min(h.sent);
+            if window_done {
+                window.on_success(h.batch.len());
+            }
+        }
+        if window_done {
+            if let Some(t) = sent_at.pop_front() {
+                ctx.host_metrics.ack_latency(t.elapsed());
+            }
+        }
+        while held.front().is_some_and(|h| h.acked == h.batch.len()) {
+            if let Some(h) = held.pop_front() {
+                h.batch.ack();
+                ctx.host_metrics.batches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Output workers: host selection (load balancing or failover), reconnect backoff,
+//! `max_retries`, and settling what a failed connection still held.
+//!
+//! A worker connects **before** it takes a batch, so a host that is down never holds
+//! events: with `loadbalance: true` its worker sits in backoff (out of rotation, probed at
+//! each reconnect attempt) while the other hosts' workers drain the shared queue. With
+//! `loadbalance: false` a worker stays on one host and moves to the next one in the list
+//! when a connection attempt or a connection fails.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument as _;
+
+use super::connection::{self, Ctx, Ended, Held};
+use super::metrics::HostMetrics;
+use super::settings::{Endpoint, LogstashSettings};
+use super::transport::Connector;
+use super::window::Window;
+use crate::outputs::backoff::{random_jitter, Backoff};
+use crate::outputs::{Output, WorkerFuture};
+use crate::pipeline::{BatchSource, Fate, Metrics};
+
+/// What every worker of one `output.logstash` shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The settings.
+    pub settings: LogstashSettings,
+    /// Opens connections.
+    pub connector: Connector,
+    /// One entry per host, in `hosts` order.
+    pub hosts: Vec<Arc<HostMetrics>>,
+    /// Workers still running; the last one logs the per-host summary.
+    pub running: AtomicUsize,
+}
+
+/// One output worker: one connection at a time to one of `hosts`.
+#[derive(Debug)]
+pub struct LogstashWorker {
+    shared: Arc<Shared>,
+    /// Indexes into `shared.settings.hosts` this worker may use, in the order it tries them.
+    hosts: Vec<usize>,
+    id: usize,
+}
+
+impl LogstashWorker {
+    /// A worker using the hosts at `hosts` (indexes into the settings' host list).
+    pub fn new(shared: Arc<Shared>, hosts: Vec<usize>, id: usize) -> Self {
+        shared.running.fetch_add(1, Ordering::Relaxed);
+        Self { shared, hosts, id }
+    }
+}
+
+impl Output for LogstashWorker {
+    fn run(self: Box<Self>, batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture {
+        Box::pin(async move {
+            let shared = Arc::clone(&self.shared);
+            run_worker(*self, batches, metrics).await;
+            if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                for h in &shared.hosts {
+                    tracing::info!(host = %h.host, summary = %h.summary(), "logstash output host totals");
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Metrics>) {
+    let s = &w.shared.settings;
+    let mut backoff = Backoff::new(s.backoff_init, s.backoff_max);
+    let mut window = Window::new(s.slow_start, s.bulk_max_size);
+    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let index = w.hosts[pos % w.hosts.len()];
+        let endpoint: &Endpoint = &s.hosts[index];
+        let host_metrics = &w.shared.hosts[index];
+        let host = endpoint.to_string();
+        let connected = tokio::select! {
+            c = w.shared.connector.connect(endpoint) => c,
+            () = source.finished() => return,
+        };
+        let conn = match connected {
+            Ok(c) => c,
+            Err(error) => {
+                host_metrics.error(error.kind());
+                let delay = backoff.next_delay(random_jitter());
+                tracing::warn!(worker = w.id, host = %host, error = %error, retry_in = ?delay, "cannot connect to logstash; backing off");
+                pos += 1;
+                if !wait_or_finish(&source, delay).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        host_metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "lumberjack",
+            worker = w.id,
+            host = %host,
+            peer = %conn.peer,
+            local_port = conn.local_port,
+            tls = %conn.tls_version
+        );
+        span.in_scope(|| tracing::debug!("connected"));
+        let ctx = Ctx {
+            host: &host,
+            host_metrics,
+            metrics: &metrics,
+            windows_in_flight: s.windows_in_flight(),
+            timeout: s.timeout,
+            compression_level: s.compression_level,
+            ttl: s.ttl,
+        };
+        let acked_before = host_metrics.events_acked.load(Ordering::Relaxed);
+        let ended = connection::serve(conn, &ctx, &mut source, &mut held, &mut window, &mut out)
+            .instrument(span.clone())
+            .await;
+        if host_metrics.events_acked.load(Ordering::Relaxed) > acked_before {
+            backoff.reset();
+        }
+        match ended {
+            Ended::Finished => return,
+            Ended::Ttl => {
+                span.in_scope(|| tracing::debug!("ttl reached; reconnecting"));
+            }
+            Ended::IdleClosed => {
+                span.in_scope(|| {
+                    tracing::debug!("server closed the idle connection; reconnecting")
+                });
+                if !wait_or_finish(&source, s.backoff_init).await {
+                    return;
+                }
+            }
+            Ended::Failed(error) => {
+                host_metrics.error(error.kind());
+                window.on_error();
+                let (resend, dropped) =
+                    settle_failed(&mut held, s.max_retries, host_metrics, &error.to_string());
+                let delay = backoff.next_delay(random_jitter());
+                span.in_scope(|| {
+                    tracing::warn!(error = %error, resend, dropped, retry_in = ?delay, "logstash connection failed; unacknowledged events go back to the queue unless max_retries is exhausted");
+                });
+                if !s.loadbalance {
+                    pos += 1;
+                }
+                if !wait_or_finish(&source, delay).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps `delay` unless the run ends first; false when it ended.
+async fn wait_or_finish(source: &BatchSource, delay: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = source.finished() => false,
+    }
+}
+
+/// Settles the batches of a failed connection: acknowledged prefixes are acked, the rest
+/// goes back to the queue, or is dropped (logged at ERROR with the count) once the batch
+/// has been retried `max_retries` times. A batch never written goes back without counting
+/// as a retry. Returns the number of events handed back for re-sending and dropped.
+pub fn settle_failed(
+    held: &mut VecDeque<Held>,
+    max_retries: Option<u32>,
+    host: &HostMetrics,
+    reason: &str,
+) -> (usize, usize) {
+    let (mut resend, mut dropped) = (0, 0);
+    for h in held.drain(..) {
+        let len = h.batch.len();
+        if h.sent == 0 {
+            // Never on the wire: not a delivery attempt.
+            h.batch.cancelled();
+            continue;
+        }
+        let remaining = len - h.acked;
+        let exhausted = max_retries.is_some_and(|m| h.batch.retries() >= m);
+        if exhausted {
+            dropped += remaining;
+            let acked = h.acked;
+            let reason = format!("max_retries exhausted; last error: {reason}");
+            h.batch.resolve(
+                |i, _| if i < acked { Fate::Ack } else { Fate::Drop },
+                &reason,
+            );
+        } else {
+            resend += remaining;
+            host.retries.fetch_add(remaining as u64, Ordering::Relaxed);
+            if h.acked == 0 {
+                h.batch.retry();
+            } else {
+                h.batch.retry_events(remaining);
+            }
+        }
+    }
+    (resend, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::pipeline::{Queue, QueueSettings};
+
+    fn queue_with(n: u64) -> (Queue, crate::pipeline::Publisher) {
+        let q = Queue::new(
+            QueueSettings {
+                capacity: 100,
+                min_events: 1,
+                flush_timeout: Duration::from_secs(3600),
+            },
+            Arc::new(Metrics::default()),
+        );
+        let mut p = q.publisher("in");
+        q.all_inputs_started();
+        for i in 0..n {
+            p.publish(Bytes::from(i.to_string())).unwrap();
+        }
+        p.flush().unwrap();
+        (q, p)
+    }
+
+    fn docs(b: &crate::pipeline::Batch) -> Vec<String> {
+        b.docs()
+            .map(|d| String::from_utf8(d.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_partial_ack_resends_exactly_the_unacknowledged_tail() {
+        let (q, p) = queue_with(10);
+        let mut src = q.batch_source(10);
+        let batch = src.next_batch().await.unwrap();
+        let host = HostMetrics::new("h:1".into());
+        let mut held = VecDeque::from([Held {
+            batch,
+            sent: 10,
+            acked: 4,
+        }]);
+        assert_eq!(settle_failed(&mut held, Some(3), &host, "boom"), (6, 0));
+        assert_eq!(q.metrics().acked.load(Ordering::Relaxed), 4);
+        assert_eq!(
+            p.acked(),
+            0,
+            "the input hears of its range once all of it is settled"
+        );
+        assert_eq!(host.retries.load(Ordering::Relaxed), 6);
+        let again = src.next_batch().await.unwrap();
+        assert_eq!(docs(&again), ["4", "5", "6", "7", "8", "9"]);
+        assert_eq!(again.retries(), 1);
+        again.ack();
+        assert_eq!(p.acked(), 10);
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_drop_only_the_unacknowledged_events() {
+        let (q, p) = queue_with(5);
+        let mut src = q.batch_source(5);
+        let mut batch = src.next_batch().await.unwrap();
+        for _ in 0..2 {
+            batch.retry();
+            batch = src.next_batch().await.unwrap();
+        }
+        assert_eq!(batch.retries(), 2);
+        let host = HostMetrics::new("h:1".into());
+        let mut held = VecDeque::from([Held {
+            batch,
+            sent: 5,
+            acked: 2,
+        }]);
+        assert_eq!(settle_failed(&mut held, Some(2), &host, "timeout"), (0, 3));
+        assert_eq!(p.settled(), 5);
+        assert_eq!(p.acked(), 2);
+        assert_eq!(q.metrics().dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_never_written_goes_back_without_counting_a_retry() {
+        let (q, _p) = queue_with(3);
+        let mut src = q.batch_source(3);
+        let batch = src.next_batch().await.unwrap();
+        let host = HostMetrics::new("h:1".into());
+        let mut held = VecDeque::from([Held {
+            batch,
+            sent: 0,
+            acked: 0,
+        }]);
+        assert_eq!(settle_failed(&mut held, Some(0), &host, "x"), (0, 0));
+        let again = src.next_batch().await.unwrap();
+        assert_eq!(again.retries(), 0);
+        assert_eq!(docs(&again), ["0", "1", "2"]);
+        again.ack();
+    }
+}

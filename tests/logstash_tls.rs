@@ -1,0 +1,205 @@
+//! output.logstash over TLS against go-lumber's Go crypto/tls server requiring our client
+//! certificate; refused handshakes give errors naming host and reason, and nothing reaches
+//! the server.
+
+mod common;
+mod credentials_pki;
+#[path = "common/golumber.rs"]
+mod golumber;
+#[path = "common/reap.rs"]
+mod reap;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use credentials_pki::{Ca, Files, Leaf};
+use golumber::{assert_all_delivered, Server};
+
+/// A TLS golumber server with `leaf`, requiring client certificates from `client_ca`.
+fn tls_server(files: &Files, leaf: &Leaf, client_ca: &Ca) -> Server {
+    let cert = files.write("server.crt", &leaf.cert_pem);
+    let key = files.write("server.key", &leaf.key_pem);
+    let ca = files.write("client-ca.crt", &client_ca.cert_pem);
+    Server::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-ca",
+        &ca,
+        "--require-client-cert",
+    ])
+}
+
+/// Config for `count` events to `host` trusting `trust`, with an optional client leaf.
+fn config(files: &Files, host: &str, count: u64, trust: &Ca, client: Option<&Leaf>) -> String {
+    let ca = files.write("trust.crt", &trust.cert_pem);
+    let mut ssl = format!("  ssl:\n    certificate_authorities: [\"{ca}\"]\n");
+    if let Some(leaf) = client {
+        let cert = files.write("client.crt", &leaf.cert_pem);
+        let key = files.write("client.key", &leaf.key_pem);
+        ssl.push_str(&format!(
+            "    certificate: \"{cert}\"\n    key: \"{key}\"\n"
+        ));
+    }
+    format!(
+        "skidder.inputs:\n  - type: generator\n    count: {count}\n\
+         logging.level: debug\n\
+         output.logstash:\n  hosts: [\"{host}\"]\n  timeout: 2s\n  max_retries: -1\n\
+         \x20 backoff:\n    init: 100ms\n    max: 500ms\n{ssl}"
+    )
+}
+
+#[test]
+fn mutual_tls_delivers_everything() {
+    let ca = Ca::new("test CA");
+    let files = Files::new();
+    let server = tls_server(
+        &files,
+        &ca.leaf("logstash", &["127.0.0.1", "localhost"]),
+        &ca,
+    );
+    let client = ca.leaf("shipper", &["shipper.example"]);
+    let yaml = config(&files, &server.addr, 3000, &ca, Some(&client));
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), &yaml);
+    let child = common::bin()
+        .current_dir(dir.path())
+        .args(["run", "-e", "-c"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = common::wait_output(child, Duration::from_secs(60));
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(assert_all_delivered(&server.seqs(), 3000), 0);
+    // The connection span names the negotiated TLS version.
+    assert!(
+        r.stderr.lines().any(|l| l.contains("lumberjack{")
+            && l.contains(&format!("host={}", server.addr))
+            && l.contains("tls=TLSv1_3")),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Runs skidder against `server` until a stderr line contains every one of `needles`,
+/// then stops it and checks that the server accepted nothing.
+fn refused(yaml: &str, server: Server, needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), yaml);
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            std::time::Instant::now() < until,
+            "no line containing all of {needles:?}:\n{}",
+            lines.seen.join("\n")
+        );
+        lines.wait_for("WARN", Duration::from_secs(20));
+        let last = lines.seen.last().cloned().unwrap_or_default();
+        if needles.iter().all(|n| last.contains(n)) {
+            break;
+        }
+    }
+    drop(child);
+    assert_eq!(server.accepted(), 0, "no event may reach the server");
+    let stats = server.stop();
+    assert_eq!(stats["events"], 0, "{stats}");
+    assert_eq!(stats["bytes"], 0, "no Lumberjack byte was read: {stats}");
+}
+
+#[test]
+fn unknown_ca_is_refused_naming_host_and_reason() {
+    let ca = Ca::new("server CA");
+    let other = Ca::new("some other CA");
+    let files = Files::new();
+    let server = tls_server(&files, &ca.leaf("logstash", &["127.0.0.1"]), &ca);
+    let client = ca.leaf("shipper", &[]);
+    let yaml = config(&files, &server.addr, 10, &other, Some(&client));
+    let host = server.addr.clone();
+    refused(
+        &yaml,
+        server,
+        &[
+            &format!("TLS handshake with {host} failed"),
+            "UnknownIssuer",
+        ],
+    );
+}
+
+#[test]
+fn hostname_mismatch_is_refused_naming_host_and_reason() {
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let server = tls_server(&files, &ca.leaf("logstash", &["ls.example.org"]), &ca);
+    let client = ca.leaf("shipper", &[]);
+    let yaml = config(&files, &server.addr, 10, &ca, Some(&client));
+    let host = server.addr.clone();
+    refused(
+        &yaml,
+        server,
+        &[
+            &format!("TLS handshake with {host} failed"),
+            "certificate not valid for name",
+        ],
+    );
+}
+
+#[test]
+fn missing_client_certificate_is_refused_naming_host_and_reason() {
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let server = tls_server(&files, &ca.leaf("logstash", &["127.0.0.1"]), &ca);
+    let yaml = config(&files, &server.addr, 10, &ca, None);
+    let host = server.addr.clone();
+    refused(&yaml, server, &[&host, "CertificateRequired"]);
+}
+
+#[test]
+fn a_server_that_never_answers_the_handshake_times_out_naming_phase_host_and_limit() {
+    // Accepts TCP connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in listener.incoming().map_while(Result::ok) {
+            open.push(conn);
+        }
+    });
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let yaml = config(&files, &addr, 10, &ca, None).replace("timeout: 2s", "timeout: 300ms");
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), &yaml);
+    let mut child = reap::Reap(
+        common::bin()
+            .current_dir(dir.path())
+            .args(["run", "-e", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    lines.wait_for(
+        &format!("TLS handshake with {addr} timed out after 300ms"),
+        Duration::from_secs(20),
+    );
+    drop(child);
+}
