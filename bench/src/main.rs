@@ -187,8 +187,15 @@ fn main() -> anyhow::Result<()> {
 
     step("measuring the compression backend's single-core rate");
     let budget = Duration::from_millis(if args.short { 300 } else { 2000 });
-    for level in [0, 1, 3, 6] {
-        report.limits.push(limit::measure(&lines, level, budget)?);
+    for backend in [limit::Backend::Default, limit::Backend::Flate2] {
+        for level in [0, 1, 3, 6] {
+            if level == 0 && backend == limit::Backend::Flate2 {
+                continue;
+            }
+            report
+                .limits
+                .push(limit::measure(&lines, level, backend, budget)?);
+        }
     }
 
     let z3 = |tls| Knobs {

@@ -231,7 +231,10 @@ impl Report {
             ];
             let path = dir.join(file);
             let r = panels(&path, title, x_label, &figure);
-            drawn.push((name.to_string(), r.map(|()| rel(&path)).map_err(|e| e.to_string())));
+            drawn.push((
+                name.to_string(),
+                r.map(|()| rel(&path)).map_err(|e| e.to_string()),
+            ));
         }
         self.plots.extend(drawn);
     }
@@ -365,18 +368,19 @@ impl Report {
         let _ = writeln!(m, "\n## The machine's limit: single-core compression\n");
         let _ = writeln!(
             m,
-            "The protocol crate's `Flate2Compressor` (flate2 with zlib-rs, what output.logstash uses) compressing the corpus's J-frame windows of 2048 events in-process on one thread, timed by that thread's CPU clock. Level 0 is the framing copy only.\n"
+            "The compressor output.logstash uses for each `compression_level` (`WireCompressor::for_level`: its default backend and level mapping; the flate2 fallback below it) compressing the corpus's J-frame windows of 2048 events in-process on one thread, timed by that thread's CPU clock. Level 0 is the framing copy only. The first row per level is the limit the targets use.\n"
         );
         let _ = writeln!(
             m,
-            "| level | MB/s (uncompressed) | events/s per core | wire B/event |"
+            "| compression_level | backend | MB/s (uncompressed) | events/s per core | wire B/event |"
         );
-        let _ = writeln!(m, "|---:|---:|---:|---:|");
+        let _ = writeln!(m, "|---:|---|---:|---:|---:|");
         for l in &self.limits {
             let _ = writeln!(
                 m,
-                "| {} | {:.0} | {} | {:.1} |",
+                "| {} | {} | {:.0} | {} | {:.1} |",
                 l.level,
+                l.backend,
                 l.mb_per_s,
                 thousands(Some(l.events_per_s)),
                 l.bytes_per_event
@@ -411,7 +415,7 @@ impl Report {
             "CPU s per M events and peak RSS: user + system time and `ru_maxrss` of the measured process (the sender, or the server in scenario 6) from `wait4(2)` — the kernel's numbers, whole process life including start-up and the TLS handshake.",
             "wire bytes: counted by a loopback relay in the harness between sender and server (sender → server direction, TLS records included). The `relay` pair shows what the relay costs; all other rows go through it.",
             "ACK latency: skidder's per-host histogram (bucket upper bounds, worst host) from the Logstash output's exit summary; go-lumber's and ferro-lumberjack's clients expose none (n/a).",
-            "Defaults unless stated: zlib level 3, window 2048, pipelining 2, one connection, skidder's default queue (`queue.mem.events: 3200`, `flush.min_events: 1600`), so skidder's windows may be smaller than 2048 when the queue holds less.",
+            "Settings: zN = `compression_level` N (output.logstash maps it onto its compressor, see the limit table; go-lumber and ferro-lumberjack use zlib level N), pN = pipelining N, bN / b2048 = window of N events. Defaults unless stated: compression_level 3, window 2048, pipelining 2, one connection, skidder's default queue (`queue.mem.events: 3200`, `flush.min_events: 1600`), so skidder's windows may be smaller than 2048 when the queue holds less.",
             "ferro-lumberjack 1.0's client sends one window at a time, cannot present a client certificate, and continues `seq` across windows expecting Logstash-style ACKs (the last seq); go-lumber's server ACKs the window's event count, so ferro-lumberjack fails on its second window there. Scenario 3 therefore sends both ferro-lumberjack and skidder (pipelining 0, plain TCP) to `skidder receive`, which ACKs like Logstash.",
             "Sender, server and relay share the same cores: compare rows of one report, not across machines.",
         ] {
@@ -479,8 +483,9 @@ impl Report {
                 let per_cpu_s = 1e6 / cpu_per_m;
                 let pct = per_cpu_s / l.events_per_s * 100.0;
                 out.push(format!(
-                    "machine limit: skidder over mTLS at z3 ships {} events per CPU-second; the compression backend alone does {} events/s on one core at level 3: {pct:.0}% of the limit per core used (target ≥ 80%) — {}",
+                    "machine limit: skidder over mTLS at compression_level 3 ships {} events per CPU-second; its compressor alone ({}) does {} events/s on one core: {pct:.0}% of the limit per core used (target ≥ 80%) — {}",
                     thousands(Some(per_cpu_s)),
+                    l.backend,
                     thousands(Some(l.events_per_s)),
                     verdict(pct >= 80.0)
                 ));
