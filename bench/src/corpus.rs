@@ -69,7 +69,8 @@ const APP_MESSAGES: [&str; 5] = [
 const USERS: [&str; 5] = ["alice", "bob", "deploy", "root", "svc-backup"];
 
 /// Generates the corpus: nginx access lines, application logs and sshd auth logs
-/// (4:3:1), with `@timestamp`, `@metadata`, `host`, `log`, `service` and `event` fields.
+/// (4:3:1), with `@timestamp`, `@metadata`, `host`, `log`, `input`, `service` and `event`
+/// fields, as Filebeat sends them.
 pub fn generate() -> Vec<String> {
     let mut rng = Rng(0x5eed_0009_b0b5_1ced);
     // Base: 2026-11-27T08:00:00Z; timestamps advance a few ms per event.
@@ -153,6 +154,7 @@ pub fn generate() -> Vec<String> {
                     "\"@metadata\":{{\"beat\":\"filebeat\",\"type\":\"_doc\",\"version\":\"8.15.0\"}},",
                     "\"host\":{{\"name\":\"{host}\"}},",
                     "\"log\":{{\"file\":{{\"path\":\"{path}\"}},\"offset\":{offset}}},",
+                    "\"input\":{{\"type\":\"filestream\"}},",
                     "\"service\":{{\"type\":\"{service}\"}},",
                     "\"event\":{{\"dataset\":\"{dataset}\"}},",
                     "\"message\":\"{message}\"}}"

@@ -417,7 +417,7 @@ impl Report {
             "ACK latency: skidder's per-host histogram (bucket upper bounds, worst host) from the Logstash output's exit summary; go-lumber's and ferro-lumberjack's clients expose none (n/a).",
             "Settings: zN = `compression_level` N (output.logstash maps it onto its compressor, see the limit table; go-lumber and ferro-lumberjack use zlib level N), pN = pipelining N, bN / b2048 = window of N events. Defaults unless stated: compression_level 3, window 2048, pipelining 2, one connection, skidder's default queue (`queue.mem.events: 3200`, `flush.min_events: 1600`), so skidder's windows may be smaller than 2048 when the queue holds less.",
             "ferro-lumberjack 1.0's client sends one window at a time, cannot present a client certificate, and continues `seq` across windows expecting Logstash-style ACKs (the last seq); go-lumber's server ACKs the window's event count, so ferro-lumberjack fails on its second window there. Scenario 3 therefore sends both ferro-lumberjack and skidder (pipelining 0, plain TCP) to `skidder receive`, which ACKs like Logstash.",
-            "Sender, server and relay share the same cores: compare rows of one report, not across machines.",
+            "Sender, server and relay share the same cores: compare rows of one report, not across machines. go-lumber's server needs several times skidder's CPU per event (scenario 6), so in scenarios 1–4 it bounds events/s; the sender's CPU per event and wire bytes are its own.",
         ] {
             let _ = writeln!(m, "- {line}");
         }
