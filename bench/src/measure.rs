@@ -112,7 +112,7 @@ impl Running {
         };
         self.reaped = true;
         let wall_s = self.started.elapsed().as_secs_f64();
-        let Some((r, status, ru)) = got.filter(|(r, _, _)| *r == pid) else {
+        let Some((_, status, ru)) = got.filter(|(r, _, _)| *r == pid) else {
             return (
                 Usage {
                     code: -1,
@@ -123,7 +123,6 @@ impl Running {
                 true,
             );
         };
-        let _ = r;
         let code = if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)
         } else {
