@@ -1,0 +1,546 @@
+//! `skidder-bench`: the one command behind every performance claim about skidder.
+//!
+//! `cargo run --release -p skidder-bench -- --scenario all` builds what it needs, makes
+//! the corpus, runs every scenario (pairs alternating A B A B ..., medians), measures the
+//! compression backend's single-core rate, and writes BENCHMARKS.md and bench/plots/*.png.
+//! `--short` is the CI mode: fewer events and runs, report under target/bench/.
+
+mod corpus;
+mod error;
+mod limit;
+mod measure;
+mod plot;
+mod relay;
+mod report;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+
+use crate::report::{Outcome, Report, Row};
+use crate::scenarios::{Env, Knobs, RunResult, Sender, Server};
+
+/// Scenario groups of the issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Everything below.
+    All,
+    /// skidder vs go-lumber's client → go-lumber server, plain TCP and mutual TLS.
+    Lumberjack,
+    /// skidder vs the ferro-lumberjack crate's client.
+    Ferro,
+    /// skidder's compression level and pipelining sweeps.
+    Sweep,
+    /// skidder → OpenSearch via output.elasticsearch.
+    Elasticsearch,
+    /// go-lumber client → skidder receive vs → go-lumber server.
+    Receiver,
+    /// The counting relay's own cost (skidder direct vs through it).
+    Relay,
+    /// Single-core rate of the compression backend (always measured).
+    Limit,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skidder-bench",
+    about = "End-to-end benchmarks of skidder against its peers"
+)]
+struct Args {
+    /// Scenario groups to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    scenario: Vec<Scenario>,
+    /// CI mode: 100k events per run, 3 runs per pair, 1 per sweep point; report under target/bench/.
+    #[arg(long)]
+    short: bool,
+    /// Events per run (default 1,000,000; 100,000 with --short).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Runs per side of each pair (default 5; 3 with --short). At least 3.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Report file (default BENCHMARKS.md; target/bench/BENCHMARKS.short.md with --short).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Use the existing release binaries and peers instead of building them.
+    #[arg(long)]
+    no_build: bool,
+    /// OpenSearch base URL (default: the running .ci/peers/opensearch.sh peer, if any).
+    #[arg(long, env = "SKIDDER_BENCH_ES_URL")]
+    opensearch_url: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    step("start");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("bench crate has no parent directory")?
+        .to_path_buf();
+    let want = |s: Scenario| args.scenario.contains(&Scenario::All) || args.scenario.contains(&s);
+    let count = args
+        .count
+        .unwrap_or(if args.short { 100_000 } else { 1_000_000 });
+    let runs = args.runs.unwrap_or(if args.short { 3 } else { 5 });
+    if runs < 3 {
+        bail!("--runs {runs}: medians need at least 3 runs per side");
+    }
+    let sweep_runs = if args.short { 1 } else { 3 };
+    let out = args.out.clone().unwrap_or_else(|| {
+        if args.short {
+            root.join("target/bench/BENCHMARKS.short.md")
+        } else {
+            root.join("BENCHMARKS.md")
+        }
+    });
+    let plots = if args.short {
+        root.join("target/bench/plots")
+    } else {
+        root.join("bench/plots")
+    };
+
+    let skidder = root.join("target/release/skidder");
+    let golumber = root.join("tests/peers/golumber/bin/golumber");
+    let mut ferro = Err("unavailable: not selected".to_string());
+    if !args.no_build {
+        step("building skidder (release)");
+        run_build(
+            Command::new("cargo").current_dir(&root).args([
+                "build",
+                "--release",
+                "-p",
+                "skidder",
+                "--bin",
+                "skidder",
+            ]),
+            "skidder",
+        )?;
+        step("building the go-lumber peer");
+        run_build(
+            Command::new("bash").arg(root.join(".ci/peers/build-golumber.sh")),
+            "go-lumber peer",
+        )?;
+    }
+    if want(Scenario::Ferro) {
+        ferro = ferro_peer(&root, args.no_build);
+        if let Err(why) = &ferro {
+            step(why);
+        }
+    }
+    for (what, p) in [("skidder", &skidder), ("go-lumber peer", &golumber)] {
+        if !p.exists() {
+            bail!(
+                "{what} binary {} is missing; run without --no-build",
+                p.display()
+            );
+        }
+    }
+
+    let work = root.join("target/bench/work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    step("making certificates and the corpus");
+    let certs = work.join("certs");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg("source \"$1\" && make_certs \"$2\"")
+        .arg("bash")
+        .arg(root.join(".ci/peers/lib.sh"))
+        .arg(&certs)
+        .status()
+        .context("running make_certs from .ci/peers/lib.sh")?;
+    if !status.success() {
+        bail!("make_certs (.ci/peers/lib.sh) failed: {status}");
+    }
+    let corpus_path = work.join("corpus.ndjson");
+    let mean_event = corpus::write(&corpus_path)?;
+    let lines = corpus::generate();
+
+    let mut opensearch_started = false;
+    let opensearch = if want(Scenario::Elasticsearch) {
+        opensearch_url(
+            &root,
+            args.opensearch_url.clone(),
+            args.short,
+            &mut opensearch_started,
+        )
+    } else {
+        Err("unavailable: not selected".into())
+    };
+
+    let env = Env {
+        skidder,
+        golumber,
+        ferro,
+        corpus: corpus_path,
+        certs,
+        work: work.clone(),
+        count,
+        opensearch,
+    };
+    let mut report = Report::new(&root, args.short, count, runs, mean_event, lines.len());
+
+    step("measuring the compression backend's single-core rate");
+    let budget = Duration::from_millis(if args.short { 300 } else { 2000 });
+    for backend in [limit::Backend::Default, limit::Backend::Flate2] {
+        for level in [0, 1, 3, 6] {
+            if level == 0 && backend == limit::Backend::Flate2 {
+                continue;
+            }
+            report
+                .limits
+                .push(limit::measure(&lines, level, backend, budget)?);
+        }
+    }
+
+    let z3 = |tls| Knobs {
+        level: 3,
+        pipelining: 2,
+        tls,
+        relay: true,
+    };
+    if want(Scenario::Lumberjack) {
+        for tls in [false, true] {
+            let t = if tls { "mTLS" } else { "TCP" };
+            step(&format!(
+                "scenario 1/2: skidder vs go-lumber client over {t}"
+            ));
+            let (a, b) = alternate(
+                runs,
+                || scenarios::run_sender(&env, Sender::Skidder, Server::GoLumber, z3(tls)),
+                || scenarios::run_sender(&env, Sender::GoLumber, Server::GoLumber, z3(tls)),
+            );
+            report.pair(
+                &format!("skidder / go-lumber client, {t}"),
+                Row::new(
+                    &format!("1 {t}"),
+                    "skidder → go-lumber server",
+                    "z3 p2 b2048",
+                    "sender",
+                    a,
+                ),
+                Row::new(
+                    &format!("2 {t}"),
+                    "go-lumber async client → go-lumber server",
+                    "z3 p2 b2048",
+                    "sender",
+                    b,
+                ),
+            );
+        }
+    }
+    if want(Scenario::Ferro) {
+        step("scenario 3: skidder vs ferro-lumberjack (one window at a time)");
+        let k = Knobs {
+            pipelining: 0,
+            ..z3(false)
+        };
+        let (a, b) = alternate(
+            runs,
+            || scenarios::run_sender(&env, Sender::Skidder, Server::Skidder, k),
+            || scenarios::run_sender(&env, Sender::Ferro, Server::Skidder, k),
+        );
+        report.pair(
+            "skidder / ferro-lumberjack, TCP, pipelining 0",
+            Row::new(
+                "3 TCP",
+                "skidder → skidder receive",
+                "z3 p0 b2048",
+                "sender",
+                a,
+            ),
+            Row::new(
+                "3 TCP",
+                "ferro-lumberjack client → skidder receive",
+                "z3 sync b2048",
+                "sender",
+                b,
+            ),
+        );
+    }
+    if want(Scenario::Sweep) {
+        for level in [0, 1, 3, 6] {
+            step(&format!("scenario 4: compression level {level}"));
+            let k = Knobs { level, ..z3(false) };
+            let o = repeat(sweep_runs, || {
+                scenarios::run_sender(&env, Sender::Skidder, Server::GoLumber, k)
+            });
+            report.level_sweep.push((level, o.clone()));
+            report.rows.push(Row::new(
+                "4 level",
+                "skidder → go-lumber server",
+                &format!("z{level} p2 b2048 TCP"),
+                "sender",
+                o,
+            ));
+        }
+        for pipelining in [0, 2, 4] {
+            step(&format!("scenario 4: pipelining {pipelining}"));
+            let k = Knobs {
+                pipelining,
+                ..z3(false)
+            };
+            let o = repeat(sweep_runs, || {
+                scenarios::run_sender(&env, Sender::Skidder, Server::GoLumber, k)
+            });
+            report.pipelining_sweep.push((pipelining, o.clone()));
+            report.rows.push(Row::new(
+                "4 pipelining",
+                "skidder → go-lumber server",
+                &format!("z3 p{pipelining} b2048 TCP"),
+                "sender",
+                o,
+            ));
+        }
+    }
+    if want(Scenario::Elasticsearch) {
+        step("scenario 5: skidder → OpenSearch");
+        let o = repeat(sweep_runs, || scenarios::run_elasticsearch(&env, 3));
+        report.rows.push(Row::new(
+            "5 ES",
+            "skidder → OpenSearch (output.elasticsearch)",
+            "gzip 3 b2048 HTTP",
+            "sender",
+            o,
+        ));
+    }
+    if want(Scenario::Receiver) {
+        for tls in [false, true] {
+            let t = if tls { "mTLS" } else { "TCP" };
+            step(&format!(
+                "scenario 6: skidder receive vs go-lumber server over {t}"
+            ));
+            let (a, b) = alternate(
+                runs,
+                || scenarios::run_receiver(&env, Server::Skidder, z3(tls)),
+                || scenarios::run_receiver(&env, Server::GoLumber, z3(tls)),
+            );
+            report.pair(
+                &format!("skidder receive / go-lumber server, {t}"),
+                Row::new(
+                    &format!("6 {t}"),
+                    "go-lumber client → skidder receive",
+                    "z3 p2 b2048",
+                    "server",
+                    a,
+                ),
+                Row::new(
+                    &format!("6 {t}"),
+                    "go-lumber client → go-lumber server",
+                    "z3 p2 b2048",
+                    "server",
+                    b,
+                ),
+            );
+        }
+    }
+    if want(Scenario::Relay) {
+        step("relay check: skidder direct vs through the counting relay");
+        let (a, b) = alternate(
+            runs,
+            || {
+                scenarios::run_sender(
+                    &env,
+                    Sender::Skidder,
+                    Server::GoLumber,
+                    Knobs {
+                        relay: false,
+                        ..z3(false)
+                    },
+                )
+            },
+            || scenarios::run_sender(&env, Sender::Skidder, Server::GoLumber, z3(false)),
+        );
+        report.pair(
+            "direct / through relay",
+            Row::new(
+                "relay",
+                "skidder → go-lumber server, direct",
+                "z3 p2 b2048 TCP",
+                "sender",
+                a,
+            ),
+            Row::new(
+                "relay",
+                "skidder → relay → go-lumber server",
+                "z3 p2 b2048 TCP",
+                "sender",
+                b,
+            ),
+        );
+    }
+    if opensearch_started {
+        let _ = Command::new("bash")
+            .arg(root.join(".ci/peers/opensearch.sh"))
+            .arg("stop")
+            .status();
+    }
+
+    report.elapsed = started.elapsed();
+    if !report.level_sweep.is_empty() || !report.pipelining_sweep.is_empty() {
+        std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
+        report.plot(&plots, &out);
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let text = report.markdown();
+    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", report.summary());
+    println!(
+        "wrote {} in {:.0} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn step(what: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("skidder-bench [{t:>6.1}s]: {what}");
+}
+
+fn run_build(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("starting the build of {what}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let start = err.len().saturating_sub(1500);
+        return Err(error::BenchError::Build {
+            what: what.into(),
+            detail: err[start..].to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Builds bench/ferro-peer (its own workspace, so ferro-lumberjack's flate2 features
+/// never change skidder's); the reason as an "unavailable" text if it does not build.
+fn ferro_peer(root: &Path, no_build: bool) -> Result<PathBuf, String> {
+    let target = root.join("target/ferro-peer");
+    let bin = target.join("release/ferro-peer");
+    if !no_build {
+        step("building the ferro-lumberjack peer");
+        let out = Command::new("cargo")
+            .current_dir(root.join("bench/ferro-peer"))
+            .args(["build", "--release", "--target-dir"])
+            .arg(&target)
+            .output()
+            .map_err(|e| format!("unavailable: cannot run cargo for ferro-peer: {e}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("error"))
+                .unwrap_or("build failed");
+            return Err(format!(
+                "unavailable: ferro-lumberjack does not build here: {last}"
+            ));
+        }
+    }
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("unavailable: {} is not built", bin.display()))
+    }
+}
+
+/// The OpenSearch URL: given, already running, or (full mode only) started here.
+fn opensearch_url(
+    root: &Path,
+    given: Option<String>,
+    short: bool,
+    started: &mut bool,
+) -> Result<String, String> {
+    if let Some(url) = given {
+        return Ok(url);
+    }
+    let script = root.join(".ci/peers/opensearch.sh");
+    let status = Command::new("bash").arg(&script).arg("status").output();
+    if let Ok(out) = &status {
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+    }
+    if short {
+        return Err("unavailable: OpenSearch is not running (start it with .ci/peers/opensearch.sh start or pass --opensearch-url)".into());
+    }
+    step("starting OpenSearch (.ci/peers/opensearch.sh start)");
+    match Command::new("bash").arg(&script).arg("start").output() {
+        Ok(out) if out.status.success() => {
+            *started = true;
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Err(format!(
+                "unavailable: OpenSearch did not start: {}",
+                err.lines().last().unwrap_or("no output")
+            ))
+        }
+        Err(e) => Err(format!("unavailable: cannot run {}: {e}", script.display())),
+    }
+}
+
+/// Turns the runs of one side into an outcome: samples, or the first reason it stopped.
+fn collect(samples: Vec<Sample>, stop: Option<String>) -> Outcome {
+    match stop {
+        Some(why) if samples.is_empty() => Outcome::Skipped(why),
+        Some(why) => Outcome::Partial(samples, why),
+        None => Outcome::Samples(samples),
+    }
+}
+
+use crate::scenarios::Sample;
+
+fn record(result: RunResult, samples: &mut Vec<Sample>, stop: &mut Option<String>) {
+    match result {
+        Ok(Ok(s)) => samples.push(s),
+        Ok(Err(u)) => *stop = Some(u.0),
+        Err(e) => {
+            step(&format!("run failed: {e}"));
+            *stop = Some(format!("failed: {e}"));
+        }
+    }
+}
+
+/// `runs` runs of `f` (stops at the first refusal or failure).
+fn repeat(runs: usize, mut f: impl FnMut() -> RunResult) -> Outcome {
+    let (mut samples, mut stop) = (Vec::new(), None);
+    for _ in 0..runs {
+        record(f(), &mut samples, &mut stop);
+        if stop.is_some() {
+            break;
+        }
+    }
+    collect(samples, stop)
+}
+
+/// A B A B ...: both sides see the same machine conditions; a side that is refused or
+/// fails stops, the other goes on.
+fn alternate(
+    runs: usize,
+    mut a: impl FnMut() -> RunResult,
+    mut b: impl FnMut() -> RunResult,
+) -> (Outcome, Outcome) {
+    let (mut sa, mut stop_a) = (Vec::new(), None);
+    let (mut sb, mut stop_b) = (Vec::new(), None);
+    for _ in 0..runs {
+        if stop_a.is_none() {
+            record(a(), &mut sa, &mut stop_a);
+        }
+        if stop_b.is_none() {
+            record(b(), &mut sb, &mut stop_b);
+        }
+    }
+    (collect(sa, stop_a), collect(sb, stop_b))
+}

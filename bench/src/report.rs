@@ -1,0 +1,589 @@
+//! BENCHMARKS.md: written by the harness from the measured samples, never by hand.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::limit::Limit;
+use crate::plot::{panels, Panel};
+use crate::scenarios::Sample;
+
+/// What the runs of one row produced.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Every run succeeded.
+    Samples(Vec<Sample>),
+    /// Some runs succeeded, then one failed (the reason).
+    Partial(Vec<Sample>, String),
+    /// Nothing ran (unavailable here, or the first run failed).
+    Skipped(String),
+}
+
+impl Outcome {
+    fn samples(&self) -> &[Sample] {
+        match self {
+            Outcome::Samples(s) | Outcome::Partial(s, _) => s,
+            Outcome::Skipped(_) => &[],
+        }
+    }
+
+    /// Median of `f` over the runs; None without runs.
+    pub fn median(&self, f: impl Fn(&Sample) -> f64) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .samples()
+            .iter()
+            .map(f)
+            .filter(|x| x.is_finite())
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
+    }
+}
+
+/// One line of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Scenario number of the issue and transport.
+    pub id: String,
+    /// Sender → receiver.
+    pub what: String,
+    /// zN = zlib level, pN = pipelining, bN = window.
+    pub settings: String,
+    /// Which process CPU and RSS belong to.
+    pub measured: String,
+    /// The runs.
+    pub outcome: Outcome,
+}
+
+impl Row {
+    /// A row.
+    pub fn new(id: &str, what: &str, settings: &str, measured: &str, outcome: Outcome) -> Self {
+        Self {
+            id: id.into(),
+            what: what.into(),
+            settings: settings.into(),
+            measured: measured.into(),
+            outcome,
+        }
+    }
+}
+
+/// A target on a pair ratio: what, which metric, the test, the target as text.
+type Check<'a> = (
+    &'a str,
+    &'a dyn Fn(&Sample) -> f64,
+    fn(f64) -> bool,
+    &'a str,
+);
+
+/// Everything measured in one harness run.
+#[derive(Debug)]
+pub struct Report {
+    root: PathBuf,
+    short: bool,
+    count: u64,
+    runs: usize,
+    mean_event: f64,
+    corpus_lines: usize,
+    /// Results table.
+    pub rows: Vec<Row>,
+    /// (name, row index of skidder, row index of the peer).
+    pub pairs: Vec<(String, usize, usize)>,
+    /// Compression backend single-core rates.
+    pub limits: Vec<Limit>,
+    /// skidder by compression level.
+    pub level_sweep: Vec<(u32, Outcome)>,
+    /// skidder by pipelining.
+    pub pipelining_sweep: Vec<(u32, Outcome)>,
+    /// Total harness time.
+    pub elapsed: Duration,
+    plots: Vec<(String, Result<PathBuf, String>)>,
+}
+
+fn mib(kib: f64) -> f64 {
+    kib / 1024.0
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "—".to_string(), |x| format!("{x:.digits$}"))
+}
+
+fn thousands(v: Option<f64>) -> String {
+    let Some(v) = v else {
+        return "—".into();
+    };
+    let s = format!("{:.0}", v);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Report {
+    /// An empty report for a harness run.
+    pub fn new(
+        root: &Path,
+        short: bool,
+        count: u64,
+        runs: usize,
+        mean_event: f64,
+        corpus_lines: usize,
+    ) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            short,
+            count,
+            runs,
+            mean_event,
+            corpus_lines,
+            rows: Vec::new(),
+            pairs: Vec::new(),
+            limits: Vec::new(),
+            level_sweep: Vec::new(),
+            pipelining_sweep: Vec::new(),
+            elapsed: Duration::ZERO,
+            plots: Vec::new(),
+        }
+    }
+
+    /// Adds skidder's row and the peer's row as a compared pair.
+    pub fn pair(&mut self, name: &str, ours: Row, peer: Row) {
+        self.rows.push(ours);
+        self.rows.push(peer);
+        let n = self.rows.len();
+        self.pairs.push((name.into(), n - 2, n - 1));
+    }
+
+    /// Draws the sweep plots next to the report (relative links from `out`).
+    pub fn plot(&mut self, dir: &Path, out: &Path) {
+        let base = out.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let rel = |p: &Path| -> PathBuf {
+            p.strip_prefix(&base)
+                .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
+        };
+        let sweeps = [
+            (
+                "Compression level sweep",
+                "compression-levels.png",
+                "skidder → go-lumber server by compression_level (TCP, pipelining 2, window 2048)",
+                "compression_level",
+                &self.level_sweep,
+            ),
+            (
+                "Pipelining sweep",
+                "pipelining.png",
+                "skidder → go-lumber server by pipelining (TCP, zlib 3, window 2048)",
+                "pipelining",
+                &self.pipelining_sweep,
+            ),
+        ];
+        let mut drawn = Vec::new();
+        for (name, file, title, x_label, sweep) in sweeps {
+            if sweep.is_empty() {
+                continue;
+            }
+            let series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+                sweep
+                    .iter()
+                    .filter_map(|(x, o)| Some((f64::from(*x), o.median(f)?)))
+                    .collect()
+            };
+            let figure = [
+                Panel {
+                    y_label: "thousand events/s".into(),
+                    points: series(&|s| s.events_per_s / 1000.0),
+                },
+                Panel {
+                    y_label: "sender CPU µs per event".into(),
+                    points: series(&|s| s.cpu_s_per_m),
+                },
+                Panel {
+                    y_label: "wire bytes per event".into(),
+                    points: series(&|s| s.bytes_per_event),
+                },
+            ];
+            let path = dir.join(file);
+            let r = panels(&path, title, x_label, &figure);
+            drawn.push((
+                name.to_string(),
+                r.map(|()| rel(&path)).map_err(|e| e.to_string()),
+            ));
+        }
+        self.plots.extend(drawn);
+    }
+
+    fn row(&self, i: usize) -> &Row {
+        &self.rows[i]
+    }
+
+    fn limit(&self, level: u32) -> Option<&Limit> {
+        self.limits.iter().find(|l| l.level == level)
+    }
+
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut m = String::new();
+        let cmd = if self.short {
+            "cargo run --release -p skidder-bench -- --scenario all --short"
+        } else {
+            "cargo run --release -p skidder-bench -- --scenario all"
+        };
+        let root = self.root.display().to_string();
+        let commit = command_line("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"])
+            .unwrap_or_else(|| "unknown".into());
+        // The report and plots are outputs of this run, not changes to what was measured.
+        let dirty = command_line(
+            "git",
+            &[
+                "-C",
+                &root,
+                "status",
+                "--porcelain",
+                "--",
+                ".",
+                ":!BENCHMARKS.md",
+                ":!bench/plots",
+            ],
+        )
+        .is_some_and(|s| !s.is_empty());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+        let _ = writeln!(m, "# skidder benchmarks\n");
+        let _ = writeln!(
+            m,
+            "Generated by `{cmd}` — written by the harness (bench/), never edited by hand.\n"
+        );
+        let _ = writeln!(
+            m,
+            "- Commit: `{commit}`{}\n- Machine: {cpu}, {cores} cores available to processes, Linux {}\n- Date: {date}; the whole run took {:.0} s\n- Mode: {}; {} events per run; pairs run alternately (A B A B …), {} runs per side, medians quoted\n- Corpus: {} NDJSON lines of Beats-shaped nginx access, application and sshd auth events (fixed seed, mean {:.0} bytes), cycled; every sender sends exactly these bytes (skidder: generator `replay`, go-lumber client: `--file`, ferro peer: the same file)\n",
+            if dirty { " (with uncommitted changes)" } else { "" },
+            kernel.trim(),
+            self.elapsed.as_secs_f64(),
+            if self.short { "short (CI)" } else { "full" },
+            thousands(Some(self.count as f64)),
+            self.runs,
+            self.corpus_lines,
+            self.mean_event,
+        );
+
+        let _ = writeln!(m, "## Results\n");
+        let _ = writeln!(
+            m,
+            "| # | sender → receiver | settings | measured | events/s | wire MB/s | wire B/event | CPU s per M events | peak RSS MiB | ACK p50 / p99 ms | runs |"
+        );
+        let _ = writeln!(m, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
+        for r in &self.rows {
+            let o = &r.outcome;
+            let runs = match o {
+                Outcome::Samples(s) => s.len().to_string(),
+                Outcome::Partial(s, why) => format!("{} ({why})", s.len()),
+                Outcome::Skipped(why) => why.clone(),
+            };
+            let eps = o.median(|s| s.events_per_s);
+            let bpe = o.median(|s| s.bytes_per_event);
+            let mbps = match (eps, bpe) {
+                (Some(e), Some(b)) => Some(e * b / 1e6),
+                _ => None,
+            };
+            let ack = match (
+                o.median(|s| s.ack_p50_ms.unwrap_or(f64::NAN)),
+                o.median(|s| s.ack_p99_ms.unwrap_or(f64::NAN)),
+            ) {
+                (Some(a), Some(b)) => format!("≤{a:.0} / ≤{b:.0}"),
+                _ => "n/a".into(),
+            };
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.id,
+                r.what,
+                r.settings,
+                r.measured,
+                thousands(eps),
+                cell(mbps, 1),
+                cell(bpe, 1),
+                cell(o.median(|s| s.cpu_s_per_m), 2),
+                cell(o.median(|s| mib(s.max_rss_kib as f64)), 1),
+                ack,
+                runs
+            );
+        }
+
+        let _ = writeln!(m, "\n## Pairs (ratio first / second, from the same run)\n");
+        let _ = writeln!(
+            m,
+            "| pair | events/s | CPU per event | wire bytes per event | peak RSS |"
+        );
+        let _ = writeln!(m, "|---|---:|---:|---:|---:|");
+        for (name, a, b) in &self.pairs {
+            let (a, b) = (&self.row(*a).outcome, &self.row(*b).outcome);
+            let r = |f: &dyn Fn(&Sample) -> f64| cell(ratio(a.median(f), b.median(f)), 2);
+            let _ = writeln!(
+                m,
+                "| {name} | {} | {} | {} | {} |",
+                r(&|s| s.events_per_s),
+                r(&|s| s.cpu_s_per_m),
+                r(&|s| s.bytes_per_event),
+                r(&|s| s.max_rss_kib as f64)
+            );
+        }
+
+        let _ = writeln!(m, "\n## The machine's limit: single-core compression\n");
+        let _ = writeln!(
+            m,
+            "The compressor output.logstash uses for each `compression_level` (`WireCompressor::for_level`: its default backend and level mapping; the flate2 fallback below it) compressing the corpus's J-frame windows of 2048 events in-process on one thread, timed by that thread's CPU clock. Level 0 is the framing copy only. The first row per level is the limit the targets use.\n"
+        );
+        let _ = writeln!(
+            m,
+            "| compression_level | backend | MB/s (uncompressed) | events/s per core | wire B/event |"
+        );
+        let _ = writeln!(m, "|---:|---|---:|---:|---:|");
+        for l in &self.limits {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {:.0} | {} | {:.1} |",
+                l.level,
+                l.backend,
+                l.mb_per_s,
+                thousands(Some(l.events_per_s)),
+                l.bytes_per_event
+            );
+        }
+
+        let _ = writeln!(m, "\n## Targets\n");
+        for line in self.targets() {
+            let _ = writeln!(m, "- {line}");
+        }
+
+        if !self.plots.is_empty() {
+            let _ = writeln!(m, "\n## Sweeps\n");
+            for (title, p) in &self.plots {
+                match p {
+                    Ok(path) => {
+                        let _ = writeln!(m, "{title}:\n\n![{title}]({})\n", path.display());
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            m,
+                            "{title}: no plot ({e}); the numbers are in the table above.\n"
+                        );
+                    }
+                }
+            }
+        }
+
+        let _ = writeln!(m, "## How it is measured\n");
+        for line in [
+            "events/s: counted by the receiving server between its first and last accepted batch (go-lumber's `--stats-file`, `skidder receive --stats`); for OpenSearch, skidder's own `events_per_s`.",
+            "CPU s per M events and peak RSS: user + system time and `ru_maxrss` of the measured process (the sender, or the server in scenario 6) from `wait4(2)` — the kernel's numbers, whole process life including start-up and the TLS handshake.",
+            "wire bytes: counted by a loopback relay in the harness between sender and server (sender → server direction, TLS records included). The `relay` pair shows what the relay costs; all other rows go through it.",
+            "ACK latency: skidder's per-host histogram (bucket upper bounds, worst host) from the Logstash output's exit summary; go-lumber's and ferro-lumberjack's clients expose none (n/a).",
+            "Settings: zN = `compression_level` N (output.logstash maps it onto its compressor, see the limit table; go-lumber and ferro-lumberjack use zlib level N), pN = pipelining N, bN / b2048 = window of N events. Defaults unless stated: compression_level 3, window 2048, pipelining 2, one connection, skidder's default queue (`queue.mem.events: 3200`, `flush.min_events: 1600`), so skidder's windows may be smaller than 2048 when the queue holds less.",
+            "ferro-lumberjack 1.0's client sends one window at a time, cannot present a client certificate, and continues `seq` across windows expecting Logstash-style ACKs (the last seq); go-lumber's server ACKs the window's event count, so ferro-lumberjack fails on its second window there. Scenario 3 therefore sends both ferro-lumberjack and skidder (pipelining 0, plain TCP) to `skidder receive`, which ACKs like Logstash.",
+            "Sender, server and relay share the same cores: compare rows of one report, not across machines. go-lumber's server needs several times skidder's CPU per event (scenario 6), so in scenarios 1–4 it bounds events/s; the sender's CPU per event and wire bytes are its own.",
+        ] {
+            let _ = writeln!(m, "- {line}");
+        }
+        m
+    }
+
+    /// Lines of the Targets section: each target, the measured value and whether it is met.
+    fn targets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let find = |name: &str| self.pairs.iter().find(|(n, _, _)| n == name);
+        let verdict = |ok: bool| if ok { "**met**" } else { "**not met**" };
+        if let Some((_, a, b)) = find("skidder / go-lumber client, mTLS") {
+            let (a, b) = (&self.row(*a).outcome, &self.row(*b).outcome);
+            let checks: [Check; 3] = [
+                (
+                    "sender CPU per event",
+                    &|s| s.cpu_s_per_m,
+                    |r| r <= 0.5,
+                    "≤ 0.50",
+                ),
+                (
+                    "wire bytes per event",
+                    &|s| s.bytes_per_event,
+                    |r| r <= 1.0,
+                    "≤ 1.00",
+                ),
+                ("events/s", &|s| s.events_per_s, |r| r >= 1.0, "≥ 1.00"),
+            ];
+            for (what, f, ok, want) in checks {
+                match ratio(a.median(f), b.median(f)) {
+                    Some(r) => out.push(format!(
+                        "skidder / go-lumber client over mTLS, z3, {what}: {r:.2} (target {want}) — {}",
+                        verdict(ok(r))
+                    )),
+                    None => out.push(format!("skidder / go-lumber client over mTLS, {what}: not measured in this run")),
+                }
+            }
+        } else {
+            out.push("skidder / go-lumber client over mTLS: not run (scenario lumberjack)".into());
+        }
+        let skidder_rss = self
+            .rows
+            .iter()
+            .filter(|r| r.measured == "sender" && r.what.starts_with("skidder"))
+            .flat_map(|r| r.outcome.samples().iter().map(|s| s.max_rss_kib))
+            .max();
+        match skidder_rss {
+            Some(kib) => {
+                let mb = kib as f64 * 1024.0 / 1e6;
+                out.push(format!(
+                    "skidder peak RSS under full load, default queue: {mb:.1} MB (largest of all skidder sender runs; target < 50 MB) — {}",
+                    verdict(mb < 50.0)
+                ));
+            }
+            None => out.push("skidder peak RSS: no skidder sender run in this report".into()),
+        }
+        let mtls = find("skidder / go-lumber client, mTLS").map(|(_, a, _)| &self.row(*a).outcome);
+        match (
+            mtls.and_then(|o| o.median(|s| s.cpu_s_per_m)),
+            self.limit(3),
+        ) {
+            (Some(cpu_per_m), Some(l)) if cpu_per_m > 0.0 => {
+                let per_cpu_s = 1e6 / cpu_per_m;
+                let pct = per_cpu_s / l.events_per_s * 100.0;
+                out.push(format!(
+                    "machine limit: skidder over mTLS at compression_level 3 ships {} events per CPU-second; its compressor alone ({}) does {} events/s on one core: {pct:.0}% of the limit per core used (target ≥ 80%) — {}",
+                    thousands(Some(per_cpu_s)),
+                    l.backend,
+                    thousands(Some(l.events_per_s)),
+                    verdict(pct >= 80.0)
+                ));
+            }
+            _ => out.push(
+                "machine limit: needs the mTLS pair and the level 3 baseline in the same run"
+                    .into(),
+            ),
+        }
+        out
+    }
+
+    /// A few lines for the terminal.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "{:<14} {:<48} {:<20} {:>10} ev/s {:>8} CPU s/M {:>8} B/ev",
+                r.id,
+                r.what,
+                r.settings,
+                thousands(r.outcome.median(|x| x.events_per_s)),
+                cell(r.outcome.median(|x| x.cpu_s_per_m), 2),
+                cell(r.outcome.median(|x| x.bytes_per_event), 1),
+            );
+            if let Outcome::Skipped(why) | Outcome::Partial(_, why) = &r.outcome {
+                let _ = writeln!(s, "{:<14} {why}", "");
+            }
+        }
+        for t in self.targets() {
+            let _ = writeln!(s, "{t}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(eps: f64) -> Sample {
+        Sample {
+            events_per_s: eps,
+            bytes_per_event: 100.0,
+            cpu_s_per_m: 1.0,
+            max_rss_kib: 10_240,
+            ack_p50_ms: None,
+            ack_p99_ms: None,
+        }
+    }
+
+    #[test]
+    fn medians_and_formatting() {
+        let o = Outcome::Samples(vec![s(3.0), s(1.0), s(2.0)]);
+        assert_eq!(o.median(|x| x.events_per_s), Some(2.0));
+        let o = Outcome::Samples(vec![s(4.0), s(1.0), s(2.0), s(3.0)]);
+        assert_eq!(o.median(|x| x.events_per_s), Some(2.5));
+        assert_eq!(
+            Outcome::Skipped("x".into()).median(|x| x.events_per_s),
+            None
+        );
+        assert_eq!(thousands(Some(1234567.4)), "1,234,567");
+        assert_eq!(thousands(Some(999.0)), "999");
+        assert_eq!(thousands(None), "—");
+    }
+
+    #[test]
+    fn report_names_unavailable_rows_and_ratios() {
+        let mut r = Report::new(Path::new("/nonexistent"), true, 1000, 3, 450.0, 10);
+        r.pair(
+            "skidder / go-lumber client, mTLS",
+            Row::new(
+                "1 mTLS",
+                "skidder → go-lumber server",
+                "z3",
+                "sender",
+                Outcome::Skipped(
+                    "unavailable: output.logstash is not available in this build yet".into(),
+                ),
+            ),
+            Row::new(
+                "2 mTLS",
+                "go-lumber async client → go-lumber server",
+                "z3",
+                "sender",
+                Outcome::Samples(vec![s(10.0)]),
+            ),
+        );
+        let md = r.markdown();
+        assert!(
+            md.contains("unavailable: output.logstash is not available in this build yet"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| skidder / go-lumber client, mTLS | — |"),
+            "{md}"
+        );
+        assert!(md.contains("not measured in this run"), "{md}");
+    }
+}
