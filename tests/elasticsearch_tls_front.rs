@@ -109,24 +109,58 @@ fn generator_events_reach_opensearch_through_nginx_with_a_client_certificate() {
     );
 }
 
+/// Runs `skidder test output` against the front, with or without `client`.
+fn test_output(front: &Front, ca: &Ca, client: Option<&Leaf>) -> (String, common::Run) {
+    let files = Files::new();
+    let host = format!("https://localhost:{}", front.port);
+    let yaml = format!(
+        "skidder.inputs:\n  - type: generator\n    count: 1\n\
+         output.elasticsearch:\n  hosts: [\"{host}\"]\n  timeout: 10s\n{}",
+        ssl_yaml(&files, ca, client),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path(), &yaml).display().to_string();
+    (
+        host,
+        common::run(dir.path(), &["test", "output", "-c", &cfg], b""),
+    )
+}
+
+#[test]
+fn test_output_with_the_client_certificate_passes_the_front() {
+    let ca = Ca::new("front CA");
+    let Some((front, _admin)) = front(&ca) else {
+        return;
+    };
+    let (host, r) = test_output(&front, &ca, Some(&ca.leaf("shipper", &[])));
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    for needle in [
+        format!("output.elasticsearch {host}"),
+        "TLS version: TLSv1_3".to_string(),
+        "issuer CN=front CA".to_string(),
+        "our certificate: subject CN=shipper".to_string(),
+        "✓ GET /".to_string(),
+        "OpenSearch".to_string(),
+        "result: OK".to_string(),
+    ] {
+        assert!(out.contains(&needle), "no {needle:?} in:\n{out}");
+    }
+}
+
 #[test]
 fn without_a_client_certificate_the_front_refuses_and_test_output_names_it() {
     let ca = Ca::new("front CA");
     let Some((front, _admin)) = front(&ca) else {
         return;
     };
-    let files = Files::new();
-    let host = format!("https://localhost:{}", front.port);
-    let yaml = format!(
-        "skidder.inputs:\n  - type: generator\n    count: 1\n\
-         output.elasticsearch:\n  hosts: [\"{host}\"]\n  timeout: 10s\n{}",
-        ssl_yaml(&files, &ca, None),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = common::config(dir.path(), &yaml).display().to_string();
-    let r = common::run(dir.path(), &["test", "output", "-c", &cfg], b"");
+    let (host, r) = test_output(&front, &ca, None);
     assert_eq!(r.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
     let out = &r.stdout;
+    assert!(
+        out.contains(&format!("output.elasticsearch {host}")),
+        "{out}"
+    );
     // nginx completes the handshake without a certificate and refuses at the request level
     // (400), so the probe names the first request, the status and nginx's reason.
     assert!(out.contains("✓ TLS handshake"), "{out}");
