@@ -15,12 +15,13 @@ if [[ "$(id -u)" != 0 ]]; then
 	sudo="sudo"
 fi
 
-# nginx-light carries the ssl and proxy modules the test needs with the fewest dependencies;
-# fall back to the full package where the light one is not offered.
-pkg=nginx-light
-policy_out="$(apt-cache policy nginx-light 2>/dev/null || true)"
+# Debian 12's `nginx` is the core binary with the ssl and proxy modules the test needs;
+# nginx-light there is `nginx` plus an extra module, so it is only the fallback for releases
+# where `nginx` is not offered.
+pkg=nginx
+policy_out="$(apt-cache policy nginx 2>/dev/null || true)"
 if [[ "$policy_out" != *"Candidate: "[0-9]* ]]; then
-	pkg=nginx
+	pkg=nginx-light
 fi
 export DEBIAN_FRONTEND=noninteractive
 # policy-rc.d exit 101 keeps dpkg from starting the service during the install.
@@ -31,7 +32,7 @@ if [[ ! -e "$policy" ]]; then
 	$sudo chmod +x "$policy"
 	added_policy=1
 fi
-trap '[[ $added_policy == 1 ]] && $sudo rm -f "$policy"' EXIT
+trap 'if [[ $added_policy == 1 ]]; then $sudo rm -f "$policy"; fi' EXIT
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || { echo "nginx.sh: $pkg installed but no nginx binary" >&2; exit 1; }

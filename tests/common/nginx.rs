@@ -42,7 +42,7 @@ pub fn require() -> Option<PathBuf> {
         return None;
     }
     panic!(
-        "nginx is not installed: run `bash .ci/peers/nginx.sh` (Debian's nginx-light), \
+        "nginx is not installed: run `bash .ci/peers/nginx.sh` (Debian's nginx), \
          or set SKIDDER_SKIP_NGINX=1 to skip this test explicitly"
     );
 }
