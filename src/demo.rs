@@ -262,7 +262,7 @@ pub fn sender_config(args: &DemoArgs, pki: &DemoPki, addr: SocketAddr) -> Config
     out.ssl.certificate = Some(pki.client_cert_pem.clone());
     out.ssl.key = Some(Secret::new(pki.client_key_pem.clone()));
     config.output.logstash = Some(out);
-    // Room for two windows in flight and two more ready (as bench/logstash_vs_golumber.sh).
+    // Room for two windows in flight and two more ready (as the skidder-bench scenarios).
     config.queue.mem.events = 8192;
     config.queue.mem.flush.min_events = 2048;
     config.queue.mem.flush.timeout = config::Duration::from_millis(10);

@@ -5,8 +5,6 @@
 //! compression backend's single-core rate, and writes BENCHMARKS.md and bench/plots/*.png.
 //! `--short` is the CI mode: fewer events and runs, report under target/bench/.
 
-mod corpus;
-mod error;
 mod limit;
 mod measure;
 mod plot;
@@ -23,6 +21,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::report::{Outcome, Report, Row};
 use crate::scenarios::{Env, Knobs, RunResult, Sender, Server};
+use skidder_bench::{corpus, error};
 
 /// Scenario groups of the issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,8 +3,8 @@
 //! Beats' `compression_level` promises a wire size; how much CPU it costs is ours to
 //! choose. Each level maps to the cheapest backend level whose output is **no larger** than
 //! go-lumber's (libbeat's compressor, klauspost zlib) at that level. Measured on 2048-event
-//! windows of ~460-byte libbeat-shaped events (bench/make_corpus.py;
-//! `cargo bench --bench logstash_compression`, go-lumber via `golumber client`), wire bytes
+//! windows of ~460-byte libbeat-shaped events (the skidder-bench corpus;
+//! `cargo bench -p skidder-bench --bench logstash_compression`, go-lumber via `golumber client`), wire bytes
 //! per event and our CPU per event:
 //!
 //! | level | go-lumber B/ev | libdeflate (default) | B/ev | ns/ev | flate2 fallback | B/ev | ns/ev |

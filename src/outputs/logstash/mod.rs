@@ -27,7 +27,7 @@
 //!   never larger than Beats' at the same level ([`compress`] has the table).
 //!
 //! # Measured
-//! `bench/logstash_vs_golumber.sh 1000000 3 3`: 1M ~460-byte events, mTLS, level 3,
+//! 1M ~460-byte events, mTLS, level 3 (now `skidder-bench --scenario lumberjack`),
 //! 2048-event windows, pipelining 2, same golumber (go-lumber v0.2.0) server; medians of
 //! 3 alternating runs on the shared 2-core machine:
 //!

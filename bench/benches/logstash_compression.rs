@@ -1,11 +1,11 @@
 //! Wire size and CPU of one 2048-event window per deflate backend and level, on the
-//! benchmark corpus (bench/make_corpus.py: ~460-byte libbeat-shaped events). This is what
-//! the `compression_level` mapping of output.logstash was chosen from.
+//! first 2048 events of the harness corpus (`skidder_bench::corpus`: ~450-byte
+//! libbeat-shaped events, the same bytes every `skidder-bench` scenario ships). This is
+//! what the `compression_level` mapping of output.logstash was chosen from.
 //!
-//! `cargo bench --bench logstash_compression` (prints a table; no criterion).
+//! `cargo bench -p skidder-bench --bench logstash_compression` (prints a table; no criterion).
 
 use std::hint::black_box;
-use std::process::Command;
 use std::time::Instant;
 
 use skidder_protocol::{
@@ -15,16 +15,10 @@ use skidder_protocol::{
 const WINDOW: usize = 2048;
 
 fn corpus() -> Vec<Vec<u8>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/make_corpus.py");
-    let out = Command::new("python3")
-        .args([script, &WINDOW.to_string()])
-        .output()
-        .expect("python3 bench/make_corpus.py");
-    assert!(out.status.success(), "make_corpus.py failed");
-    out.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
+    skidder_bench::corpus::generate()
+        .into_iter()
+        .take(WINDOW)
+        .map(String::into_bytes)
         .collect()
 }
 

@@ -1,0 +1,5 @@
+//! The parts of the skidder-bench harness that its micro benchmarks share with the
+//! `skidder-bench` command, so both measure the same corpus.
+
+pub mod corpus;
+pub mod error;
