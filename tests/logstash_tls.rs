@@ -102,19 +102,11 @@ fn refused(yaml: &str, server: Server, needles: &[&str]) {
             .unwrap(),
     );
     let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(
-            std::time::Instant::now() < until,
-            "no line containing all of {needles:?}:\n{}",
-            lines.seen.join("\n")
-        );
-        lines.wait_for("WARN", Duration::from_secs(20));
-        let last = lines.seen.last().cloned().unwrap_or_default();
-        if needles.iter().all(|n| last.contains(n)) {
-            break;
-        }
-    }
+    lines.wait_for_line(
+        &format!("with WARN and all of {needles:?}"),
+        Duration::from_secs(20),
+        |line| line.contains("WARN") && needles.iter().all(|n| line.contains(n)),
+    );
     drop(child);
     assert_eq!(server.accepted(), 0, "no event may reach the server");
     let stats = server.stop();

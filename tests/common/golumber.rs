@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -141,14 +141,11 @@ impl Server {
 
     /// Waits up to `limit` until at least `n` events were accepted.
     pub fn wait_accepted(&self, n: usize, limit: Duration) {
-        let until = Instant::now() + limit;
-        while self.accepted() < n {
-            assert!(
-                Instant::now() < until,
+        if crate::common::poll(limit, || (self.accepted() >= n).then_some(())).is_none() {
+            panic!(
                 "golumber accepted only {} of {n} events within {limit:?}",
                 self.accepted()
             );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -158,17 +155,7 @@ impl Server {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
-                panic!("golumber server did not stop within 10s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::common::wait_child_exit("golumber server", &mut self.child, Duration::from_secs(10));
         let text = std::fs::read_to_string(&self.stats).unwrap_or_default();
         serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::Null)
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{bin, wait_exit, LineWatch};
 
@@ -192,16 +192,4 @@ pub fn receive_stats(stderr: &str) -> serde_json::Value {
         })
         .unwrap_or_else(|| panic!("no stats line in stderr:\n{stderr}"));
     serde_json::from_str(&line).unwrap()
-}
-
-/// Bounded wait for `cond`, failing with `what`.
-pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < until,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -95,18 +95,46 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Run {
     }
 }
 
-/// Bounded wait for the process to exit.
-pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+/// How often a bounded wait re-checks its condition: short next to every limit, long
+/// enough not to spin on the shared cores.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// The one bounded wait of the test helpers: re-checks `probe` until it yields a value,
+/// or returns `None` once `limit` has passed. Callers whose failure message needs the
+/// state at the time build it themselves; the others use [`wait_until`].
+pub fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let until = Instant::now() + limit;
     loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
+        if let Some(value) = probe() {
+            return Some(value);
         }
-        if Instant::now() > until {
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// Bounded wait for `cond`, failing with `what`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    if poll(limit, || cond().then_some(())).is_none() {
+        panic!("timed out after {limit:?} waiting for {what}");
+    }
+}
+
+/// Bounded wait for skidder to exit.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    wait_child_exit("skidder", child, limit)
+}
+
+/// Bounded wait for the process `name` to exit; kills it and fails after `limit`.
+pub fn wait_child_exit(name: &str, child: &mut Child, limit: Duration) -> ExitStatus {
+    match poll(limit, || child.try_wait().unwrap()) {
+        Some(status) => status,
+        None => {
             let _ = child.kill();
-            panic!("skidder did not exit within {limit:?}");
+            panic!("{name} did not exit within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -134,19 +162,27 @@ impl LineWatch {
 
     /// Waits up to `limit` for a line containing `needle`.
     pub fn wait_for(&mut self, needle: &str, limit: Duration) {
+        self.wait_for_line(&format!("containing {needle:?}"), limit, |line| {
+            line.contains(needle)
+        });
+    }
+
+    /// Waits up to `limit` for a line that satisfies `matches` (described by `what` in the
+    /// failure message).
+    pub fn wait_for_line(&mut self, what: &str, limit: Duration, matches: impl Fn(&str) -> bool) {
         let until = Instant::now() + limit;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(line) => {
-                    let hit = line.contains(needle);
+                    let hit = matches(&line);
                     self.seen.push(line);
                     if hit {
                         return;
                     }
                 }
                 Err(_) => panic!(
-                    "no stderr line containing {needle:?} within {limit:?}; saw:\n{}",
+                    "no stderr line {what} within {limit:?}; saw:\n{}",
                     self.seen.join("\n")
                 ),
             }

@@ -9,7 +9,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bound on nginx opening its port.
 const START_WAIT: Duration = Duration::from_secs(15);
@@ -97,12 +97,16 @@ impl Front {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-            let until = Instant::now() + START_WAIT;
-            loop {
+            // Ready (Ok), exited (Err with its status), or neither within START_WAIT (None).
+            let outcome = crate::common::poll(START_WAIT, || {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self { port, dir, child };
+                    return Some(Ok(()));
                 }
-                if let Some(status) = child.try_wait().unwrap() {
+                child.try_wait().unwrap().map(Err)
+            });
+            match outcome {
+                Some(Ok(())) => return Self { port, dir, child },
+                Some(Err(status)) => {
                     let mut stderr = String::new();
                     if let Some(mut s) = child.stderr.take() {
                         let _ = std::io::Read::read_to_string(&mut s, &mut stderr);
@@ -111,9 +115,8 @@ impl Front {
                         "nginx exited with {status}; stderr:\n{stderr}\nerror.log:\n{}",
                         std::fs::read_to_string(&error_log).unwrap_or_default()
                     );
-                    break;
                 }
-                if Instant::now() > until {
+                None => {
                     let _ = child.kill();
                     let _ = child.wait();
                     panic!(
@@ -121,7 +124,6 @@ impl Front {
                         std::fs::read_to_string(&error_log).unwrap_or_default()
                     );
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
             if !last_error.contains("Address already in use") {
                 break;
@@ -149,12 +151,10 @@ impl Drop for Front {
             .args(["-TERM", &self.child.id().to_string()])
             .stderr(Stdio::null())
             .status();
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let child = &mut self.child;
+        if crate::common::poll(Duration::from_secs(5), || child.try_wait().ok().flatten()).is_some()
+        {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
