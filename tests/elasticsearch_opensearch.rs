@@ -11,11 +11,10 @@
 //! The test is skipped (with a message) only when `java` or `mvn` is not installed.
 
 mod common;
+#[path = "common/opensearch.rs"]
+mod opensearch;
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,80 +26,10 @@ use skidder::outputs::elasticsearch::bulk::content_id;
 use skidder::outputs::elasticsearch::settings::DocumentId;
 use skidder::outputs::elasticsearch::{ElasticsearchSettings, Sender};
 
-/// Bound on starting the node (a cold JVM on a busy 2-core machine).
-const READY_WAIT: Duration = Duration::from_secs(240);
+use opensearch::{peer, Peer};
+
 /// Bound on one test's requests.
 const STEP: Duration = Duration::from_secs(60);
-
-struct Peer {
-    url: String,
-    /// Held so the node's stdin stays open for the life of the process.
-    _child: Mutex<Child>,
-}
-
-fn on_path(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The shared node, or `None` (after printing why) when Java or Maven is missing.
-fn peer() -> Option<&'static Peer> {
-    static PEER: OnceLock<Option<Peer>> = OnceLock::new();
-    PEER.get_or_init(|| {
-        if !on_path("java") || !on_path("mvn") {
-            eprintln!("SKIPPED: the OpenSearch peer needs java (17+) and mvn on PATH");
-            return None;
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        // Builds the jar only when its sources are newer.
-        let build = Command::new("bash")
-            .arg(root.join(".ci/peers/opensearch.sh"))
-            .arg("build")
-            .status()
-            .expect("run .ci/peers/opensearch.sh build");
-        assert!(build.success(), "building the OpenSearch peer failed");
-        let jar = root.join("tests/peers/opensearch/target/opensearch-peer.jar");
-        let log = std::env::temp_dir().join(format!("skidder-opensearch-{}.log", std::process::id()));
-        let mut child = Command::new("java")
-            .args(["-Xms256m", "-Xmx512m", "-jar"])
-            .arg(&jar)
-            .arg(format!("--ready-timeout-seconds={}", READY_WAIT.as_secs()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("create the node's log file"))
-            .spawn()
-            .expect("spawn the OpenSearch peer");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("READY ") {
-                    let _ = tx.send(url.to_string());
-                    break;
-                }
-            }
-        });
-        let url = rx.recv_timeout(READY_WAIT + Duration::from_secs(10)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(15).collect();
-            panic!(
-                "the OpenSearch peer did not print READY within {READY_WAIT:?}; last log lines:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            )
-        });
-        eprintln!("OpenSearch peer ready at {url} (log: {})", log.display());
-        Some(Peer {
-            url,
-            _child: Mutex::new(child),
-        })
-    })
-    .as_ref()
-}
 
 /// A small admin client for setup and checks (not the code under test).
 struct Admin {

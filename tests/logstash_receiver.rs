@@ -18,31 +18,12 @@ use std::time::Duration;
 
 use golumber::{assert_all_delivered, Server};
 use peers::{golumber_client, receive_stats, run_peer, Receiver};
+use pki::MutualTlsFiles as Pki;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-struct Pki {
-    files: pki::Files,
-    ca: String,
-    server_cert: String,
-    server_key: String,
-    client_cert: String,
-    client_key: String,
-}
-
 fn pki() -> Pki {
-    let ca = pki::Ca::new("logstash-receiver-test-ca");
-    let server = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
-    let client = ca.leaf("shipper", &["shipper"]);
-    let files = pki::Files::new();
-    Pki {
-        ca: files.write("ca.crt", &ca.cert_pem),
-        server_cert: files.write("server.crt", &server.cert_pem),
-        server_key: files.write("server.key", &server.key_pem),
-        client_cert: files.write("client.crt", &client.cert_pem),
-        client_key: files.write("client.key", &client.key_pem),
-        files,
-    }
+    Pki::new("logstash-receiver-test-ca", "shipper")
 }
 
 /// `output.logstash` to `host` with the test PKI's client certificate.

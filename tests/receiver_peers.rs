@@ -12,6 +12,7 @@ mod pki;
 use std::time::Duration;
 
 use peers::{golumber_client, node_send, pylogbeat_send, receive_stats, run_peer, Receiver};
+use pki::MutualTlsFiles as Pki;
 
 const PEER_LIMIT: Duration = Duration::from_secs(60);
 const EXIT_LIMIT: Duration = Duration::from_secs(30);
@@ -74,28 +75,8 @@ fn golumber_sync_and_async_clients_with_and_without_compression() {
     );
 }
 
-struct Pki {
-    files: pki::Files,
-    ca: String,
-    server_cert: String,
-    server_key: String,
-    client_cert: String,
-    client_key: String,
-}
-
 fn pki() -> Pki {
-    let ca = pki::Ca::new("receiver-test-ca");
-    let server = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
-    let client = ca.leaf("client", &["client"]);
-    let files = pki::Files::new();
-    Pki {
-        ca: files.write("ca.crt", &ca.cert_pem),
-        server_cert: files.write("server.crt", &server.cert_pem),
-        server_key: files.write("server.key", &server.key_pem),
-        client_cert: files.write("client.crt", &client.cert_pem),
-        client_key: files.write("client.key", &client.key_pem),
-        files,
-    }
+    Pki::new("receiver-test-ca", "client")
 }
 
 #[test]

@@ -1,6 +1,5 @@
-//! The OpenSearch test peer (tests/peers/opensearch) for tests outside
-//! tests/elasticsearch_opensearch.rs: started once per test binary with a piped stdin, so it
-//! stops when this process exits, however it exits.
+//! The OpenSearch test peer (tests/peers/opensearch): started once per test binary with a
+//! piped stdin, so it stops when this process exits, however it exits.
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader};
@@ -39,6 +38,7 @@ pub fn peer() -> Option<&'static Peer> {
             return None;
         }
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        // Builds the jar only when its sources are newer.
         let build = Command::new("bash")
             .arg(root.join(".ci/peers/opensearch.sh"))
             .arg("build")

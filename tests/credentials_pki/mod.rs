@@ -112,6 +112,36 @@ impl Leaf {
     }
 }
 
+/// The usual mutual-TLS setup of the peer tests, written out: a CA, a server certificate
+/// for `localhost`/`127.0.0.1` and a client certificate, as file paths (config values).
+pub struct MutualTlsFiles {
+    /// Holds the files; dropping it removes them.
+    pub files: Files,
+    pub ca: String,
+    pub server_cert: String,
+    pub server_key: String,
+    pub client_cert: String,
+    pub client_key: String,
+}
+
+impl MutualTlsFiles {
+    /// A fresh CA named `ca_name` issuing the server and a client named `client_cn`.
+    pub fn new(ca_name: &str, client_cn: &str) -> Self {
+        let ca = Ca::new(ca_name);
+        let server = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+        let client = ca.leaf(client_cn, &[client_cn]);
+        let files = Files::new();
+        Self {
+            ca: files.write("ca.crt", &ca.cert_pem),
+            server_cert: files.write("server.crt", &server.cert_pem),
+            server_key: files.write("server.key", &server.key_pem),
+            client_cert: files.write("client.crt", &client.cert_pem),
+            client_key: files.write("client.key", &client.key_pem),
+            files,
+        }
+    }
+}
+
 /// A directory for PEM files.
 pub struct Files {
     pub dir: tempfile::TempDir,
