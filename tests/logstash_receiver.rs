@@ -102,15 +102,7 @@ fn generator_to_skidder_receive_over_mutual_tls_delivers_every_seq_once() {
 fn relay_golumber_client_through_skidder_to_golumber_server_acks_end_to_end() {
     const N: u64 = 10_000;
     let p = pki();
-    let server = Server::start(&[
-        "--tls-cert",
-        &p.server_cert,
-        "--tls-key",
-        &p.server_key,
-        "--tls-ca",
-        &p.ca,
-        "--require-client-cert",
-    ]);
+    let server = Server::start_mutual_tls(&p.server_cert, &p.server_key, &p.ca);
     let dir = tempfile::tempdir().unwrap();
     // A relay ACKs a window only once output.logstash has its ACK; hand windows to the
     // output at once (flush 0) so no ACK waits for a flush timer.

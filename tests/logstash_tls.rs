@@ -20,15 +20,7 @@ fn tls_server(files: &Files, leaf: &Leaf, client_ca: &Ca) -> Server {
     let cert = files.write("server.crt", &leaf.cert_pem);
     let key = files.write("server.key", &leaf.key_pem);
     let ca = files.write("client-ca.crt", &client_ca.cert_pem);
-    Server::start(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-ca",
-        &ca,
-        "--require-client-cert",
-    ])
+    Server::start_mutual_tls(&cert, &key, &ca)
 }
 
 /// Config for `count` events to `host` trusting `trust`, with an optional client leaf.

@@ -47,15 +47,7 @@ fn tls_server(files: &Files, leaf: &Leaf, ca: &Ca) -> Server {
     let cert = files.write("server.crt", &chain);
     let key = files.write("server.key", &leaf.key_pem);
     let client_ca = files.write("client-ca.crt", &ca.cert_pem);
-    Server::start(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-ca",
-        &client_ca,
-        "--require-client-cert",
-    ])
+    Server::start_mutual_tls(&cert, &key, &client_ca)
 }
 
 fn logstash_tls_yaml(files: &Files, host: &str, trust: &Ca, client: &Leaf, pin: &str) -> String {

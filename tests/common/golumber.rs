@@ -71,6 +71,20 @@ impl Server {
         Self::start_on("127.0.0.1:0", args)
     }
 
+    /// Starts a TLS server presenting `cert`/`key` (PEM paths) that requires client
+    /// certificates issued by `client_ca`.
+    pub fn start_mutual_tls(cert: &str, key: &str, client_ca: &str) -> Self {
+        Self::start(&[
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--tls-ca",
+            client_ca,
+            "--require-client-cert",
+        ])
+    }
+
     /// Starts a server listening on `listen`.
     pub fn start_on(listen: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();

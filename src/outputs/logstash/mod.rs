@@ -27,9 +27,10 @@
 //!   never larger than Beats' at the same level ([`compress`] has the table).
 //!
 //! # Measured
-//! 1M ~460-byte events, mTLS, level 3 (now `skidder-bench --scenario lumberjack`),
-//! 2048-event windows, pipelining 2, same golumber (go-lumber v0.2.0) server; medians of
-//! 3 alternating runs on the shared 2-core machine:
+//! With the since-retired bench/logstash_vs_golumber.sh (`skidder-bench --scenario
+//! lumberjack` replaces it): 1M ~460-byte events, mTLS, level 3, 2048-event windows,
+//! pipelining 2, same golumber (go-lumber v0.2.0) server; medians of 3 alternating runs
+//! on the shared 2-core machine:
 //!
 //! | sender | events/s | CPU s per 1M events | wire bytes/event | peak RSS |
 //! |---|---|---|---|---|
