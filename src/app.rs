@@ -187,6 +187,14 @@ pub fn run_until_on(
     opts: RunOptions,
     stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
+    if config.http.enabled {
+        // Accepted so a filebeat.yml loads as written; saying so beats a silent no-op.
+        tracing::warn!(
+            host = %config.http.host,
+            port = config.http.port,
+            "http.enabled is set but this build serves no stats endpoint; use the metrics log line"
+        );
+    }
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -390,3 +390,20 @@ fn zero_shutdown_timeout_does_not_wait_and_reports_unacked() {
     assert_eq!(t["acked"], "0");
     assert_ne!(t["unacked"], "0");
 }
+
+#[test]
+fn an_enabled_http_section_loads_and_says_it_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "skidder.inputs:\n  - type: generator\n    count: 10\noutput.discard.enabled: true\nhttp.enabled: true\n",
+    );
+    let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"");
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert_eq!(r.totals()["acked"], "10");
+    assert!(
+        r.stderr.contains("serves no stats endpoint"),
+        "a WARN says the endpoint is not served:\n{}",
+        r.stderr
+    );
+}

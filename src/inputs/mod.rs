@@ -21,14 +21,6 @@ pub enum InputError {
     /// No input is configured (or all are disabled).
     #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator or lumberjack)")]
     NoneEnabled,
-    /// The input type exists in the schema but not yet in this build.
-    #[error("skidder.inputs[{index}]: type {kind} is not available in this build yet")]
-    NotYetAvailable {
-        /// Position in `skidder.inputs`.
-        index: usize,
-        /// The type.
-        kind: &'static str,
-    },
     /// A setting has a value the input cannot use.
     #[error("skidder.inputs[{index}].{key}: {reason}")]
     Invalid {

@@ -61,12 +61,6 @@ pub enum OutputError {
         /// The second one.
         second: &'static str,
     },
-    /// The output exists in the configuration schema but not yet in this build.
-    #[error("{key} is not available in this build yet; use output.console, output.file or output.discard")]
-    NotYetAvailable {
-        /// The output's key.
-        key: &'static str,
-    },
     /// A setting has a value the output cannot use.
     #[error("{key}: {reason}")]
     Invalid {
@@ -128,7 +122,7 @@ impl std::fmt::Debug for OutputPlan {
 /// Picks the one enabled output and builds its workers.
 ///
 /// # Errors
-/// [`OutputError`] naming the keys: none or two enabled, an output not yet available, or
+/// [`OutputError`] naming the keys: none or two enabled, an output that cannot be built, or
 /// an invalid setting.
 pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, OutputError> {
     let enabled = config.enabled();
@@ -199,7 +193,8 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
                 writes_stdout: false,
             })
         }
-        (key, ..) => Err(OutputError::NotYetAvailable { key }),
+        // `OutputsConfig::enabled` names only the five outputs matched above.
+        _ => Err(OutputError::NoneEnabled),
     }
 }
 
