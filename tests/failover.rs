@@ -10,11 +10,8 @@ mod common;
 mod golumber;
 #[path = "common/opensearch.rs"]
 mod opensearch;
-#[path = "common/reap.rs"]
-mod reap;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use golumber::{assert_all_delivered, Server};
@@ -68,18 +65,7 @@ fn logstash_down_fails_over_to_opensearch_and_traffic_returns() {
     let addr = first.addr.clone();
     let path = common::config(dir.path(), &yaml(&addr, &peer.url));
     let started = Instant::now();
-    let mut child = reap::Reap(
-        common::bin()
-            .current_dir(dir.path())
-            .args(["run", "-e", "-c"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let (mut child, mut lines) = common::spawn_run(dir.path(), &path);
 
     // Logstash up: events go there.
     first.wait_accepted(1_000, STEP);
@@ -201,18 +187,7 @@ fn a_stalled_logstash_is_recalled_after_the_stall_and_failback_off_stays() {
         .replace(&format!("index: {INDEX}"), &format!("index: {index}"))
         + "  failback: false\n";
     let path = common::config(dir.path(), &yaml);
-    let mut child = reap::Reap(
-        common::bin()
-            .current_dir(dir.path())
-            .args(["run", "-e", "-c"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let (mut child, lines) = common::spawn_run(dir.path(), &path);
     let status = common::wait_exit(&mut child.0, Duration::from_secs(60));
     let stderr = lines.rest();
     assert_eq!(status.code(), Some(0), "{stderr}");

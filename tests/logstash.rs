@@ -5,8 +5,6 @@
 mod common;
 #[path = "common/golumber.rs"]
 mod golumber;
-#[path = "common/reap.rs"]
-mod reap;
 #[path = "common/socks5.rs"]
 mod socks5;
 
@@ -34,17 +32,7 @@ fn config(hosts: &[&str], count: u64, eps: u64, extra: &str) -> String {
 fn run(yaml: &str) -> common::Run {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), yaml);
-    let child = common::bin()
-        .current_dir(dir.path())
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::wait_output(child, Duration::from_secs(60))
+    common::run_config(dir.path(), &path)
 }
 
 fn assert_ok(run: &common::Run) {
@@ -198,18 +186,7 @@ fn socks5_proxy_refusing_the_password_is_a_clear_error() {
             &format!("proxy_url: socks5://ship:wrong@{}", proxy.addr),
         ),
     );
-    let mut child = reap::Reap(
-        common::bin()
-            .current_dir(dir.path())
-            .args(["run", "-e", "-c"])
-            .arg(&path)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let (child, mut lines) = common::spawn_run(dir.path(), &path);
     lines.wait_for(
         &format!("SOCKS5 handshake for {} failed", server.addr),
         Duration::from_secs(20),

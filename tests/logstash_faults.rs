@@ -5,8 +5,6 @@
 mod common;
 #[path = "common/golumber.rs"]
 mod golumber;
-#[path = "common/reap.rs"]
-mod reap;
 
 use std::time::Duration;
 
@@ -48,16 +46,7 @@ fn config(hosts: &[&str], count: u64, eps: u64, extra: &str) -> String {
 fn run(yaml: &str) -> common::Run {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), yaml);
-    let child = common::bin()
-        .current_dir(dir.path())
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::wait_output(child, Duration::from_secs(60))
+    common::run_config(dir.path(), &path)
 }
 
 /// Runs `count` events into a server with `server_args`, asserts at-least-once delivery and
@@ -266,18 +255,7 @@ fn a_signal_with_windows_in_flight_ends_promptly_and_keeps_them_unacknowledged()
     let dir = tempfile::tempdir().unwrap();
     let yaml = config(&[server.addr.as_str()], 1000, 0, "timeout: 30s") + "logging.level: debug\n";
     let path = common::config(dir.path(), &yaml);
-    let mut child = reap::Reap(
-        common::bin()
-            .current_dir(dir.path())
-            .args(["run", "-e", "-c"])
-            .arg(&path)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let (mut child, mut lines) = common::spawn_run(dir.path(), &path);
     lines.wait_for("connected", Duration::from_secs(20));
     server.wait_accepted(1, Duration::from_secs(20));
     // SAFETY: plain kill(2) of our own child.

@@ -6,10 +6,7 @@ mod common;
 mod credentials_pki;
 #[path = "common/golumber.rs"]
 mod golumber;
-#[path = "common/reap.rs"]
-mod reap;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use credentials_pki::{Ca, Files, Leaf};
@@ -55,16 +52,7 @@ fn mutual_tls_delivers_everything() {
     let yaml = config(&files, &server.addr, 3000, &ca, Some(&client));
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), &yaml);
-    let child = common::bin()
-        .current_dir(dir.path())
-        .args(["run", "-e", "-c"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let r = common::wait_output(child, Duration::from_secs(60));
+    let r = common::run_config(dir.path(), &path);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert_eq!(assert_all_delivered(&server.seqs(), 3000), 0);
     // The connection span names the negotiated TLS version.
@@ -82,18 +70,7 @@ fn mutual_tls_delivers_everything() {
 fn refused(yaml: &str, server: Server, needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), yaml);
-    let mut child = reap::Reap(
-        common::bin()
-            .current_dir(dir.path())
-            .args(["run", "-e", "-c"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let (child, mut lines) = common::spawn_run(dir.path(), &path);
     lines.wait_for_line(
         &format!("with WARN and all of {needles:?}"),
         Duration::from_secs(20),
@@ -169,18 +146,7 @@ fn a_server_that_never_answers_the_handshake_times_out_naming_phase_host_and_lim
     let yaml = config(&files, &addr, 10, &ca, None).replace("timeout: 2s", "timeout: 300ms");
     let dir = tempfile::tempdir().unwrap();
     let path = common::config(dir.path(), &yaml);
-    let mut child = reap::Reap(
-        common::bin()
-            .current_dir(dir.path())
-            .args(["run", "-e", "-c"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = common::LineWatch::new(child.0.stderr.take().unwrap());
+    let (child, mut lines) = common::spawn_run(dir.path(), &path);
     lines.wait_for(
         &format!("TLS handshake with {addr} timed out after 300ms"),
         Duration::from_secs(20),

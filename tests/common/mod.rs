@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod reap;
+
 /// The binary under test.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_skidder"))
@@ -196,4 +198,27 @@ impl LineWatch {
         }
         self.seen.join("\n")
     }
+}
+
+/// Starts `skidder run -e -c <config>` in `dir` with stderr watched line by line; the child is
+/// killed when the returned [`reap::Reap`] drops, also when the test panics.
+pub fn spawn_run(dir: &Path, config: &Path) -> (reap::Reap, LineWatch) {
+    let mut child = reap::Reap(
+        bin()
+            .current_dir(dir)
+            .args(["run", "-e", "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = LineWatch::new(child.0.stderr.take().unwrap());
+    (child, lines)
+}
+
+/// Runs `skidder run -e -c <config>` in `dir` to its end (at most 60 s).
+pub fn run_config(dir: &Path, config: &Path) -> Run {
+    run(dir, &["run", "-e", "-c", config.to_str().unwrap()], b"")
 }
