@@ -78,7 +78,11 @@ struct InFlight<E> {
 ///
 /// Generic over the caller's event handle `E`, which only needs to expose the
 /// pre-encoded JSON bytes, so the caller gets its own handles back on ACK or
-/// disconnect. Generic over the [`Compressor`] so a faster deflate can be used.
+/// disconnect. A caller that keeps its events itself uses `E = ()` and
+/// [`send_borrowed`](ClientSession::send_borrowed): the session then tracks only
+/// counts (a `Vec<()>` never allocates) and the caller learns from each
+/// [`ClientEvent`]'s `events.len()` how many of its events were acknowledged.
+/// Generic over the [`Compressor`] so a faster deflate can be used.
 pub struct ClientSession<E, C = Flate2Compressor> {
     config: ClientConfig,
     compressor: Option<C>,
@@ -103,7 +107,7 @@ impl<E, C> std::fmt::Debug for ClientSession<E, C> {
     }
 }
 
-impl<E: AsRef<[u8]>> ClientSession<E, Flate2Compressor> {
+impl<E> ClientSession<E, Flate2Compressor> {
     /// A session compressing with flate2 at `config.compression_level`.
     pub fn new(config: ClientConfig) -> Self {
         let compressor =
@@ -112,7 +116,7 @@ impl<E: AsRef<[u8]>> ClientSession<E, Flate2Compressor> {
     }
 }
 
-impl<E: AsRef<[u8]>, C: Compressor> ClientSession<E, C> {
+impl<E, C: Compressor> ClientSession<E, C> {
     /// A session using `compressor` for `C` frames, or plain `J` frames if `None`
     /// (`config.compression_level` is then only informational).
     pub fn with_compressor(config: ClientConfig, compressor: Option<C>) -> Self {
@@ -129,72 +133,45 @@ impl<E: AsRef<[u8]>, C: Compressor> ClientSession<E, C> {
         }
     }
 
-    /// Encodes `events` as one window and appends the bytes to `out` (a buffer the
-    /// caller reuses), exactly as libbeat does: `W(N)` then one `C` frame holding
-    /// `J` frames numbered 1..N (plain `J` frames at compression level 0).
-    ///
-    /// The window counts as outstanding from now on; the ACK deadline starts if no
-    /// other window was outstanding. An empty window is acknowledged locally (as
-    /// libbeat does) and writes nothing.
-    ///
-    /// # Errors
-    /// The events come back inside [`SendError`], with `out` unchanged, if the window
-    /// cannot be encoded (too many events, an event larger than a u32 length, a
-    /// compressor failure) or the session already failed.
-    pub fn send_window(
-        &mut self,
-        events: Vec<E>,
-        out: &mut Vec<u8>,
-        now: Instant,
-    ) -> Result<(), SendError<E>> {
+    /// Whether a window of `n` events may be sent: its size, or `None` for an empty
+    /// window (acknowledged locally, as libbeat does).
+    fn admit(&self, n: usize) -> Result<Option<u32>, ProtocolError> {
         if self.failed {
-            return Err(SendError {
-                events,
-                error: ProtocolError::SessionFailed,
-            });
+            return Err(ProtocolError::SessionFailed);
         }
-        if events.is_empty() {
-            self.events.push_back(ClientEvent::WindowAcked { events });
-            return Ok(());
+        if n == 0 {
+            return Ok(None);
         }
-        let size = match u32::try_from(events.len()) {
-            Ok(size) => size,
-            Err(_) => {
-                let count = events.len();
-                return Err(SendError {
-                    events,
-                    error: ProtocolError::TooManyEvents { count },
-                });
-            }
-        };
-        let start = out.len();
-        if let Err(error) = self.encode(&events, size, out) {
-            out.truncate(start);
-            return Err(SendError { events, error });
-        }
+        u32::try_from(n)
+            .map(Some)
+            .map_err(|_| ProtocolError::TooManyEvents { count: n })
+    }
+
+    /// Records an encoded window as outstanding; the ACK deadline starts if no other
+    /// window was.
+    fn commit(&mut self, handles: Vec<E>, size: u32, now: Instant) {
         if self.windows.is_empty() {
             self.deadline = Some(now + self.config.ack_timeout);
         }
         self.windows.push_back(InFlight {
-            events,
+            events: handles,
             size,
             acked: 0,
         });
-        Ok(())
     }
 
-    fn encode(&mut self, events: &[E], size: u32, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    fn encode<'a>(
+        &mut self,
+        frames: impl Iterator<Item = &'a [u8]>,
+        size: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
         encode_window(Version::V2, size, out);
         let Some(compressor) = self.compressor.as_mut() else {
-            for (seq, event) in (1..=size).zip(events) {
-                encode_json(seq, event.as_ref(), out)?;
-            }
-            return Ok(());
+            return encode_frames(frames, size, out);
         };
         self.scratch.clear();
-        for (seq, event) in (1..=size).zip(events) {
-            encode_json(seq, event.as_ref(), &mut self.scratch)?;
-        }
+        encode_frames(frames, size, &mut self.scratch)?;
         // '2' 'C' <len>: the length is only known after compressing, so write a
         // placeholder and patch it.
         out.extend_from_slice(&[Version::V2.into(), FrameType::Compressed.into(), 0, 0, 0, 0]);
@@ -364,6 +341,114 @@ impl<E: AsRef<[u8]>, C: Compressor> ClientSession<E, C> {
     pub fn into_unacked(mut self) -> (Vec<ClientEvent<E>>, Vec<E>) {
         let unacked = self.on_disconnect();
         (self.events.into_iter().collect(), unacked)
+    }
+}
+
+/// Appends `J` frames 1..=`size` for `frames`, which must hold exactly `size` events
+/// (extra ones are not encoded).
+fn encode_frames<'a>(
+    frames: impl Iterator<Item = &'a [u8]>,
+    size: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
+    let mut given = 0;
+    for (seq, event) in (1..=size).zip(frames) {
+        encode_json(seq, event, out)?;
+        given = seq;
+    }
+    if given == size {
+        Ok(())
+    } else {
+        Err(ProtocolError::EventCountMismatch {
+            announced: size,
+            given,
+        })
+    }
+}
+
+impl<E: AsRef<[u8]>, C: Compressor> ClientSession<E, C> {
+    /// Encodes `events` as one window and appends the bytes to `out` (a buffer the
+    /// caller reuses), exactly as libbeat does: `W(N)` then one `C` frame holding
+    /// `J` frames numbered 1..N (plain `J` frames at compression level 0).
+    ///
+    /// The window counts as outstanding from now on; the ACK deadline starts if no
+    /// other window was outstanding. An empty window is acknowledged locally (as
+    /// libbeat does) and writes nothing.
+    ///
+    /// # Errors
+    /// The events come back inside [`SendError`], with `out` unchanged, if the window
+    /// cannot be encoded (too many events, an event larger than a u32 length, a
+    /// compressor failure) or the session already failed.
+    pub fn send_window(
+        &mut self,
+        events: Vec<E>,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), SendError<E>> {
+        let size = match self.admit(events.len()) {
+            Ok(Some(size)) => size,
+            Ok(None) => {
+                self.events.push_back(ClientEvent::WindowAcked { events });
+                return Ok(());
+            }
+            Err(error) => return Err(SendError { events, error }),
+        };
+        let start = out.len();
+        if let Err(error) = self.encode(events.iter().map(AsRef::as_ref), size, out) {
+            out.truncate(start);
+            return Err(SendError { events, error });
+        }
+        self.commit(events, size, now);
+        Ok(())
+    }
+}
+
+impl<C: Compressor> ClientSession<(), C> {
+    /// As [`send_window`](Self::send_window) for a caller that keeps its events
+    /// itself (for as long as they are unacknowledged): the bytes are only borrowed
+    /// while the window is encoded, and the session tracks counts, not handles. Every
+    /// [`ClientEvent`] then carries `()`s; their number is how many of the oldest
+    /// unacknowledged events were acknowledged. Nothing is allocated or
+    /// reference-counted per event.
+    ///
+    /// # Errors
+    /// As [`send_window`](Self::send_window); the [`SendError`] carries one `()` per event.
+    pub fn send_borrowed<'a, I>(
+        &mut self,
+        events: I,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), SendError<()>>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let events = events.into_iter();
+        let n = events.len();
+        let size = match self.admit(n) {
+            Ok(Some(size)) => size,
+            Ok(None) => {
+                self.events
+                    .push_back(ClientEvent::WindowAcked { events: Vec::new() });
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(SendError {
+                    events: vec![(); n],
+                    error,
+                })
+            }
+        };
+        let start = out.len();
+        if let Err(error) = self.encode(events, size, out) {
+            out.truncate(start);
+            return Err(SendError {
+                events: vec![(); n],
+                error,
+            });
+        }
+        self.commit(vec![(); n], size, now);
+        Ok(())
     }
 }
 
@@ -560,5 +645,77 @@ mod tests {
         assert_eq!(out, first, "deterministic across windows");
         assert_eq!(c.scratch.capacity(), scratch_cap);
         assert_eq!(out.capacity(), out_cap);
+    }
+
+    #[test]
+    fn borrowed_windows_are_byte_identical_and_acks_come_back_as_counts() {
+        let t0 = Instant::now();
+        for level in [0, 3] {
+            let config = ClientConfig {
+                compression_level: level,
+                ack_timeout: TIMEOUT,
+            };
+            let mut owned: ClientSession<&str> = ClientSession::new(config);
+            let mut counted: ClientSession<()> = ClientSession::new(config);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            owned.send_window(events(5), &mut a, t0).unwrap();
+            counted
+                .send_borrowed(events(5).iter().map(|e| e.as_bytes()), &mut b, t0)
+                .unwrap();
+            assert_eq!(a, b, "level {level}: same bytes on the wire");
+            counted.handle_input(&ack(2), t0).unwrap();
+            counted.handle_input(&ack(5), t0).unwrap();
+            assert_eq!(
+                counted.poll_event(),
+                Some(ClientEvent::Progress {
+                    events: vec![(); 2],
+                    acked: 2,
+                    of: 5
+                })
+            );
+            assert_eq!(
+                counted.poll_event(),
+                Some(ClientEvent::WindowAcked {
+                    events: vec![(); 3]
+                })
+            );
+            assert_eq!(counted.in_flight(), 0);
+        }
+    }
+
+    /// An iterator whose `len` promises more items than it yields.
+    struct Lying<'a>(std::slice::Iter<'a, &'static str>);
+
+    impl<'a> Iterator for Lying<'a> {
+        type Item = &'a [u8];
+        fn next(&mut self) -> Option<Self::Item> {
+            self.0.next().map(|s| s.as_bytes())
+        }
+    }
+
+    impl ExactSizeIterator for Lying<'_> {
+        fn len(&self) -> usize {
+            self.0.len() + 1
+        }
+    }
+
+    #[test]
+    fn a_borrowed_window_shorter_than_announced_is_refused_and_writes_nothing() {
+        let mut c: ClientSession<()> = ClientSession::new(ClientConfig::default());
+        let mut out = b"kept".to_vec();
+        let evs = events(3);
+        let err = c
+            .send_borrowed(Lying(evs.iter()), &mut out, Instant::now())
+            .unwrap_err();
+        assert!(matches!(
+            err.error,
+            ProtocolError::EventCountMismatch {
+                announced: 4,
+                given: 3
+            }
+        ));
+        assert_eq!(err.events.len(), 4);
+        assert_eq!(out, b"kept");
+        assert_eq!(c.in_flight(), 0);
     }
 }

@@ -175,6 +175,16 @@ pub enum ProtocolError {
         /// Number of events given.
         count: usize,
     },
+    /// The events given for a window ended before the count they announced (an
+    /// `ExactSizeIterator` whose `len` was wrong): sending the window would make the
+    /// server wait for events that never come.
+    #[error("window announced {announced} events but only {given} were given")]
+    EventCountMismatch {
+        /// The announced count.
+        announced: u32,
+        /// Events actually given.
+        given: u32,
+    },
     /// The session already failed with an earlier error and must be dropped.
     #[error("session already failed; the connection must be closed")]
     SessionFailed,

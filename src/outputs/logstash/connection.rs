@@ -145,7 +145,8 @@ pub struct Ctx<'a> {
     pub ttl: Option<Duration>,
 }
 
-type Session = ClientSession<Bytes, WireCompressor>;
+/// Counts only: the events stay in the held batches until acknowledged.
+type Session = ClientSession<(), WireCompressor>;
 
 /// Serves one connection until it fails, the run ends or `ttl` passes. Batches taken are
 /// pushed to `held`; fully acknowledged ones are acked and removed. On `Failed`, `held`
@@ -183,11 +184,7 @@ pub async fn serve(
                 break;
             };
             let n = window.size().min(h.batch.len() - h.sent);
-            let events: Vec<Bytes> = h.batch.events()[h.sent..h.sent + n]
-                .iter()
-                .map(|e| e.bytes.clone())
-                .collect();
-            h.sent += n;
+            let events = &h.batch.events()[h.sent..h.sent + n];
             let Some(mut s) = session.take() else {
                 return fail(ConnectionError::Encode {
                     host: ctx.host.to_string(),
@@ -199,17 +196,27 @@ pub async fn serve(
             let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
                 == tokio::runtime::RuntimeFlavor::MultiThread;
             let encoded = if multi_thread {
+                // The batch stays held (and its events alive) until the window is
+                // acknowledged, so the session only borrows the bytes and counts.
                 let r = tokio::task::block_in_place(|| {
-                    s.send_window(events, &mut buffer, Instant::now())
+                    s.send_borrowed(
+                        events.iter().map(|e| &e.bytes[..]),
+                        &mut buffer,
+                        Instant::now(),
+                    )
                 });
                 Ok((s, buffer, r))
             } else {
+                // The pool thread needs owned bytes: clone the handles (no copying).
+                let owned: Vec<Bytes> = events.iter().map(|e| e.bytes.clone()).collect();
                 tokio::task::spawn_blocking(move || {
-                    let r = s.send_window(events, &mut buffer, Instant::now());
+                    let r =
+                        s.send_borrowed(owned.iter().map(|b| &b[..]), &mut buffer, Instant::now());
                     (s, buffer, r)
                 })
                 .await
             };
+            h.sent += n;
             let (s, buffer, r) = match encoded {
                 Ok(v) => v,
                 Err(e) => {
