@@ -90,6 +90,8 @@ impl Compressor for Flate2Compressor {
 pub struct LibdeflateCompressor {
     compressor: libdeflater::Compressor,
     level: u32,
+    /// Where libdeflate writes (sized to the largest bound seen, reused).
+    staging: Vec<u8>,
 }
 
 #[cfg(feature = "libdeflate")]
@@ -104,6 +106,7 @@ impl LibdeflateCompressor {
         Self {
             compressor: libdeflater::Compressor::new(lvl),
             level,
+            staging: Vec::new(),
         }
     }
 }
@@ -120,23 +123,26 @@ impl std::fmt::Debug for LibdeflateCompressor {
 #[cfg(feature = "libdeflate")]
 impl Compressor for LibdeflateCompressor {
     fn compress_zlib(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-        let start = out.len();
+        // libdeflate writes into an initialised slice of the worst-case size. Growing the
+        // caller's buffer to that bound zero-filled it on every window (as many bytes as
+        // the input); the staging buffer is zeroed only when it grows, and only the
+        // compressed bytes (a tenth of the input) are copied out.
         let bound = self.compressor.zlib_compress_bound(input.len());
-        // libdeflate writes into an initialised slice; in steady state the caller's
-        // buffer already has the capacity, so this only zero-fills.
-        out.resize(start + bound, 0);
-        match self.compressor.zlib_compress(input, &mut out[start..]) {
+        if self.staging.len() < bound {
+            self.staging.resize(bound, 0);
+        }
+        match self
+            .compressor
+            .zlib_compress(input, &mut self.staging[..bound])
+        {
             Ok(written) => {
-                out.truncate(start + written);
+                out.extend_from_slice(&self.staging[..written]);
                 Ok(())
             }
-            Err(err) => {
-                out.truncate(start);
-                Err(ProtocolError::Deflate {
-                    backend: "libdeflate",
-                    source: Box::new(err),
-                })
-            }
+            Err(err) => Err(ProtocolError::Deflate {
+                backend: "libdeflate",
+                source: Box::new(err),
+            }),
         }
     }
 
