@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::queue::{RetryPiece, Shared};
-use crate::event::Event;
+use crate::event::{Event, InputId};
 
 /// The fate of one event of a batch, decided by an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,16 +99,33 @@ impl Batch {
     pub fn resolve(mut self, mut fate: impl FnMut(usize, &Event) -> Fate, reason: &str) {
         self.settled = true;
         let events = std::mem::take(&mut self.events);
-        let mut settled = Vec::with_capacity(events.len());
+        // Settling needs only per-input (acked, dropped) counts: the events are dropped
+        // here, outside the queue's lock, instead of being moved into a second vector.
+        let mut tallies: Vec<(InputId, u64, u64)> = Vec::new();
         let mut retry = Vec::new();
+        let mut dropped = 0usize;
+        let mut settled = 0usize;
         for (i, ev) in events.into_iter().enumerate() {
-            match fate(i, &ev) {
-                Fate::Ack => settled.push((ev, true)),
-                Fate::Drop => settled.push((ev, false)),
-                Fate::Retry => retry.push(ev),
+            let f = fate(i, &ev);
+            if f == Fate::Retry {
+                retry.push(ev);
+                continue;
+            }
+            settled += 1;
+            let slot = match tallies.iter().position(|t| t.0 == ev.input) {
+                Some(slot) => slot,
+                None => {
+                    tallies.push((ev.input, 0, 0));
+                    tallies.len() - 1
+                }
+            };
+            if f == Fate::Ack {
+                tallies[slot].1 += 1;
+            } else {
+                tallies[slot].2 += 1;
+                dropped += 1;
             }
         }
-        let dropped = settled.iter().filter(|(_, ok)| !ok).count();
         let metrics = &self.shared.metrics;
         if dropped > 0 {
             metrics.failed.fetch_add(dropped as u64, Ordering::Relaxed);
@@ -133,7 +150,7 @@ impl Batch {
                 retries: self.retries.saturating_add(1),
             })
         };
-        self.shared.settle(self.key, &settled, piece);
+        self.shared.settle(self.key, &tallies, settled, piece);
     }
 
     /// The run is ending before a verdict: the events go back unsettled and count as

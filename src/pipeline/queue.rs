@@ -88,6 +88,10 @@ pub(crate) struct State {
     /// Ranges not yet reported, by start.
     ranges: BTreeMap<u64, Range>,
     open_publishers: usize,
+    /// Queued events at which a waiting batch source can take a batch: `flush.min_events`,
+    /// or the smallest source's `bulk_max_size` if that is lower. Publishers wake the
+    /// sources when the queue reaches it (or fills), not for every chunk.
+    wake_at: usize,
     setup_done: bool,
     stopping: bool,
     cancelled: bool,
@@ -138,32 +142,32 @@ impl Shared {
             .store((st.queued.len() + st.in_flight) as u64, Ordering::Relaxed);
     }
 
-    /// Settles `events` of the range starting at `key`: `acked`/`dropped` per event by
-    /// `fate` (true = acked), and optionally puts the rest back as a retry piece.
-    pub(crate) fn settle(&self, key: u64, settled: &[(Event, bool)], retry: Option<RetryPiece>) {
+    /// Settles `settled` events of the range starting at `key`, counted per input as
+    /// `(input, acked, dropped)` in `tallies`, and optionally puts the rest back as a retry
+    /// piece.
+    pub(crate) fn settle(
+        &self,
+        key: u64,
+        tallies: &[(InputId, u64, u64)],
+        settled: usize,
+        retry: Option<RetryPiece>,
+    ) {
         let mut st = self.lock();
-        let mut acked = 0u64;
-        let mut dropped = 0u64;
+        let acked: u64 = tallies.iter().map(|t| t.1).sum();
+        let dropped: u64 = tallies.iter().map(|t| t.2).sum();
         if let Some(range) = st.ranges.get_mut(&key) {
-            for (ev, ok) in settled {
-                let slot = match range.tallies.iter().position(|t| t.0 == ev.input) {
-                    Some(i) => i,
-                    None => {
-                        range.tallies.push((ev.input, 0, 0));
-                        range.tallies.len() - 1
+            for &(input, a, d) in tallies {
+                match range.tallies.iter_mut().find(|t| t.0 == input) {
+                    Some(t) => {
+                        t.1 += a;
+                        t.2 += d;
                     }
-                };
-                if *ok {
-                    range.tallies[slot].1 += 1;
-                    acked += 1;
-                } else {
-                    range.tallies[slot].2 += 1;
-                    dropped += 1;
+                    None => range.tallies.push((input, a, d)),
                 }
             }
-            range.unsettled = range.unsettled.saturating_sub(settled.len());
+            range.unsettled = range.unsettled.saturating_sub(settled);
         }
-        st.in_flight = st.in_flight.saturating_sub(settled.len());
+        st.in_flight = st.in_flight.saturating_sub(settled);
         self.metrics.acked.fetch_add(acked, Ordering::Relaxed);
         self.metrics.dropped.fetch_add(dropped, Ordering::Relaxed);
         let has_retry = retry.is_some();
@@ -192,14 +196,14 @@ impl Shared {
         if idle {
             self.idle.notify_waiters();
         }
-        if !settled.is_empty() {
+        if settled > 0 {
             self.space.notify_all();
             self.space_async.notify_waiters();
         }
         if reported {
             self.acked_notify.notify_waiters();
         }
-        if has_retry || !settled.is_empty() {
+        if has_retry || settled > 0 {
             self.ready.notify_waiters();
         }
     }
@@ -246,6 +250,7 @@ impl Queue {
                     ranges: BTreeMap::new(),
                     // The set-up token: released by `all_inputs_started`.
                     open_publishers: 1,
+                    wake_at: settings.min_events,
                     setup_done: false,
                     stopping: false,
                     cancelled: false,
@@ -301,9 +306,13 @@ impl Queue {
 
     /// A source of batches of at most `bulk_max_size` events for one output worker.
     pub fn batch_source(&self, bulk_max_size: usize) -> BatchSource {
+        let max = bulk_max_size.max(1);
+        let mut st = self.shared.lock();
+        st.wake_at = st.wake_at.min(max);
+        drop(st);
         BatchSource {
             shared: Arc::clone(&self.shared),
-            max: bulk_max_size.max(1),
+            max,
             gate: None,
         }
     }
@@ -559,8 +568,11 @@ impl Publisher {
             .published
             .fetch_add(n as u64, Ordering::Relaxed);
         self.shared.update_gauge(st);
-        let threshold = self.shared.settings.min_events;
-        if was_empty || st.queued.len() >= threshold || self.shared.free(st) == 0 {
+        // A source waiting on an empty queue sleeps at most `flush.timeout` (see
+        // `poll_batch`), so the first events need no wake-up of their own: each one was a
+        // thread switch or more per batch. Without a flush timeout nothing may wait.
+        let no_timeout = self.shared.settings.flush_timeout.is_zero();
+        if st.queued.len() >= st.wake_at || self.shared.free(st) == 0 || (was_empty && no_timeout) {
             self.shared.ready.notify_waiters();
         }
     }
@@ -615,8 +627,12 @@ impl BatchSource {
     /// `gate` lets it: how the failover router shares one queue between two outputs, each
     /// with its own batch size.
     pub fn gated(self, gate: Arc<Gate>, bulk_max_size: usize) -> Self {
+        let max = bulk_max_size.max(1);
+        let mut st = self.shared.lock();
+        st.wake_at = st.wake_at.min(max);
+        drop(st);
         Self {
-            max: bulk_max_size.max(1),
+            max,
             gate: Some(gate),
             ..self
         }
@@ -726,13 +742,17 @@ impl BatchSource {
             )));
         }
         let available = st.queued.len();
+        let now = Instant::now();
         if available == 0 {
             if st.open_publishers == 0 && st.in_flight == 0 {
                 return Ok(None);
             }
-            return Err(None);
+            // Publishers do not wake sources for the first events of an empty queue, so
+            // look again after `flush.timeout`: whatever came meanwhile is then due at its
+            // own arrival + `flush.timeout`, never later.
+            let timeout = shared.settings.flush_timeout;
+            return Err((!timeout.is_zero()).then(|| now + timeout));
         }
-        let now = Instant::now();
         let oldest = st.chunk_times.front().map(|&(_, t)| t);
         let timed_out = oldest.is_some_and(|t| now >= t + shared.settings.flush_timeout);
         let release = available >= shared.settings.min_events.min(self.max)

@@ -194,6 +194,56 @@ async fn flush_timeout_releases_a_partial_batch() {
 }
 
 #[tokio::test]
+async fn a_source_waiting_on_an_empty_queue_gets_late_events_after_flush_timeout() {
+    // Publishers do not wake sources for the first events of an empty queue; the source's
+    // own flush.timeout wake-up must still release them.
+    let q = Queue::new(
+        QueueSettings {
+            capacity: 100,
+            min_events: 50,
+            flush_timeout: Duration::from_millis(20),
+        },
+        Arc::new(Metrics::default()),
+    );
+    let mut p = q.publisher("in");
+    q.all_inputs_started();
+    let mut src = q.batch_source(100);
+    let waiting = src.next_batch();
+    tokio::pin!(waiting);
+    // Polled once: the source is asleep on the empty queue before anything is published.
+    let early = tokio::time::timeout(Duration::from_millis(1), &mut waiting).await;
+    assert!(early.is_err(), "nothing is queued yet");
+    publish_all(&mut p, 0..3);
+    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("flush.timeout must release events published while the source slept")
+        .unwrap();
+    assert_eq!(nums(&got), [0, 1, 2]);
+    got.ack();
+}
+
+#[tokio::test]
+async fn a_waiting_source_smaller_than_min_events_is_woken_at_its_own_size() {
+    // flush.timeout is an hour: only the publisher's wake-up at the source's
+    // bulk_max_size (5 < flush.min_events 50) can release this batch.
+    let q = queue(100, 50);
+    let mut p = q.publisher("in");
+    q.all_inputs_started();
+    let mut src = q.batch_source(5);
+    let waiting = src.next_batch();
+    tokio::pin!(waiting);
+    let early = tokio::time::timeout(Duration::from_millis(1), &mut waiting).await;
+    assert!(early.is_err(), "nothing is queued yet");
+    publish_all(&mut p, 0..5);
+    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("a full bulk_max_size batch must wake the source")
+        .unwrap();
+    assert_eq!(nums(&got), [0, 1, 2, 3, 4]);
+    got.ack();
+}
+
+#[tokio::test]
 async fn stop_fails_publishers_and_cancel_ends_sources() {
     let q = queue(100, 1);
     let mut p = q.publisher("in");
