@@ -75,6 +75,14 @@ pub enum OutputError {
     /// `output.logstash` could not be built (the message names the setting).
     #[error(transparent)]
     Logstash(Box<logstash::BuildError>),
+    /// An output worker's own thread (and runtime) could not be started, or it panicked.
+    #[error("output worker {worker}: {reason}")]
+    Worker {
+        /// The worker's thread name.
+        worker: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Reading or writing failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
