@@ -21,7 +21,7 @@
 //! or dead-lettered there): the client is not asked to resend something that can never
 //! succeed, which is what Logstash does too.
 //!
-//! All connections publish through clones of one input [`Publisher`](crate::pipeline::Publisher).
+//! All connections publish through clones of one input [`Publisher`].
 //! After a batch is pushed, the input's `published` counter is its *watermark*: the queue
 //! reports an input's settled events in publish order, so once `settled() >= watermark`
 //! every event of the batch is settled. Waiting on the input's counter instead of a
