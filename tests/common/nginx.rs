@@ -98,11 +98,20 @@ impl Front {
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
             // Ready (Ok), exited (Err with its status), or neither within START_WAIT (None).
+            // The port must answer *and* be ours: nginx writes its pid file only after it
+            // bound its sockets, so a parallel test's front that took the same port first
+            // (this one then exits with "Address already in use") is not mistaken for it.
+            let pid_file = d.join("nginx.pid");
+            let ours = child.id().to_string();
             let outcome = crate::common::poll(START_WAIT, || {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    return Some(Err(status));
+                }
+                let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+                if pid.trim() == ours && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Some(Ok(()));
                 }
-                child.try_wait().unwrap().map(Err)
+                None
             });
             match outcome {
                 Some(Ok(())) => return Self { port, dir, child },
