@@ -52,7 +52,10 @@
 //!
 //! 1. [`ClientSession::send_window`] encodes a window into the caller's reusable
 //!    buffer; the caller writes the buffer to the connection. Repeat while
-//!    [`ClientSession::in_flight`] is below the pipelining limit.
+//!    [`ClientSession::in_flight`] is below the pipelining limit. A caller that keeps
+//!    its events until they are acknowledged uses a `ClientSession<()>` and
+//!    [`ClientSession::send_borrowed`] instead: the bytes are only borrowed, and
+//!    acknowledgements come back as counts.
 //! 2. Bytes read from the connection go to [`ClientSession::handle_input`].
 //! 3. Drain [`ClientSession::poll_event`]: `Progress` and `WindowAcked` hand back the
 //!    acknowledged events.
