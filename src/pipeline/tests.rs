@@ -193,6 +193,32 @@ async fn flush_timeout_releases_a_partial_batch() {
     b.ack();
 }
 
+/// Takes a batch of at most `bulk` events that is published only after the source went to
+/// sleep on the empty queue: the source is polled once first, then `events` are published;
+/// `why` is the failure message if no batch comes within 10 s.
+async fn batch_published_while_waiting(
+    q: &Queue,
+    bulk: usize,
+    events: std::ops::Range<u64>,
+    why: &str,
+) -> Vec<u64> {
+    let mut p = q.publisher("in");
+    q.all_inputs_started();
+    let mut src = q.batch_source(bulk);
+    let waiting = src.next_batch();
+    tokio::pin!(waiting);
+    let early = tokio::time::timeout(Duration::from_millis(1), &mut waiting).await;
+    assert!(early.is_err(), "nothing is queued yet");
+    publish_all(&mut p, events);
+    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect(why)
+        .unwrap();
+    let n = nums(&got);
+    got.ack();
+    n
+}
+
 #[tokio::test]
 async fn a_source_waiting_on_an_empty_queue_gets_late_events_after_flush_timeout() {
     // Publishers do not wake sources for the first events of an empty queue; the source's
@@ -205,21 +231,11 @@ async fn a_source_waiting_on_an_empty_queue_gets_late_events_after_flush_timeout
         },
         Arc::new(Metrics::default()),
     );
-    let mut p = q.publisher("in");
-    q.all_inputs_started();
-    let mut src = q.batch_source(100);
-    let waiting = src.next_batch();
-    tokio::pin!(waiting);
-    // Polled once: the source is asleep on the empty queue before anything is published.
-    let early = tokio::time::timeout(Duration::from_millis(1), &mut waiting).await;
-    assert!(early.is_err(), "nothing is queued yet");
-    publish_all(&mut p, 0..3);
-    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .expect("flush.timeout must release events published while the source slept")
-        .unwrap();
-    assert_eq!(nums(&got), [0, 1, 2]);
-    got.ack();
+    let why = "flush.timeout must release events published while the source slept";
+    assert_eq!(
+        batch_published_while_waiting(&q, 100, 0..3, why).await,
+        [0, 1, 2]
+    );
 }
 
 #[tokio::test]
@@ -227,20 +243,11 @@ async fn a_waiting_source_smaller_than_min_events_is_woken_at_its_own_size() {
     // flush.timeout is an hour: only the publisher's wake-up at the source's
     // bulk_max_size (5 < flush.min_events 50) can release this batch.
     let q = queue(100, 50);
-    let mut p = q.publisher("in");
-    q.all_inputs_started();
-    let mut src = q.batch_source(5);
-    let waiting = src.next_batch();
-    tokio::pin!(waiting);
-    let early = tokio::time::timeout(Duration::from_millis(1), &mut waiting).await;
-    assert!(early.is_err(), "nothing is queued yet");
-    publish_all(&mut p, 0..5);
-    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .expect("a full bulk_max_size batch must wake the source")
-        .unwrap();
-    assert_eq!(nums(&got), [0, 1, 2, 3, 4]);
-    got.ack();
+    let why = "a full bulk_max_size batch must wake the source";
+    assert_eq!(
+        batch_published_while_waiting(&q, 5, 0..5, why).await,
+        [0, 1, 2, 3, 4]
+    );
 }
 
 #[tokio::test]
