@@ -150,6 +150,23 @@ impl Clone for Progress {
     }
 }
 
+/// `VmHWM` of /proc/self/status: the peak resident set of this program since it started
+/// (Linux only; `None` elsewhere or if unreadable).
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// CPU time and peak memory of this process so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ResourceUsage {
@@ -178,8 +195,9 @@ impl ResourceUsage {
         Self {
             user: tv(ru.ru_utime),
             system: tv(ru.ru_stime),
-            // Linux reports ru_maxrss in KiB.
-            peak_rss_kib: ru.ru_maxrss.max(0) as u64,
+            // ru_maxrss (KiB on Linux) survives exec, so under `cargo run` it reported
+            // cargo's own ~80 MiB; VmHWM is this program's peak alone.
+            peak_rss_kib: vm_hwm_kib().unwrap_or(ru.ru_maxrss.max(0) as u64),
         }
     }
 
@@ -240,5 +258,25 @@ impl Totals {
             line.push_str(&format!(" output_switches={}", s.output_switches));
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_comes_from_vm_hwm() {
+        let status =
+            "Name:\tskidder\nVmPeak:\t  200000 kB\nVmHWM:\t   15872 kB\nVmRSS:\t   15000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(15872));
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_reports_its_own_peak() {
+        assert!(vm_hwm_kib().is_some_and(|k| k > 0));
+        assert!(ResourceUsage::now().peak_rss_kib > 0);
     }
 }
