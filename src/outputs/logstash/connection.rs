@@ -164,6 +164,9 @@ pub async fn serve(
         ack_timeout: ctx.timeout,
     };
     let mut session: Session = ClientSession::with_compressor(config, compressor);
+    // Where this connection compresses (see the module docs); the runtime does not change.
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
     let mut sent_at: VecDeque<Instant> = VecDeque::new();
     let ttl_at = ctx.ttl.map(|t| tokio::time::Instant::now() + t);
     let mut buf = [0u8; 512];
@@ -182,8 +185,6 @@ pub async fn serve(
             };
             let n = window.size().min(h.batch.len() - h.sent);
             let events = &h.batch.events()[h.sent..h.sent + n];
-            let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-                == tokio::runtime::RuntimeFlavor::MultiThread;
             out.clear();
             // The batch stays held (its events alive) until the window is acknowledged, so
             // the session only borrows the bytes and counts.
