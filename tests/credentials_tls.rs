@@ -59,7 +59,7 @@ async fn mutual_tls_succeeds_and_both_sides_see_the_peer() {
     assert_eq!(report.chain.len(), 1);
     assert!(report.chain[0].subject.contains("CN=server"), "{report}");
     assert!(report.chain[0].issuer.contains("CN=Test CA"), "{report}");
-    assert!(report.version.starts_with("TLSv1_3"), "{report}");
+    assert!(report.version.starts_with("TLSv1.3"), "{report}");
     let seen = out.server.expect("server handshake").expect("client cert");
     assert!(subject_of(&seen[0]).contains("CN=client"));
 }
@@ -419,7 +419,7 @@ async fn tls_1_1_and_unknown_ciphers_are_config_errors() {
     )
     .await;
     let report = out.client.unwrap();
-    assert_eq!(report.version, "TLSv1_2");
+    assert_eq!(report.version, "TLSv1.2");
     assert_eq!(
         report.cipher_suite,
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"

@@ -137,7 +137,7 @@ fn test_output_with_the_client_certificate_passes_the_front() {
     let out = &r.stdout;
     for needle in [
         format!("output.elasticsearch {host}"),
-        "TLS version: TLSv1_3".to_string(),
+        "TLS version: TLSv1.3".to_string(),
         "issuer CN=front CA".to_string(),
         "our certificate: subject CN=shipper".to_string(),
         "✓ GET /".to_string(),

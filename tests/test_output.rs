@@ -76,7 +76,7 @@ fn logstash_over_mutual_tls_reports_version_cipher_chain_and_pin() {
         "✓ resolve".to_string(),
         "✓ TCP connect".to_string(),
         "✓ TLS handshake".to_string(),
-        "TLS version: TLSv1_3".to_string(),
+        "TLS version: TLSv1.3".to_string(),
         "cipher suite: TLS13_".to_string(),
         "subject CN=logstash".to_string(),
         "issuer CN=probe CA".to_string(),

@@ -30,6 +30,27 @@ impl Duration {
     }
 }
 
+impl From<std::time::Duration> for Duration {
+    fn from(d: std::time::Duration) -> Self {
+        Self(d)
+    }
+}
+
+/// `d` as a person writes it, to the millisecond, for logs and messages: `0s`, `250ms`,
+/// `1.5s`, `90s`, `5m`, `14d` (std's `Debug` prints `0ns`, `336h`, `1.234567891s`).
+pub fn human(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let rounded = if d.subsec_nanos() % 1_000_000 >= 500_000 {
+        ms + 1
+    } else {
+        ms
+    };
+    Duration(std::time::Duration::from_millis(
+        u64::try_from(rounded).unwrap_or(u64::MAX),
+    ))
+    .to_string()
+}
+
 /// Why a duration or size string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {input:?}: {reason}")]
@@ -108,11 +129,17 @@ impl fmt::Display for Duration {
         let ms = d.as_millis();
         if d.subsec_nanos() % 1_000_000 != 0 {
             write!(f, "{}ns", d.as_nanos())
-        } else if ms % 1000 != 0 {
+        } else if ms < 1000 {
             write!(f, "{ms}ms")
+        } else if ms % 1000 != 0 {
+            // `1.5s`, `2.025s`: exact, and read back by the parser.
+            let frac = format!("{:03}", ms % 1000);
+            write!(f, "{}.{}s", ms / 1000, frac.trim_end_matches('0'))
         } else {
             let s = d.as_secs();
-            if s % 3600 == 0 {
+            if s % 86_400 == 0 {
+                write!(f, "{}d", s / 86_400)
+            } else if s % 3600 == 0 {
                 write!(f, "{}h", s / 3600)
             } else if s % 60 == 0 {
                 write!(f, "{}m", s / 60)
@@ -264,6 +291,31 @@ mod tests {
         assert!(d("").is_err());
         assert_eq!(Duration::from_secs(90).to_string(), "90s");
         assert_eq!(Duration::from_millis(500).to_string(), "500ms");
+    }
+
+    #[test]
+    fn durations_print_as_people_write_them_and_read_back() {
+        let cases = [
+            (std::time::Duration::ZERO, "0s"),
+            (std::time::Duration::from_millis(250), "250ms"),
+            (std::time::Duration::from_millis(1500), "1.5s"),
+            (std::time::Duration::from_millis(2025), "2.025s"),
+            (std::time::Duration::from_secs(30), "30s"),
+            (std::time::Duration::from_secs(300), "5m"),
+            (std::time::Duration::from_secs(7200), "2h"),
+            (std::time::Duration::from_secs(14 * 86_400), "14d"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(Duration(d).to_string(), text);
+            assert_eq!(human(d), text);
+            assert_eq!(text.parse::<Duration>().map(Duration::get), Ok(d), "{text}");
+        }
+        // Logs round jittered delays to the millisecond instead of printing nanoseconds.
+        assert_eq!(
+            human(std::time::Duration::from_nanos(1_234_567_891)),
+            "1.235s"
+        );
+        assert_eq!(human(std::time::Duration::from_nanos(400)), "0s");
     }
 
     #[test]

@@ -22,6 +22,6 @@ pub use error::{CredentialError, Origin};
 pub use es_auth::EsAuth;
 pub use keystore::{Keystore, KeystoreCommand, KeystoreError};
 pub use reload::TlsSource;
-pub use report::{describe_handshake, HandshakeReport, PeerCertificateInfo};
+pub use report::{describe_handshake, tls_version_name, HandshakeReport, PeerCertificateInfo};
 pub use secret::Secret;
 pub use tls::{Alpn, TlsSettings};

@@ -28,7 +28,7 @@ pub struct PeerCertificateInfo {
 /// What a handshake negotiated and what the peer showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeReport {
-    /// e.g. `TLSv1_3`.
+    /// e.g. `TLSv1.3`.
     pub version: String,
     /// e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher_suite: String,
@@ -75,8 +75,7 @@ pub fn describe_handshake(conn: &CommonState, pins: &[Pin]) -> HandshakeReport {
     HandshakeReport {
         version: conn
             .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_else(|| "(handshake not complete)".to_string()),
+            .map_or_else(|| "(handshake not complete)".to_string(), tls_version_name),
         cipher_suite: conn
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
@@ -87,6 +86,12 @@ pub fn describe_handshake(conn: &CommonState, pins: &[Pin]) -> HandshakeReport {
         chain,
         matched_pin: pinning::matching_pin(pins, peer).map(|p| p.text.clone()),
     }
+}
+
+/// A TLS version as people and Beats' `supported_protocols` write it: `TLSv1.3`, not
+/// rustls' `TLSv1_3`. Every place skidder prints a version goes through here.
+pub fn tls_version_name(v: rustls::ProtocolVersion) -> String {
+    format!("{v:?}").replace('_', ".")
 }
 
 impl fmt::Display for HandshakeReport {
@@ -107,5 +112,22 @@ impl fmt::Display for HandshakeReport {
             Some(pin) => writeln!(f, "pin matched: {pin}"),
             None => writeln!(f, "pin matched: none"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_versions_read_as_people_write_them() {
+        assert_eq!(
+            tls_version_name(rustls::ProtocolVersion::TLSv1_3),
+            "TLSv1.3"
+        );
+        assert_eq!(
+            tls_version_name(rustls::ProtocolVersion::TLSv1_2),
+            "TLSv1.2"
+        );
     }
 }

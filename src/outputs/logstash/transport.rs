@@ -151,7 +151,7 @@ pub struct Connected {
     pub peer: SocketAddr,
     /// Our local port.
     pub local_port: u16,
-    /// e.g. `TLSv1_3`, or `none`.
+    /// e.g. `TLSv1.3`, or `none`.
     pub tls_version: String,
 }
 
@@ -206,12 +206,10 @@ impl Connector {
             });
         };
         let stream = self.handshake(tls, host, tcp).await?;
-        let tls_version = stream
-            .get_ref()
-            .1
-            .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_else(|| "unknown".to_string());
+        let tls_version = stream.get_ref().1.protocol_version().map_or_else(
+            || "unknown".to_string(),
+            crate::credentials::tls_version_name,
+        );
         Ok(Connected {
             stream: Box::new(stream),
             peer,
