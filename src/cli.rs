@@ -4,8 +4,9 @@
 //!
 //! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
 //! `path.data`), or for `test output` a host that failed; 2 usage error (unknown flag or
-//! command); 3 runtime failure (the output failed); 130 interrupted with events left
-//! unacknowledged, or a second signal.
+//! command); 3 runtime failure (the output failed); 4 finished, but events were dropped by
+//! a policy the configuration allows; 130 interrupted with events left unacknowledged, or a
+//! second signal.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,34 +22,42 @@ use crate::telemetry;
 
 /// Exit code: a configuration error.
 pub const EXIT_CONFIG: u8 = 1;
+/// Exit code: a usage error (unknown flag or command, a flag the command does not take);
+/// clap exits with it too.
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the output failed while running.
 pub const EXIT_RUNTIME: u8 = 3;
+/// Exit code: the run finished, but events were dropped by a policy the configuration
+/// allows (`max_retries` ≥ 0, `non_indexable_policy: drop`, `on_json_error: drop`).
+pub const EXIT_DROPPED: u8 = 4;
 /// Exit code: interrupted with unacknowledged events (or a second signal).
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The help heading of the options every command takes that reads the configuration; a
+/// subcommand's own flags are listed first, under "Options".
+const GLOBAL: &str = "Configuration options (run, test, export, keystore)";
+
+/// The configuration file when `-c` is not given, as Beats' `filebeat.yml`.
+pub const DEFAULT_CONFIG: &str = "skidder.yml";
 
 /// skidder ships events: inputs → memory queue → one output.
 #[derive(Debug, Parser)]
 #[command(name = "skidder", version, about, long_about = None)]
 pub struct Cli {
-    /// Configuration file.
-    #[arg(
-        short = 'c',
-        long = "config",
-        default_value = "skidder.yml",
-        global = true
-    )]
-    pub config: PathBuf,
+    /// Configuration file [default: skidder.yml].
+    #[arg(short = 'c', long = "config", global = true, help_heading = GLOBAL)]
+    pub config: Option<PathBuf>,
     /// Override a setting, e.g. `-E queue.mem.events=4096` (repeatable).
-    #[arg(short = 'E', value_name = "KEY=VALUE", global = true)]
+    #[arg(short = 'E', value_name = "KEY=VALUE", global = true, help_heading = GLOBAL)]
     pub overrides: Vec<String>,
     /// Data directory (overrides `path.data`).
-    #[arg(long = "path.data", value_name = "DIR", global = true)]
+    #[arg(long = "path.data", value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub path_data: Option<PathBuf>,
     /// Log directory (overrides `path.logs`).
-    #[arg(long = "path.logs", value_name = "DIR", global = true)]
+    #[arg(long = "path.logs", value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub path_logs: Option<PathBuf>,
     /// Log to standard error instead of `path.logs`.
-    #[arg(short = 'e', global = true)]
+    #[arg(short = 'e', global = true, help_heading = GLOBAL)]
     pub log_to_stderr: bool,
     /// Test/benchmark aid: `output.discard` waits this long per batch, e.g. `5ms`.
     #[arg(long = "discard-delay", hide = true, global = true, value_parser = parse_duration)]
@@ -174,8 +183,14 @@ pub fn main() -> ExitCode {
             println!("skidder {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some(Command::Demo(ref args)) => crate::demo::run(args),
-        Some(Command::Receive(ref args)) => crate::receive::run(args, knobs),
+        Some(Command::Demo(ref args)) => match refuse_config_flags(&cli, "demo") {
+            Some(code) => code,
+            None => crate::demo::run(args),
+        },
+        Some(Command::Receive(ref args)) => match refuse_config_flags(&cli, "receive") {
+            Some(code) => code,
+            None => crate::receive::run(args, knobs),
+        },
         Some(Command::Test {
             what: TestCommand::Config,
         }) => match load(&cli).and_then(|c| app::plan(&c, knobs).map(|_| ())) {
@@ -220,6 +235,30 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `demo` and `receive` read no configuration: a configuration flag given to them would be
+/// silently ignored, so it is a usage error (exit 2) naming the flag.
+fn refuse_config_flags(cli: &Cli, command: &str) -> Option<ExitCode> {
+    let given: Vec<&str> = [
+        (cli.config.is_some(), "-c/--config"),
+        (!cli.overrides.is_empty(), "-E"),
+        (cli.path_data.is_some(), "--path.data"),
+        (cli.path_logs.is_some(), "--path.logs"),
+        (cli.log_to_stderr, "-e"),
+    ]
+    .into_iter()
+    .filter_map(|(set, flag)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return None;
+    }
+    eprintln!(
+        "skidder {command}: {} not used: `skidder {command}` reads no configuration file and \
+         logs to stderr; its own flags are listed by `skidder {command} --help`",
+        given.join(", ")
+    );
+    Some(ExitCode::from(EXIT_USAGE))
+}
+
 /// Where the keystore lives: `--path.data`, else `data` under the working directory (as
 /// Beats, the keystore is found before the configuration is read, so `path.data` in the
 /// file does not move it).
@@ -240,7 +279,10 @@ fn load(cli: &Cli) -> Result<Config, AppError> {
         None
     };
     let mut config = config::load_with(&LoadOptions {
-        path: cli.config.clone(),
+        path: cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
         overrides: cli.overrides.clone(),
         env: EnvSource::Process,
         resolver: store.as_ref().map(|s| s as &dyn config::SecretResolver),
@@ -308,6 +350,8 @@ fn run(cli: &Cli, knobs: OutputKnobs) -> ExitCode {
             eprintln!("{}", totals.line());
             if totals.interrupted && totals.unacked > 0 {
                 ExitCode::from(EXIT_INTERRUPTED)
+            } else if totals.dropped_by_policy() > 0 {
+                ExitCode::from(EXIT_DROPPED)
             } else {
                 ExitCode::SUCCESS
             }

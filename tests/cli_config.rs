@@ -87,3 +87,38 @@ fn test_config_lists_every_problem_with_file_and_key() {
         );
     }
 }
+
+#[test]
+fn receive_and_demo_refuse_configuration_flags_instead_of_ignoring_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["receive", "demo"] {
+        for flags in [
+            &["-c", "skidder.yml"][..],
+            &["-E", "queue.mem.events=10"],
+            &["--path.data", "data"],
+        ] {
+            let mut args = vec![command];
+            args.extend_from_slice(flags);
+            let r = run(dir.path(), &args, b"");
+            assert_eq!(r.code(), Some(2), "{args:?}: {}", r.stderr);
+            assert!(
+                r.stderr.contains(flags[0]) && r.stderr.contains("reads no configuration file"),
+                "{args:?} names the flag it will not use: {}",
+                r.stderr
+            );
+        }
+        // Their own flags come first in their help, before the configuration options.
+        let help = run(dir.path(), &[command, "--help"], b"").stdout;
+        let own = help
+            .find(if command == "receive" {
+                "--listen"
+            } else {
+                "--count"
+            })
+            .unwrap_or_else(|| panic!("{command} --help:\n{help}"));
+        let config = help
+            .find("--config")
+            .unwrap_or_else(|| panic!("{command} --help:\n{help}"));
+        assert!(own < config, "{command} --help:\n{help}");
+    }
+}
