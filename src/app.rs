@@ -15,6 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::config::units::human;
 use crate::config::{Config, ConfigError};
 use crate::inputs::{self, InputError, InputPlan};
 use crate::outputs::{self, OutputError, OutputKnobs, OutputPlan};
@@ -258,26 +259,22 @@ async fn run_async(
         () = queue.wait_idle() => {}
         () = stop.notified() => {
             queue.stop_inputs();
-            if tokio::time::timeout(shutdown_timeout, queue.wait_drained()).await.is_err() {
-                tracing::warn!(unsettled = queue.unsettled(), "shutdown_timeout passed before the queue drained");
-            }
+            drain(&queue, shutdown_timeout, &mut None).await;
         }
         () = recv(&mut signals) => {
             interrupted = true;
             let unsettled = queue.unsettled();
-            tracing::info!(unsettled, shutdown_timeout = ?shutdown_timeout, "signal received; stopping inputs and draining the queue");
+            let timeout = human(shutdown_timeout);
+            if shutdown_timeout.is_zero() && unsettled > 0 {
+                // Say what happens: nothing is waited for, and only an input that can
+                // re-send (none of today's) gets these events back.
+                tracing::warn!(unsettled, shutdown_timeout = %timeout, "signal received; shutdown_timeout is 0s, so events in the queue and in flight are not waited for and stay unacknowledged");
+            } else {
+                tracing::info!(unsettled, shutdown_timeout = %timeout, "signal received; inputs stopped, draining the queue to the output for up to shutdown_timeout (a second signal exits at once)");
+            }
             queue.stop_inputs();
             if !shutdown_timeout.is_zero() {
-                tokio::select! {
-                    r = tokio::time::timeout(shutdown_timeout, queue.wait_drained()) => {
-                        if r.is_err() {
-                            tracing::warn!(unsettled = queue.unsettled(), "shutdown_timeout passed before the queue drained");
-                        }
-                    }
-                    () = recv(&mut signals) => {
-                        second_signal(&queue);
-                    }
-                }
+                drain(&queue, shutdown_timeout, &mut signals).await;
             }
         }
         Some(r) = workers.join_next() => {
@@ -345,6 +342,22 @@ fn worker_result(
             key: "output",
             reason: format!("output worker ended abnormally: {join}"),
         }),
+    }
+}
+
+/// Waits for the queue to drain for up to `timeout` and says how it ended; a signal on
+/// `signals` meanwhile exits at once.
+async fn drain(queue: &Queue, timeout: Duration, signals: &mut Option<Signals>) {
+    tokio::select! {
+        r = tokio::time::timeout(timeout, queue.wait_drained()) => match r {
+            Ok(()) => tracing::info!("queue drained: every event settled"),
+            Err(_) => tracing::warn!(
+                unsettled = queue.unsettled(),
+                shutdown_timeout = %human(timeout),
+                "shutdown_timeout passed before the queue drained; those events stay unacknowledged"
+            ),
+        },
+        () = recv(signals) => second_signal(queue),
     }
 }
 

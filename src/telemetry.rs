@@ -47,7 +47,7 @@ pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), Telemetr
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if cfg.to_stderr {
         let b = builder
-            .with_writer(std::io::stderr)
+            .with_writer(|| AroundProgress)
             .with_ansi(std::io::stderr().is_terminal());
         if cfg.json {
             b.json().try_init()
@@ -74,6 +74,32 @@ pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), Telemetr
     Ok(())
 }
 
+/// The progress bar being drawn right now, if any: log lines to stderr are written around
+/// it, so on a terminal a log line and the progress line never share a line.
+static ACTIVE_BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+fn active_bar() -> Option<indicatif::ProgressBar> {
+    ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// stderr for the log subscriber: each formatted event arrives in one `write`, which clears
+/// the progress line first and redraws it after.
+struct AroundProgress;
+
+impl std::io::Write for AroundProgress {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match active_bar() {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Logs the non-zero counters every `period`, as Beats' "Non-zero metrics" line.
 pub async fn report_metrics(metrics: Arc<Metrics>, period: Duration) {
     let mut before = metrics.snapshot();
@@ -84,7 +110,7 @@ pub async fn report_metrics(metrics: Arc<Metrics>, period: Duration) {
         let fields = now.nonzero_since(&before);
         if !fields.is_empty() {
             let text = serde_json::Value::Object(fields).to_string();
-            tracing::info!(monitoring = %text, period = ?period, "non-zero metrics in the last period");
+            tracing::info!(monitoring = %text, period = %crate::config::units::human(period), "non-zero metrics in the last period");
         }
         before = now;
     }
@@ -108,6 +134,7 @@ impl Progress {
             indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
+        *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
         Some(Self { bar })
     }
 
@@ -138,6 +165,7 @@ impl Progress {
 
     /// Removes the line.
     pub fn clear(&self) {
+        ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.bar.finish_and_clear();
     }
 }
@@ -236,12 +264,25 @@ impl Totals {
         self.usage.cpu().as_secs_f64() * 1e6 / self.snapshot.acked as f64
     }
 
-    /// One `key=value` line, stable for scripts and tests. `output_switches=` is appended
-    /// only when `output.failover` switched at least once.
+    /// Events given up for good by a policy the configuration allows: the output's drops
+    /// (`max_retries`, `non_indexable_policy: drop`) and the inputs' (`on_json_error: drop`).
+    pub fn dropped_by_policy(&self) -> u64 {
+        self.snapshot.dropped + self.snapshot.inputs.iter().map(|i| i.4).sum::<u64>()
+    }
+
+    /// One `key=value` line, stable for scripts and tests. When events were dropped it says
+    /// so first, in words; `output_switches=` is appended only when `output.failover`
+    /// switched at least once.
     pub fn line(&self) -> String {
         let s = &self.snapshot;
+        let dropped = self.dropped_by_policy();
+        let warning = if dropped > 0 {
+            format!("{dropped} event(s) DROPPED by policy, see the ERROR lines (exit code 4); ")
+        } else {
+            String::new()
+        };
         let mut line = format!(
-            "skidder totals: published={} acked={} dropped={} input_dropped={} unacked={} retried={} elapsed_s={:.3} events_per_s={:.0} cpu_s={:.3} cpu_s_per_million={:.3} peak_rss_kib={}",
+            "skidder totals: {warning}published={} acked={} dropped={} input_dropped={} unacked={} retried={} elapsed_s={:.3} events_per_s={:.0} cpu_s={:.3} cpu_s_per_million={:.3} peak_rss_kib={}",
             s.published,
             s.acked,
             s.dropped,

@@ -659,7 +659,21 @@ fn binary_reports_events_given_up_on_a_dead_host() {
         b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n",
     );
     let totals = r.totals();
-    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.code(),
+        Some(4),
+        "a run that dropped events by policy does not exit 0:\n{}",
+        r.stderr
+    );
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("skidder totals:"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("skidder totals: 3 event(s) DROPPED by policy"),
+        "the totals line says so first: {line}"
+    );
     assert_eq!(totals["published"], "3", "{}", r.stderr);
     assert_eq!(totals["acked"], "0", "{}", r.stderr);
     assert_eq!(totals["dropped"], "3", "{}", r.stderr);

@@ -83,9 +83,45 @@ fn server_restarts_in_the_middle_of_a_window() {
         "",
     );
     assert_eq!(stats["faults_fired"], 1, "{stats}");
+    let failed = stderr
+        .lines()
+        .position(|l| l.contains("logstash connection failed") || l.contains("cannot connect"))
+        .unwrap_or_else(|| panic!("no WARN for the restart:\n{stderr}"));
+    // At the default level a person sees delivery start and come back, with host and TLS.
+    let connected: Vec<usize> = stderr
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.contains("INFO") && l.contains("connected to logstash") && l.contains("tls=none")
+        })
+        .map(|(i, _)| i)
+        .collect();
     assert!(
-        stderr.contains("logstash connection failed") || stderr.contains("cannot connect"),
-        "{stderr}"
+        connected.first().is_some_and(|&i| i < failed)
+            && connected.last().is_some_and(|&i| i > failed),
+        "an INFO line at the first connection and one when it came back:\n{stderr}"
+    );
+}
+
+#[test]
+fn while_the_destination_is_down_the_metrics_line_says_so() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let yaml = config(&[dead.as_str()], 10, 0, "backoff: {init: 50ms, max: 100ms}")
+        + "logging.metrics.period: 100ms\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), &yaml);
+    let (_child, mut lines) = common::spawn_run(dir.path(), &path);
+    lines.wait_for_line(
+        "with the metrics line naming the output's state and its errors",
+        Duration::from_secs(20),
+        |l| {
+            l.contains("non-zero metrics")
+                && l.contains("destination down")
+                && l.contains("output.write.errors")
+        },
     );
 }
 
@@ -179,6 +215,12 @@ fn max_retries_exhausted_drops_with_an_error_naming_the_count() {
         "max_retries: 1\ntimeout: 300ms",
     ));
     let t = r.totals();
+    assert_eq!(
+        r.code(),
+        Some(4),
+        "drops by policy end with exit code 4:\n{}",
+        r.stderr
+    );
     assert_eq!(t["dropped"], "300", "{}", r.stderr);
     assert_eq!(t["acked"], "0");
     assert!(

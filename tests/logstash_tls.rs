@@ -59,7 +59,7 @@ fn mutual_tls_delivers_everything() {
     assert!(
         r.stderr.lines().any(|l| l.contains("lumberjack{")
             && l.contains(&format!("host={}", server.addr))
-            && l.contains("tls=TLSv1_3")),
+            && l.contains("tls=TLSv1.3")),
         "{}",
         r.stderr
     );
@@ -152,4 +152,46 @@ fn a_server_that_never_answers_the_handshake_times_out_naming_phase_host_and_lim
         Duration::from_secs(20),
     );
     drop(child);
+}
+
+/// libbeat's default `max_retries: 3` drops every event of a destination that refuses us;
+/// skidder's default retries until the events are published, so a refused client
+/// certificate never turns into silent loss: after many more than three failed attempts a
+/// stop leaves every event unacknowledged (exit 130), none dropped.
+#[test]
+fn by_default_a_refusing_server_costs_retries_never_events() {
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let server = tls_server(&files, &ca.leaf("logstash", &["127.0.0.1"]), &ca);
+    // No client certificate, and no max_retries: the default applies.
+    let yaml = config(&files, &server.addr, 10, &ca, None)
+        .replace("  max_retries: -1\n", "")
+        .replace("init: 100ms\n    max: 500ms", "init: 10ms\n    max: 20ms");
+    assert!(!yaml.contains("max_retries"), "{yaml}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), &yaml);
+    let (mut child, mut lines) = common::spawn_run(dir.path(), &path);
+    for attempt in 1..=6 {
+        lines.wait_for_line(
+            &format!("for failed attempt {attempt}: a WARN naming the refusal"),
+            Duration::from_secs(20),
+            |l| l.contains("WARN") && l.contains("CertificateRequired"),
+        );
+    }
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(30));
+    let stderr = lines.rest();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let t = common::totals(&stderr);
+    assert_eq!(
+        (t["dropped"].as_str(), t["unacked"].as_str()),
+        ("0", "10"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("max_retries exhausted"), "{stderr}");
+    assert_eq!(server.accepted(), 0);
 }

@@ -128,7 +128,12 @@ fn bad_json_line_is_a_counted_drop_when_asked() {
         &["-c", cfg.to_str().unwrap(), "-e"],
         b"{\"a\":1}\nnot json\n{\"b\":2}\n",
     );
-    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert_eq!(
+        r.code(),
+        Some(4),
+        "a counted drop is exit code 4:\n{}",
+        r.stderr
+    );
     assert_eq!(file_lines(dir.path()).len(), 2);
     assert_eq!(r.totals()["input_dropped"], "1");
     assert!(
@@ -263,9 +268,10 @@ fn sigterm_drains_the_queue_within_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
     // 200 events/s never reach flush.min_events (1600), so events wait in the queue until
     // the shutdown releases them.
+    // No shutdown_timeout: the default drains (Beats' 0s would lose these events).
     let cfg = config(
         dir.path(),
-        "skidder:\n  inputs:\n    - type: generator\n      eps: 200\noutput:\n  file:\n    path: out\nshutdown_timeout: 20s\nlogging:\n  metrics:\n    period: 100ms\n",
+        "skidder:\n  inputs:\n    - type: generator\n      eps: 200\noutput:\n  file:\n    path: out\nlogging:\n  metrics:\n    period: 100ms\n",
     );
     let mut child = common::bin()
         .args(["-c", cfg.to_str().unwrap(), "-e"])
@@ -283,6 +289,12 @@ fn sigterm_drains_the_queue_within_shutdown_timeout() {
     let status = common::wait_exit(&mut child, Duration::from_secs(30));
     let stderr = watch.rest();
     assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("draining the queue to the output for up to shutdown_timeout")
+            && stderr.contains("shutdown_timeout=5s")
+            && stderr.contains("queue drained: every event settled"),
+        "the log says what the stop does and how it ended:\n{stderr}"
+    );
     let t = common::totals(&stderr);
     assert_eq!(t["unacked"], "0", "{stderr}");
     let acked: usize = t["acked"].parse().unwrap();
@@ -366,7 +378,7 @@ fn zero_shutdown_timeout_does_not_wait_and_reports_unacked() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
-        "skidder:\n  inputs:\n    - type: generator\n      size: 100\noutput:\n  discard: {}\nlogging:\n  metrics:\n    period: 50ms\n",
+        "skidder:\n  inputs:\n    - type: generator\n      size: 100\noutput:\n  discard: {}\nshutdown_timeout: 0s\nlogging:\n  metrics:\n    period: 50ms\n",
     );
     let mut child = common::bin()
         .args(["-c", cfg.to_str().unwrap(), "-e", "--discard-delay", "60s"])
@@ -386,6 +398,12 @@ fn zero_shutdown_timeout_does_not_wait_and_reports_unacked() {
     let status = common::wait_exit(&mut child, Duration::from_secs(20));
     let stderr = watch.rest();
     assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(
+            "shutdown_timeout is 0s, so events in the queue and in flight are not waited for"
+        ) && !stderr.contains("draining"),
+        "the log line says nothing is waited for:\n{stderr}"
+    );
     let t = common::totals(&stderr);
     assert_eq!(t["acked"], "0");
     assert_ne!(t["unacked"], "0");

@@ -14,7 +14,7 @@ use super::units::{ByteSize, Duration};
 use crate::credentials::Secret;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// `skidder.*`: the inputs.
@@ -29,9 +29,27 @@ pub struct Config {
     pub path: PathConfig,
     /// `http.*`: the local HTTP endpoint for stats, as Beats' `http` section.
     pub http: HttpConfig,
-    /// How long to keep draining the queue to the output after SIGINT/SIGTERM.
-    /// Default `0s`: do not wait, as Beats.
+    /// How long to keep draining the queue to the output after SIGINT/SIGTERM. Default `5s`
+    /// (Beats: `0s`, safe there because its registry re-sends after a restart; skidder's
+    /// stdin, generator and lumberjack inputs cannot re-send what a stop loses).
     pub shutdown_timeout: Duration,
+}
+
+/// The default drain on SIGINT/SIGTERM (see [`Config::shutdown_timeout`]).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            skidder: SkidderConfig::default(),
+            queue: QueueConfig::default(),
+            output: OutputsConfig::default(),
+            logging: LoggingConfig::default(),
+            path: PathConfig::default(),
+            http: HttpConfig::default(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
 }
 
 /// `skidder.*`.
@@ -371,7 +389,8 @@ pub struct LogstashOutputConfig {
     pub timeout: Duration,
     /// Reconnect backoff.
     pub backoff: BackoffConfig,
-    /// Retries of a batch before its events are dropped; `-1` = forever. Default `3`.
+    /// Retries of a batch before its events are dropped; `-1` = forever. Default `-1`:
+    /// unlike libbeat's `3`, nothing is dropped unless the user asks for it.
     pub max_retries: i64,
     /// Reconnect after a connection has lived this long; `0s` = never. Default `0s`.
     pub ttl: Duration,
@@ -400,7 +419,7 @@ impl Default for LogstashOutputConfig {
             slow_start: false,
             timeout: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
-            max_retries: 3,
+            max_retries: -1,
             ttl: Duration::default(),
             escape_html: false,
             index: None,
@@ -448,7 +467,8 @@ pub struct ElasticsearchOutputConfig {
     pub loadbalance: bool,
     /// Backoff after failures.
     pub backoff: BackoffConfig,
-    /// Retries before items are dropped; `-1` = forever. Default `3`.
+    /// Retries before items are dropped; `-1` = forever. Default `-1`: unlike libbeat's
+    /// `3`, nothing is dropped unless the user asks for it.
     pub max_retries: i64,
     /// HTTP request timeout. Default `90s`.
     pub timeout: Duration,
@@ -483,7 +503,7 @@ impl Default for ElasticsearchOutputConfig {
             worker: 1,
             loadbalance: true,
             backoff: BackoffConfig::default(),
-            max_retries: 3,
+            max_retries: -1,
             timeout: Duration::from_secs(90),
             escape_html: false,
             non_indexable_policy: None,

@@ -28,7 +28,24 @@ pub struct Metrics {
     pub queue_capacity: AtomicU64,
     /// Switches between a primary and a fallback output (`output.failover`), both ways.
     pub output_switches: AtomicU64,
+    /// Failed connection attempts, broken connections and failed requests of the output
+    /// (Beats' `libbeat.output.write.errors`).
+    pub output_errors: AtomicU64,
+    /// Output workers waiting out a backoff after a failure right now (a gauge): while it is
+    /// above zero the destination is down for them, which the metrics line says.
+    pub output_backing_off: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
+}
+
+/// Counts one output worker in [`Metrics::output_backing_off`] while it lives, so a worker
+/// whose wait is cut short (a cancelled run) never leaves the gauge high.
+#[derive(Debug)]
+pub struct BackingOff<'a>(&'a Metrics);
+
+impl Drop for BackingOff<'_> {
+    fn drop(&mut self) {
+        self.0.output_backing_off.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one input.
@@ -67,6 +84,12 @@ pub struct Snapshot {
     pub queue_filled: u64,
     /// See [`Metrics::output_switches`].
     pub output_switches: u64,
+    /// See [`Metrics::queue_capacity`].
+    pub queue_capacity: u64,
+    /// See [`Metrics::output_errors`].
+    pub output_errors: u64,
+    /// See [`Metrics::output_backing_off`].
+    pub output_backing_off: u64,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
 }
@@ -83,6 +106,14 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::clone(&m));
         m
+    }
+
+    /// Records a failure of the output and counts the caller as backing off until the
+    /// returned guard drops (wrap the wait in it).
+    pub fn output_failed(&self) -> BackingOff<'_> {
+        self.output_errors.fetch_add(1, Ordering::Relaxed);
+        self.output_backing_off.fetch_add(1, Ordering::Relaxed);
+        BackingOff(self)
     }
 
     /// Reads every counter.
@@ -113,12 +144,33 @@ impl Metrics {
             output_bytes: r(&self.output_bytes),
             queue_filled: r(&self.queue_filled),
             output_switches: r(&self.output_switches),
+            queue_capacity: r(&self.queue_capacity),
+            output_errors: r(&self.output_errors),
+            output_backing_off: r(&self.output_backing_off),
             inputs,
         }
     }
 }
 
 impl Snapshot {
+    /// What a person needs to know when delivery is not flowing: the output backing off
+    /// after failures, and whether the queue is full (inputs are then blocked). `None` while
+    /// all is well.
+    pub fn output_state(&self) -> Option<String> {
+        let full = self.queue_capacity > 0 && self.queue_filled >= self.queue_capacity;
+        let mut parts = Vec::new();
+        if self.output_backing_off > 0 {
+            parts.push(format!(
+                "destination down: {} worker(s) backing off after failures",
+                self.output_backing_off
+            ));
+        }
+        if full {
+            parts.push("queue full: inputs are blocked".to_string());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// The non-zero counters as a JSON object, counters as the change since `before` and
     /// the queue gauge as its current value — the periodic line Beats logs.
     pub fn nonzero_since(&self, before: &Snapshot) -> serde_json::Map<String, serde_json::Value> {
@@ -161,6 +213,12 @@ impl Snapshot {
             "output.write.bytes".into(),
             self.output_bytes.saturating_sub(before.output_bytes),
         );
+        put(
+            "output.write.errors".into(),
+            self.output_errors.saturating_sub(before.output_errors),
+        );
+        put("output.workers.backing_off".into(), self.output_backing_off);
+
         for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate()
         {
             let prev = before.inputs.get(i).cloned().unwrap_or_default();
@@ -180,6 +238,9 @@ impl Snapshot {
                 format!("input.{name}.lines.dropped"),
                 input_dropped.saturating_sub(prev.4),
             );
+        }
+        if let Some(state) = self.output_state() {
+            out.insert("output.state".into(), state.into());
         }
         out
     }

@@ -11,7 +11,7 @@ pub mod queue;
 
 pub use batch::{Batch, Fate};
 pub use gate::Gate;
-pub use metrics::{InputMetrics, Metrics, Snapshot};
+pub use metrics::{BackingOff, InputMetrics, Metrics, Snapshot};
 pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped};
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use tracing::{debug, warn};
 
 use super::settings::{ElasticsearchSettings, NonIndexableAction};
 use super::{BatchOutcome, EsError, Sender, SettingsError};
+use crate::config::units::human;
 use crate::config::ElasticsearchOutputConfig;
 use crate::event::EventMeta;
 use crate::outputs::backoff::{random_jitter, Backoff};
@@ -181,7 +182,7 @@ impl ElasticsearchOutput {
                 hosts = %self.hosts,
                 events = out.retry_later.len(),
                 retries = batch.retries(),
-                wait = ?wait,
+                wait = %human(wait),
                 "Elasticsearch rejected items for now; retrying them after the backoff"
             );
         } else {
@@ -189,10 +190,13 @@ impl ElasticsearchOutput {
                 hosts = %self.hosts,
                 events = out.retry_later.len(),
                 retries = batch.retries(),
-                wait = ?wait,
+                wait = %human(wait),
                 "events not delivered; retrying after the backoff"
             );
         }
+        // Counted as a failure of the output while it waits, so the metrics line shows the
+        // destination down instead of only a filling queue.
+        let _backing_off = metrics.output_failed();
         if host_failure {
             self.settle(batch, &out, false);
             tokio::time::sleep(wait).await;

@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(s.op_type, OpType::Index);
         assert_eq!(s.bulk_max_size, 1600);
         assert_eq!(s.compression_level, 1);
-        assert_eq!(s.max_retries, Some(3));
+        assert_eq!(s.max_retries, None, "retry forever by default");
         assert_eq!(s.timeout, Duration::from_secs(90));
         assert!(s.loadbalance);
         assert_eq!(s.non_indexable, NonIndexableAction::Drop);

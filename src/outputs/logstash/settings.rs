@@ -244,7 +244,7 @@ mod tests {
             (s.backoff_init, s.backoff_max),
             (Duration::from_secs(1), Duration::from_secs(60))
         );
-        assert_eq!(s.max_retries, Some(3));
+        assert_eq!(s.max_retries, None, "retry forever by default");
         assert_eq!(s.ttl, None);
         assert_eq!(s.index, "skidder");
         assert!(s.proxy.is_none() && s.tls.is_none());

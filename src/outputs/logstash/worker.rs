@@ -19,6 +19,7 @@ use super::metrics::HostMetrics;
 use super::settings::{Endpoint, LogstashSettings};
 use super::transport::Connector;
 use super::window::Window;
+use crate::config::units::human;
 use crate::outputs::backoff::{random_jitter, Backoff};
 use crate::outputs::{Output, OutputError, WorkerFuture};
 use crate::pipeline::{BatchSource, Fate, Metrics};
@@ -172,6 +173,8 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
         count: &w.shared.refusing,
         on: false,
     };
+    // True until the first connection and after a failure: the next connection is news.
+    let mut down = true;
     loop {
         let index = w.hosts[pos % w.hosts.len()];
         let endpoint: &Endpoint = &s.hosts[index];
@@ -187,8 +190,10 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
             Err(error) => {
                 host_metrics.error(error.kind());
                 let delay = backoff.next_delay(random_jitter());
-                tracing::warn!(worker = w.id, host = %host, error = %error, retry_in = ?delay, "cannot connect to logstash; backing off");
+                tracing::warn!(worker = w.id, host = %host, error = %error, retry_in = %human(delay), "cannot connect to logstash; backing off");
+                down = true;
                 pos += 1;
+                let _backing_off = metrics.output_failed();
                 if !wait_or_finish(&source, delay).await {
                     return;
                 }
@@ -204,7 +209,13 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
             local_port = conn.local_port,
             tls = %conn.tls_version
         );
-        span.in_scope(|| tracing::debug!("connected"));
+        if std::mem::take(&mut down) {
+            // Once per worker at start and after every failure: a person sees when delivery
+            // (re)starts, not only the WARNs while it is down. TTL reconnects stay at DEBUG.
+            span.in_scope(|| tracing::info!("connected to logstash"));
+        } else {
+            span.in_scope(|| tracing::debug!("connected"));
+        }
         let ctx = Ctx {
             host: &host,
             host_metrics,
@@ -247,11 +258,13 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
                     settle_failed(&mut held, s.max_retries, host_metrics, &error.to_string());
                 let delay = backoff.next_delay(random_jitter());
                 span.in_scope(|| {
-                    tracing::warn!(error = %error, resend, dropped, retry_in = ?delay, "logstash connection failed; unacknowledged events go back to the queue unless max_retries is exhausted");
+                    tracing::warn!(error = %error, resend, dropped, retry_in = %human(delay), "logstash connection failed; unacknowledged events go back to the queue unless max_retries is exhausted");
                 });
+                down = true;
                 if !s.loadbalance {
                     pos += 1;
                 }
+                let _backing_off = metrics.output_failed();
                 if !wait_or_finish(&source, delay).await {
                     return;
                 }
