@@ -351,7 +351,7 @@ impl Output for FailoverController {
         Box::pin(async move {
             let s = &self.settings;
             let mut policy = Policy::new(s.after.0, s.probe_interval.0, s.failback, Instant::now());
-            tracing::info!(after = ?s.after.0, probe_interval = ?s.probe_interval.0, failback = s.failback, "output failover: Logstash is primary, Elasticsearch the fallback");
+            tracing::info!(after = %s.after, probe_interval = %s.probe_interval, failback = s.failback, "output failover: Logstash is primary, Elasticsearch the fallback");
             let mut ticks = tokio::time::interval(self.tick());
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -14,6 +14,7 @@
 //! host the URL carries the configured name, and that host's client resolves the name to
 //! the real host instead (a resolver pinned to it). Hence one reqwest client per host.
 
+use crate::config::units::human;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub enum EsError {
         source: reqwest::Error,
     },
     /// No complete reply within `timeout`.
-    #[error("bulk request to {host} timed out after {after:?}")]
+    #[error("bulk request to {host} timed out after {}", human(*.after))]
     Timeout {
         /// `host:port`.
         host: String,

@@ -22,6 +22,7 @@
 //! The future can be dropped at any await point: events belong to the caller, and a batch
 //! resent later with deterministic ids is not indexed twice.
 
+use crate::config::units::human;
 use bytes::Bytes;
 use tracing::{debug, error, warn};
 
@@ -169,7 +170,7 @@ impl Sender {
             }
             retries += 1;
             let wait = self.backoff.next_delay(random_jitter());
-            debug!(items = pending.len(), retry = retries, wait = ?wait, "bulk items pending; backing off");
+            debug!(items = pending.len(), retry = retries, wait = %human(wait), "bulk items pending; backing off");
             tokio::time::sleep(wait).await;
         }
         out.retry_later = pending.into_iter().map(|p| p.event).collect();

@@ -14,6 +14,7 @@
 //! connection, go-lumber server): the dedicated thread uses 4 % less CPU than
 //! `block_in_place` on the shared runtime, whose hand-off woke a second thread per window.
 
+use crate::config::units::human;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -59,7 +60,7 @@ pub enum Ended {
 #[non_exhaustive]
 pub enum ConnectionError {
     /// No ACK (not even a keep-alive) within `timeout`.
-    #[error("no ACK from {host} within {timeout:?}")]
+    #[error("no ACK from {host} within {}", human(*.timeout))]
     AckTimeout {
         /// `host:port`.
         host: String,
@@ -67,7 +68,7 @@ pub enum ConnectionError {
         timeout: Duration,
     },
     /// Writing a window took longer than `timeout`.
-    #[error("writing a window to {host} timed out after {timeout:?}")]
+    #[error("writing a window to {host} timed out after {}", human(*.timeout))]
     WriteTimeout {
         /// `host:port`.
         host: String,

@@ -4,6 +4,7 @@
 //! the phase, the host and, for a timeout, how long was waited: "TLS handshake with
 //! 10.0.0.5:5044 timed out after 30s".
 
+use crate::config::units::human;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,7 +70,7 @@ impl fmt::Display for Phase {
 #[non_exhaustive]
 pub enum ConnectError {
     /// A phase took longer than `timeout`.
-    #[error("{phase} {host} timed out after {timeout:?}")]
+    #[error("{phase} {host} timed out after {}", human(*.timeout))]
     Timeout {
         /// The phase.
         phase: Phase,
