@@ -193,3 +193,61 @@ fn test_config_says_ok_or_lists_problems_with_exit_codes() {
         "{text}"
     );
 }
+
+/// Every scalar under `value` as `path → value`.
+fn leaves(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(v, &path, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+/// The reference file documents every key *with its default*: each value it writes equals
+/// what an empty configuration gets, except the few keys whose value is an example (hosts,
+/// which outputs are enabled, paths of files that must exist).
+#[test]
+fn reference_file_values_are_the_defaults() {
+    use skidder::config::Config;
+    let reference = serde_json::to_value(load_quietly("skidder.reference.yml")).expect("json");
+    let mut defaults = Config::default();
+    defaults.output.console = Some(Default::default());
+    defaults.output.file = Some(Default::default());
+    defaults.output.discard = Some(Default::default());
+    defaults.output.logstash = Some(Default::default());
+    defaults.output.elasticsearch = Some(Default::default());
+    defaults.output.failover = Some(Default::default());
+    let defaults = serde_json::to_value(&defaults).expect("json");
+    let mut written = Vec::new();
+    leaves(&reference, "", &mut written);
+    let mut want = Vec::new();
+    leaves(&defaults, "", &mut want);
+    let want: std::collections::BTreeMap<_, _> = want.into_iter().collect();
+    let example = |path: &str| {
+        path.starts_with("skidder.")
+            || path.ends_with(".hosts")
+            || path.ends_with(".enabled")
+            || path == "output.file.path"
+    };
+    let differ: Vec<String> = written
+        .iter()
+        .filter(|(path, _)| !example(path))
+        .filter_map(|(path, value)| {
+            let default = want.get(path)?;
+            (default != value).then(|| format!("{path}: reference {value}, default {default}"))
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "config/skidder.reference.yml documents values that are not the defaults:\n{}",
+        differ.join("\n")
+    );
+}

@@ -111,17 +111,37 @@ fn an_unreadable_file_is_named() {
     std::fs::write(&path, "output.discard: {}\n").expect("write");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
     if std::fs::read(&path).is_ok() {
-        // Root reads anything; the path-through-a-file test covers the error path for root.
-        eprintln!("skipping the permission assertion: running as root, mode 000 is readable");
-        assert!(
-            load(path).is_ok(),
-            "root can read the file, so it must load"
-        );
+        // Root reads anything (CI runs as root): the binary runs as `nobody` instead, for whom
+        // mode 000 is unreadable, and must name the file and the reason.
+        unreadable_as_nobody(dir.path(), &path);
         return;
     }
     let (p, source) = read_error(load(path.clone()));
     assert_eq!(p, path);
     assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+/// `skidder test config -c path` run as uid/gid 65534 (`nobody`) reports the unreadable
+/// file by name with the OS reason, exit 1.
+fn unreadable_as_nobody(dir: &std::path::Path, path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // tempdir() is 0700; nobody must reach the file to be refused by its own mode.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skidder"))
+        .args(["test", "config", "-c"])
+        .arg(path)
+        .current_dir(dir)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run skidder as nobody (the binary must be executable by other users)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&path.display().to_string()) && stderr.contains("Permission denied"),
+        "the error names the file and the reason: {stderr}"
+    );
 }
 
 #[test]

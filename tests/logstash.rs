@@ -150,6 +150,14 @@ fn ttl_reconnects_with_pipelining() {
         connections >= 3,
         "ttl 200ms over ~1s of sending must reconnect; connections = {connections}"
     );
+    // The reconnects came from the ttl, not from failures: nothing was re-sent and no
+    // connection failed.
+    assert_eq!(r.totals()["retried"], "0", "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("logstash connection failed") && !r.stderr.contains("cannot connect"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -296,6 +296,9 @@ fn sigterm_drains_the_queue_within_shutdown_timeout() {
         "the log says what the stop does and how it ended:\n{stderr}"
     );
     let t = common::totals(&stderr);
+    // Not derived counts: nothing dropped, and every published event acknowledged.
+    assert_eq!(t["dropped"], "0", "{stderr}");
+    assert_eq!(t["acked"], t["published"], "{stderr}");
     assert_eq!(t["unacked"], "0", "{stderr}");
     let acked: usize = t["acked"].parse().unwrap();
     assert!(acked > 0);

@@ -336,6 +336,11 @@ fn tv7_empty_window_keeps_the_version_byte() {
 fn fuzz_seeds_are_the_golden_vectors() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let refresh = std::env::var_os("SKIDDER_WRITE_FUZZ_SEEDS").is_some();
+    // In CI the check must check: a refresh there would make it pass whatever the seeds are.
+    assert!(
+        !(refresh && std::env::var_os("CI").is_some()),
+        "SKIDDER_WRITE_FUZZ_SEEDS is refused when CI is set: refresh the seeds locally and commit them"
+    );
     let write = |target: &str, name: &str, bytes: &[u8]| {
         let dir = root.join(target);
         let path = dir.join(format!("seed-{name}"));
