@@ -330,15 +330,33 @@ fn npm_lumberjack_protocol_v1_over_tls() {
         "only the refused connection warns:\n{stderr}"
     );
     let written = std::fs::read_to_string(&out_path).unwrap();
-    let first: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    let events: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // v1 pairs become a JSON object of strings, `line` also as `message`, with @timestamp.
+    let first = &events[0];
     assert!(first["@timestamp"].is_string(), "{first}");
-    assert_eq!(first["seq"], "1", "{first}");
-    assert_eq!(first["message"], first["line"], "{first}");
+    assert_eq!(first["line"], "event 1 from node", "{first}");
+    assert_eq!(first["message"], "event 1 from node", "{first}");
+    // The first run's 1000 events each once and in order; then at most the ten the second
+    // run's window announced (seq 1..=10 again), nothing after the refusal.
+    assert!(events.len() >= 1000, "{} events written", events.len());
+    for (i, e) in events[..1000].iter().enumerate() {
+        assert_eq!(e["seq"], (i + 1).to_string(), "event {i}: {e}");
+    }
+    let second: Vec<String> = events[1000..]
+        .iter()
+        .map(|e| e["seq"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let announced: Vec<String> = (1..=second.len()).map(|n| n.to_string()).collect();
     assert!(
-        written.lines().count() >= 1000,
-        "the 1000 events of the first run are written"
+        second.len() <= 10 && second == announced,
+        "only the second run's announced window: {second:?}"
     );
+    // The --stats line counts what was written.
+    let stats = receive_stats(&stderr);
+    assert_eq!(stats["events"], events.len(), "{stats}");
 }
 
 /// pylogbeat numbers events on across windows of one connection and waits for the highest
