@@ -68,8 +68,7 @@ fn scenario(server_args: &[&str], count: u64, extra: &str) -> (String, serde_jso
         duplicates, 0,
         "the server saw {duplicates} acknowledged event(s) again ({} unacknowledged by fault, \
          {retried} re-sent by skidder)\n{}",
-        stats["unacked_events"],
-        r.stderr
+        stats["unacked_events"], r.stderr
     );
     let fired = stats["faults_fired"].as_u64().unwrap_or(1).max(1);
     assert!(
@@ -151,6 +150,43 @@ fn partial_ack_then_close_keeps_the_acknowledged_half() {
         "the partially ACKed half was re-sent: {stats}"
     );
     assert!(stderr.contains("closed the connection"), "{stderr}");
+}
+
+/// The README's partial-ACK claim with pipelining: two windows in flight, the first
+/// half-ACKed, then the connection dies. Exactly the unacknowledged events of both windows
+/// are re-sent (the server counts what it read and did not ACK), and nothing it ACKed
+/// arrives twice.
+#[test]
+fn partial_ack_with_two_windows_in_flight_resends_exactly_the_unacknowledged() {
+    let (stderr, stats) = scenario(&["--fault", "partial-ack-pipelined"], 3000, "");
+    assert_eq!(stats["faults_fired"], 1, "{stats}");
+    let unacked = stats["unacked_events"].as_u64().unwrap();
+    let retried: u64 = common::totals(&stderr)["retried"].parse().unwrap();
+    assert_eq!(
+        retried, unacked,
+        "skidder re-sent {retried} events; the server left {unacked} unacknowledged\n{stderr}"
+    );
+    assert!(
+        unacked > BULK / 2,
+        "the second window was in flight too: {stats}"
+    );
+}
+
+/// An ACK past the end of the window is a protocol error, and the window is re-sent rather
+/// than counted as delivered (libbeat counts it delivered).
+#[test]
+fn an_ack_larger_than_the_window_resends_the_window() {
+    let (stderr, stats) = scenario(&["--fault", "ack-too-large"], 1000, "");
+    assert_eq!(stats["faults_fired"], 1, "{stats}");
+    let retried: u64 = common::totals(&stderr)["retried"].parse().unwrap();
+    assert!(
+        retried >= stats["unacked_events"].as_u64().unwrap(),
+        "the refused window's events were re-sent: {stats}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("logstash connection failed") && stderr.contains("for a window of"),
+        "the protocol error is logged:\n{stderr}"
+    );
 }
 
 #[test]

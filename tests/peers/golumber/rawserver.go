@@ -159,7 +159,7 @@ func (s *rawServer) arm(n uint64) bool {
 		if s.accepted+n < s.threshold {
 			return false
 		}
-	case faultPartialAckThenClose:
+	case faultPartialAckThenClose, faultPartialAckPipelined:
 		if n < 2 {
 			return false
 		}
@@ -267,15 +267,30 @@ func (s *rawServer) handle(c net.Conn) {
 			fmt.Fprintf(os.Stderr, "golumber server: %s: reading window of %d: %v\n", c.RemoteAddr(), n, err)
 			return
 		}
-		if !s.window(c, w, events, s.quit) {
+		next := func() ([][]byte, error) { return readWindow(in) }
+		if !s.window(c, w, events, s.quit, next) {
 			return
 		}
 	}
 }
 
+// readWindow reads the next complete window (W and its frames) from in.
+func readWindow(in *bufio.Reader) ([][]byte, error) {
+	var hdr [6]byte
+	if _, err := io.ReadFull(in, hdr[:]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != '2' || hdr[1] != 'W' {
+		return nil, errProtocol
+	}
+	n := binary.BigEndian.Uint32(hdr[2:])
+	return readFrames(in, make([][]byte, 0, n), int(n))
+}
+
 // window applies normal behaviour or the armed fault to one complete window;
-// false means the connection is finished.
-func (s *rawServer) window(c net.Conn, w *ackWriter, events [][]byte, stop <-chan struct{}) bool {
+// false means the connection is finished. next reads the following window (for
+// faults that need the client's pipelined window read before they close).
+func (s *rawServer) window(c net.Conn, w *ackWriter, events [][]byte, stop <-chan struct{}, next func() ([][]byte, error)) bool {
 	n := uint64(len(events))
 	fired := s.arm(n)
 	kind := s.o.fault.kind
@@ -307,6 +322,32 @@ func (s *rawServer) window(c net.Conn, w *ackWriter, events [][]byte, stop <-cha
 				s.finish(0)
 			}
 		}
+		return false
+	case faultPartialAckPipelined:
+		// The client has a second window in flight: read it whole first, so the
+		// close below is a FIN with nothing unread (a RST could discard the
+		// partial ACK), then ACK half of the first window and close. Neither the
+		// second half nor the second window is recorded.
+		second, err := next()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "golumber server: %s: reading the pipelined window: %v\n", c.RemoteAddr(), err)
+			return false
+		}
+		half := n / 2
+		if !s.accept(events[:half]) {
+			return false
+		}
+		s.rec.unacked.Add(n - half + uint64(len(second)))
+		if err := w.ack(uint32(half)); err == nil {
+			s.addAccepted(half)
+		}
+		return false
+	case faultAckTooLarge:
+		// An ACK past the window's end: a protocol error for the client, which
+		// must re-send the window rather than count it delivered. Not recorded.
+		s.rec.unacked.Add(n)
+		_ = w.ack(uint32(n) + 1)
+		s.silence(c, nil)
 		return false
 	case faultKeepaliveOnly:
 		if err := w.hold(s.o.fault.dur, s.o.keepalive, stop); err != nil {

@@ -59,6 +59,8 @@ const (
 	faultNeverAck
 	faultGarbage
 	faultRestartAfter
+	faultPartialAckPipelined
+	faultAckTooLarge
 )
 
 type fault struct {
@@ -96,6 +98,10 @@ func parseFault(spec string) (fault, error) {
 		return fault{kind: faultRestartAfter, n: n}, err
 	case "partial-ack-then-close":
 		return noArg(faultPartialAckThenClose)
+	case "partial-ack-pipelined":
+		return noArg(faultPartialAckPipelined)
+	case "ack-too-large":
+		return noArg(faultAckTooLarge)
 	case "never-ack":
 		return noArg(faultNeverAck)
 	case "garbage":
@@ -110,7 +116,7 @@ func parseFault(spec string) (fault, error) {
 		}
 		return fault{kind: faultKeepaliveOnly, dur: d}, nil
 	}
-	return fault{}, fmt.Errorf("unknown --fault %q (none|close-after-events=N|partial-ack-then-close|keepalive-only=D|never-ack|garbage|restart-after=N)", spec)
+	return fault{}, fmt.Errorf("unknown --fault %q (none|close-after-events=N|partial-ack-then-close|partial-ack-pipelined|ack-too-large|keepalive-only=D|never-ack|garbage|restart-after=N)", spec)
 }
 
 func runServer(args []string) int {
@@ -133,7 +139,7 @@ func runServer(args []string) int {
 	fs.BoolVar(&o.verbose, "verbose", false, "let go-lumber log to stderr")
 	fs.BoolVar(&o.raw, "raw", false, "use the built-in raw v2 server even without a fault")
 	fs.BoolVar(&o.v1, "v1", true, "go-lumber server: also accept protocol v1 connections (chosen by the first byte)")
-	fs.StringVar(&o.faultSpec, "fault", "none", "none|close-after-events=N|partial-ack-then-close|keepalive-only=D|never-ack|garbage|restart-after=N (all but none use the raw server)")
+	fs.StringVar(&o.faultSpec, "fault", "none", "none|close-after-events=N|partial-ack-then-close|partial-ack-pipelined|ack-too-large|keepalive-only=D|never-ack|garbage|restart-after=N (all but none use the raw server)")
 	fs.Uint64Var(&o.faultTimes, "fault-times", 1, "how many times the fault fires before the server behaves normally (0 = every time)")
 	fs.DurationVar(&o.restartGap, "restart-gap", 500*time.Millisecond, "restart-after: how long the port stays closed")
 	if err := fs.Parse(args); err != nil {
