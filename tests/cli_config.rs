@@ -87,3 +87,19 @@ fn test_config_lists_every_problem_with_file_and_key() {
         );
     }
 }
+
+#[test]
+fn no_config_file_says_how_to_point_at_one_or_run_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["test", "config"][..], &[][..], &["run"][..]] {
+        let r = run(dir.path(), args, b"");
+        assert_eq!(r.code(), Some(1), "{args:?}: {}", r.stderr);
+        for fragment in ["skidder.yml", "-c FILE", "skidder demo"] {
+            assert!(
+                r.stderr.contains(fragment),
+                "{args:?}: missing {fragment:?} in:\n{}",
+                r.stderr
+            );
+        }
+    }
+}
