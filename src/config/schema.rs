@@ -32,6 +32,9 @@ pub struct Config {
     /// How long to keep draining the queue to the output after SIGINT/SIGTERM.
     /// Default `0s`: do not wait, as Beats.
     pub shutdown_timeout: Duration,
+    /// Where each key was set, for problems found after loading; not a key.
+    #[serde(skip)]
+    pub locator: super::Locator,
 }
 
 /// `skidder.*`.
