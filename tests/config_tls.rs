@@ -148,3 +148,31 @@ output.logstash:
         );
     }
 }
+
+#[test]
+fn a_key_that_is_not_the_certificates_names_both_files() {
+    use skidder::credentials::{Alpn, Secret, TlsSettings};
+    let ca = Ca::new("Test CA");
+    let client = ca.leaf("client", &["client"]);
+    let other = ca.leaf("other", &["other"]);
+    let files = Files::new();
+    let crt = files.write("client.crt", &client.cert_pem);
+    let key = files.write("other.key", &other.key_pem);
+    let mut ssl = credentials_pki::client_ssl(&ca, None);
+    ssl.certificate = Some(crt.clone());
+    ssl.key = Some(Secret::new(key.clone()));
+    let settings = TlsSettings::from_config(&ssl).unwrap();
+    for err in [
+        settings.client_config(Alpn::None).unwrap_err(),
+        settings.server_config().unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "ssl.key: the key in file {key} does not match the certificate in file {crt}"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("KeyMismatch"), "{text}");
+    }
+}

@@ -904,6 +904,50 @@ mod tests {
     }
 
     #[test]
+    fn problems_lists_every_setting_and_file_at_once() {
+        let mut c = cfg();
+        c.supported_protocols = vec!["TLSv1.0".to_string()];
+        c.cipher_suites = vec!["FOO-BAR".to_string()];
+        c.certificate_authorities = vec!["/nonexistent/ca.pem".to_string(); 2];
+        c.certificate = Some("/nonexistent/client.pem".to_string());
+        c.key = Some(Secret::new("/nonexistent/client.key"));
+        let problems = TlsSettings::problems(&c, false);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ssl.supported_protocols",
+                "ssl.cipher_suites",
+                "ssl.certificate_authorities.0",
+                "ssl.certificate_authorities.1",
+                "ssl.certificate",
+                "ssl.key",
+            ]
+        );
+        // The message leaves the key to the line that names it.
+        assert!(
+            problems[2]
+                .message()
+                .starts_with("cannot read /nonexistent/ca.pem"),
+            "{}",
+            problems[2].message()
+        );
+        // from_config still answers with the first problem alone.
+        let err = TlsSettings::from_config(&c).unwrap_err();
+        assert_eq!(err.key(), "ssl.supported_protocols");
+    }
+
+    #[test]
+    fn a_listener_without_certificate_is_a_problem_only_for_servers() {
+        let mut c = cfg();
+        c.enabled = Some(true);
+        assert!(TlsSettings::problems(&c, false).is_empty());
+        let problems = TlsSettings::problems(&c, true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "ssl.certificate");
+    }
+
+    #[test]
     fn certificate_needs_key() {
         let mut c = cfg();
         c.certificate = Some("/c.pem".to_string());
