@@ -177,7 +177,13 @@ fn syntax_error(text: &str, line: usize, col: usize, info: &str) -> TreeError {
             }
             _ => (line, col),
         };
-    let key = key_near_line(text, line);
+    // A line that does not line up has no trustworthy key path (indentation is what is
+    // wrong), and it is broken from its first character.
+    let misaligned = plain.contains("does not line up");
+    let (key, col) = match lines.get(line.wrapping_sub(1)) {
+        Some(l) if misaligned => (String::new(), l.len() - l.trim_start().len() + 1),
+        _ => (key_near_line(text, line), col),
+    };
     let quoted = lines
         .get(line.wrapping_sub(1))
         .map(|l| format!("; line {line} reads `{}`", shown_line(l.trim_end(), &key)))
@@ -254,8 +260,8 @@ fn plain_words(info: &str) -> String {
     const PLAIN: &[(&str, &str)] = &[
         (
             "mapping values are not allowed",
-            "a second ':' on this line; put each key on its own line, or quote a value \
-             that contains ': '",
+            "a key cannot start here: a second ': ' on one line (quote a value that \
+             contains ': '), or a key indented below a key that already has a value",
         ),
         (
             "while parsing a block mapping, did not find expected key",
@@ -326,6 +332,11 @@ fn plain_words(info: &str) -> String {
             "an alias (*name) refers to an anchor (&name) that is not defined above it",
         ),
         ("tab", "a tab character; YAML allows only spaces here"),
+        (
+            "invalid indentation in quoted scalar",
+            "a quoted value is not closed on its line (a value continued on the next line \
+             must be indented)",
+        ),
         ("invalid indentation", "wrong indentation"),
         (
             "recursion limit exceeded",
@@ -781,7 +792,7 @@ mod tests {
             (
                 "output.logstash:\n  hosts: a: b\n  timeout: 5s\n",
                 2,
-                "second ':' on this line",
+                "a second ': ' on one line",
                 "line 2 reads `  hosts: a: b`",
             ),
             (
@@ -802,6 +813,18 @@ mod tests {
                 "closing quote is missing",
                 "line 2 reads `b: \"unclosed`",
             ),
+            (
+                "a: \"unclosed\nb: 1\n",
+                1,
+                "quoted value is not closed on its line",
+                "line 1 reads `a: \"unclosed`",
+            ),
+            (
+                "a: b\n  c: d\n",
+                2,
+                "a key indented below a key that already has a value",
+                "line 2 reads `  c: d`",
+            ),
         ];
         for (text, line, plain, quote) in cases {
             let errs = parse(text).unwrap_err();
@@ -813,6 +836,13 @@ mod tests {
             assert!(!e.message.contains("while parsing"), "{text:?}: {e:?}");
             assert!(!e.message.contains("not allowed in this context"), "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_line_that_does_not_line_up_is_located_at_its_start_without_a_guessed_key() {
+        let e = &parse("output:\n  logstash:\n    hosts: [a]\n   timeout: 5s\n").unwrap_err()[0];
+        assert_eq!(e.pos, Pos { line: 4, col: 4 }, "{e:?}");
+        assert_eq!(e.key, "", "{e:?}");
     }
 
     #[test]

@@ -250,10 +250,14 @@ pub struct TlsProblem {
 
 impl TlsProblem {
     fn of(error: CredentialError) -> Self {
-        Self {
-            key: error.key().to_string(),
-            error,
-        }
+        // rustls' errors name two settings (`ssl.certificate/ssl.key`); the first locates it.
+        let key = error
+            .key()
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Self { key, error }
     }
 
     /// The problem without its key, for a line that names the key itself.
