@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::units::human;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, InputKind, Problem, SslConfig, VerificationMode};
+use crate::credentials::TlsSettings;
 use crate::inputs::{self, InputError, InputPlan};
 use crate::outputs::{self, OutputError, OutputKnobs, OutputPlan};
 use crate::pipeline::{Metrics, Queue, QueueSettings};
@@ -81,6 +82,10 @@ pub struct Plan {
 /// # Errors
 /// [`AppError`] naming the key at fault.
 pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
+    let tls = tls_problems(config);
+    if !tls.is_empty() {
+        return Err(AppError::Config(config.locator.error(tls)));
+    }
     let mut output = outputs::select(&config.output, knobs).map_err(AppError::Output)?;
     if let Some(index) = config
         .output
@@ -101,6 +106,95 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
             flush_timeout: mem.flush.timeout.get(),
         },
     })
+}
+
+/// One `ssl` section the run will use: an enabled TLS output or lumberjack input.
+struct TlsSection<'a> {
+    /// The key above `ssl`: `output.logstash`, `skidder.inputs.0`.
+    key: String,
+    ssl: &'a SslConfig,
+    /// A listener (the lumberjack input) rather than a client.
+    server: bool,
+}
+
+/// The `ssl` sections of the enabled Logstash/Elasticsearch outputs (the Elasticsearch one
+/// only when a host is reached over https, the only time it is read) and of the enabled
+/// lumberjack inputs.
+fn tls_sections(config: &Config) -> Vec<TlsSection<'_>> {
+    let enabled = config.output.enabled();
+    let mut out = Vec::new();
+    if let Some(ls) = config.output.logstash.as_ref() {
+        if enabled.contains(&"output.logstash") {
+            out.push(TlsSection {
+                key: "output.logstash".to_string(),
+                ssl: &ls.ssl,
+                server: false,
+            });
+        }
+    }
+    if let Some(es) = config.output.elasticsearch.as_ref() {
+        // Settings that do not validate are reported by the output; their `ssl` is checked
+        // in case that is where the problem is.
+        let uses_tls = outputs::elasticsearch::settings::ElasticsearchSettings::from_config(es)
+            .map_or(true, |s| s.tls.is_some());
+        if enabled.contains(&"output.elasticsearch") && uses_tls {
+            out.push(TlsSection {
+                key: "output.elasticsearch".to_string(),
+                ssl: &es.ssl,
+                server: false,
+            });
+        }
+    }
+    for (i, input) in config.skidder.inputs.iter().enumerate() {
+        if let (true, InputKind::Lumberjack(lj)) = (input.common.enabled, &input.kind) {
+            out.push(TlsSection {
+                key: format!("skidder.inputs.{i}"),
+                ssl: &lj.ssl,
+                server: true,
+            });
+        }
+    }
+    out
+}
+
+/// Every problem of every `ssl` section in use (settings and material: unreadable or
+/// invalid files, a wrong passphrase, a key that is not the certificate's), each under its
+/// full key path so it is reported like any configuration problem, with file and line.
+fn tls_problems(config: &Config) -> Vec<Problem> {
+    tls_sections(config)
+        .into_iter()
+        .flat_map(|section| {
+            TlsSettings::problems(section.ssl, section.server)
+                .into_iter()
+                .map(move |p| Problem::new(format!("{}.{}", section.key, p.key), p.message()))
+        })
+        .collect()
+}
+
+/// WARNs, once logging is set up, for every `ssl.verification_mode: none` in use, naming
+/// its key: a person should not find out from a packet capture.
+fn warn_unverified(config: &Config) {
+    for section in tls_sections(config) {
+        if section.ssl.verification_mode != VerificationMode::None
+            || section.ssl.enabled == Some(false)
+        {
+            continue;
+        }
+        let key = format!("{}.ssl.verification_mode", section.key);
+        if section.server {
+            tracing::warn!(
+                key = %key,
+                "{key} is none, which a listener ignores: client certificates are checked \
+                 as ssl.client_authentication says"
+            );
+        } else {
+            tracing::warn!(
+                key = %key,
+                "{key} is none: server certificates are NOT verified, so anyone on the path \
+                 can read and change the connection; use it only for testing"
+            );
+        }
+    }
 }
 
 /// `path.data` resolved against `path.home`.
@@ -196,6 +290,7 @@ pub fn run_until_on(
             "http.enabled is set but this build serves no stats endpoint; use the metrics log line"
         );
     }
+    warn_unverified(config);
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -20,6 +20,11 @@ use crate::credentials::keystore::{self, Keystore, KeystoreCommand};
 use crate::outputs::OutputKnobs;
 use crate::telemetry;
 
+/// What to do when the configuration file does not exist.
+const NO_CONFIG_HINT: &str = "point at your configuration with -c FILE \
+(e.g. skidder -c /etc/skidder/skidder.yml test config; the default is skidder.yml in the \
+working directory), or try skidder without one: skidder demo";
+
 /// Exit code: a configuration error.
 pub const EXIT_CONFIG: u8 = 1;
 /// Exit code: a usage error (unknown flag or command, a flag the command does not take);
@@ -320,7 +325,15 @@ fn test_output(config: &Config) -> ExitCode {
 
 fn fail(e: &AppError) -> ExitCode {
     match e {
-        AppError::Config(c) => eprintln!("skidder: {}", c.report()),
+        AppError::Config(c) => {
+            eprintln!("skidder: {}", c.report());
+            if let config::ConfigError::Read { source, .. } = c {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    // The first thing a new user sees: say what to do, not only what failed.
+                    eprintln!("skidder: {NO_CONFIG_HINT}");
+                }
+            }
+        }
         other => eprintln!("skidder: {other}"),
     }
     if e.is_config_error() {

@@ -122,3 +122,19 @@ fn receive_and_demo_refuse_configuration_flags_instead_of_ignoring_them() {
         assert!(own < config, "{command} --help:\n{help}");
     }
 }
+
+#[test]
+fn no_config_file_says_how_to_point_at_one_or_run_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["test", "config"][..], &[][..], &["run"][..]] {
+        let r = run(dir.path(), args, b"");
+        assert_eq!(r.code(), Some(1), "{args:?}: {}", r.stderr);
+        for fragment in ["skidder.yml", "-c FILE", "skidder demo"] {
+            assert!(
+                r.stderr.contains(fragment),
+                "{args:?}: missing {fragment:?} in:\n{}",
+                r.stderr
+            );
+        }
+    }
+}

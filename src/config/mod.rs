@@ -271,7 +271,7 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
     if let Err(problems) = config.validate() {
         return Err(locator.error(problems));
     }
-    Ok(config)
+    Ok(Config { locator, ..config })
 }
 
 /// What `skidder test config` prints and its exit code: [`CONFIG_OK`] and 0, or every
@@ -335,8 +335,10 @@ fn nest(key: &str, value: serde_json::Value) -> serde_json::Value {
 }
 
 /// Turns key paths into "where" text: the `-E` flag or environment variable that set the
-/// value, else the file with the line and column of the nearest written key.
-struct Locator {
+/// value, else the file with the line and column of the nearest written key. A loaded
+/// [`Config`] keeps its own, so problems found later (TLS material) read like the others.
+#[derive(Debug, Clone, Default)]
+pub struct Locator {
     file: String,
     index: BTreeMap<String, Pos>,
     env: Vec<(String, String)>,
@@ -378,15 +380,17 @@ impl Locator {
     }
 
     /// One line per problem, in file order; problems set by the environment or flags last.
-    fn error(&self, problems: Vec<Problem>) -> ConfigError {
+    pub fn error(&self, problems: Vec<Problem>) -> ConfigError {
         let mut lines: Vec<(Option<(usize, usize)>, String)> = problems
             .into_iter()
             .map(|p| {
                 let (at, pos) = self.locate_at(&p.path);
+                // A configuration built in code (demo, receive) has no file to name.
+                let at = if at.is_empty() { at } else { format!("{at}: ") };
                 let text = if p.path.is_empty() {
-                    format!("{at}: {}", p.message)
+                    format!("{at}{}", p.message)
                 } else {
-                    format!("{at}: {}: {}", p.path, p.message)
+                    format!("{at}{}: {}", p.path, p.message)
                 };
                 (pos.map(|p| (p.line, p.col)), text)
             })

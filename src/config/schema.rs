@@ -33,6 +33,9 @@ pub struct Config {
     /// (Beats: `0s`, safe there because its registry re-sends after a restart; skidder's
     /// stdin, generator and lumberjack inputs cannot re-send what a stop loses).
     pub shutdown_timeout: Duration,
+    /// Where each key was set, for problems found after loading; not a key.
+    #[serde(skip)]
+    pub locator: super::Locator,
 }
 
 /// The default drain on SIGINT/SIGTERM (see [`Config::shutdown_timeout`]).
@@ -48,6 +51,7 @@ impl Default for Config {
             path: PathConfig::default(),
             http: HttpConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            locator: super::Locator::default(),
         }
     }
 }

@@ -93,14 +93,7 @@ pub fn parse(text: &str) -> Result<Node, Vec<TreeError>> {
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
-        return Err(vec![TreeError {
-            pos: Pos {
-                line: m.line(),
-                col: m.col() + 1,
-            },
-            key: key_near_line(text, m.line()),
-            message: format!("YAML syntax error: {}", e.info()),
-        }]);
+        return Err(vec![syntax_error(text, m.line(), m.col() + 1, e.info())]);
     }
     if !builder.errors.is_empty() {
         // A nested mapping is finished before its parent, so its errors know only the keys
@@ -152,6 +145,208 @@ pub fn resolve_plain(s: &str) -> Value {
         }
     }
     Value::Str(s.to_string())
+}
+
+/// A YAML syntax error in plain words, at the line the parser stopped on, quoting that line
+/// (or, when the parser stopped on a blank line or at the end of the file, the last written
+/// line before it: an unclosed bracket or quote is noticed only later).
+fn syntax_error(text: &str, line: usize, col: usize, info: &str) -> TreeError {
+    let lines: Vec<&str> = text.lines().collect();
+    let written = |l: &str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
+    let (line, col) = match lines.get(line.wrapping_sub(1)).filter(|l| written(l)) {
+        Some(_) => (line, col),
+        None => match lines[..line.saturating_sub(1).min(lines.len())]
+            .iter()
+            .rposition(|l| written(l))
+        {
+            Some(i) => (i + 1, lines[i].len() - lines[i].trim_start().len() + 1),
+            None => (line, col),
+        },
+    };
+    let mut plain = plain_words(info);
+    let (line, col) =
+        match unclosed_flow(&lines, line) {
+            // The parser notices a missing `]` or `}` only lines later, at whatever follows.
+            Some((open_line, open_col, bracket)) if open_line < line => {
+                plain =
+                    format!(
+                "{} opened with '{bracket}' is not closed (the parser gave up at line {line})",
+                if bracket == '[' { "a list" } else { "a mapping" }
+            );
+                (open_line, open_col)
+            }
+            _ => (line, col),
+        };
+    // A line that does not line up has no trustworthy key path (indentation is what is
+    // wrong), and it is broken from its first character.
+    let misaligned = plain.contains("does not line up");
+    let (key, col) = match lines.get(line.wrapping_sub(1)) {
+        Some(l) if misaligned => (String::new(), l.len() - l.trim_start().len() + 1),
+        _ => (key_near_line(text, line), col),
+    };
+    let quoted = lines
+        .get(line.wrapping_sub(1))
+        .map(|l| format!("; line {line} reads `{}`", shown_line(l.trim_end(), &key)))
+        .unwrap_or_default();
+    TreeError {
+        pos: Pos { line, col },
+        key,
+        message: format!("YAML syntax error: {plain}{quoted}"),
+    }
+}
+
+/// A broken line as it may be quoted in an error: the value is left out where it may be a
+/// secret (a password, key, header or parameter, a URL with credentials), since errors
+/// never carry secrets even when the file holds them in clear.
+fn shown_line(line: &str, key: &str) -> String {
+    const SECRET_WORDS: &[&str] = &[
+        "password",
+        "passphrase",
+        "api_key",
+        "token",
+        "secret",
+        "headers",
+        "parameters",
+    ];
+    let secret_key = key.split('.').any(|seg| {
+        let seg = seg.to_ascii_lowercase();
+        seg == "key" || SECRET_WORDS.iter().any(|w| seg.contains(w))
+    });
+    let url_credentials = line.contains("://") && line.contains('@');
+    if !(secret_key || url_credentials || line.contains("-----BEGIN")) {
+        // A line long enough to flood the terminal is cut; its start locates it.
+        const LONGEST: usize = 120;
+        return match line.char_indices().nth(LONGEST) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_string(),
+        };
+    }
+    match line.split_once(':') {
+        Some((head, _)) => format!("{head}: (value not shown)"),
+        None => "(not shown: it may hold a secret)".to_string(),
+    }
+}
+
+/// The first `[` or `{` still open at the end of line `upto` (1-based line and column),
+/// skipping quoted text and comments.
+fn unclosed_flow(lines: &[&str], upto: usize) -> Option<(usize, usize, char)> {
+    let mut open: Vec<(usize, usize, char)> = Vec::new();
+    for (i, l) in lines.iter().take(upto).enumerate() {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (j, c) in l.char_indices() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if matches!(prev, ' ' | '[' | '{' | ',' | ':') => {
+                    quote = Some(c);
+                }
+                (None, '#') if prev == ' ' || prev == '\t' => break,
+                (None, '[' | '{') => open.push((i + 1, j + 1, c)),
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    open.first().copied()
+}
+
+/// yaml-rust2's scanner and parser messages, as a person who writes configuration files
+/// would say them; a message not listed is passed on as the parser wrote it.
+fn plain_words(info: &str) -> String {
+    const PLAIN: &[(&str, &str)] = &[
+        (
+            "mapping values are not allowed",
+            "a key cannot start here: a second ': ' on one line (quote a value that \
+             contains ': '), or a key indented below a key that already has a value",
+        ),
+        (
+            "while parsing a block mapping, did not find expected key",
+            "this line does not line up with the keys above it (or an earlier quote or \
+             bracket is not closed); indent it like its sibling keys",
+        ),
+        (
+            "while parsing a block collection, did not find expected '-'",
+            "this line does not line up with the list items above it; every item starts \
+             with '- ' at the same column",
+        ),
+        (
+            "block sequence entries are not allowed",
+            "a '- ' list item cannot start here; write the list on the lines below its key, \
+             indented",
+        ),
+        (
+            "while parsing a flow sequence",
+            "a list opened with '[' is not closed: a ',' or ']' is missing",
+        ),
+        (
+            "while parsing a flow mapping",
+            "a mapping opened with '{' is not closed: a ',' or '}' is missing",
+        ),
+        (
+            "while scanning a quoted scalar, found unexpected end of stream",
+            "a quoted value is never closed: the closing quote is missing",
+        ),
+        (
+            "while parsing a quoted scalar, found unknown escape character",
+            "an unknown backslash escape inside double quotes; write \\\\ for a backslash \
+             or use single quotes (e.g. for Windows paths)",
+        ),
+        (
+            "invalid trailing content after double-quoted scalar",
+            "text after the closing quote; quote the whole value",
+        ),
+        (
+            "while parsing a node, did not find expected node content",
+            "a value is missing here (or a line is indented wrongly)",
+        ),
+        (
+            "did not find expected <document start>",
+            "this line does not belong to any key: check its indentation",
+        ),
+        (
+            "unexpected eof",
+            "the file ends in the middle of a value: an unclosed quote or bracket?",
+        ),
+        (
+            "simple key expect",
+            "a key must be followed by ':' on the same line",
+        ),
+        (
+            "':' must be followed by a valid YAML whitespace",
+            "a ':' after a key must be followed by a space",
+        ),
+        (
+            "'-' must be followed by a valid YAML whitespace",
+            "a '-' starting a list item must be followed by a space",
+        ),
+        (
+            "comments must be separated from other tokens by whitespace",
+            "a '#' comment needs a space before it",
+        ),
+        (
+            "while parsing node, found unknown anchor",
+            "an alias (*name) refers to an anchor (&name) that is not defined above it",
+        ),
+        ("tab", "a tab character; YAML allows only spaces here"),
+        (
+            "invalid indentation in quoted scalar",
+            "a quoted value is not closed on its line (a value continued on the next line \
+             must be indented)",
+        ),
+        ("invalid indentation", "wrong indentation"),
+        (
+            "recursion limit exceeded",
+            "nested too deeply for the YAML parser (its recursion limit)",
+        ),
+    ];
+    PLAIN
+        .iter()
+        .find(|(raw, _)| info.contains(raw))
+        .map_or_else(|| info.to_string(), |(_, plain)| (*plain).to_string())
 }
 
 /// The key path written on or above `line`, judged by indentation alone: for errors where
@@ -589,6 +784,77 @@ mod tests {
         assert_eq!(get(&n, "b").value, Value::Str("True".into()));
         assert_eq!(get(&n, "c").value, Value::Str("1.50".into()));
         assert_eq!(get(&n, "d").value, Value::Int(-7));
+    }
+
+    #[test]
+    fn syntax_errors_are_plain_words_at_the_broken_line_quoting_it() {
+        let cases = [
+            (
+                "output.logstash:\n  hosts: a: b\n  timeout: 5s\n",
+                2,
+                "a second ': ' on one line",
+                "line 2 reads `  hosts: a: b`",
+            ),
+            (
+                "output:\n  logstash:\n    hosts: [a]\n   timeout: 5s\n",
+                4,
+                "does not line up",
+                "line 4 reads `   timeout: 5s`",
+            ),
+            (
+                "a: [1, 2\nb: 3\n",
+                1,
+                "list opened with '[' is not closed",
+                "reads `",
+            ),
+            (
+                "a: 1\nb: \"unclosed\n\n",
+                2,
+                "closing quote is missing",
+                "line 2 reads `b: \"unclosed`",
+            ),
+            (
+                "a: \"unclosed\nb: 1\n",
+                1,
+                "quoted value is not closed on its line",
+                "line 1 reads `a: \"unclosed`",
+            ),
+            (
+                "a: b\n  c: d\n",
+                2,
+                "a key indented below a key that already has a value",
+                "line 2 reads `  c: d`",
+            ),
+        ];
+        for (text, line, plain, quote) in cases {
+            let errs = parse(text).unwrap_err();
+            let e = &errs[0];
+            assert_eq!(e.pos.line, line, "{text:?}: {e:?}");
+            assert!(e.message.contains(plain), "{text:?}: {e:?}");
+            assert!(e.message.contains(quote), "{text:?}: {e:?}");
+            // yaml-rust2's own wording is gone.
+            assert!(!e.message.contains("while parsing"), "{text:?}: {e:?}");
+            assert!(!e.message.contains("not allowed in this context"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_that_does_not_line_up_is_located_at_its_start_without_a_guessed_key() {
+        let e = &parse("output:\n  logstash:\n    hosts: [a]\n   timeout: 5s\n").unwrap_err()[0];
+        assert_eq!(e.pos, Pos { line: 4, col: 4 }, "{e:?}");
+        assert_eq!(e.key, "", "{e:?}");
+    }
+
+    #[test]
+    fn a_broken_line_holding_a_secret_is_quoted_without_its_value() {
+        for text in [
+            "output.elasticsearch:\n  password: \"hunter2-XYZ\n",
+            "output.elasticsearch:\n  hosts: [\"https://u:hunter2-XYZ@h\"\n",
+        ] {
+            let e = &parse(text).unwrap_err()[0];
+            assert!(e.message.contains("value not shown"), "{e:?}");
+            assert!(!e.message.contains("hunter2-XYZ"), "{e:?}");
+        }
     }
 
     #[test]

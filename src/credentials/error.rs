@@ -67,6 +67,16 @@ pub enum CredentialError {
         /// The decryption library's reason (never the passphrase).
         reason: String,
     },
+    /// The private key is not the one the certificate was issued for.
+    #[error("{key}: the key in {key_origin} does not match the certificate in {certificate_origin} (ssl.certificate); use the key the certificate was issued for")]
+    KeyMismatch {
+        /// The setting (`ssl.key`).
+        key: &'static str,
+        /// Where the key came from.
+        key_origin: Origin,
+        /// Where the certificate came from.
+        certificate_origin: Origin,
+    },
     /// A setting has a value that cannot work, or settings contradict each other.
     #[error("{key}: {reason}")]
     Invalid {
@@ -125,6 +135,23 @@ pub enum CredentialError {
 }
 
 impl CredentialError {
+    /// The setting the error is about (`ssl.key`), as its `Display` starts with; for a
+    /// refused credential, the credential.
+    pub fn key(&self) -> &str {
+        match self {
+            CredentialError::Read { key, .. }
+            | CredentialError::BadMaterial { key, .. }
+            | CredentialError::PassphraseMissing { key, .. }
+            | CredentialError::Decrypt { key, .. }
+            | CredentialError::KeyMismatch { key, .. }
+            | CredentialError::Invalid { key, .. }
+            | CredentialError::Expired { key, .. }
+            | CredentialError::NotYetValid { key, .. } => key,
+            CredentialError::Rustls { context, .. } => context,
+            CredentialError::Refused { credential, .. } => credential,
+        }
+    }
+
     /// True for a bad or contradictory setting, found without touching any file: fixing the
     /// configuration is the only cure.
     pub fn is_config(&self) -> bool {

@@ -24,4 +24,4 @@ pub use keystore::{Keystore, KeystoreCommand, KeystoreError};
 pub use reload::TlsSource;
 pub use report::{describe_handshake, tls_version_name, HandshakeReport, PeerCertificateInfo};
 pub use secret::Secret;
-pub use tls::{Alpn, TlsSettings};
+pub use tls::{Alpn, TlsProblem, TlsSettings};

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{
-    CipherSuite, ClientConfig, NamedGroup, RootCertStore, ServerConfig, SupportedCipherSuite,
-    SupportedProtocolVersion,
+    CipherSuite, ClientConfig, InconsistentKeys, NamedGroup, RootCertStore, ServerConfig,
+    SupportedCipherSuite, SupportedProtocolVersion,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use time::OffsetDateTime;
@@ -236,6 +237,39 @@ fn parse_curves(
     Ok(out)
 }
 
+/// One problem of an `ssl` section, with the key it is about relative to the section's
+/// parent (`ssl.certificate_authorities.1`), so the configuration layer can say where it
+/// was written.
+#[derive(Debug)]
+pub struct TlsProblem {
+    /// The key path, e.g. `ssl.key` or `ssl.certificate_authorities.0`.
+    pub key: String,
+    /// What is wrong.
+    pub error: CredentialError,
+}
+
+impl TlsProblem {
+    fn of(error: CredentialError) -> Self {
+        // rustls' errors name two settings (`ssl.certificate/ssl.key`); the first locates it.
+        let key = error
+            .key()
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Self { key, error }
+    }
+
+    /// The problem without its key, for a line that names the key itself.
+    pub fn message(&self) -> String {
+        let text = self.error.to_string();
+        match text.strip_prefix(self.error.key()) {
+            Some(rest) => rest.trim_start_matches(": ").to_string(),
+            None => text,
+        }
+    }
+}
+
 /// Certificates and key read from the files (or inline PEM) of a [`TlsSettings`].
 #[derive(Debug)]
 pub struct TlsMaterial {
@@ -272,40 +306,90 @@ pub struct TlsSettings {
 
 impl TlsSettings {
     /// Validates `ssl.*`. TLS is on when `ssl.enabled` says so or, when it is unset, when any
-    /// other `ssl.*` key is set (as Beats). Logs a WARN when `verification_mode` is `none`.
+    /// other `ssl.*` key is set (as Beats). `verification_mode: none` is warned about by the
+    /// application when it starts, naming the full key.
     ///
     /// # Errors
-    /// [`CredentialError::Invalid`] naming the key: TLSv1.0/1.1 or an unknown protocol, an
-    /// unknown cipher or curve (listing the valid ones), a malformed pin or fingerprint, a
-    /// certificate without key (or the reverse), both passphrase settings, or
-    /// `client_authentication` contradicting `certificate_authorities`.
+    /// The first [`CredentialError::Invalid`] (see [`Self::problems`] for all of them)
+    /// naming the key: TLSv1.0/1.1 or an unknown protocol, an unknown cipher or curve
+    /// (listing the valid ones), a malformed pin or fingerprint, a certificate without key
+    /// (or the reverse), both passphrase settings, or `client_authentication` contradicting
+    /// `certificate_authorities`.
     pub fn from_config(cfg: &SslConfig) -> Result<Self, CredentialError> {
+        let (settings, problems) = Self::validate(cfg);
+        match problems.into_iter().next() {
+            Some(first) => Err(first.error),
+            None => Ok(settings),
+        }
+    }
+
+    /// Every problem of one `ssl` section at once: its settings and, when TLS is on, its
+    /// material (each CA, our certificate and its validity, the key and its passphrase, and
+    /// whether key and certificate belong together). A TLS listener (`server`) also needs a
+    /// certificate and key. Nothing is logged.
+    pub fn problems(cfg: &SslConfig, server: bool) -> Vec<TlsProblem> {
+        let (settings, mut problems) = Self::validate(cfg);
+        if !settings.enabled {
+            return problems;
+        }
+        match settings.read_material(false) {
+            Err(more) => problems.extend(more),
+            Ok(material) => {
+                if server {
+                    if let Err(e) = settings.server_config_with(&material) {
+                        problems.push(TlsProblem::of(e));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The settings (with safe fallbacks where a value was refused) and every problem found.
+    fn validate(cfg: &SslConfig) -> (Self, Vec<TlsProblem>) {
+        let mut problems = Vec::new();
+        let mut keep = |e: CredentialError| problems.push(TlsProblem::of(e));
         let base = rustls::crypto::ring::default_provider();
-        let versions = parse_protocols(&cfg.supported_protocols)?;
-        let cipher_suites = parse_cipher_suites(&cfg.cipher_suites, &base)?;
-        let kx_groups = parse_curves(&cfg.curve_types, &base)?;
+        let versions = parse_protocols(&cfg.supported_protocols).unwrap_or_else(|e| {
+            keep(e);
+            vec![&rustls::version::TLS13, &rustls::version::TLS12]
+        });
+        let cipher_suites = parse_cipher_suites(&cfg.cipher_suites, &base).unwrap_or_else(|e| {
+            keep(e);
+            Vec::new()
+        });
+        let kx_groups = parse_curves(&cfg.curve_types, &base).unwrap_or_else(|e| {
+            keep(e);
+            Vec::new()
+        });
         if !cipher_suites.is_empty()
             && !cipher_suites
                 .iter()
                 .any(|s| versions.iter().any(|v| v.version == s.version().version))
         {
-            return Err(CredentialError::Invalid {
+            keep(CredentialError::Invalid {
                 key: "ssl.cipher_suites",
                 reason: "none of the listed suites can be used with ssl.supported_protocols \
                          (TLS-* suites are TLSv1.3 only, ECDHE-* suites TLSv1.2 only)"
                     .to_string(),
             });
         }
-        let pins = cfg
-            .ca_sha256
-            .iter()
-            .map(|p| Pin::parse(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut pins = Vec::new();
+        for p in &cfg.ca_sha256 {
+            match Pin::parse(p) {
+                Ok(pin) => pins.push(pin),
+                Err(e) => keep(e),
+            }
+        }
         let trusted_fingerprint = cfg
             .ca_trusted_fingerprint
             .as_deref()
             .map(pinning::parse_fingerprint)
-            .transpose()?;
+            .transpose()
+            .unwrap_or_else(|e| {
+                keep(e);
+                None
+            });
         let server_name = cfg
             .server_name
             .as_deref()
@@ -315,24 +399,24 @@ impl TlsSettings {
                     reason: format!("{n:?} is not a DNS name or IP address: {e}"),
                 })
             })
-            .transpose()?;
+            .transpose()
+            .unwrap_or_else(|e| {
+                keep(e);
+                None
+            });
         match (&cfg.certificate, &cfg.key) {
-            (Some(_), None) => {
-                return Err(CredentialError::Invalid {
-                    key: "ssl.key",
-                    reason: "ssl.certificate is set but ssl.key is not".to_string(),
-                })
-            }
-            (None, Some(_)) => {
-                return Err(CredentialError::Invalid {
-                    key: "ssl.certificate",
-                    reason: "ssl.key is set but ssl.certificate is not".to_string(),
-                })
-            }
+            (Some(_), None) => keep(CredentialError::Invalid {
+                key: "ssl.key",
+                reason: "ssl.certificate is set but ssl.key is not".to_string(),
+            }),
+            (None, Some(_)) => keep(CredentialError::Invalid {
+                key: "ssl.certificate",
+                reason: "ssl.key is set but ssl.certificate is not".to_string(),
+            }),
             _ => {}
         }
         if cfg.key_passphrase.is_some() && cfg.key_passphrase_path.is_some() {
-            return Err(CredentialError::Invalid {
+            keep(CredentialError::Invalid {
                 key: "ssl.key_passphrase",
                 reason: "set either ssl.key_passphrase or ssl.key_passphrase_path, not both"
                     .to_string(),
@@ -343,27 +427,23 @@ impl TlsSettings {
             (
                 Some(mode @ (ClientAuthentication::Optional | ClientAuthentication::Required)),
                 false,
-            ) => {
-                return Err(CredentialError::Invalid {
-                    key: "ssl.client_authentication",
-                    reason: format!(
-                        "{} needs ssl.certificate_authorities to check client certificates against",
-                        if mode == ClientAuthentication::Optional {
-                            "optional"
-                        } else {
-                            "required"
-                        }
-                    ),
-                })
-            }
-            (Some(ClientAuthentication::None), true) => {
-                return Err(CredentialError::Invalid {
-                    key: "ssl.client_authentication",
-                    reason: "none contradicts ssl.certificate_authorities (which would only be \
-                             used to check client certificates); remove one of them"
-                        .to_string(),
-                })
-            }
+            ) => keep(CredentialError::Invalid {
+                key: "ssl.client_authentication",
+                reason: format!(
+                    "{} needs ssl.certificate_authorities to check client certificates against",
+                    if mode == ClientAuthentication::Optional {
+                        "optional"
+                    } else {
+                        "required"
+                    }
+                ),
+            }),
+            (Some(ClientAuthentication::None), true) => keep(CredentialError::Invalid {
+                key: "ssl.client_authentication",
+                reason: "none contradicts ssl.certificate_authorities (which would only be \
+                         used to check client certificates); remove one of them"
+                    .to_string(),
+            }),
             _ => {}
         }
         let any_set = has_cas
@@ -377,15 +457,8 @@ impl TlsSettings {
             || !cfg.ca_sha256.is_empty()
             || cfg.server_name.is_some()
             || cfg.client_authentication.is_some();
-        let enabled = cfg.enabled.unwrap_or(any_set);
-        if enabled && cfg.verification_mode == VerificationMode::None {
-            warn!(
-                "ssl.verification_mode is none: server certificates will NOT be verified; \
-                 use it only for testing"
-            );
-        }
-        Ok(Self {
-            enabled,
+        let settings = Self {
+            enabled: cfg.enabled.unwrap_or(any_set),
             certificate_authorities: cfg.certificate_authorities.clone(),
             certificate: cfg.certificate.clone(),
             key: cfg.key.clone(),
@@ -400,7 +473,8 @@ impl TlsSettings {
             server_name,
             expiry_warning: cfg.expiry_warning.get(),
             client_authentication: cfg.client_authentication,
-        })
+        };
+        (settings, problems)
     }
 
     /// True when TLS is to be used at all.
@@ -470,51 +544,120 @@ impl TlsSettings {
     }
 
     /// Reads CAs, our certificate and key now, refusing our certificate when it is expired
-    /// or not yet valid and warning when it expires within `ssl.expiry_warning`.
+    /// or not yet valid or when the key is not the certificate's, and warning when it
+    /// expires within `ssl.expiry_warning`.
     ///
     /// # Errors
-    /// Any unreadable or invalid file, a wrong passphrase, or our certificate's validity.
+    /// The first problem: an unreadable or invalid file, a wrong passphrase, our
+    /// certificate's validity, or a key that does not match the certificate.
     pub fn load_material(&self) -> Result<TlsMaterial, CredentialError> {
-        let ca_certs = pem::load_certificate_list(
-            "ssl.certificate_authorities",
-            &self.certificate_authorities,
-        )?;
-        let chain = self
+        self.read_material(true).map_err(|problems| {
+            problems
+                .into_iter()
+                .next()
+                .map(|p| p.error)
+                .unwrap_or_else(|| CredentialError::Invalid {
+                    key: "ssl",
+                    reason: "the TLS material cannot be used".to_string(),
+                })
+        })
+    }
+
+    /// Reads every piece of material, each independently of the others, so one run can
+    /// report all of their problems; `warn` logs a certificate that expires soon.
+    fn read_material(&self, warn: bool) -> Result<TlsMaterial, Vec<TlsProblem>> {
+        let mut problems = Vec::new();
+        let mut ca_certs = Vec::new();
+        for (i, value) in self.certificate_authorities.iter().enumerate() {
+            match pem::load_certificates("ssl.certificate_authorities", value) {
+                Ok((_, certs)) => ca_certs.extend(certs),
+                Err(error) => problems.push(TlsProblem {
+                    key: format!("ssl.certificate_authorities.{i}"),
+                    error,
+                }),
+            }
+        }
+        let mut validity = None;
+        let chain = match self
             .certificate
             .as_deref()
             .map(|c| pem::load_certificates("ssl.certificate", c))
-            .transpose()?;
+            .transpose()
+        {
+            Ok(chain) => chain,
+            Err(e) => {
+                problems.push(TlsProblem::of(e));
+                None
+            }
+        };
+        if let Some((origin, certs)) = &chain {
+            // `load_certificates` refuses a value without any certificate.
+            if let Some(leaf) = certs.first() {
+                let checked =
+                    Validity::of("ssl.certificate", origin, leaf.as_ref()).and_then(|v| {
+                        let now = OffsetDateTime::now_utc();
+                        v.check("ssl.certificate", origin, now)?;
+                        if warn {
+                            v.warn_if_expiring("ssl.certificate", origin, now, self.expiry_warning);
+                        }
+                        Ok(v)
+                    });
+                match checked {
+                    Ok(v) => validity = Some(v),
+                    Err(e) => problems.push(TlsProblem::of(e)),
+                }
+            }
+        }
         let key = match &self.key {
-            Some(k) => {
-                let passphrase = pem::load_passphrase(
-                    self.key_passphrase.as_ref(),
-                    self.key_passphrase_path.as_deref(),
-                )?;
-                Some(pem::load_private_key(k, passphrase.as_ref())?.1)
-            }
+            Some(k) => pem::load_passphrase(
+                self.key_passphrase.as_ref(),
+                self.key_passphrase_path.as_deref(),
+            )
+            .and_then(|passphrase| pem::load_private_key(k, passphrase.as_ref()))
+            .map_err(|e| problems.push(TlsProblem::of(e)))
+            .ok(),
             None => None,
         };
-        let validity = match &chain {
-            Some((origin, certs)) => {
-                let leaf = certs.first().ok_or_else(|| CredentialError::BadMaterial {
-                    key: "ssl.certificate",
-                    origin: origin.clone(),
-                    reason: "no certificate".to_string(),
-                })?;
-                let validity = Validity::of("ssl.certificate", origin, leaf.as_ref())?;
-                let now = OffsetDateTime::now_utc();
-                validity.check("ssl.certificate", origin, now)?;
-                validity.warn_if_expiring("ssl.certificate", origin, now, self.expiry_warning);
-                Some(validity)
+        if let (Some((cert_origin, certs)), Some((key_origin, key))) = (&chain, &key) {
+            if let Err(e) = self.check_key_matches(certs, cert_origin, key, key_origin) {
+                problems.push(TlsProblem::of(e));
             }
-            None => None,
-        };
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(TlsMaterial {
             ca_certs,
             chain,
-            key,
+            key: key.map(|(_, k)| k),
             validity,
         })
+    }
+
+    /// Refuses a key that is not the one the certificate was issued for, naming both files:
+    /// rustls would otherwise only say `KeyMismatch` when the config is built.
+    fn check_key_matches(
+        &self,
+        certs: &[CertificateDer<'static>],
+        cert_origin: &Origin,
+        key: &PrivateKeyDer<'static>,
+        key_origin: &Origin,
+    ) -> Result<(), CredentialError> {
+        match CertifiedKey::from_der(certs.to_vec(), key.clone_key(), &self.provider()) {
+            Ok(_) => Ok(()),
+            Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                Err(CredentialError::KeyMismatch {
+                    key: "ssl.key",
+                    key_origin: key_origin.clone(),
+                    certificate_origin: cert_origin.clone(),
+                })
+            }
+            Err(e) => Err(CredentialError::BadMaterial {
+                key: "ssl.key",
+                origin: key_origin.clone(),
+                reason: format!("the key cannot be used for TLS: {e}"),
+            }),
+        }
     }
 
     /// The ring provider narrowed to `ssl.cipher_suites` and `ssl.curve_types`.
@@ -762,6 +905,50 @@ mod tests {
         c.enabled = Some(false);
         c.certificate_authorities = vec!["/ca.pem".to_string()];
         assert!(!TlsSettings::from_config(&c).unwrap().is_enabled());
+    }
+
+    #[test]
+    fn problems_lists_every_setting_and_file_at_once() {
+        let mut c = cfg();
+        c.supported_protocols = vec!["TLSv1.0".to_string()];
+        c.cipher_suites = vec!["FOO-BAR".to_string()];
+        c.certificate_authorities = vec!["/nonexistent/ca.pem".to_string(); 2];
+        c.certificate = Some("/nonexistent/client.pem".to_string());
+        c.key = Some(Secret::new("/nonexistent/client.key"));
+        let problems = TlsSettings::problems(&c, false);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ssl.supported_protocols",
+                "ssl.cipher_suites",
+                "ssl.certificate_authorities.0",
+                "ssl.certificate_authorities.1",
+                "ssl.certificate",
+                "ssl.key",
+            ]
+        );
+        // The message leaves the key to the line that names it.
+        assert!(
+            problems[2]
+                .message()
+                .starts_with("cannot read /nonexistent/ca.pem"),
+            "{}",
+            problems[2].message()
+        );
+        // from_config still answers with the first problem alone.
+        let err = TlsSettings::from_config(&c).unwrap_err();
+        assert_eq!(err.key(), "ssl.supported_protocols");
+    }
+
+    #[test]
+    fn a_listener_without_certificate_is_a_problem_only_for_servers() {
+        let mut c = cfg();
+        c.enabled = Some(true);
+        assert!(TlsSettings::problems(&c, false).is_empty());
+        let problems = TlsSettings::problems(&c, true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "ssl.certificate");
     }
 
     #[test]
