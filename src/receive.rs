@@ -332,13 +332,30 @@ fn report_progress(tally: &Tally, period: Duration) {
     }
 }
 
+/// `receive` is configured by flags, so a problem found in the configuration it builds
+/// names the flag that set the value, not the key path nobody wrote.
+fn in_flag_names(text: &str) -> String {
+    const FLAGS: [(&str, &str); 5] = [
+        ("skidder.inputs.0.ssl.certificate_authorities.0", "--tls-ca"),
+        ("skidder.inputs.0.ssl.certificate_authorities", "--tls-ca"),
+        ("skidder.inputs.0.ssl.certificate", "--tls-cert"),
+        ("skidder.inputs.0.ssl.key", "--tls-key"),
+        ("skidder.inputs.0.host", "--listen"),
+    ];
+    let mut out = text.replace(" in the configuration:", ":");
+    for (key, flag) in FLAGS {
+        out = out.replace(key, flag);
+    }
+    out
+}
+
 /// Runs `skidder receive`.
 pub fn run(args: &ReceiveArgs, knobs: OutputKnobs) -> ExitCode {
     let config = receive_config(args);
     let mut plan = match app::plan(&config, knobs) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("skidder receive: {e}");
+            eprintln!("skidder receive: {}", in_flag_names(&e.to_string()));
             return ExitCode::from(EXIT_CONFIG);
         }
     };

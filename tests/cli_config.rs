@@ -138,3 +138,32 @@ fn no_config_file_says_how_to_point_at_one_or_run_the_demo() {
         }
     }
 }
+
+#[test]
+fn receive_names_its_flags_in_tls_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        dir.path(),
+        &[
+            "receive",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "missing.crt",
+            "--tls-key",
+            "missing.key",
+            "--tls-ca",
+            "missing-ca.crt",
+        ],
+        b"",
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    for flag in [
+        "--tls-cert: cannot read",
+        "--tls-key: cannot read",
+        "--tls-ca: cannot read",
+    ] {
+        assert!(r.stderr.contains(flag), "{flag:?} in:\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("skidder.inputs"), "{}", r.stderr);
+}
