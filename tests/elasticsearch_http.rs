@@ -767,3 +767,51 @@ fn binary_document_id_is_checked_by_name() {
         assert_eq!(r.code(), Some(0), "{ok}: {}\n{}", r.stdout, r.stderr);
     }
 }
+
+/// A document the cluster refuses (400) under the default `non_indexable_policy: drop` is
+/// dropped loudly: an ERROR line with the cluster's status and reason, counted in the
+/// totals, and exit code 4.
+#[test]
+fn binary_non_indexable_drop_is_an_error_line_and_exit_code_4() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let es = runtime.block_on(Server::start(|_, seen| {
+        if seen.path_and_query.contains("_bulk") {
+            (
+                200,
+                reply(seen, |_, doc| if doc["a"] == 2 { 400 } else { 201 }),
+            )
+        } else {
+            (200, r#"{"version":{"number":"8.15.0"}}"#.to_string())
+        }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        &format!(
+            "skidder.inputs:\n  - type: stdin\n    json: true\noutput.elasticsearch:\n  hosts: [\"{}\"]\n",
+            es.host()
+        ),
+    );
+    let r = common::run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n",
+    );
+    assert_eq!(r.code(), Some(4), "{}", r.stderr);
+    let t = r.totals();
+    assert_eq!(
+        (t["acked"].as_str(), t["dropped"].as_str()),
+        ("2", "1"),
+        "{}",
+        r.stderr
+    );
+    let error = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("non-indexable"))
+        .unwrap_or_else(|| panic!("no ERROR line for the drop:\n{}", r.stderr));
+    assert!(
+        error.contains("400") && error.contains("scripted 400"),
+        "the ERROR line gives the cluster's status and reason: {error}"
+    );
+}
