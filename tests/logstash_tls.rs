@@ -195,3 +195,91 @@ fn by_default_a_refusing_server_costs_retries_never_events() {
     assert!(!stderr.contains("max_retries exhausted"), "{stderr}");
     assert_eq!(server.accepted(), 0);
 }
+
+/// A go-lumber server limited to TLS 1.2 and one suite (Go's crypto/tls, not rustls).
+fn tls12_server(files: &Files, leaf: &Leaf, client_ca: &Ca, go_suite: &str) -> Server {
+    let cert = files.write("server.crt", &leaf.cert_pem);
+    let key = files.write("server.key", &leaf.key_pem);
+    let ca = files.write("client-ca.crt", &client_ca.cert_pem);
+    Server::start(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-ca",
+        &ca,
+        "--require-client-cert",
+        "--tls-max-version",
+        "1.2",
+        "--tls-ciphers",
+        go_suite,
+    ])
+}
+
+/// `supported_protocols` and `cipher_suites` (Beats' names) against a peer nobody here
+/// wrote: the session is TLS 1.2 with the suite asked for, and every event arrives.
+#[test]
+fn tls12_and_a_beats_named_cipher_suite_against_go_crypto_tls() {
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let server = tls12_server(
+        &files,
+        &ca.leaf("logstash", &["127.0.0.1"]),
+        &ca,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    );
+    let client = ca.leaf("shipper", &[]);
+    let yaml = config(&files, &server.addr, 500, &ca, Some(&client))
+        + "    supported_protocols: [TLSv1.2]\n    cipher_suites: [ECDHE-ECDSA-AES-256-GCM-SHA384]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(dir.path(), &yaml);
+    let r = common::run_config(dir.path(), &path);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_eq!(assert_all_delivered(&server.seqs(), 500), 0);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains("connected to logstash") && l.contains("tls=TLSv1.2")),
+        "{}",
+        r.stderr
+    );
+    // `test output` names the negotiated suite.
+    let t = common::run(
+        dir.path(),
+        &["test", "output", "-c", path.to_str().unwrap()],
+        b"",
+    );
+    assert!(
+        t.stdout.contains("TLSv1.2")
+            && t.stdout.contains("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+        "{}\n{}",
+        t.stdout,
+        t.stderr
+    );
+}
+
+/// No suite in common with the server: the handshake is refused, naming host and reason,
+/// and nothing reaches the server.
+#[test]
+fn no_cipher_suite_in_common_is_refused_naming_host_and_reason() {
+    let ca = Ca::new("server CA");
+    let files = Files::new();
+    let server = tls12_server(
+        &files,
+        &ca.leaf("logstash", &["127.0.0.1"]),
+        &ca,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    );
+    let client = ca.leaf("shipper", &[]);
+    let yaml = config(&files, &server.addr, 10, &ca, Some(&client))
+        + "    supported_protocols: [TLSv1.2]\n    cipher_suites: [ECDHE-ECDSA-CHACHA20-POLY1305]\n";
+    let host = server.addr.clone();
+    refused(
+        &yaml,
+        server,
+        &[
+            &format!("TLS handshake with {host} failed"),
+            "HandshakeFailure",
+        ],
+    );
+}

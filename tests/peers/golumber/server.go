@@ -28,6 +28,8 @@ type serverOpts struct {
 	tlsCert     string
 	tlsKey      string
 	tlsCA       string
+	tlsMax      string
+	tlsCiphers  string
 	requireCert bool
 	keepalive   time.Duration
 	ackDelay    time.Duration
@@ -126,6 +128,8 @@ func runServer(args []string) int {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate (PEM); enables TLS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key (PEM)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA bundle (PEM) used to verify client certificates")
+	fs.StringVar(&o.tlsMax, "tls-max-version", "", "highest TLS version offered: 1.2 or 1.3 (default: Go's)")
+	fs.StringVar(&o.tlsCiphers, "tls-ciphers", "", "comma-separated Go names of the TLS 1.2 suites allowed (default: Go's)")
 	fs.BoolVar(&o.requireCert, "require-client-cert", false, "reject clients without a certificate signed by --tls-ca")
 	fs.DurationVar(&o.keepalive, "keepalive", 3*time.Second, "interval of ACK 0 keep-alives while a batch waits for its ACK (0 = none)")
 	fs.DurationVar(&o.ackDelay, "ack-delay", 0, "hold every batch this long before ACKing it (slow consumer)")
@@ -167,6 +171,9 @@ func runServer(args []string) int {
 	}
 
 	tlsCfg, err := serverTLS(o.tlsCert, o.tlsKey, o.tlsCA, o.requireCert)
+	if err == nil && tlsCfg != nil {
+		err = limitTLS(tlsCfg, o.tlsMax, o.tlsCiphers)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "golumber server: %v\n", err)
 		return 2

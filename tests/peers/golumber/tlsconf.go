@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // loadCAPool reads every PEM certificate in path into a fresh pool.
@@ -18,6 +19,36 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// limitTLS applies --tls-max-version (1.2 or 1.3) and --tls-ciphers (Go's names of
+// TLS 1.2 suites, comma-separated) to cfg, so a client can be tested against a
+// Go crypto/tls server that speaks only TLS 1.2 or only some suites.
+func limitTLS(cfg *tls.Config, maxVersion, ciphers string) error {
+	switch maxVersion {
+	case "":
+	case "1.2":
+		cfg.MaxVersion = tls.VersionTLS12
+	case "1.3":
+		cfg.MaxVersion = tls.VersionTLS13
+	default:
+		return fmt.Errorf("--tls-max-version %q: use 1.2 or 1.3", maxVersion)
+	}
+	if ciphers == "" {
+		return nil
+	}
+	byName := map[string]uint16{}
+	for _, c := range tls.CipherSuites() {
+		byName[c.Name] = c.ID
+	}
+	for _, name := range strings.Split(ciphers, ",") {
+		id, ok := byName[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("--tls-ciphers: unknown suite %q", name)
+		}
+		cfg.CipherSuites = append(cfg.CipherSuites, id)
+	}
+	return nil
 }
 
 // serverTLS builds the Go crypto/tls server side; nil when no certificate is given.
