@@ -897,6 +897,7 @@ fn index_pattern(format: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outputs::logstash::{Phase, Step};
 
     #[test]
     fn index_formats_become_patterns() {
@@ -923,6 +924,207 @@ mod tests {
         assert_eq!(
             describe_identity(&key),
             "API key skidder-prod (id k1) owned by user elastic"
+        );
+    }
+
+    fn tls_side(subject: Option<&str>) -> Side {
+        Side {
+            tls: true,
+            our_subject: subject.map(str::to_string),
+        }
+    }
+
+    fn alert(a: AlertDescription) -> SessionReply {
+        SessionReply::Failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(a),
+        ))
+    }
+
+    #[test]
+    fn an_ack_or_silence_accepts_the_session() {
+        let plain = Side::default();
+        let ack0 = SessionReply::Bytes(b"2A\0\0\0\0".to_vec());
+        assert_eq!(
+            judge_session(&ack0, &plain).unwrap(),
+            "accepted: the server answered an empty window with ACK 0"
+        );
+        let silent = SessionReply::Silent(Duration::from_secs(2));
+        assert!(judge_session(&silent, &tls_side(None))
+            .unwrap()
+            .starts_with("accepted: the connection stayed open for 2s"));
+    }
+
+    #[test]
+    fn certificate_alerts_name_our_certificate_or_its_absence() {
+        let none = judge_session(
+            &alert(AlertDescription::CertificateRequired),
+            &tls_side(None),
+        )
+        .unwrap_err();
+        assert!(
+            none.starts_with(
+                "refused: the server refused our client certificate: we presented none"
+            ) && none.contains("TLS alert CertificateRequired")
+                && none.contains("set ssl.certificate and ssl.key"),
+            "{none}"
+        );
+        let ours = tls_side(Some("CN=shipper"));
+        for a in [
+            AlertDescription::BadCertificate,
+            AlertDescription::UnknownCA,
+            AlertDescription::CertificateExpired,
+        ] {
+            let why = judge_session(&alert(a), &ours).unwrap_err();
+            assert!(
+                why.starts_with("refused: the server refused our client certificate CN=shipper")
+                    && why.contains(&format!("TLS alert {a:?}")),
+                "{why}"
+            );
+        }
+        let other = judge_session(&alert(AlertDescription::ProtocolVersion), &ours).unwrap_err();
+        assert_eq!(
+            other,
+            "refused: the server ended the session with TLS alert ProtocolVersion"
+        );
+    }
+
+    #[test]
+    fn a_close_or_reset_is_refused_with_a_hint_for_each_side() {
+        let tls = judge_session(&SessionReply::Closed, &tls_side(None)).unwrap_err();
+        assert!(
+            tls.contains("closed the connection after the TLS handshake"),
+            "{tls}"
+        );
+        let reset = SessionReply::Failed(std::io::ErrorKind::ConnectionReset.into());
+        let plain = judge_session(&reset, &Side::default()).unwrap_err();
+        assert!(
+            plain.starts_with(
+                "refused: the server reset the connection on our first Lumberjack bytes"
+            ) && plain.contains("if the port expects TLS, set ssl.enabled"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_no_ack_are_named() {
+        let plain = Side::default();
+        let alert_record = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
+        let why = judge_bytes(&alert_record, &plain).unwrap_err();
+        assert!(
+            why.starts_with("refused: the server speaks TLS")
+                && why.contains("TLS alert record (0x15 0x03 0x03 0x00 0x02 0x02 0x32)"),
+            "{why}"
+        );
+        let hello = [0x16, 0x03, 0x01, 0x00, 0x20, 0x01];
+        assert!(judge_bytes(&hello, &plain)
+            .unwrap_err()
+            .contains("TLS handshake record"));
+        let http = b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n";
+        assert_eq!(
+            judge_bytes(http, &plain).unwrap_err(),
+            "refused: the server speaks HTTP, not Lumberjack: it answered \"HTTP/1.1 400 Bad Request\""
+        );
+        let junk = b"SSH-2.0-OpenSSH_9.2p1";
+        assert_eq!(
+            judge_bytes(junk, &plain).unwrap_err(),
+            "refused: the server is not speaking Lumberjack: it answered an empty window with \
+             0x53 0x53 0x48 0x2d 0x32 0x2e 0x30 0x2d …"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_exchange_sends_one_empty_window_and_reads_the_reply() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // A Logstash answering ACK 0.
+        let (ours, mut server) = tokio::io::duplex(64);
+        let mut stream: Box<dyn Stream> = Box::new(ours);
+        let peer = tokio::spawn(async move {
+            let mut got = [0u8; WINDOW_FRAME_LEN];
+            server.read_exact(&mut got).await.unwrap();
+            server.write_all(b"2A\0\0\0\0").await.unwrap();
+            (got, server)
+        });
+        let reply = empty_window_exchange(&mut stream, Duration::from_secs(10)).await;
+        let (sent, _server) = peer.await.unwrap();
+        assert_eq!(&sent, b"2W\0\0\0\0", "an empty window, nothing else");
+        assert!(
+            matches!(&reply, SessionReply::Bytes(b) if b == b"2A\0\0\0\0"),
+            "{reply:?}"
+        );
+
+        // A server that closes at once.
+        let (ours, server) = tokio::io::duplex(64);
+        drop(server);
+        let mut stream: Box<dyn Stream> = Box::new(ours);
+        let reply = empty_window_exchange(&mut stream, Duration::from_secs(10)).await;
+        assert!(matches!(reply, SessionReply::Closed), "{reply:?}");
+
+        // go-lumber: reads, never answers, keeps the connection.
+        let (ours, _server) = tokio::io::duplex(64);
+        let mut stream: Box<dyn Stream> = Box::new(ours);
+        let wait = Duration::from_millis(50);
+        let reply = empty_window_exchange(&mut stream, wait).await;
+        assert!(
+            matches!(reply, SessionReply::Silent(w) if w == wait),
+            "{reply:?}"
+        );
+    }
+
+    #[test]
+    fn nginx_refusal_pages_are_session_refusals() {
+        let page = |title: &str| EsReply {
+            status: 400,
+            body: bytes::Bytes::from(format!(
+                "<html>\r\n<head><title>{title}</title></head>\r\n<body></body></html>"
+            )),
+        };
+        let ours = tls_side(Some("CN=shipper"));
+        let r = page("400 No required SSL certificate was sent");
+        assert_eq!(reason(&r), "No required SSL certificate was sent");
+        let why = http_session_refusal(r.status, &reason(&r), &ours).unwrap();
+        assert!(
+            why.contains("we presented none")
+                && why.contains("(HTTP 400 \"No required SSL certificate was sent\")"),
+            "{why}"
+        );
+        let r = page("400 The SSL certificate error");
+        let why = http_session_refusal(r.status, &reason(&r), &ours).unwrap();
+        assert!(why.contains("our client certificate CN=shipper"), "{why}");
+        let r = page("400 The plain HTTP request was sent to HTTPS port");
+        let why = http_session_refusal(r.status, &reason(&r), &Side::default()).unwrap();
+        assert!(
+            why.starts_with("refused: the server speaks TLS")
+                && why.ends_with("use https:// in hosts"),
+            "{why}"
+        );
+        let r = page("400 Bad Request");
+        assert_eq!(http_session_refusal(r.status, &reason(&r), &ours), None);
+        assert_eq!(
+            http_session_refusal(401, "No required SSL certificate was sent", &ours),
+            None
+        );
+    }
+
+    #[test]
+    fn the_session_wait_grows_with_a_slow_connect_up_to_the_timeout() {
+        let probe = |took_ms: u64| Probe {
+            steps: vec![Step {
+                phase: Phase::Connect,
+                took: Duration::from_millis(took_ms),
+                detail: String::new(),
+            }],
+            handshake: None,
+            failure: None,
+            stream: None,
+        };
+        let t = Duration::from_secs(30);
+        assert_eq!(session_wait(&probe(1), t), SESSION_WAIT);
+        assert_eq!(session_wait(&probe(1_000), t), Duration::from_secs(4));
+        assert_eq!(session_wait(&probe(20_000), t), t);
+        assert_eq!(
+            session_wait(&probe(1), Duration::from_secs(1)),
+            Duration::from_secs(1)
         );
     }
 
