@@ -737,3 +737,121 @@ async fn plaintext_http_to_nginxs_https_port_fails_the_session() {
     )
     .await;
 }
+
+/// `test output` of `output.elasticsearch` against a rustls HTTPS server requiring client
+/// certificates of the session CA (it refuses with a TLS alert after the handshake).
+async fn rustls_es_session(client: Client) -> (common::Run, Vec<Seen>) {
+    let pki = SessionPki::new();
+    let server_tls = TlsSource::server(
+        TlsSettings::from_config(&credentials_pki::server_ssl(
+            &pki.files,
+            &pki.server,
+            Some(&pki.ca),
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+    .server_config()
+    .unwrap();
+    let es = EsServer::start_with(
+        Some(tokio_rustls::TlsAcceptor::from(server_tls)),
+        std::sync::Arc::new(|_, s: &Seen| secured(s, true)),
+    )
+    .await;
+    let scheme = match client {
+        Client::Plaintext => "http",
+        _ => "https",
+    };
+    let host = format!("{scheme}://127.0.0.1:{}", es.addr.port());
+    let yaml = format!(
+        "{}{}",
+        es_yaml(std::slice::from_ref(&host)),
+        pki.ssl_yaml(client)
+    );
+    let r = test_output_async(yaml).await;
+    (r, es.seen())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_https_accepts_the_session_of_a_good_client_certificate() {
+    let (r, seen) = rustls_es_session(Client::Good).await;
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("✓ GET /"), "{}", r.stdout);
+    assert_eq!(seen.len(), 3, "the probe's three requests, nothing indexed");
+}
+
+/// Runs the refused case `client` against the rustls HTTPS server and checks its session
+/// line; nothing reached the server's HTTP layer.
+async fn rustls_https_refuses(client: Client, needles: &[&str]) {
+    let (r, seen) = rustls_es_session(client).await;
+    let line = refused_session_line(&r);
+    assert_names(&line, needles, &r.stdout);
+    assert!(seen.is_empty(), "a refused session made requests: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_https_refusing_a_missing_client_certificate_fails_the_session() {
+    rustls_https_refuses(
+        Client::NoCertificate,
+        &[
+            "refused: the server refused our client certificate",
+            "we presented none",
+            "TLS alert CertificateRequired",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_https_refusing_a_client_certificate_of_another_ca_fails_the_session() {
+    rustls_https_refuses(
+        Client::OtherCa,
+        &[
+            "refused: the server refused our client certificate CN=stranger",
+            "TLS alert UnknownCA",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_http_to_a_rustls_https_port_fails_the_session() {
+    rustls_https_refuses(
+        Client::Plaintext,
+        &[
+            "refused: the server speaks TLS",
+            "TLS alert record (0x15 0x03",
+            "use https:// in hosts",
+        ],
+    )
+    .await;
+}
+
+/// A TLS port that closes on anything that is not TLS, as Elasticsearch's own (Netty) does:
+/// it reads what arrives and hangs up without a byte.
+fn closes_on_plaintext() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+        }
+    });
+    addr
+}
+
+#[test]
+fn plaintext_http_to_a_port_that_hangs_up_fails_the_session() {
+    let addr = closes_on_plaintext();
+    let r = test_output(&es_yaml(&[format!("http://{addr}")]));
+    let line = refused_session_line(&r);
+    assert_names(
+        &line,
+        &[
+            "refused: the server closed the connection on a plain HTTP request",
+            "if the port expects TLS, use https:// in hosts",
+        ],
+        &r.stdout,
+    );
+}

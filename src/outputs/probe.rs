@@ -380,11 +380,17 @@ enum SessionReply {
 /// Sends one empty window (`2W 0`: no event follows, so nothing can be delivered) and
 /// reads what comes back within `wait`.
 async fn empty_window_exchange(stream: &mut Box<dyn Stream>, wait: Duration) -> SessionReply {
-    let deadline = tokio::time::Instant::now() + wait;
     let mut window = Vec::with_capacity(WINDOW_FRAME_LEN);
     encode_window(Version::V2, 0, &mut window);
+    exchange(stream, &window, wait).await
+}
+
+/// Sends `request` and reads the first bytes of the reply (at least an ACK frame's worth
+/// when they come) within `wait`.
+async fn exchange(stream: &mut Box<dyn Stream>, request: &[u8], wait: Duration) -> SessionReply {
+    let deadline = tokio::time::Instant::now() + wait;
     let write = async {
-        stream.write_all(&window).await?;
+        stream.write_all(request).await?;
         stream.flush().await
     };
     // A failed write is reported only when the read has nothing better: a server that
@@ -394,7 +400,7 @@ async fn empty_window_exchange(stream: &mut Box<dyn Stream>, wait: Duration) -> 
         Ok(Err(e)) => Some(e),
         Err(_) => Some(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("writing an empty window timed out after {wait:?}"),
+            format!("writing timed out after {wait:?}"),
         )),
     };
     // Enough for an ACK, a TLS alert record or an HTTP status line.
@@ -611,7 +617,12 @@ async fn probe_elasticsearch(
         // The connection of the probe is closed: `GET /` (on the client's own connection)
         // is what shows the session is accepted.
         if record_transport(&mut host, connector.probe(&endpoint).await).is_some() {
-            probe_http(&client, i, settings, &pattern, &side, &mut host).await;
+            let target = Target {
+                connector: &plain,
+                endpoint: &endpoint,
+                wait: SESSION_WAIT.min(settings.timeout),
+            };
+            probe_http(&client, i, settings, &pattern, &side, &target, &mut host).await;
         }
         report.hosts.push(host);
     }
@@ -699,12 +710,65 @@ fn request_failure(e: &EsError) -> String {
     }
 }
 
+/// Where a plain `http://` host is reached again to explain a failed request.
+struct Target<'a> {
+    /// A connector without TLS.
+    connector: &'a Connector,
+    /// The host.
+    endpoint: &'a Endpoint,
+    /// How long to wait for its answer.
+    wait: Duration,
+}
+
+/// Why a plain `http://` request failed below HTTP: a fresh connection gets a bare
+/// `GET /` (no credentials) and the first bytes of the answer are looked at. A TLS port
+/// answers with an alert record (rustls) or closes (Elasticsearch's Netty). `None` when
+/// the server answers HTTP (the request's own error stands) or is gone.
+async fn diagnose_plain_http(target: &Target<'_>) -> Option<String> {
+    let mut stream = target.connector.connect(target.endpoint).await.ok()?.stream;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        target.endpoint
+    );
+    let reply = exchange(&mut stream, request.as_bytes(), target.wait).await;
+    judge_plain_http(&reply)
+}
+
+/// The reason a plain HTTP request was refused, from the raw reply; `None` for HTTP.
+fn judge_plain_http(reply: &SessionReply) -> Option<String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let closed = "refused: the server closed the connection on a plain HTTP request; if the \
+                  port expects TLS, use https:// in hosts";
+    match reply {
+        SessionReply::Bytes(b) if b.starts_with(b"HTTP/") => None,
+        SessionReply::Bytes(b) => Some(match tls_record(b) {
+            Some(record) => format!(
+                "refused: the server speaks TLS: it answered a plain HTTP request with a TLS \
+                 {record} record ({}); use https:// in hosts",
+                hex_start(b)
+            ),
+            None => format!(
+                "refused: the server is not speaking HTTP: it answered {}",
+                hex_start(b)
+            ),
+        }),
+        SessionReply::Closed => Some(closed.to_string()),
+        SessionReply::Failed(e)
+            if matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) =>
+        {
+            Some(closed.to_string())
+        }
+        SessionReply::Silent(_) | SessionReply::Failed(_) => None,
+    }
+}
+
 async fn probe_http(
     client: &EsClient,
     i: usize,
     settings: &ElasticsearchSettings,
     pattern: &str,
     side: &Side,
+    target: &Target<'_>,
     host: &mut HostReport,
 ) {
     // GET /: the cluster is there and speaks Elasticsearch.
@@ -746,7 +810,15 @@ async fn probe_http(
                     refused_by_alert(alert, side),
                 );
             }
-            return host.fail("GET /", Some(started.elapsed()), request_failure(&e));
+            let took = started.elapsed();
+            // Only a failure below HTTP needs the look at the raw reply.
+            let transport = matches!(e, EsError::Connect { .. } | EsError::Request { .. });
+            if transport && !side.tls {
+                if let Some(refusal) = diagnose_plain_http(target).await {
+                    return host.fail(SESSION, Some(took), refusal);
+                }
+            }
+            return host.fail("GET /", Some(took), request_failure(&e));
         }
     }
 
@@ -1103,6 +1175,43 @@ mod tests {
         assert_eq!(
             http_session_refusal(401, "No required SSL certificate was sent", &ours),
             None
+        );
+    }
+
+    #[test]
+    fn a_plain_http_request_answered_by_tls_or_a_hang_up_is_refused() {
+        let alert_record = SessionReply::Bytes(vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+        let why = judge_plain_http(&alert_record).unwrap();
+        assert!(
+            why.starts_with("refused: the server speaks TLS")
+                && why.contains("TLS alert record (0x15 0x03 0x03")
+                && why.ends_with("use https:// in hosts"),
+            "{why}"
+        );
+        for gone in [
+            SessionReply::Closed,
+            SessionReply::Failed(std::io::ErrorKind::ConnectionReset.into()),
+        ] {
+            let why = judge_plain_http(&gone).unwrap();
+            assert!(
+                why.contains("closed the connection on a plain HTTP request"),
+                "{why}"
+            );
+        }
+        let http = SessionReply::Bytes(b"HTTP/1.1 401 Unauthorized\r\n".to_vec());
+        assert_eq!(
+            judge_plain_http(&http),
+            None,
+            "HTTP: the request's own error stands"
+        );
+        assert_eq!(
+            judge_plain_http(&SessionReply::Silent(Duration::from_secs(2))),
+            None
+        );
+        let junk = SessionReply::Bytes(b"2A\0\0\0\0".to_vec());
+        assert_eq!(
+            judge_plain_http(&junk).unwrap(),
+            "refused: the server is not speaking HTTP: it answered 0x32 0x41 0x00 0x00 0x00 0x00"
         );
     }
 
