@@ -8,11 +8,11 @@
 //! checks our client certificate after our side of the handshake is done, and its refusal
 //! (a TLS alert, or a close) only shows on the next read. So every Logstash host gets a
 //! `session` phase: an empty window (`2W 0`, no event) is sent and the reply read for a
-//! bounded time ([`SESSION_WAIT`] at least). Logstash answers ACK 0, go-lumber stays
-//! silent; both mean accepted. An alert, a close or non-Lumberjack bytes (a TLS record
-//! when TLS is off) mean refused, and the line says which. For Elasticsearch `GET /` is
-//! that check; its refusals by a TLS front (nginx's HTTP 400 "No required SSL certificate
-//! was sent") are reported as the `session` phase too.
+//! bounded time (2 s at least). Logstash answers ACK 0, go-lumber stays silent; both mean
+//! accepted. An alert, a close or non-Lumberjack bytes (a TLS record when TLS is off) mean
+//! refused, and the line says which. For Elasticsearch `GET /` is that check; a TLS alert,
+//! a TLS front's refusal (nginx's HTTP 400 "No required SSL certificate was sent") and
+//! plain `http://` to a TLS port are reported as the `session` phase too.
 //!
 //! Nothing is sent that could index or deliver an event. Every phase runs once: a refused
 //! credential is reported and never retried. The phases reuse the outputs' own code (the
@@ -40,8 +40,8 @@ use crate::credentials::{Alpn, CredentialError, TlsSettings, TlsSource};
 /// The shortest time the session check waits for the server's verdict. A refusal comes
 /// one round trip after the handshake (the server checks our certificate as soon as our
 /// last handshake flight arrives); go-lumber never answers an empty window, so for it the
-/// whole wait passes. Longer when connecting took long ([`session_wait`]).
-pub const SESSION_WAIT: Duration = Duration::from_secs(2);
+/// whole wait passes. Longer when connecting took long (`session_wait`).
+const SESSION_WAIT: Duration = Duration::from_secs(2);
 
 /// The name of the phase that proves the server accepted the session.
 const SESSION: &str = "session";
