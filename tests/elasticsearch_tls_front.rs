@@ -162,18 +162,19 @@ fn without_a_client_certificate_the_front_refuses_and_test_output_names_it() {
         "{out}"
     );
     // nginx completes the handshake without a certificate and refuses at the request level
-    // (400), so the probe names the first request, the status and nginx's reason.
+    // (400): the probe reports the session as refused, with the status and nginx's reason.
     assert!(out.contains("✓ TLS handshake"), "{out}");
     assert!(
-        out.lines()
-            .any(|l| l.contains("✗ GET /") && l.contains("HTTP 400")),
+        out.lines().any(|l| l.contains("✗ session")
+            && l.contains("refused our client certificate")
+            && l.contains("HTTP 400")),
         "the failing phase and status:\n{out}"
     );
     assert!(
         out.contains("No required SSL certificate was sent"),
         "nginx's reason:\n{out}"
     );
-    assert!(out.contains("result: FAIL (GET / failed)"), "{out}");
+    assert!(out.contains("result: FAIL (session failed)"), "{out}");
     assert!(
         front
             .error_log()

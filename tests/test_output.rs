@@ -2,6 +2,10 @@
 //! chain, pin), a wrong CA and a closed port (the failing phase is named), and a stand-in
 //! Elasticsearch answering `/`, `_authenticate` and `_has_privileges` (user, write
 //! permission, a refused credential named and not retried, a cluster without security).
+//! The session phase: go-lumber, `skidder receive` and nginx or a rustls HTTPS server in
+//! front of Elasticsearch, all requiring client certificates, refuse a missing certificate,
+//! one of another CA, and plaintext on their TLS port; each refusal is a ✗ line with the
+//! reason and exit 1, and a probe never delivers an event.
 
 mod common;
 mod credentials_pki;
@@ -9,6 +13,10 @@ mod credentials_pki;
 mod es_server;
 #[path = "common/golumber.rs"]
 mod golumber;
+#[path = "common/nginx.rs"]
+mod nginx;
+#[path = "common/lumberjack_peers.rs"]
+mod peers;
 #[path = "common/socks5.rs"]
 mod socks5;
 
@@ -396,4 +404,457 @@ fn logstash_through_a_socks5_proxy_names_the_proxy_phase() {
         "the proxy password is never shown: {out}"
     );
     assert!(out.contains("1 OK, 1 failed"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The session check: a server that completes the TLS handshake and then refuses us (TLS 1.3
+// checks the client certificate after the client's side of the handshake is done), or a
+// plaintext probe of a TLS port, must fail `test output` with the reason, and a probe must
+// never deliver an event.
+
+/// Who we are to a server requiring client certificates of the server's CA.
+#[derive(Debug, Clone, Copy)]
+enum Client {
+    /// The right certificate.
+    Good,
+    /// No client certificate at all (only `certificate_authorities`).
+    NoCertificate,
+    /// A certificate issued by a CA the server does not trust.
+    OtherCa,
+    /// TLS off (no `ssl.*`) against the TLS port.
+    Plaintext,
+}
+
+/// A CA, the server's certificate for 127.0.0.1 and a client certificate of each kind.
+struct SessionPki {
+    files: Files,
+    ca: Ca,
+    server: Leaf,
+    client: Leaf,
+    stranger: Leaf,
+}
+
+impl SessionPki {
+    fn new() -> Self {
+        let ca = Ca::new("session CA");
+        let stranger = Ca::new("stranger CA").leaf("stranger", &[]);
+        Self {
+            files: Files::new(),
+            server: ca.leaf("server", &["127.0.0.1", "localhost"]),
+            client: ca.leaf("shipper", &[]),
+            stranger,
+            ca,
+        }
+    }
+
+    /// The server's chain, key and client CA as file paths.
+    fn server_files(&self) -> (String, String, String) {
+        (
+            self.files.write("server.crt", &self.server.cert_pem),
+            self.files.write("server.key", &self.server.key_pem),
+            self.files.write("client-ca.crt", &self.ca.cert_pem),
+        )
+    }
+
+    /// The `ssl` section of `client` (empty for plaintext), indented under an output.
+    fn ssl_yaml(&self, client: Client) -> String {
+        let leaf = match client {
+            Client::Plaintext => return String::new(),
+            Client::NoCertificate => None,
+            Client::Good => Some(&self.client),
+            Client::OtherCa => Some(&self.stranger),
+        };
+        let ca = self.files.write("trust.crt", &self.ca.cert_pem);
+        let mut s = format!("  ssl:\n    certificate_authorities: [\"{ca}\"]\n");
+        if let Some(leaf) = leaf {
+            let name = format!("{client:?}").to_lowercase();
+            let cert = self.files.write(&format!("{name}.crt"), &leaf.cert_pem);
+            let key = self.files.write(&format!("{name}.key"), &leaf.key_pem);
+            s.push_str(&format!(
+                "    certificate: \"{cert}\"\n    key: \"{key}\"\n"
+            ));
+        }
+        s
+    }
+
+    fn logstash_yaml(&self, host: &str, client: Client) -> String {
+        format!(
+            "{INPUT}output.logstash:\n  hosts: [\"{host}\"]\n  timeout: 5s\n{}",
+            self.ssl_yaml(client)
+        )
+    }
+}
+
+/// The line of the failed session phase, after checking the exit code and the result line.
+fn refused_session_line(r: &common::Run) -> String {
+    assert_eq!(r.code(), Some(1), "{}\n{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(out.contains("result: FAIL (session failed)"), "{out}");
+    out.lines()
+        .find(|l| l.contains("✗ session"))
+        .unwrap_or_else(|| panic!("no ✗ session line in:\n{out}"))
+        .to_string()
+}
+
+/// Asserts that `line` names every one of `needles`.
+fn assert_names(line: &str, needles: &[&str], out: &str) {
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "no {needle:?} in {line:?}; all:\n{out}"
+        );
+    }
+}
+
+/// The accepted case: every phase passed, the session line included.
+fn assert_session_accepted(r: &common::Run) {
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(
+        out.lines()
+            .any(|l| l.contains("✓ session") && l.contains("accepted")),
+        "no ✓ session line in:\n{out}"
+    );
+    assert!(out.contains("result: OK"), "{out}");
+}
+
+/// What a refused probe must say for `client`; `plaintext` is what the peer does to
+/// plaintext on its TLS port.
+fn expect_refusal(client: Client, plaintext: &[&'static str]) -> Vec<&'static str> {
+    match client {
+        Client::NoCertificate => vec![
+            "refused: the server refused our client certificate",
+            "we presented none",
+            "ssl.certificate",
+        ],
+        Client::OtherCa => vec![
+            "refused: the server refused our client certificate",
+            "CN=stranger",
+        ],
+        Client::Plaintext => plaintext.to_vec(),
+        Client::Good => unreachable!("the good case is accepted"),
+    }
+}
+
+/// go-lumber's Go TLS server closes a connection whose first bytes are no TLS record, without
+/// an alert.
+const GO_PLAINTEXT: &[&str] = &[
+    "refused: the server closed the connection",
+    "if the port expects TLS, set ssl.enabled",
+];
+
+/// rustls answers plaintext on a TLS port with a TLS alert record.
+const RUSTLS_PLAINTEXT: &[&str] = &[
+    "refused: the server speaks TLS",
+    "TLS alert record (0x15 0x03",
+    "set ssl.enabled",
+];
+
+fn golumber_session(client: Client) {
+    let pki = SessionPki::new();
+    let (cert, key, client_ca) = pki.server_files();
+    let server = Server::start_mutual_tls(&cert, &key, &client_ca);
+    let r = test_output(&pki.logstash_yaml(&server.addr, client));
+    match client {
+        Client::Good => assert_session_accepted(&r),
+        refused => {
+            let line = refused_session_line(&r);
+            assert_names(&line, &expect_refusal(refused, GO_PLAINTEXT), &r.stdout);
+        }
+    }
+    assert_eq!(server.accepted(), 0, "a probe delivers no event");
+}
+
+#[test]
+fn golumber_accepts_the_session_of_a_good_client_certificate() {
+    golumber_session(Client::Good);
+}
+
+#[test]
+fn golumber_refusing_a_missing_client_certificate_fails_the_session() {
+    golumber_session(Client::NoCertificate);
+}
+
+#[test]
+fn golumber_refusing_a_client_certificate_of_another_ca_fails_the_session() {
+    golumber_session(Client::OtherCa);
+}
+
+#[test]
+fn plaintext_to_golumbers_tls_port_fails_the_session() {
+    golumber_session(Client::Plaintext);
+}
+
+fn receive_session(client: Client) {
+    let pki = SessionPki::new();
+    let (cert, key, client_ca) = pki.server_files();
+    let rx = peers::Receiver::receive(&[
+        "--out",
+        "discard",
+        "--stats",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-ca",
+        &client_ca,
+        "--require-client-cert",
+    ]);
+    let r = test_output(&pki.logstash_yaml(&rx.addr, client));
+    match client {
+        Client::Good => assert_session_accepted(&r),
+        refused => {
+            let line = refused_session_line(&r);
+            assert_names(&line, &expect_refusal(refused, RUSTLS_PLAINTEXT), &r.stdout);
+        }
+    }
+    rx.terminate();
+    let (_, stderr) = rx.finish(std::time::Duration::from_secs(30));
+    assert_eq!(
+        peers::receive_stats(&stderr)["events"],
+        0,
+        "a probe delivers no event:\n{stderr}"
+    );
+}
+
+#[test]
+fn skidder_receive_accepts_the_session_of_a_good_client_certificate() {
+    receive_session(Client::Good);
+}
+
+#[test]
+fn skidder_receive_refusing_a_missing_client_certificate_fails_the_session() {
+    receive_session(Client::NoCertificate);
+}
+
+#[test]
+fn skidder_receive_refusing_a_client_certificate_of_another_ca_fails_the_session() {
+    receive_session(Client::OtherCa);
+}
+
+#[test]
+fn plaintext_to_skidder_receives_tls_port_fails_the_session() {
+    receive_session(Client::Plaintext);
+}
+
+/// `test output` of `output.elasticsearch` through nginx (`ssl_verify_client on`) in front of
+/// the stand-in Elasticsearch; `None` when nginx is skipped.
+async fn nginx_session(client: Client) -> Option<(common::Run, Vec<Seen>)> {
+    let bin = nginx::require()?;
+    let pki = SessionPki::new();
+    let es = EsServer::start(|_, s| secured(s, true)).await;
+    let upstream = es.host();
+    let front = tokio::task::block_in_place(|| {
+        nginx::Front::start(
+            &bin,
+            &upstream,
+            &nginx::FrontPki {
+                cert_pem: &pki.server.cert_pem,
+                key_pem: &pki.server.key_pem,
+                client_ca_pem: &pki.ca.cert_pem,
+            },
+        )
+    });
+    let scheme = match client {
+        Client::Plaintext => "http",
+        _ => "https",
+    };
+    let host = format!("{scheme}://127.0.0.1:{}", front.port);
+    let yaml = format!(
+        "{}{}",
+        es_yaml(std::slice::from_ref(&host)),
+        pki.ssl_yaml(client)
+    );
+    let r = test_output_async(yaml).await;
+    // Stopped first, so nothing passes on to the upstream after it was looked at.
+    drop(front);
+    Some((r, es.seen()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_accepts_the_session_of_a_good_client_certificate() {
+    let Some((r, seen)) = nginx_session(Client::Good).await else {
+        return;
+    };
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("✓ GET /"), "{}", r.stdout);
+    assert!(r.stdout.contains("result: OK"), "{}", r.stdout);
+    let paths: Vec<&str> = seen.iter().map(|s| s.path_and_query.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/",
+            "/_security/_authenticate",
+            "/_security/user/_has_privileges"
+        ],
+        "the probe's requests only, nothing indexed"
+    );
+}
+
+/// Runs the refused case `client` through nginx and checks its session line.
+async fn nginx_refuses(client: Client, needles: &[&str]) {
+    let Some((r, seen)) = nginx_session(client).await else {
+        return;
+    };
+    let line = refused_session_line(&r);
+    assert_names(&line, needles, &r.stdout);
+    assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
+    assert!(seen.is_empty(), "nginx passed a request on: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_refusing_a_missing_client_certificate_fails_the_session() {
+    nginx_refuses(
+        Client::NoCertificate,
+        &[
+            "refused: the server refused our client certificate",
+            "we presented none",
+            "HTTP 400 \"No required SSL certificate was sent\"",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_refusing_a_client_certificate_of_another_ca_fails_the_session() {
+    nginx_refuses(
+        Client::OtherCa,
+        &[
+            "refused: the server refused our client certificate",
+            "CN=stranger",
+            "HTTP 400 \"The SSL certificate error\"",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_http_to_nginxs_https_port_fails_the_session() {
+    nginx_refuses(
+        Client::Plaintext,
+        &[
+            "refused: the server speaks TLS",
+            "HTTP 400 \"The plain HTTP request was sent to HTTPS port\"",
+            "use https://",
+        ],
+    )
+    .await;
+}
+
+/// `test output` of `output.elasticsearch` against a rustls HTTPS server requiring client
+/// certificates of the session CA (it refuses with a TLS alert after the handshake).
+async fn rustls_es_session(client: Client) -> (common::Run, Vec<Seen>) {
+    let pki = SessionPki::new();
+    let server_tls = TlsSource::server(
+        TlsSettings::from_config(&credentials_pki::server_ssl(
+            &pki.files,
+            &pki.server,
+            Some(&pki.ca),
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+    .server_config()
+    .unwrap();
+    let es = EsServer::start_with(
+        Some(tokio_rustls::TlsAcceptor::from(server_tls)),
+        std::sync::Arc::new(|_, s: &Seen| secured(s, true)),
+    )
+    .await;
+    let scheme = match client {
+        Client::Plaintext => "http",
+        _ => "https",
+    };
+    let host = format!("{scheme}://127.0.0.1:{}", es.addr.port());
+    let yaml = format!(
+        "{}{}",
+        es_yaml(std::slice::from_ref(&host)),
+        pki.ssl_yaml(client)
+    );
+    let r = test_output_async(yaml).await;
+    (r, es.seen())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_https_accepts_the_session_of_a_good_client_certificate() {
+    let (r, seen) = rustls_es_session(Client::Good).await;
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("✓ GET /"), "{}", r.stdout);
+    assert_eq!(seen.len(), 3, "the probe's three requests, nothing indexed");
+}
+
+/// Runs the refused case `client` against the rustls HTTPS server and checks its session
+/// line; nothing reached the server's HTTP layer.
+async fn rustls_https_refuses(client: Client, needles: &[&str]) {
+    let (r, seen) = rustls_es_session(client).await;
+    let line = refused_session_line(&r);
+    assert_names(&line, needles, &r.stdout);
+    assert!(seen.is_empty(), "a refused session made requests: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_https_refusing_a_missing_client_certificate_fails_the_session() {
+    rustls_https_refuses(
+        Client::NoCertificate,
+        &[
+            "refused: the server refused our client certificate",
+            "we presented none",
+            "TLS alert CertificateRequired",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_https_refusing_a_client_certificate_of_another_ca_fails_the_session() {
+    rustls_https_refuses(
+        Client::OtherCa,
+        &[
+            "refused: the server refused our client certificate CN=stranger",
+            "TLS alert UnknownCA",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_http_to_a_rustls_https_port_fails_the_session() {
+    rustls_https_refuses(
+        Client::Plaintext,
+        &[
+            "refused: the server speaks TLS",
+            "TLS alert record (0x15 0x03",
+            "use https:// in hosts",
+        ],
+    )
+    .await;
+}
+
+/// A TLS port that closes on anything that is not TLS, as Elasticsearch's own (Netty) does:
+/// it reads what arrives and hangs up without a byte.
+fn closes_on_plaintext() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+        }
+    });
+    addr
+}
+
+#[test]
+fn plaintext_http_to_a_port_that_hangs_up_fails_the_session() {
+    let addr = closes_on_plaintext();
+    let r = test_output(&es_yaml(&[format!("http://{addr}")]));
+    let line = refused_session_line(&r);
+    assert_names(
+        &line,
+        &[
+            "refused: the server closed the connection on a plain HTTP request",
+            "if the port expects TLS, use https:// in hosts",
+        ],
+        &r.stdout,
+    );
 }

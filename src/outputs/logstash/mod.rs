@@ -55,7 +55,7 @@ use crate::config::LogstashOutputConfig;
 use crate::credentials::{Alpn, CredentialError, TlsSource};
 
 pub use settings::{Endpoint, LogstashSettings, SettingsError};
-pub use transport::{ConnectError, Connector, Phase, Probe, Step};
+pub use transport::{ConnectError, Connector, Phase, Probe, Step, Stream};
 pub use worker::LogstashWorker;
 
 /// Why `output.logstash` could not be built.

@@ -221,7 +221,8 @@ impl Connector {
 
     /// Walks the phases of [`Self::connect`] once for `skidder test output`, recording each
     /// completed phase with its duration and, on TLS, what the handshake negotiated and
-    /// showed. The connection is closed again without a byte of payload.
+    /// showed. Nothing is written after the handshake: the open connection is handed back
+    /// in [`Probe::stream`], so the caller can check that the server accepts the session.
     pub async fn probe(&self, host: &Endpoint) -> Probe {
         let mut steps = Vec::new();
         let (tcp, _, _) = match self.open_tcp(host, &mut steps).await {
@@ -231,6 +232,7 @@ impl Connector {
                     steps,
                     handshake: None,
                     failure: Some(e),
+                    stream: None,
                 }
             }
         };
@@ -239,6 +241,7 @@ impl Connector {
                 steps,
                 handshake: None,
                 failure: None,
+                stream: Some(Box::new(tcp)),
             };
         };
         let started = Instant::now();
@@ -254,12 +257,14 @@ impl Connector {
                     steps,
                     handshake: Some(report),
                     failure: None,
+                    stream: Some(Box::new(stream)),
                 }
             }
             Err(e) => Probe {
                 steps,
                 handshake: None,
                 failure: Some(e),
+                stream: None,
             },
         }
     }
@@ -400,7 +405,6 @@ impl Step {
 
 /// What [`Connector::probe`] found: the phases that completed, in order, then the failure
 /// of the next one, if any.
-#[derive(Debug)]
 pub struct Probe {
     /// Completed phases.
     pub steps: Vec<Step>,
@@ -408,6 +412,21 @@ pub struct Probe {
     pub handshake: Option<HandshakeReport>,
     /// Why the next phase failed; `None` when every phase passed.
     pub failure: Option<ConnectError>,
+    /// The connection when every phase passed, nothing written on it yet. A completed TLS 1.3
+    /// handshake does not mean the server accepted us: it checks our certificate after our
+    /// side of the handshake is done, and its verdict only arrives on the next read.
+    pub stream: Option<Box<dyn Stream>>,
+}
+
+impl fmt::Debug for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probe")
+            .field("steps", &self.steps)
+            .field("handshake", &self.handshake)
+            .field("failure", &self.failure)
+            .field("stream", &self.stream.is_some())
+            .finish()
+    }
 }
 
 impl Connector {
