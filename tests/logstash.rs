@@ -252,3 +252,43 @@ fn escape_html_escapes_like_libbeat() {
         );
     }
 }
+
+/// The same SOCKS5 client against a proxy nobody here wrote (github.com/armon/go-socks5 via
+/// `golumber socks5`): user/password authentication and a host name the proxy resolves.
+#[test]
+fn through_a_third_party_socks5_proxy_with_a_password() {
+    let server = Server::start(&[]);
+    let proxy = golumber::Socks5::start(Some(("ship", "s3cret")));
+    let target = format!("localhost:{}", server.port());
+    let r = run(&config(
+        &[target.as_str()],
+        2000,
+        0,
+        &format!("proxy_url: socks5://ship:s3cret@{}", proxy.addr),
+    ));
+    assert_ok(&r);
+    assert_eq!(assert_all_delivered(&server.seqs(), 2000), 0);
+}
+
+#[test]
+fn a_third_party_socks5_proxy_refusing_the_password_is_a_clear_error() {
+    let server = Server::start(&[]);
+    let proxy = golumber::Socks5::start(Some(("ship", "right")));
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::config(
+        dir.path(),
+        &config(
+            &[server.addr.as_str()],
+            10,
+            0,
+            &format!("proxy_url: socks5://ship:wrong@{}", proxy.addr),
+        ),
+    );
+    let (child, mut lines) = common::spawn_run(dir.path(), &path);
+    lines.wait_for(
+        &format!("SOCKS5 handshake for {} failed", server.addr),
+        Duration::from_secs(20),
+    );
+    drop(child);
+    assert_eq!(server.accepted(), 0);
+}

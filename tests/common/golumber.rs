@@ -210,3 +210,53 @@ pub fn assert_all_delivered(seqs: &BTreeMap<u64, u32>, n: u64) -> u64 {
     assert!(extra.is_empty(), "unexpected seqs {extra:?}");
     seqs.values().map(|&c| u64::from(c - 1)).sum()
 }
+
+/// `golumber socks5`: github.com/armon/go-socks5, a SOCKS5 proxy nobody here wrote. Killed
+/// on drop.
+pub struct Socks5 {
+    child: Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+}
+
+impl Socks5 {
+    /// Starts the proxy; with `auth`, only that user and password are accepted.
+    pub fn start(auth: Option<(&str, &str)>) -> Self {
+        let mut cmd = Command::new(binary());
+        cmd.args(["socks5", "--listen", "127.0.0.1:0"]);
+        if let Some((user, pass)) = auth {
+            cmd.args(["--user", user, "--pass", pass]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start golumber socks5");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("golumber socks5 printed no READY line within 20s");
+        let addr = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("unexpected first line from golumber socks5: {line:?}"))
+            .trim()
+            .to_string();
+        Self { child, addr }
+    }
+}
+
+impl Drop for Socks5 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,6 +2,12 @@ module skidder.test/peers/golumber
 
 go 1.22
 
-require github.com/elastic/go-lumber v0.2.0
+require (
+	github.com/armon/go-socks5 v0.0.0-20160902184237-e75332964ef5
+	github.com/elastic/go-lumber v0.2.0
+)
 
-require github.com/klauspost/compress v1.15.9 // indirect
+require (
+	github.com/klauspost/compress v1.15.9 // indirect
+	golang.org/x/net v0.24.0 // indirect
+)

@@ -13,7 +13,8 @@ import (
 const usage = `usage:
   golumber server [flags]   Lumberjack v1/v2 receiver (go-lumber, or a raw fault-injecting server)
   golumber client [flags]   go-lumber v2 client that sends events and reports throughput
-run "golumber server -h" or "golumber client -h" for the flags`
+  golumber socks5 [flags]   SOCKS5 proxy (github.com/armon/go-socks5) for proxy_url tests
+run "golumber server -h", "golumber client -h" or "golumber socks5 -h" for the flags`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -26,6 +27,8 @@ func main() {
 		code = runServer(os.Args[2:])
 	case "client":
 		code = runClient(os.Args[2:])
+	case "socks5":
+		code = runSocks5(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 	default:
