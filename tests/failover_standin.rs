@@ -73,7 +73,7 @@ output.elasticsearch:
   backoff.max: 200ms
 output.failover:
   enabled: true
-  after: 1s
+  after: 3s
   probe_interval: 500ms
 ",
         es.host()

@@ -71,8 +71,9 @@ fn acks_carry_the_highest_seq_in_window_order_with_the_windows_version() {
 
 #[test]
 fn keepalives_flow_while_the_output_holds_a_window() {
-    // The discard output holds every batch 6 s: longer than the 5 s keep-alive interval.
-    let rx = Receiver::receive(&["--out", "discard", "--discard-delay", "6s"]);
+    // The discard output holds every batch 8 s: well past the 5 s keep-alive interval, so
+    // a slow moment on a loaded machine cannot let the real ACK come first.
+    let rx = Receiver::receive(&["--out", "discard", "--discard-delay", "8s"]);
     let mut s = connect(&rx.addr);
     let sent = Instant::now();
     s.write_all(&window(Version::V2, &[1, 2])).unwrap();

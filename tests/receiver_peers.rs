@@ -440,7 +440,7 @@ fn npm_lumberjack_protocol_v1_rejects_logstash_style_keepalives() {
         "--out",
         "discard",
         "--discard-delay",
-        "6s",
+        "8s",
         "--tls-cert",
         &p.server_cert,
         "--tls-key",

@@ -155,14 +155,16 @@ async fn full_queue_blocks_publishers_until_events_settle() {
     q.wait_idle().await;
 }
 
-#[tokio::test]
+// Paused time: the "nothing yet" wait below ends only once every task is idle, so
+// it cannot pass merely because the machine was too slow to poll the source.
+#[tokio::test(start_paused = true)]
 async fn min_events_holds_small_batches_until_inputs_finish() {
     let q = queue(100, 50);
     let mut p = q.publisher("in");
     q.all_inputs_started();
     publish_all(&mut p, 0..3);
     let mut src = q.batch_source(100);
-    let early = tokio::time::timeout(Duration::from_millis(1), src.next_batch()).await;
+    let early = tokio::time::timeout(Duration::from_secs(1), src.next_batch()).await;
     assert!(early.is_err(), "3 events are below flush.min_events");
     p.close().unwrap();
     let b = src.next_batch().await.unwrap();
@@ -207,7 +209,7 @@ async fn batch_published_while_waiting(
     let mut src = q.batch_source(bulk);
     let waiting = src.next_batch();
     tokio::pin!(waiting);
-    let early = tokio::time::timeout(Duration::from_millis(1), &mut waiting).await;
+    let early = tokio::time::timeout(Duration::from_secs(1), &mut waiting).await;
     assert!(early.is_err(), "nothing is queued yet");
     publish_all(&mut p, events);
     let got = tokio::time::timeout(Duration::from_secs(10), waiting)
@@ -219,7 +221,9 @@ async fn batch_published_while_waiting(
     n
 }
 
-#[tokio::test]
+// Paused time: the "nothing yet" wait below ends only once every task is idle, so
+// it cannot pass merely because the machine was too slow to poll the source.
+#[tokio::test(start_paused = true)]
 async fn a_source_waiting_on_an_empty_queue_gets_late_events_after_flush_timeout() {
     // Publishers do not wake sources for the first events of an empty queue; the source's
     // own flush.timeout wake-up must still release them.
@@ -238,7 +242,9 @@ async fn a_source_waiting_on_an_empty_queue_gets_late_events_after_flush_timeout
     );
 }
 
-#[tokio::test]
+// Paused time: the "nothing yet" wait below ends only once every task is idle, so
+// it cannot pass merely because the machine was too slow to poll the source.
+#[tokio::test(start_paused = true)]
 async fn a_waiting_source_smaller_than_min_events_is_woken_at_its_own_size() {
     // flush.timeout is an hour: only the publisher's wake-up at the source's
     // bulk_max_size (5 < flush.min_events 50) can release this batch.
@@ -264,11 +270,13 @@ async fn stop_fails_publishers_and_cancel_ends_sources() {
     assert!(src.next_batch().await.is_none());
 }
 
-#[tokio::test]
+// Paused time: the "nothing yet" wait below ends only once every task is idle, so
+// it cannot pass merely because the machine was too slow to poll the source.
+#[tokio::test(start_paused = true)]
 async fn a_source_started_before_the_inputs_does_not_end_early() {
     let q = queue(100, 1);
     let mut src = q.batch_source(10);
-    let early = tokio::time::timeout(Duration::from_millis(1), src.next_batch()).await;
+    let early = tokio::time::timeout(Duration::from_secs(1), src.next_batch()).await;
     assert!(early.is_err(), "no input yet, but the run is not over");
     let mut p = q.publisher("in");
     q.all_inputs_started();
