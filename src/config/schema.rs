@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::units::{ByteSize, Duration};
+use crate::credentials::secret::Redactor;
 use crate::credentials::Secret;
 
 /// The whole configuration file.
@@ -29,6 +30,10 @@ pub struct Config {
     pub path: PathConfig,
     /// `http.*`: the local HTTP endpoint for stats, as Beats' `http` section.
     pub http: HttpConfig,
+    /// The keystore values `${NAME}` put into this configuration: secret wherever they
+    /// landed, so export and error texts redact them. Not a key.
+    #[serde(skip)]
+    pub secrets: Redactor,
     /// How long to keep draining the queue to the output after SIGINT/SIGTERM.
     /// Default `0s`: do not wait, as Beats.
     pub shutdown_timeout: Duration,
