@@ -4,8 +4,8 @@
 //! `api_key`, `ssl.key_passphrase`. Then every command runs: `run` at `logging.level:
 //! debug` against a working and a failing destination (stderr and the log files),
 //! `test config`, `test output`, `export config`, and the error paths (credentials in a
-//! host URL, a proxy URL that is not socks5, a wrong key passphrase, a secret where a
-//! duration belongs, an unreachable host). Neither canary appears anywhere, nor its
+//! host URL, a proxy URL that is not socks5, a wrong key passphrase, a keystore value as
+//! an unusable `ssl.key`, a secret where a duration belongs, an unreachable host). Neither canary appears anywhere, nor its
 //! percent-encoded form, nor its base64 form alone or inside a `Basic` or `ApiKey` value.
 
 mod common;
@@ -520,6 +520,14 @@ fn error_paths_never_quote_a_secret() {
             "a keystore value where a duration belongs",
             format!("output.logstash:\n  hosts: [\"127.0.0.1:5044\"]\n  timeout: ${{{KS}}}\n"),
             "output.logstash.timeout",
+        ),
+        (
+            "a keystore value that is not a usable ssl.key",
+            format!(
+                "output.logstash:\n  hosts: [\"127.0.0.1:5044\"]\n  ssl:\n    certificate: \"{}\"\n    key: ${{{KS}}}\n",
+                s.pki.client_cert
+            ),
+            "ssl.key",
         ),
         (
             "a wrong key passphrase",

@@ -116,7 +116,11 @@ fn under(base: &Path, p: &Path) -> PathBuf {
 /// The directory of the configuration file, absolute (relative files must not move when
 /// skidder is started from another directory).
 fn config_dir(file: &Path) -> PathBuf {
-    let dir = file.parent().unwrap_or(Path::new(""));
+    // `-c skidder.yml` has the empty path as its parent: the working directory.
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
@@ -235,6 +239,8 @@ mod tests {
         assert_eq!(Paths::early(&o).data, Path::new("/cli"));
         let missing = Paths::early(&opts(&dir.path().join("none.yml"), &[], &[]));
         assert_eq!(missing.data, Path::new("./data"));
+        let bare = Paths::early(&opts(Path::new("skidder.yml"), &[], &[]));
+        assert_eq!(bare.config, std::env::current_dir().unwrap());
     }
 
     #[test]
