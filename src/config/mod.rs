@@ -365,6 +365,14 @@ fn redact_for_export(node: &mut serde_yaml::Value, path: &str, secrets: &Redacto
             }
             *s = secrets.redact(s);
         }
+        // `port: ${PORT}` from the keystore became a number; it is secret all the same.
+        Y::Number(_) | Y::Bool(_) => {
+            let text = serde_yaml::to_string(node).unwrap_or_default();
+            let text = text.trim_end();
+            if secrets.redact(text) != text {
+                *node = Y::String(Secret::REDACTED.to_string());
+            }
+        }
         _ => {}
     }
 }
@@ -580,7 +588,45 @@ mod tests {
     struct Keystore;
     impl SecretResolver for Keystore {
         fn resolve(&self, name: &str) -> Option<Secret> {
-            (name == "ES_PWD").then(|| Secret::new("from-keystore"))
+            match name {
+                "ES_PWD" => Some(Secret::new("from-keystore")),
+                "WORKERS" => Some(Secret::new("7")),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn export_redacts_secret_keys_url_passwords_and_keystore_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yml");
+        std::fs::write(
+            &path,
+            "output.elasticsearch:\n  hosts: [\"https://es:9200\"]\n  worker: ${WORKERS}\n\
+             \x20 index: \"idx-${ES_PWD}\"\n  headers: {X-Token: env-token}\n\
+             \x20 parameters: {t: env-param}\n\
+             output.logstash:\n  enabled: false\n  hosts: [a]\n\
+             \x20 proxy_url: \"socks5://user:env-pass@proxy:1080\"\n",
+        )
+        .unwrap();
+        let mut o = opts(&[]);
+        o.path = path;
+        o.resolver = Some(&Keystore);
+        let cfg = load_with(&o).unwrap();
+        assert_eq!(cfg.output.elasticsearch.as_ref().map(|e| e.worker), Some(7));
+        let yaml = export_yaml(&cfg);
+        for leaked in ["from-keystore", "env-token", "env-param", "env-pass", "7"] {
+            assert!(!yaml.contains(leaked), "{leaked} in:\n{yaml}");
+        }
+        for shown in [
+            "worker: REDACTED",
+            "index: idx-REDACTED",
+            "X-Token: REDACTED",
+            "t: REDACTED",
+            "proxy_url: socks5://user:REDACTED@proxy:1080",
+            "- https://es:9200",
+        ] {
+            assert!(yaml.contains(shown), "{shown} missing in:\n{yaml}");
         }
     }
 

@@ -59,7 +59,8 @@ impl<'de> Deserialize<'de> for Secret {
 /// The values that must never be printed whatever key they landed in: every keystore value
 /// the configuration used. [`Redactor::redact`] replaces each of them, and the forms it
 /// takes on the wire (percent-encoded in a URL, base64 in a `Basic` or `ApiKey` header), by
-/// `REDACTED`. Its `Debug` shows only how many values it holds.
+/// `REDACTED`. Even a short value is replaced wherever it occurs: mangled text is better
+/// than a leaked secret. Its `Debug` shows only how many values it holds.
 #[derive(Clone, Default)]
 pub struct Redactor {
     /// Longest first, so a value that contains another is replaced whole.
