@@ -74,11 +74,37 @@ impl Redactor {
             return;
         }
         use base64::Engine as _;
-        let encoded =
-            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
-                .to_string();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
-        for v in [value.to_string(), encoded, b64] {
+        use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+        // What the url crate escapes in a URL's userinfo (WHATWG's userinfo set).
+        const USERINFO: &AsciiSet = &CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b'#')
+            .add(b'<')
+            .add(b'>')
+            .add(b'?')
+            .add(b'`')
+            .add(b'{')
+            .add(b'}')
+            .add(b'/')
+            .add(b':')
+            .add(b';')
+            .add(b'=')
+            .add(b'@')
+            .add(b'[')
+            .add(b'\\')
+            .add(b']')
+            .add(b'^')
+            .add(b'|');
+        let forms = [
+            value.to_string(),
+            utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
+            utf8_percent_encode(value, USERINFO).to_string(),
+            // A query string (`parameters`).
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+            base64::engine::general_purpose::STANDARD.encode(value),
+        ];
+        for v in forms {
             if !self.values.contains(&v) {
                 self.values.push(v);
             }
@@ -163,11 +189,20 @@ mod tests {
         r.add("p@ss word");
         r.add("");
         let text = format!(
-            "a p@ss word b {} c {}",
+            "a p@ss word b {} c {} d {} e {}",
             "p%40ss%20word",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "p@ss word")
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "p@ss word"),
+            "p%40ss+word",
+            url::Url::parse("socks5://u:p@ss word@h:1")
+                .map(|u| u.password().unwrap_or_default().to_string())
+                .unwrap_or_default(),
         );
-        assert_eq!(r.redact(&text), "a REDACTED b REDACTED c REDACTED");
+        assert_eq!(
+            r.redact(&text),
+            "a REDACTED b REDACTED c REDACTED d REDACTED e REDACTED"
+        );
+        r.add("a-b^c");
+        assert_eq!(r.redact("u:a-b%5Ec@h"), "u:REDACTED@h");
         assert!(!format!("{r:?}").contains("p@ss"));
     }
 
