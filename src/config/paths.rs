@@ -10,8 +10,12 @@
 //! * `path.home` defaults to the working directory; relative `path.data` and `path.logs`
 //!   are under it.
 //! * Relative TLS files (`ssl.certificate_authorities`, `ssl.certificate`, `ssl.key`,
-//!   `ssl.key_passphrase_path`) and `generator.replay` are resolved against `path.config`,
-//!   as Beats resolves its TLS files; `output.file.path` is not (Beats does not either).
+//!   `ssl.key_passphrase_path`) and `generator.replay` are resolved against `path.config`.
+//!   Beats does so for the files its configuration loads (`paths.Resolve(paths.Config, ..)`
+//!   for scripts, templates, `config_dir`) but opens TLS files as written
+//!   (`tlscommon.NewPEMReader`: `os.Open`, the working directory); skidder treats TLS files
+//!   like the others, so a configuration does not depend on where it is started from.
+//!   `output.file.path` is not resolved (Beats does not either).
 
 use std::path::{Path, PathBuf};
 
