@@ -84,7 +84,7 @@ pub struct Plan {
 pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     let tls = tls_problems(config);
     if !tls.is_empty() {
-        return Err(AppError::Config(config.locator.error(tls)));
+        return Err(AppError::Config(config.locator.error(tls, &config.secrets)));
     }
     let mut output = outputs::select(&config.output, knobs).map_err(AppError::Output)?;
     if let Some(index) = config

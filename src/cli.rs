@@ -15,8 +15,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, AppError, RunOptions};
-use crate::config::{self, Config, EnvSource, LoadOptions};
+use crate::config::{self, Config, EnvSource, LoadOptions, Paths};
 use crate::credentials::keystore::{self, Keystore, KeystoreCommand};
+use crate::credentials::secret::Redactor;
 use crate::outputs::OutputKnobs;
 use crate::telemetry;
 
@@ -198,18 +199,21 @@ pub fn main() -> ExitCode {
         },
         Some(Command::Test {
             what: TestCommand::Config,
-        }) => match load(&cli).and_then(|c| app::plan(&c, knobs).map(|_| ())) {
-            Ok(()) => {
-                println!("{}", config::CONFIG_OK);
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
+        }) => match load(&cli) {
+            Ok(c) => match app::plan(&c, knobs) {
+                Ok(_) => {
+                    println!("{}", config::CONFIG_OK);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e, &c.secrets),
+            },
+            Err(e) => fail(&e, &Redactor::default()),
         },
         Some(Command::Test {
             what: TestCommand::Output,
         }) => match load(&cli) {
             Ok(c) => test_output(&c),
-            Err(e) => fail(&e),
+            Err(e) => fail(&e, &Redactor::default()),
         },
         Some(Command::Export {
             what: ExportCommand::Config,
@@ -218,7 +222,7 @@ pub fn main() -> ExitCode {
                 print!("{}", config::export_yaml(&c));
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&e),
+            Err(e) => fail(&e, &Redactor::default()),
         },
         Some(Command::Keystore { ref action }) => {
             let result = keystore::run_keystore_command(
@@ -264,17 +268,31 @@ fn refuse_config_flags(cli: &Cli, command: &str) -> Option<ExitCode> {
     Some(ExitCode::from(EXIT_USAGE))
 }
 
-/// Where the keystore lives: `--path.data`, else `data` under the working directory (as
-/// Beats, the keystore is found before the configuration is read, so `path.data` in the
-/// file does not move it).
+/// The load options of the command line, without the keystore.
+fn load_options(cli: &Cli) -> LoadOptions<'static> {
+    LoadOptions {
+        path: cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        overrides: cli.overrides.clone(),
+        env: EnvSource::Process,
+        resolver: None,
+        path_data: cli.path_data.clone(),
+        path_logs: cli.path_logs.clone(),
+    }
+}
+
+/// Where the keystore lives: `path.data` from `--path.data`, `-E path.data=`,
+/// `SKIDDER_PATH__DATA` or the configuration file (when there is one), else `data` under
+/// `path.home`. As Beats, it is found before the rest of the configuration is read.
 fn keystore_dir(cli: &Cli) -> PathBuf {
-    cli.path_data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("data"))
+    Paths::early(&load_options(cli)).data
 }
 
 fn load(cli: &Cli) -> Result<Config, AppError> {
-    let store_path = Keystore::path_in(&keystore_dir(cli));
+    let mut opts = load_options(cli);
+    let store_path = Paths::early(&opts).keystore();
     let store = if store_path.exists() {
         Some(
             Keystore::open_with(&store_path, keystore::passphrase_from_env())
@@ -283,21 +301,8 @@ fn load(cli: &Cli) -> Result<Config, AppError> {
     } else {
         None
     };
-    let mut config = config::load_with(&LoadOptions {
-        path: cli
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-        overrides: cli.overrides.clone(),
-        env: EnvSource::Process,
-        resolver: store.as_ref().map(|s| s as &dyn config::SecretResolver),
-    })?;
-    if let Some(p) = &cli.path_data {
-        config.path.data = p.clone();
-    }
-    if let Some(p) = &cli.path_logs {
-        config.path.logs = p.clone();
-    }
+    opts.resolver = store.as_ref().map(|s| s as &dyn config::SecretResolver);
+    let mut config = config::load_with(&opts)?;
     if cli.log_to_stderr {
         config.logging.to_stderr = true;
     }
@@ -309,7 +314,7 @@ fn load(cli: &Cli) -> Result<Config, AppError> {
 fn test_output(config: &Config) -> ExitCode {
     match crate::outputs::probe::run(&config.output) {
         Ok(report) => {
-            print!("{report}");
+            print!("{}", config.secrets.redact(&report.to_string()));
             if report.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -317,24 +322,25 @@ fn test_output(config: &Config) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("skidder: {e}");
+            eprintln!("skidder: {}", config.secrets.redact(&e.to_string()));
             ExitCode::from(EXIT_CONFIG)
         }
     }
 }
 
-fn fail(e: &AppError) -> ExitCode {
-    match e {
-        AppError::Config(c) => {
-            eprintln!("skidder: {}", c.report());
-            if let config::ConfigError::Read { source, .. } = c {
-                if source.kind() == std::io::ErrorKind::NotFound {
-                    // The first thing a new user sees: say what to do, not only what failed.
-                    eprintln!("skidder: {NO_CONFIG_HINT}");
-                }
-            }
+/// Prints `e`, any keystore value it quotes redacted (a setting's error may quote the
+/// value it refuses).
+fn fail(e: &AppError, secrets: &Redactor) -> ExitCode {
+    let text = match e {
+        AppError::Config(c) => c.report(),
+        other => other.to_string(),
+    };
+    eprintln!("skidder: {}", secrets.redact(&text));
+    if let AppError::Config(config::ConfigError::Read { source, .. }) = e {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            // The first thing a new user sees: say what to do, not only what failed.
+            eprintln!("skidder: {NO_CONFIG_HINT}");
         }
-        other => eprintln!("skidder: {other}"),
     }
     if e.is_config_error() {
         ExitCode::from(EXIT_CONFIG)
@@ -344,15 +350,18 @@ fn fail(e: &AppError) -> ExitCode {
 }
 
 fn run(cli: &Cli, knobs: OutputKnobs) -> ExitCode {
-    let prepared = load(cli).and_then(|config| {
-        let plan = app::plan(&config, knobs)?;
+    let config = match load(cli) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, &Redactor::default()),
+    };
+    let prepared = app::plan(&config, knobs).and_then(|plan| {
         app::check_data_dir(&app::data_dir(&config))?;
-        telemetry::init_logging(&config.logging, &app::logs_dir(&config))?;
-        Ok((config, plan))
+        telemetry::init_logging(&config.logging, &app::logs_dir(&config), &config.secrets)?;
+        Ok(plan)
     });
-    let (config, plan) = match prepared {
+    let plan = match prepared {
         Ok(p) => p,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e, &config.secrets),
     };
     let opts = RunOptions {
         progress: true,
@@ -369,6 +378,6 @@ fn run(cli: &Cli, knobs: OutputKnobs) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, &config.secrets),
     }
 }

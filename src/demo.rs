@@ -660,8 +660,11 @@ fn print_report(args: &DemoArgs, r: &DemoReport) {
 /// Runs the demo and prints its summary; exit 0 only when every event was acknowledged.
 pub fn run(args: &DemoArgs) -> ExitCode {
     let logging = discard_config(args).logging;
-    if let Err(e) = crate::telemetry::init_logging(&logging, &app::logs_dir(&discard_config(args)))
-    {
+    if let Err(e) = crate::telemetry::init_logging(
+        &logging,
+        &app::logs_dir(&discard_config(args)),
+        &crate::credentials::Redactor::default(),
+    ) {
         eprintln!("skidder demo: {e}");
     }
     if args.discard {

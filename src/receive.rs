@@ -359,7 +359,9 @@ pub fn run(args: &ReceiveArgs, knobs: OutputKnobs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(e) = crate::telemetry::init_logging(&config.logging, &app::logs_dir(&config)) {
+    if let Err(e) =
+        crate::telemetry::init_logging(&config.logging, &app::logs_dir(&config), &config.secrets)
+    {
         eprintln!("skidder receive: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LoggingConfig;
+use crate::credentials::Redactor;
 use crate::pipeline::{Metrics, Snapshot};
 
 /// Why logging could not be set up.
@@ -32,11 +33,17 @@ pub enum TelemetryError {
     },
 }
 
-/// Installs the process-wide subscriber. Called once, by `main` (through the CLI).
+/// Installs the process-wide subscriber. Called once, by `main` (through the CLI). Every
+/// line goes through `secrets`: a keystore value that landed in a setting a log line quotes
+/// (a host name, a user) is printed as `REDACTED`.
 ///
 /// # Errors
 /// [`TelemetryError`] for a bad level or an unwritable log directory.
-pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), TelemetryError> {
+pub fn init_logging(
+    cfg: &LoggingConfig,
+    logs_dir: &Path,
+    secrets: &Redactor,
+) -> Result<(), TelemetryError> {
     let level = cfg.level.to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
         return Err(TelemetryError::Level {
@@ -46,8 +53,12 @@ pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), Telemetr
     let filter = EnvFilter::new(format!("{level},skidder={level}"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if cfg.to_stderr {
+        let secrets = Arc::new(secrets.clone());
         let b = builder
-            .with_writer(|| AroundProgress)
+            .with_writer(move || Redacting {
+                secrets: Arc::clone(&secrets),
+                inner: AroundProgress,
+            })
             .with_ansi(std::io::stderr().is_terminal());
         if cfg.json {
             b.json().try_init()
@@ -62,7 +73,14 @@ pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), Telemetr
                 path: path.clone(),
                 source,
             })?;
-        let b = builder.with_writer(Mutex::new(file)).with_ansi(false);
+        let file = Arc::new(Mutex::new(file));
+        let secrets = Arc::new(secrets.clone());
+        let b = builder
+            .with_writer(move || Redacting {
+                secrets: Arc::clone(&secrets),
+                inner: SharedFile(Arc::clone(&file)),
+            })
+            .with_ansi(false);
         if cfg.json {
             b.json().try_init()
         } else {
@@ -72,6 +90,46 @@ pub fn init_logging(cfg: &LoggingConfig, logs_dir: &Path) -> Result<(), Telemetr
     // A subscriber already installed (tests calling twice) is not an error worth failing on.
     let _ = result;
     Ok(())
+}
+
+/// A log destination whose lines pass through the keystore values' [`Redactor`] first (one
+/// formatted event per `write`, as tracing-subscriber writes them).
+struct Redacting<W> {
+    secrets: Arc<Redactor>,
+    inner: W,
+}
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.secrets.is_empty() {
+            return self.inner.write(buf);
+        }
+        let text = self.secrets.redact(&String::from_utf8_lossy(buf));
+        self.inner.write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The log file, shared by every writer the subscriber makes; each write holds the lock so
+/// lines never interleave.
+struct SharedFile(Arc<Mutex<std::fs::File>>);
+
+impl std::io::Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+    }
 }
 
 /// The progress bar being drawn right now, if any: log lines to stderr are written around

@@ -38,6 +38,7 @@ fn flags_win_over_env_which_wins_over_the_file() {
             ),
         ]),
         resolver: None,
+        ..LoadOptions::default()
     })
     .expect("loads");
     let ls = cfg.output.logstash.expect("logstash");
@@ -64,6 +65,7 @@ fn problems_from_flags_and_env_name_their_source() {
         ],
         env: env(&[("SKIDDER_OUTPUT__LOGSTASH__TIMEOUT", "soon")]),
         resolver: None,
+        ..LoadOptions::default()
     })
     .expect_err("invalid");
     let text = err.to_string();

@@ -5,13 +5,17 @@
 //! 1. read the file (missing, a directory, unreadable: [`ConfigError::Read`] with the path);
 //! 2. parse it into a tree that keeps every key's line and column ([`tree`]); tabs used for
 //!    indentation, syntax errors and keys given twice (dotted and nested) stop here;
-//! 3. expand `${VAR}`, `${VAR:default}`, `${VAR:?message}` in strings: the
-//!    [`SecretResolver`] (keystore) first, then the environment;
+//! 3. expand `${VAR}`, `${VAR:default}`, `${VAR:?message}` in strings: `${path.config}`,
+//!    `${path.home}`, `${path.data}`, `${path.logs}` ([`paths`]) first, then the
+//!    [`SecretResolver`] (keystore), then the environment. Every keystore value used is
+//!    remembered in [`Config::secrets`]: it is redacted from export and error texts
+//!    wherever it landed;
 //! 4. merge with figment, lowest to highest precedence: the file, then environment
 //!    variables `SKIDDER_<KEY>__<KEY>...` (`SKIDDER_OUTPUT__LOGSTASH__TIMEOUT=10s`), then
 //!    `-E key=value` flags. As in Beats, `-E` wins over everything;
 //! 5. check keys and types against the schema ([`keys`], [`check`]), then deserialize and
-//!    apply range and cross-field rules ([`Config::validate`]).
+//!    apply range and cross-field rules ([`Config::validate`]);
+//! 6. resolve relative file paths against `path.config` ([`paths::resolve_files`]).
 //!
 //! Every problem of steps 3 to 5 is collected into one [`ConfigError::Invalid`], each line
 //! naming the file (with line and column when known), or the environment variable or `-E`
@@ -19,6 +23,7 @@
 
 pub mod check;
 pub mod keys;
+pub mod paths;
 pub mod schema;
 pub mod tree;
 pub mod units;
@@ -32,10 +37,12 @@ use figment::{Figment, Metadata, Profile, Provider};
 
 pub use check::Problem;
 pub use keys::{accepted_key_paths, written_key_paths, ConfigKeys};
+pub use paths::Paths;
 pub use schema::*;
 pub use units::{ByteSize, Duration};
 pub use validate::{parse_host_port, HostPort, HostPortError, LOGSTASH_DEFAULT_PORT};
 
+use crate::credentials::secret::{redact_url_password, Redactor};
 use crate::credentials::Secret;
 use tree::{Node, Pos, Value};
 
@@ -86,6 +93,11 @@ impl ConfigError {
 pub trait SecretResolver {
     /// The value stored under `name`, if any.
     fn resolve(&self, name: &str) -> Option<Secret>;
+
+    /// The file searched, for the message about a variable that is not set.
+    fn location(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// Where environment variables come from, for `${VAR}` and `SKIDDER_*` overrides.
@@ -151,6 +163,10 @@ pub struct LoadOptions<'a> {
     pub env: EnvSource,
     /// Consulted before the environment for `${VAR}`.
     pub resolver: Option<&'a dyn SecretResolver>,
+    /// `--path.data`: wins over every other source of `path.data`.
+    pub path_data: Option<PathBuf>,
+    /// `--path.logs`: wins over every other source of `path.logs`.
+    pub path_logs: Option<PathBuf>,
 }
 
 /// Loads `path`, applies `SKIDDER_*` environment and `-E key=value` overrides (values
@@ -206,7 +222,14 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
         flags: Vec::new(),
     };
     let mut problems: Vec<Problem> = Vec::new();
-    expand_variables(&mut root, "", opts, &mut problems);
+    let paths = Paths::early(opts);
+    let mut vars = Vars {
+        opts,
+        paths: &paths,
+        secrets: Redactor::default(),
+    };
+    expand_variables(&mut root, "", &mut vars, &mut problems);
+    let secrets = vars.secrets;
 
     let mut figment = Figment::new().merge(Layer::new(format!("file {file}"), root.to_json()));
     let top: Vec<&str> = Config::fields().iter().map(|f| f.name).collect();
@@ -262,16 +285,25 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
                 problems.extend(more);
             }
         }
-        return Err(locator.error(problems));
+        return Err(locator.error(problems, &secrets));
     }
-    let config: Config = match serde_json::from_value(merged) {
+    let mut config: Config = match serde_json::from_value(merged) {
         Ok(c) => c,
-        Err(e) => return Err(locator.error(vec![Problem::new("", e.to_string())])),
+        Err(e) => return Err(locator.error(vec![Problem::new("", e.to_string())], &secrets)),
     };
     if let Err(problems) = config.validate() {
-        return Err(locator.error(problems));
+        return Err(locator.error(problems, &secrets));
     }
-    Ok(Config { locator, ..config })
+    if let Some(p) = &opts.path_data {
+        config.path.data = p.clone();
+    }
+    if let Some(p) = &opts.path_logs {
+        config.path.logs = p.clone();
+    }
+    paths::resolve_files(&mut config, &paths.config);
+    config.secrets = secrets;
+    config.locator = locator;
+    Ok(config)
 }
 
 /// What `skidder test config` prints and its exit code: [`CONFIG_OK`] and 0, or every
@@ -283,13 +315,66 @@ pub fn test_config(opts: &LoadOptions<'_>) -> (String, i32) {
     }
 }
 
-/// The effective configuration as YAML, every secret shown as `REDACTED`
-/// (what `skidder export config` prints).
+/// The effective configuration as YAML, every secret shown as `REDACTED` (what
+/// `skidder export config` prints): the [`Secret`] fields (`password`, `api_key`,
+/// `ssl.key`, `ssl.key_passphrase`), the values of `headers` and `parameters` (they carry
+/// tokens), the password of a URL (`hosts`, `proxy_url`: scheme, user and host kept), and
+/// every keystore value wherever it landed ([`Config::secrets`]).
 pub fn export_yaml(cfg: &Config) -> String {
-    match serde_yaml::to_string(cfg) {
-        Ok(s) => s,
-        // Only non-string map keys can fail, and the schema has none; say so rather than panic.
-        Err(e) => format!("# cannot export the configuration: {e}\n"),
+    // Only non-string map keys can fail, and the schema has none; say so rather than panic.
+    let failed = |e: serde_yaml::Error| format!("# cannot export the configuration: {e}\n");
+    let mut tree = match serde_yaml::to_value(cfg) {
+        Ok(v) => v,
+        Err(e) => return failed(e),
+    };
+    redact_for_export(&mut tree, "", &cfg.secrets);
+    serde_yaml::to_string(&tree).unwrap_or_else(failed)
+}
+
+fn redact_for_export(node: &mut serde_yaml::Value, path: &str, secrets: &Redactor) {
+    use serde_yaml::Value as Y;
+    let es = "output.elasticsearch";
+    match node {
+        Y::Mapping(map) => {
+            let whole = path == format!("{es}.headers") || path == format!("{es}.parameters");
+            for (k, v) in map.iter_mut() {
+                if whole && !v.is_null() {
+                    *v = Y::String(Secret::REDACTED.to_string());
+                    continue;
+                }
+                let key = k.as_str().unwrap_or_default();
+                let p = if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                };
+                redact_for_export(v, &p, secrets);
+            }
+        }
+        Y::Sequence(items) => {
+            let hosts = path.ends_with(".hosts");
+            for item in items {
+                if let (true, Y::String(s)) = (hosts, &mut *item) {
+                    *s = redact_url_password(s);
+                }
+                redact_for_export(item, path, secrets);
+            }
+        }
+        Y::String(s) => {
+            if path.ends_with(".proxy_url") {
+                *s = redact_url_password(s);
+            }
+            *s = secrets.redact(s);
+        }
+        // `port: ${PORT}` from the keystore became a number; it is secret all the same.
+        Y::Number(_) | Y::Bool(_) => {
+            let text = serde_yaml::to_string(node).unwrap_or_default();
+            let text = text.trim_end();
+            if secrets.redact(text) != text {
+                *node = Y::String(Secret::REDACTED.to_string());
+            }
+        }
+        _ => {}
     }
 }
 
@@ -380,7 +465,8 @@ impl Locator {
     }
 
     /// One line per problem, in file order; problems set by the environment or flags last.
-    pub fn error(&self, problems: Vec<Problem>) -> ConfigError {
+    /// A keystore value a message quotes is redacted.
+    pub fn error(&self, problems: Vec<Problem>, secrets: &Redactor) -> ConfigError {
         let mut lines: Vec<(Option<(usize, usize)>, String)> = problems
             .into_iter()
             .map(|p| {
@@ -396,11 +482,18 @@ impl Locator {
             })
             .collect();
         lines.sort_by_key(|(pos, _)| pos.unwrap_or((usize::MAX, usize::MAX)));
-        ConfigError::Invalid(lines.into_iter().map(|(_, t)| t).collect())
+        ConfigError::Invalid(lines.into_iter().map(|(_, t)| secrets.redact(&t)).collect())
     }
 }
 
-fn expand_variables(node: &mut Node, path: &str, opts: &LoadOptions<'_>, out: &mut Vec<Problem>) {
+/// What `${...}` can refer to, and the keystore values used so far.
+struct Vars<'a, 'o> {
+    opts: &'a LoadOptions<'o>,
+    paths: &'a Paths,
+    secrets: Redactor,
+}
+
+fn expand_variables(node: &mut Node, path: &str, vars: &mut Vars<'_, '_>, out: &mut Vec<Problem>) {
     match &mut node.value {
         Value::Map(map) => {
             for (k, e) in map.iter_mut() {
@@ -409,15 +502,15 @@ fn expand_variables(node: &mut Node, path: &str, opts: &LoadOptions<'_>, out: &m
                 } else {
                     format!("{path}.{k}")
                 };
-                expand_variables(&mut e.node, &p, opts, out);
+                expand_variables(&mut e.node, &p, vars, out);
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_variables(item, &format!("{path}.{i}"), opts, out);
+                expand_variables(item, &format!("{path}.{i}"), vars, out);
             }
         }
-        Value::Str(s) if s.contains("${") => match expand(s, opts) {
+        Value::Str(s) if s.contains("${") => match expand(s, vars) {
             Ok(text) => {
                 let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
                 // `port: ${PORT}` must give a number, as if the value had been written there.
@@ -433,8 +526,9 @@ fn expand_variables(node: &mut Node, path: &str, opts: &LoadOptions<'_>, out: &m
     }
 }
 
-/// Expands every `${...}` in `s`.
-fn expand(s: &str, opts: &LoadOptions<'_>) -> Result<String, String> {
+/// Expands every `${...}` in `s`, remembering the keystore values used.
+fn expand(s: &str, vars: &mut Vars<'_, '_>) -> Result<String, String> {
+    let opts = vars.opts;
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -452,10 +546,15 @@ fn expand(s: &str, opts: &LoadOptions<'_>) -> Result<String, String> {
         if name.is_empty() {
             return Err("empty variable name: ${}".to_string());
         }
-        let found = opts
-            .resolver
-            .and_then(|r| r.resolve(name))
-            .map(|secret| secret.expose().to_string())
+        let from_store = || {
+            let secret = opts.resolver.and_then(|r| r.resolve(name))?;
+            vars.secrets.add(secret.expose());
+            Some(secret.expose().to_string())
+        };
+        let found = vars
+            .paths
+            .var(name)
+            .or_else(from_store)
             .or_else(|| opts.env.get(name));
         match (found, default) {
             (Some(v), _) => out.push_str(&v),
@@ -464,8 +563,20 @@ fn expand(s: &str, opts: &LoadOptions<'_>) -> Result<String, String> {
             }
             (None, Some(d)) => out.push_str(d),
             (None, None) => {
+                let store = match opts.resolver {
+                    Some(r) => format!(
+                        "in the keystore {}",
+                        r.location()
+                            .map_or_else(|| vars.paths.keystore(), Path::to_path_buf)
+                            .display()
+                    ),
+                    None => format!(
+                        "in a keystore (none exists at {})",
+                        vars.paths.keystore().display()
+                    ),
+                };
                 return Err(format!(
-                    "variable ${{{name}}} is not set in the keystore or the environment, and has no default (write ${{{name}:default}})"
+                    "variable ${{{name}}} is not set {store} or in the environment, and has no default (write ${{{name}:default}})"
                 ));
             }
         }
@@ -482,7 +593,45 @@ mod tests {
     struct Keystore;
     impl SecretResolver for Keystore {
         fn resolve(&self, name: &str) -> Option<Secret> {
-            (name == "ES_PWD").then(|| Secret::new("from-keystore"))
+            match name {
+                "ES_PWD" => Some(Secret::new("from-keystore")),
+                "WORKERS" => Some(Secret::new("7")),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn export_redacts_secret_keys_url_passwords_and_keystore_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yml");
+        std::fs::write(
+            &path,
+            "output.elasticsearch:\n  hosts: [\"https://es:9200\"]\n  worker: ${WORKERS}\n\
+             \x20 index: \"idx-${ES_PWD}\"\n  headers: {X-Token: env-token}\n\
+             \x20 parameters: {t: env-param}\n\
+             output.logstash:\n  enabled: false\n  hosts: [a]\n\
+             \x20 proxy_url: \"socks5://user:env-pass@proxy:1080\"\n",
+        )
+        .unwrap();
+        let mut o = opts(&[]);
+        o.path = path;
+        o.resolver = Some(&Keystore);
+        let cfg = load_with(&o).unwrap();
+        assert_eq!(cfg.output.elasticsearch.as_ref().map(|e| e.worker), Some(7));
+        let yaml = export_yaml(&cfg);
+        for leaked in ["from-keystore", "env-token", "env-param", "env-pass", "7"] {
+            assert!(!yaml.contains(leaked), "{leaked} in:\n{yaml}");
+        }
+        for shown in [
+            "worker: REDACTED",
+            "index: idx-REDACTED",
+            "X-Token: REDACTED",
+            "t: REDACTED",
+            "proxy_url: socks5://user:REDACTED@proxy:1080",
+            "- https://es:9200",
+        ] {
+            assert!(yaml.contains(shown), "{shown} missing in:\n{yaml}");
         }
     }
 
@@ -497,19 +646,50 @@ mod tests {
         }
     }
 
+    fn expand_with(s: &str, o: &LoadOptions<'_>) -> (Result<String, String>, Redactor) {
+        let paths = Paths::early(o);
+        let mut vars = Vars {
+            opts: o,
+            paths: &paths,
+            secrets: Redactor::default(),
+        };
+        let r = expand(s, &mut vars);
+        (r, vars.secrets)
+    }
+
     #[test]
-    fn variables_resolve_keystore_first_then_env_then_default() {
+    fn variables_resolve_paths_then_keystore_then_env_then_default() {
         let mut o = opts(&[("ES_PWD", "from-env"), ("HOST", "h")]);
-        assert_eq!(expand("${HOST}:${PORT:5044}", &o).unwrap(), "h:5044");
-        assert_eq!(expand("${ES_PWD}", &o).unwrap(), "from-env");
+        o.path = PathBuf::from("/etc/skidder/skidder.yml");
+        assert_eq!(expand_with("${HOST}:${PORT:5044}", &o).0.unwrap(), "h:5044");
+        assert_eq!(
+            expand_with("${path.config}/ca.pem", &o).0.unwrap(),
+            "/etc/skidder/ca.pem"
+        );
+        let (v, secrets) = expand_with("${ES_PWD}", &o);
+        assert_eq!(v.unwrap(), "from-env");
+        assert!(secrets.is_empty(), "environment values are not tracked");
+        let e = expand_with("${NOPE}", &o).0.unwrap_err();
+        assert!(
+            e.contains("${NOPE}") && e.contains("none exists at ./data/skidder.keystore"),
+            "{e}"
+        );
         o.resolver = Some(&Keystore);
-        assert_eq!(expand("${ES_PWD}", &o).unwrap(), "from-keystore");
-        let e = expand("${NOPE:?set NOPE to the CA path}", &o).unwrap_err();
+        let (v, secrets) = expand_with("x-${ES_PWD}", &o);
+        assert_eq!(v.unwrap(), "x-from-keystore");
+        assert_eq!(secrets.redact("x-from-keystore"), "x-REDACTED");
+        let e = expand_with("${NOPE:?set NOPE to the CA path}", &o)
+            .0
+            .unwrap_err();
         assert!(
             e.contains("NOPE") && e.contains("set NOPE to the CA path"),
             "{e}"
         );
-        assert!(expand("${NOPE}", &o).unwrap_err().contains("${NOPE}"));
+        let e = expand_with("${NOPE}", &o).0.unwrap_err();
+        assert!(
+            e.contains("${NOPE}") && e.contains("in the keystore ./data/skidder.keystore"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::units::{ByteSize, Duration};
+use crate::credentials::secret::Redactor;
 use crate::credentials::Secret;
 
 /// The whole configuration file.
@@ -29,6 +30,10 @@ pub struct Config {
     pub path: PathConfig,
     /// `http.*`: the local HTTP endpoint for stats, as Beats' `http` section.
     pub http: HttpConfig,
+    /// The keystore values `${NAME}` put into this configuration: secret wherever they
+    /// landed, so export and error texts redact them. Not a key.
+    #[serde(skip)]
+    pub secrets: Redactor,
     /// How long to keep draining the queue to the output after SIGINT/SIGTERM. Default `5s`
     /// (Beats: `0s`, safe there because its registry re-sends after a restart; skidder's
     /// stdin, generator and lumberjack inputs cannot re-send what a stop loses).
@@ -50,6 +55,7 @@ impl Default for Config {
             logging: LoggingConfig::default(),
             path: PathConfig::default(),
             http: HttpConfig::default(),
+            secrets: Redactor::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             locator: super::Locator::default(),
         }

@@ -2,6 +2,7 @@
 
 use super::check::Problem;
 use super::schema::*;
+use crate::credentials::secret::redact_url_password;
 
 /// The default Logstash port, used for hosts written without one.
 pub const LOGSTASH_DEFAULT_PORT: u16 = 5044;
@@ -81,8 +82,11 @@ pub fn parse_host_port(input: &str, default_port: u16) -> Result<HostPort, HostP
     })
 }
 
-/// Parses an Elasticsearch host `[scheme://]host[:port][/path]`, checking the port.
+/// Parses an Elasticsearch host `[scheme://]host[:port][/path]`, checking the port and
+/// refusing credentials. Errors quote the entry with any password redacted.
 fn check_es_host(input: &str) -> Result<(), HostPortError> {
+    let shown = redact_url_password(input);
+    let input = shown.as_str();
     let rest = match input.split_once("://") {
         Some((scheme, rest)) => {
             if scheme != "http" && scheme != "https" {
@@ -95,8 +99,15 @@ fn check_es_host(input: &str) -> Result<(), HostPortError> {
         }
         None => input,
     };
+    // A password may hold a raw `/`: any `@` after the scheme is taken for userinfo.
+    if rest.contains('@') {
+        return Err(HostPortError {
+            input: input.to_string(),
+            reason: "credentials in a host URL are not accepted; use username/password or api_key"
+                .to_string(),
+        });
+    }
     let authority = rest.split('/').next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or_default();
     parse_host_port(authority, ELASTICSEARCH_DEFAULT_PORT)
         .map(|_| ())
         .map_err(|e| HostPortError {
@@ -271,7 +282,7 @@ impl Config {
                 if !url.starts_with("socks5://") {
                     out.push(Problem::new(
                         format!("{p}.proxy_url"),
-                        format!("{url:?} is not a socks5:// URL"),
+                        format!("{:?} is not a socks5:// URL", redact_url_password(url)),
                     ));
                 }
             }

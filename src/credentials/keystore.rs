@@ -101,6 +101,13 @@ pub enum KeystoreError {
         /// The name.
         name: String,
     },
+    /// `add` without `--stdin` while standard input is not a terminal: there is no one to
+    /// prompt, and reading the pipe as the value would be a guess.
+    #[error("no terminal to prompt for the value of {name}; nothing was stored. Pipe the value in with `skidder keystore add {name} --stdin`")]
+    NoTerminal {
+        /// The name.
+        name: String,
+    },
     /// `add` received an empty value.
     #[error("no value given for secret {name}; nothing was stored")]
     EmptyValue {
@@ -538,6 +545,10 @@ pub fn run_keystore_command(
                     .unwrap_or(&text);
                 Secret::new(trimmed)
             } else {
+                use std::io::IsTerminal as _;
+                if !std::io::stdin().is_terminal() {
+                    return Err(KeystoreError::NoTerminal { name: name.clone() });
+                }
                 Secret::new(
                     rpassword::prompt_password(format!("Enter value for {name}: ")).map_err(
                         |source| KeystoreError::Io {
@@ -580,6 +591,10 @@ pub fn run_keystore_command(
 impl crate::config::SecretResolver for Keystore {
     fn resolve(&self, name: &str) -> Option<Secret> {
         self.get(name)
+    }
+
+    fn location(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 }
 

@@ -23,5 +23,5 @@ pub use es_auth::EsAuth;
 pub use keystore::{Keystore, KeystoreCommand, KeystoreError};
 pub use reload::TlsSource;
 pub use report::{describe_handshake, tls_version_name, HandshakeReport, PeerCertificateInfo};
-pub use secret::Secret;
+pub use secret::{Redactor, Secret};
 pub use tls::{Alpn, TlsProblem, TlsSettings};

@@ -377,6 +377,8 @@ impl EsClient {
     }
 
     fn transport_error(&self, host: &str, e: reqwest::Error) -> EsError {
+        // reqwest's text quotes the URL, whose query carries `parameters` (secret).
+        let e = e.without_url();
         if e.is_timeout() {
             EsError::Timeout {
                 host: host.to_string(),

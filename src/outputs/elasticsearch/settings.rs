@@ -9,6 +9,7 @@ use reqwest::Url;
 use super::index::{FormatError, IndexTemplate};
 use crate::config::validate::ELASTICSEARCH_DEFAULT_PORT;
 use crate::config::{parse_host_port, ElasticsearchOutputConfig, NonIndexablePolicy};
+use crate::credentials::secret::redact_url_password;
 use crate::credentials::{CredentialError, EsAuth, TlsSettings};
 
 /// The default index format, as Beats' `%{[agent.name]}-%{[agent.version]}-%{+yyyy.MM.dd}`
@@ -351,8 +352,10 @@ fn normalize_path(path: &str) -> String {
 }
 
 /// `[scheme://]host[:port][/path]`; the host's own path wins over `path` (as Beats).
+/// Errors quote the entry with any password redacted.
 fn parse_host(input: &str, default_scheme: Scheme, default_path: &str) -> Result<HostUrl, String> {
     let text = input.trim();
+    let input = redact_url_password(input);
     let (scheme, rest) = match text.split_once("://") {
         Some(("http", rest)) => (Scheme::Http, rest),
         Some(("https", rest)) => (Scheme::Https, rest),
@@ -367,7 +370,8 @@ fn parse_host(input: &str, default_scheme: Scheme, default_path: &str) -> Result
         Some(i) => (&rest[..i], normalize_path(&rest[i..])),
         None => (rest, String::new()),
     };
-    if authority.contains('@') {
+    // A password may hold a raw `/`: any `@` after the scheme is taken for userinfo.
+    if rest.contains('@') {
         return Err(format!(
             "{input:?}: credentials in a host URL are not accepted; use username/password or api_key"
         ));
