@@ -603,7 +603,10 @@ impl Drop for Receiver {
 fn a_keystore_value_in_a_plain_setting_is_redacted_in_runtime_logs() {
     let s = Setup::new();
     let host = format!("canary-{}.invalid", random_hex());
-    let r = s.skidder(&["keystore", "add", "LS_HOST", "--stdin"], Some(host.as_bytes()));
+    let r = s.skidder(
+        &["keystore", "add", "LS_HOST", "--stdin"],
+        Some(host.as_bytes()),
+    );
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     let cfg = s.write_config(
         "plain.yml",

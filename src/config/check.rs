@@ -128,7 +128,27 @@ fn check_keys(
     for (k, v) in map.iter_mut() {
         let key_path = join(path, k);
         match fields.iter().find(|f| f.name == k) {
-            Some(f) => check_value(v, &f.shape, &key_path, out),
+            Some(f) => {
+                let before = out.len();
+                check_value(v, &f.shape, &key_path, out);
+                // A value of the wrong type or range (or a list or map holding one) is
+                // reported, then dropped like an unknown key: the default takes its place,
+                // so the rest still deserializes and the cross-field rules run in the same
+                // pass. Sections and inputs keep their good keys (checked inside).
+                let leaf = !matches!(
+                    f.shape,
+                    Shape::Section(_) | Shape::Optional(Shape::Section(_)) | Shape::Inputs
+                );
+                let bad = out[before..].iter().any(|p| {
+                    p.path == key_path
+                        || p.path
+                            .strip_prefix(key_path.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                });
+                if leaf && bad {
+                    unknown.push(k.clone());
+                }
+            }
             None if extra.contains(&k.as_str()) => {}
             None => {
                 let names = fields.iter().map(|f| f.name).chain(extra.iter().copied());
@@ -141,8 +161,9 @@ fn check_keys(
             }
         }
     }
-    // Reported above; removed so the rest of the file can still be deserialized and its
-    // range and cross-field rules checked in the same run (all problems at once).
+    // Reported above (unknown, or a wrong value); removed so the rest of the file can still
+    // be deserialized and its range and cross-field rules checked in the same run (all
+    // problems at once).
     for k in unknown {
         map.remove(&k);
     }
