@@ -145,14 +145,24 @@ impl FrameDecoder {
                 }
                 let size = self.check_frame_size(JSON_HEADER_LEN as u64 + u64::from(len))?;
                 if buf.len() < size {
+                    // A payload that cannot be an object is refused once its first bytes
+                    // are here, not after the whole frame was buffered (or inflated). Only
+                    // a short prefix is looked at, so a frame arriving in many small reads
+                    // is not rescanned from its start each time.
+                    let prefix = &buf[JSON_HEADER_LEN..buf.len().min(JSON_HEADER_LEN + 64)];
+                    if let Some(&b) = prefix.iter().find(|&&b| !is_json_space(b)) {
+                        if b != b'{' {
+                            return Err(ProtocolError::JsonNotObject {
+                                seq,
+                                first_byte: Some(b),
+                            });
+                        }
+                    }
                     return wait_for(buf, size, reserve);
                 }
                 buf.advance(JSON_HEADER_LEN);
                 let payload = buf.split_to(len as usize).freeze();
-                let first_byte = payload
-                    .iter()
-                    .copied()
-                    .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+                let first_byte = payload.iter().copied().find(|&b| !is_json_space(b));
                 if first_byte != Some(b'{') {
                     return Err(ProtocolError::JsonNotObject { seq, first_byte });
                 }
@@ -219,6 +229,11 @@ impl FrameDecoder {
         }
         Ok(Decoded::Frame(Frame::Data { seq, pairs: fields }))
     }
+}
+
+/// JSON's insignificant whitespace (RFC 8259).
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Cuts one length-prefixed field; the caller has already checked that it is complete.
@@ -377,6 +392,31 @@ mod tests {
         for (name, bytes, expected) in cases {
             let err = decode_all(bytes).expect_err(name);
             assert_eq!(format!("{err:?}"), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_json_payload_that_is_no_object_is_refused_before_the_frame_is_complete() {
+        // Header claims 900 bytes; the first payload bytes already show an array.
+        let mut buf = BytesMut::from(&b"2J\0\0\0\x07\0\0\x03\x84 \n["[..]);
+        let err = decoder().decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::JsonNotObject {
+                    seq: 7,
+                    first_byte: Some(b'[')
+                }
+            ),
+            "{err:?}"
+        );
+        // Whitespace so far, or an object's start: wait for the rest.
+        for partial in [
+            &b"2J\0\0\0\x07\0\0\x03\x84  "[..],
+            b"2J\0\0\0\x07\0\0\x03\x84 {\"a",
+        ] {
+            let mut buf = BytesMut::from(partial);
+            assert_eq!(decoder().decode(&mut buf).unwrap(), None);
         }
     }
 
