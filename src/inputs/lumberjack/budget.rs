@@ -18,6 +18,11 @@
 //!   that holds the most (a client sending small windows is not the one) gives its bytes
 //!   back and the others go on.
 //!
+//! A client that stops sending in the middle of a window is not waiting for budget, so
+//! it keeps its bytes until `client_inactivity_timeout` closes it; others wait meanwhile.
+//! What is counted is inflated content; real memory is a little more (allocation slack
+//! of at most one 64 KiB inflate step per buffer).
+//!
 //! Uncompressed frames are not counted here: they are bounded per connection by
 //! `max_frame_size` and `max_window_size`.
 
