@@ -4,7 +4,10 @@
 //! ACK that hands the events back); `zlib_baseline/*` compresses the very same
 //! J-frame bytes with a reused flate2 `Compress` at the same level, so the ratio of
 //! the two is what the codec adds on top of compression. `decode/*` runs a
-//! receiver session over the encoded window. Throughput is in bytes of J frames
+//! receiver session over the encoded window (`decode/3-metered`: with metered
+//! inflation, every request granted, as the lumberjack input runs it), and
+//! `decode_baseline/3` inflates the `C` frame whole and then decodes it, as the
+//! receiver did before it inflated a step at a time. Throughput is in bytes of J frames
 //! (uncompressed); events/s = 2048 / time per iteration.
 //!
 //! `cargo bench -p skidder-protocol --bench window -- --warm-up-time 1 --measurement-time 3`
@@ -13,10 +16,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flate2::{Compress, Compression, FlushCompress, Status};
 use skidder_protocol::frame::encode_json;
-use skidder_protocol::{ClientConfig, ClientEvent, ClientSession, ReceiverConfig, ReceiverSession};
+use skidder_protocol::{
+    ClientConfig, ClientEvent, ClientSession, Frame, FrameDecoder, Inflater, ReceiverConfig,
+    ReceiverSession,
+};
 
 const EVENTS: usize = 2048;
 const LEVELS: [u32; 4] = [0, 1, 3, 6];
@@ -256,8 +263,63 @@ fn benches(c: &mut Criterion) {
                 black_box(rx.poll_transmit());
             });
         });
+        if level == 0 {
+            continue;
+        }
+        let metered = format!("{level}-metered");
+        group.bench_with_input(BenchmarkId::from_parameter(metered), &wire, |b, wire| {
+            b.iter(|| {
+                let mut rx = ReceiverSession::new(ReceiverConfig {
+                    metered_inflation: true,
+                    ..ReceiverConfig::default()
+                });
+                rx.handle_input(wire, now).expect("decodes");
+                while let Some(want) = rx.inflate_request() {
+                    rx.grant_inflate(want, now).expect("decodes");
+                }
+                let batch = rx.poll_batch().expect("one batch");
+                assert_eq!(batch.events.len(), EVENTS);
+                rx.ack_batch(batch.id, now).expect("pending");
+                black_box(rx.poll_transmit());
+            });
+        });
     }
     group.finish();
+
+    let mut baseline = c.benchmark_group("decode_baseline");
+    baseline.throughput(Throughput::Bytes(frames.len() as u64));
+    let level = 3;
+    let mut client: ClientSession<&[u8]> = ClientSession::new(ClientConfig {
+        compression_level: level,
+        ..ClientConfig::default()
+    });
+    let mut wire = Vec::new();
+    client
+        .send_window(events.iter().map(Vec::as_slice).collect(), &mut wire, now)
+        .expect("encodes");
+    baseline.bench_with_input(BenchmarkId::from_parameter(level), &wire, |b, wire| {
+        let decoder = FrameDecoder::default();
+        b.iter(|| {
+            let mut buf = BytesMut::from(&wire[..]);
+            let mut events = Vec::with_capacity(EVENTS);
+            while let Some(frame) = decoder.decode(&mut buf).expect("decodes") {
+                if let Frame::Compressed { payload, .. } = frame {
+                    let mut inflated = Vec::new();
+                    Inflater::new()
+                        .inflate(&payload, &mut inflated, 256 << 20)
+                        .expect("inflates");
+                    // Zero-copy, as the receiver did.
+                    let mut content = BytesMut::from(bytes::Bytes::from(inflated));
+                    while let Some(f) = decoder.decode(&mut content).expect("decodes") {
+                        events.push(f);
+                    }
+                }
+            }
+            assert_eq!(events.len(), EVENTS);
+            black_box(events);
+        });
+    });
+    baseline.finish();
 }
 
 criterion_group!(window, benches);

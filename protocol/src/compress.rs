@@ -4,8 +4,9 @@
 //! data, Adler-32 trailer), not raw deflate and not gzip. Compression sits behind
 //! the [`Compressor`] trait so a faster deflate implementation can be plugged in;
 //! [`Flate2Compressor`] reuses its zlib state and output buffer across windows.
-//! [`Inflater`] inflates with a hard cap on the output so a zlib bomb stops at
-//! [`Limits::max_decompressed_size`](crate::Limits::max_decompressed_size).
+//! [`Inflater`] inflates either a whole stream with a hard cap on the output, or a
+//! step at a time ([`Inflater::inflate_into`]) so the receiver can check each step's
+//! frames before inflating more.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -170,7 +171,16 @@ impl std::fmt::Debug for Inflater {
 
 /// Output grows in steps of at most this much, so memory tracks what was really
 /// inflated rather than what a header claims.
-const INFLATE_STEP: usize = 64 * 1024;
+pub(crate) const INFLATE_STEP: usize = 64 * 1024;
+
+/// What one [`Inflater::inflate_into`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InflateStep {
+    /// Bytes written at the start of the output slice.
+    pub written: usize,
+    /// The zlib stream ended (its Adler-32 trailer checked) and no byte follows it.
+    pub finished: bool,
+}
 
 impl Inflater {
     /// A fresh inflater expecting zlib streams.
@@ -180,21 +190,78 @@ impl Inflater {
         }
     }
 
+    /// Starts a new zlib stream: the next [`inflate_into`](Self::inflate_into) reads
+    /// from its first byte.
+    pub fn begin(&mut self) {
+        self.decompress.reset(true);
+    }
+
+    /// Inflates more of the zlib stream `input` into `out`, as far as `out` has room.
+    /// `input` is the whole stream, the same slice on every call since
+    /// [`begin`](Self::begin); the inflater remembers how far it has read. A caller
+    /// that wants to look at the content before inflating more (to stop a bomb at its
+    /// first invalid byte) calls this with a small `out` and again as needed.
+    ///
+    /// # Errors
+    /// [`ProtocolError::Inflate`] for a corrupt stream,
+    /// [`ProtocolError::TruncatedZlib`] if `input` ends before the stream does,
+    /// [`ProtocolError::TrailingZlibBytes`] if bytes follow the end of the stream.
+    pub fn inflate_into(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<InflateStep, ProtocolError> {
+        let in_before = self.decompress.total_in() as usize;
+        let out_before = self.decompress.total_out();
+        let result = self.decompress.decompress(
+            input.get(in_before..).unwrap_or_default(),
+            out,
+            FlushDecompress::None,
+        );
+        let written = (self.decompress.total_out() - out_before) as usize;
+        let status = result.map_err(ProtocolError::Inflate)?;
+        let in_after = self.decompress.total_in() as usize;
+        match status {
+            Status::StreamEnd => {
+                let rest = input.len().saturating_sub(in_after);
+                if rest > 0 {
+                    return Err(ProtocolError::TrailingZlibBytes { count: rest });
+                }
+                Ok(InflateStep {
+                    written,
+                    finished: true,
+                })
+            }
+            Status::Ok | Status::BufError => {
+                // No progress with room to write means the input ran out before the
+                // end-of-stream marker.
+                if written == 0 && in_after == in_before && !out.is_empty() {
+                    return Err(ProtocolError::TruncatedZlib {
+                        compressed: input.len(),
+                        inflated: self.decompress.total_out() as usize,
+                    });
+                }
+                Ok(InflateStep {
+                    written,
+                    finished: false,
+                })
+            }
+        }
+    }
+
     /// Inflates the complete zlib stream `input`, appending the content to `out`,
     /// and stops with an error as soon as more than `max` bytes would be produced.
     ///
     /// # Errors
-    /// [`ProtocolError::DecompressedTooLarge`] past `max` bytes,
-    /// [`ProtocolError::Inflate`] for a corrupt stream,
-    /// [`ProtocolError::TruncatedZlib`] if `input` ends before the stream does,
-    /// [`ProtocolError::TrailingZlibBytes`] if bytes follow the end of the stream.
+    /// [`ProtocolError::DecompressedTooLarge`] past `max` bytes, and the errors of
+    /// [`inflate_into`](Self::inflate_into).
     pub fn inflate(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
-        self.decompress.reset(true);
+        self.begin();
         let start_len = out.len();
         loop {
             let produced = out.len() - start_len;
@@ -204,38 +271,15 @@ impl Inflater {
             let step = allowed.min(INFLATE_STEP);
             let at = out.len();
             out.resize(at + step, 0);
-            let in_before = self.decompress.total_in() as usize;
-            let out_before = self.decompress.total_out();
-            let result = self.decompress.decompress(
-                &input[in_before..],
-                &mut out[at..],
-                FlushDecompress::None,
-            );
-            let written = (self.decompress.total_out() - out_before) as usize;
+            let result = self.inflate_into(input, &mut out[at..]);
+            let written = result.as_ref().map_or(0, |s| s.written);
             out.truncate(at + written);
-            let status = result.map_err(ProtocolError::Inflate)?;
+            let step = result?;
             if out.len() - start_len > max {
                 return Err(ProtocolError::DecompressedTooLarge { max: max as u64 });
             }
-            let in_after = self.decompress.total_in() as usize;
-            match status {
-                Status::StreamEnd => {
-                    let rest = input.len() - in_after;
-                    if rest > 0 {
-                        return Err(ProtocolError::TrailingZlibBytes { count: rest });
-                    }
-                    return Ok(());
-                }
-                Status::Ok | Status::BufError => {
-                    // No progress with room to write means the input ran out
-                    // before the end-of-stream marker.
-                    if written == 0 && in_after == in_before {
-                        return Err(ProtocolError::TruncatedZlib {
-                            compressed: input.len(),
-                            inflated: out.len() - start_len,
-                        });
-                    }
-                }
+            if step.finished {
+                return Ok(());
             }
         }
     }

@@ -29,18 +29,24 @@ fn be_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
 
+/// What one decoding attempt found at the front of a buffer.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A complete frame, removed from the buffer.
+    Frame(Frame),
+    /// The buffer must hold at least this many bytes before the next attempt can make
+    /// progress: a header's length, or the whole frame once its header was checked.
+    Need(usize),
+}
+
 /// Asks the buffer for room for the rest of a frame whose size was already checked
 /// against the limits, so a large frame arriving in many reads is not copied
 /// again on every growth step.
-fn wait_for(
-    buf: &mut BytesMut,
-    size: usize,
-    reserve: bool,
-) -> Result<Option<Frame>, ProtocolError> {
+fn wait_for(buf: &mut BytesMut, size: usize, reserve: bool) -> Result<Decoded, ProtocolError> {
     if reserve {
         buf.reserve(size.saturating_sub(buf.len()));
     }
-    Ok(None)
+    Ok(Decoded::Need(size))
 }
 
 impl FrameDecoder {
@@ -75,41 +81,38 @@ impl FrameDecoder {
     /// that is not an object, a `D` frame without pairs. After an error the stream
     /// cannot be resynchronised and must be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        self.decode_frame(buf, true)
+        match self.decode_step(buf, true)? {
+            Decoded::Frame(frame) => Ok(Some(frame)),
+            Decoded::Need(_) => Ok(None),
+        }
     }
 
-    /// Like [`decode`](Self::decode) for a buffer that will never grow (the inflated
-    /// content of a `C` frame): an incomplete frame reserves nothing, since more
-    /// bytes cannot arrive and the caller reports it as truncated.
-    pub(crate) fn decode_complete(
-        &self,
-        buf: &mut BytesMut,
-    ) -> Result<Option<Frame>, ProtocolError> {
-        self.decode_frame(buf, false)
-    }
-
-    fn decode_frame(
+    /// Like [`decode`](Self::decode), but says how many bytes the buffer must hold
+    /// before the next attempt can make progress. With `reserve` false nothing is
+    /// reserved for an incomplete frame: the inflated content of a `C` frame grows
+    /// only as far as its decoder asks, in steps its caller pays for.
+    pub(crate) fn decode_step(
         &self,
         buf: &mut BytesMut,
         reserve: bool,
-    ) -> Result<Option<Frame>, ProtocolError> {
+    ) -> Result<Decoded, ProtocolError> {
         let Some(&first) = buf.first() else {
-            return Ok(None);
+            return Ok(Decoded::Need(2));
         };
         let version = Version::try_from(first)?;
         let Some(&second) = buf.get(1) else {
-            return Ok(None);
+            return Ok(Decoded::Need(2));
         };
         let frame_type = FrameType::try_from(second)?;
         match frame_type {
             FrameType::Window | FrameType::Ack => {
                 if buf.len() < WINDOW_FRAME_LEN.max(ACK_FRAME_LEN) {
-                    return Ok(None);
+                    return Ok(Decoded::Need(WINDOW_FRAME_LEN.max(ACK_FRAME_LEN)));
                 }
                 let value = be_u32(buf, 2);
                 buf.advance(WINDOW_FRAME_LEN);
                 if frame_type == FrameType::Ack {
-                    return Ok(Some(Frame::Ack {
+                    return Ok(Decoded::Frame(Frame::Ack {
                         version,
                         seq: value,
                     }));
@@ -120,7 +123,7 @@ impl FrameDecoder {
                         max: u64::from(self.limits.max_window_size),
                     });
                 }
-                Ok(Some(Frame::Window {
+                Ok(Decoded::Frame(Frame::Window {
                     version,
                     count: value,
                 }))
@@ -133,7 +136,7 @@ impl FrameDecoder {
                     });
                 }
                 if buf.len() < JSON_HEADER_LEN {
-                    return Ok(None);
+                    return Ok(Decoded::Need(JSON_HEADER_LEN));
                 }
                 let seq = be_u32(buf, 2);
                 let len = be_u32(buf, 6);
@@ -142,22 +145,32 @@ impl FrameDecoder {
                 }
                 let size = self.check_frame_size(JSON_HEADER_LEN as u64 + u64::from(len))?;
                 if buf.len() < size {
+                    // A payload that cannot be an object is refused once its first bytes
+                    // are here, not after the whole frame was buffered (or inflated). Only
+                    // a short prefix is looked at, so a frame arriving in many small reads
+                    // is not rescanned from its start each time.
+                    let prefix = &buf[JSON_HEADER_LEN..buf.len().min(JSON_HEADER_LEN + 64)];
+                    if let Some(&b) = prefix.iter().find(|&&b| !is_json_space(b)) {
+                        if b != b'{' {
+                            return Err(ProtocolError::JsonNotObject {
+                                seq,
+                                first_byte: Some(b),
+                            });
+                        }
+                    }
                     return wait_for(buf, size, reserve);
                 }
                 buf.advance(JSON_HEADER_LEN);
                 let payload = buf.split_to(len as usize).freeze();
-                let first_byte = payload
-                    .iter()
-                    .copied()
-                    .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+                let first_byte = payload.iter().copied().find(|&b| !is_json_space(b));
                 if first_byte != Some(b'{') {
                     return Err(ProtocolError::JsonNotObject { seq, first_byte });
                 }
-                Ok(Some(Frame::Json { seq, payload }))
+                Ok(Decoded::Frame(Frame::Json { seq, payload }))
             }
             FrameType::Compressed => {
                 if buf.len() < COMPRESSED_HEADER_LEN {
-                    return Ok(None);
+                    return Ok(Decoded::Need(COMPRESSED_HEADER_LEN));
                 }
                 let len = be_u32(buf, 2);
                 let size = self.check_frame_size(COMPRESSED_HEADER_LEN as u64 + u64::from(len))?;
@@ -166,7 +179,7 @@ impl FrameDecoder {
                 }
                 buf.advance(COMPRESSED_HEADER_LEN);
                 let payload = buf.split_to(len as usize).freeze();
-                Ok(Some(Frame::Compressed { version, payload }))
+                Ok(Decoded::Frame(Frame::Compressed { version, payload }))
             }
             FrameType::Data => {
                 if version != Version::V1 {
@@ -182,13 +195,9 @@ impl FrameDecoder {
 
     /// `D` frames have no total length field: walk the pair lengths, checking the
     /// running size against the limit, and only cut the frame once all of it is here.
-    fn decode_data(
-        &self,
-        buf: &mut BytesMut,
-        reserve: bool,
-    ) -> Result<Option<Frame>, ProtocolError> {
+    fn decode_data(&self, buf: &mut BytesMut, reserve: bool) -> Result<Decoded, ProtocolError> {
         if buf.len() < DATA_HEADER_LEN {
-            return Ok(None);
+            return Ok(Decoded::Need(DATA_HEADER_LEN));
         }
         let seq = be_u32(buf, 2);
         let pairs = be_u32(buf, 6);
@@ -218,8 +227,13 @@ impl FrameDecoder {
             let value = take_field(&mut frame);
             fields.push((key, value));
         }
-        Ok(Some(Frame::Data { seq, pairs: fields }))
+        Ok(Decoded::Frame(Frame::Data { seq, pairs: fields }))
     }
+}
+
+/// JSON's insignificant whitespace (RFC 8259).
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Cuts one length-prefixed field; the caller has already checked that it is complete.
@@ -378,6 +392,31 @@ mod tests {
         for (name, bytes, expected) in cases {
             let err = decode_all(bytes).expect_err(name);
             assert_eq!(format!("{err:?}"), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_json_payload_that_is_no_object_is_refused_before_the_frame_is_complete() {
+        // Header claims 900 bytes; the first payload bytes already show an array.
+        let mut buf = BytesMut::from(&b"2J\0\0\0\x07\0\0\x03\x84 \n["[..]);
+        let err = decoder().decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::JsonNotObject {
+                    seq: 7,
+                    first_byte: Some(b'[')
+                }
+            ),
+            "{err:?}"
+        );
+        // Whitespace so far, or an object's start: wait for the rest.
+        for partial in [
+            &b"2J\0\0\0\x07\0\0\x03\x84  "[..],
+            b"2J\0\0\0\x07\0\0\x03\x84 {\"a",
+        ] {
+            let mut buf = BytesMut::from(partial);
+            assert_eq!(decoder().decode(&mut buf).unwrap(), None);
         }
     }
 

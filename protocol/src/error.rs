@@ -66,7 +66,7 @@ pub enum ProtocolError {
         seq: u32,
     },
     /// A `J` payload that does not start with `{` (Logstash requires an object).
-    #[error("JSON frame seq {seq} is not an object (first byte {first_byte:?})")]
+    #[error("JSON frame seq {seq} is not a JSON object: it is {}", json_found(*first_byte))]
     JsonNotObject {
         /// Sequence number of the frame.
         seq: u32,
@@ -190,6 +190,21 @@ pub enum ProtocolError {
     SessionFailed,
 }
 
+/// What a JSON document starting with `first` (its first non-whitespace byte) is, in
+/// words a person sending it recognises.
+fn json_found(first: Option<u8>) -> String {
+    match first {
+        None => "empty (only whitespace)".into(),
+        Some(b'"') => "a JSON string".into(),
+        Some(b'[') => "a JSON array".into(),
+        Some(b'-' | b'0'..=b'9') => "a JSON number".into(),
+        Some(b't' | b'f') => "a JSON boolean (or not JSON)".into(),
+        Some(b'n') => "JSON null (or not JSON)".into(),
+        Some(b) if b.is_ascii_graphic() => format!("not JSON (it starts with {:?})", b as char),
+        Some(b) => format!("not JSON (it starts with byte 0x{b:02x})"),
+    }
+}
+
 impl ProtocolError {
     /// True if the error is the ACK read deadline expiring (the peer may just be slow
     /// or gone), as opposed to the peer sending bytes that break the protocol.
@@ -205,5 +220,38 @@ impl ProtocolError {
                 | Self::WindowTooLarge { .. }
                 | Self::DecompressedTooLarge { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_frame_that_is_not_an_object_says_what_it_is() {
+        let cases: &[(Option<u8>, &str)] = &[
+            (Some(b'"'), "it is a JSON string"),
+            (Some(b'['), "it is a JSON array"),
+            (Some(b'4'), "it is a JSON number"),
+            (Some(b'-'), "it is a JSON number"),
+            (Some(b't'), "it is a JSON boolean"),
+            (Some(b'n'), "it is JSON null"),
+            (None, "it is empty (only whitespace)"),
+            (Some(b'<'), "it is not JSON (it starts with '<')"),
+            (Some(0), "it is not JSON (it starts with byte 0x00)"),
+        ];
+        for (first_byte, expected) in cases {
+            let text = ProtocolError::JsonNotObject {
+                seq: 3,
+                first_byte: *first_byte,
+            }
+            .to_string();
+            assert!(
+                text.starts_with("JSON frame seq 3 is not a JSON object: ")
+                    && text.contains(expected),
+                "{first_byte:?}: {text}"
+            );
+            assert!(!text.contains("Some("), "{text}");
+        }
     }
 }

@@ -115,7 +115,10 @@
 //!
 //! The receiver checks every length against [`Limits`] before buffering: window
 //! size (default 10 000 events), frame size (64 MiB) and inflated size of one `C`
-//! frame (256 MiB; a zlib bomb stops there). A `C` inside a `C` is refused.
+//! frame (256 MiB). A `C` frame is inflated in steps and decoded as it goes, so a
+//! zlib bomb stops at its first byte that is not a frame, and with metered inflation
+//! the caller pays for every step from a budget it may share among connections (see
+//! [`ReceiverSession`]). A `C` inside a `C` is refused.
 #![warn(missing_docs)]
 
 pub mod client;

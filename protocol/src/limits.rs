@@ -15,7 +15,8 @@ pub struct Limits {
     /// Default: 64 MiB.
     pub max_frame_size: u32,
     /// Largest inflated content of one `C` frame, in bytes. Inflation stops at this
-    /// limit, so a zlib bomb costs at most this much memory. Default: 256 MiB.
+    /// limit (earlier when the content stops being valid frames, or a frame header
+    /// claims more than is left). Default: 256 MiB.
     pub max_decompressed_size: usize,
 }
 

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::compress::Inflater;
-use crate::decoder::FrameDecoder;
+use crate::compress::{Inflater, INFLATE_STEP};
+use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::ProtocolError;
 use crate::frame::{encode_ack, Frame, FrameType, Version};
 use crate::limits::Limits;
@@ -32,6 +32,10 @@ pub struct ReceiverConfig {
     /// Interval of `'2' 'A' 0` keep-alives while a batch is pending. Default: 5 s
     /// (Logstash's writer-idle interval).
     pub keepalive_interval: Duration,
+    /// Inflate only with credit the caller grants (see "Metered inflation" on
+    /// [`ReceiverSession`]), so a budget shared by many sessions bounds their memory.
+    /// Default: false (inflate freely up to [`Limits::max_decompressed_size`]).
+    pub metered_inflation: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -39,6 +43,7 @@ impl Default for ReceiverConfig {
         Self {
             limits: Limits::default(),
             keepalive_interval: Duration::from_secs(5),
+            metered_inflation: false,
         }
     }
 }
@@ -76,6 +81,10 @@ pub struct Batch {
     pub events: Vec<ReceivedEvent>,
     /// Highest sequence number in the batch: the ACK value, as Logstash sends it.
     pub highest_seq: u32,
+    /// Inflated bytes charged to this batch: everything inflated since the previous
+    /// batch was completed. With metered inflation the caller returns this much to its
+    /// budget once the batch's events are gone (stored and dropped).
+    pub inflated: usize,
 }
 
 struct OpenWindow {
@@ -83,6 +92,18 @@ struct OpenWindow {
     expected: u32,
     events: Vec<ReceivedEvent>,
     highest_seq: u32,
+}
+
+/// A `C` frame being inflated and decoded a step at a time.
+struct Inflating {
+    /// The frame's zlib stream.
+    zlib: Bytes,
+    /// Inflated bytes not yet decoded into frames.
+    content: BytesMut,
+    /// Bytes inflated from this frame so far, checked against `max_decompressed_size`.
+    inflated: usize,
+    /// The zlib stream has ended; what is left in `content` is all there is.
+    finished: bool,
 }
 
 struct Pending {
@@ -93,11 +114,40 @@ struct Pending {
 }
 
 /// Receiver side of one Lumberjack connection (for the receiver input and tests).
+///
+/// # Inflating `C` frames
+/// A `C` frame's zlib stream is inflated a step at a time (64 KiB, or the exact rest
+/// of a larger frame whose header is already inflated) and its frames are decoded as
+/// soon as they are complete, so inflation stops at the first byte that is not a
+/// valid frame sequence (a zlib bomb of zeros costs one step, not
+/// [`Limits::max_decompressed_size`]), and a frame whose header claims more than the
+/// limit allows stops it before its body is inflated.
+///
+/// # Metered inflation
+/// With [`ReceiverConfig::metered_inflation`] the session inflates only bytes it was
+/// granted, so a caller can share one budget among many connections:
+///
+/// 1. After [`handle_input`](Self::handle_input), [`inflate_request`](Self::inflate_request)
+///    says how many bytes of credit decoding waits for (`None`: not waiting).
+/// 2. Take them from the budget (or wait for them) and call
+///    [`grant_inflate`](Self::grant_inflate), which resumes decoding; repeat.
+/// 3. [`take_unused_credit`](Self::take_unused_credit) hands back what a finished `C`
+///    frame did not use.
+/// 4. Each [`Batch::inflated`] is what that batch holds; return it to the budget once
+///    the batch's events are gone. Whatever the session was granted and did not hand
+///    back this way is still held when the connection ends.
 pub struct ReceiverSession {
     config: ReceiverConfig,
     decoder: FrameDecoder,
     buf: BytesMut,
     inflater: Inflater,
+    inflating: Option<Inflating>,
+    /// Bytes the session may still inflate (metered inflation only).
+    credit: usize,
+    /// Credit asked for and not yet granted: decoding is paused until it is.
+    wanted: Option<usize>,
+    /// Bytes inflated since the last batch was completed.
+    charged: usize,
     open: Option<OpenWindow>,
     ready: VecDeque<Batch>,
     /// Batches handed out (or empty windows) whose ACK is not written yet, in order.
@@ -128,6 +178,10 @@ impl ReceiverSession {
             decoder: FrameDecoder::new(config.limits),
             buf: BytesMut::new(),
             inflater: Inflater::new(),
+            inflating: None,
+            credit: 0,
+            wanted: None,
+            charged: 0,
             open: None,
             ready: VecDeque::new(),
             pending: VecDeque::new(),
@@ -167,10 +221,114 @@ impl ReceiverSession {
     }
 
     fn drain_frames(&mut self) -> Result<(), ProtocolError> {
-        while let Some(frame) = self.decoder.decode(&mut self.buf)? {
-            self.handle_frame(frame, false)?;
+        loop {
+            if self.inflating.is_some() && !self.drain_compressed()? {
+                // Paused until the caller grants credit.
+                return Ok(());
+            }
+            match self.decoder.decode(&mut self.buf)? {
+                Some(frame) => self.handle_frame(frame, false)?,
+                None => return Ok(()),
+            }
         }
-        Ok(())
+    }
+
+    /// Decodes frames from the open `C` frame's content, inflating more only when the
+    /// frame at the front needs it, so inflation stops at the first byte that is not
+    /// a valid frame sequence. Returns false when it paused for credit.
+    fn drain_compressed(&mut self) -> Result<bool, ProtocolError> {
+        let max = self.config.limits.max_decompressed_size;
+        loop {
+            let Some(inf) = self.inflating.as_mut() else {
+                return Ok(true);
+            };
+            let need = match self.decoder.decode_step(&mut inf.content, false)? {
+                Decoded::Frame(frame) => {
+                    self.handle_frame(frame, true)?;
+                    continue;
+                }
+                Decoded::Need(need) => need,
+            };
+            if inf.finished {
+                if inf.content.is_empty() {
+                    self.inflating = None;
+                    return Ok(true);
+                }
+                return Err(ProtocolError::TruncatedCompressedContent {
+                    remaining: inf.content.len(),
+                });
+            }
+            let missing = need.saturating_sub(inf.content.len()).max(1);
+            // The frame at the front already claims more than the limit allows: no
+            // valid content can follow, so nothing more is inflated.
+            if inf.inflated.saturating_add(missing) > max {
+                return Err(ProtocolError::DecompressedTooLarge { max: max as u64 });
+            }
+            // A large frame is inflated in one step into room of its exact size; small
+            // frames share steps. One byte past the limit tells "ends exactly at the
+            // limit" from "goes beyond it".
+            let mut step = missing.max(INFLATE_STEP).min(max - inf.inflated + 1);
+            if self.config.metered_inflation {
+                if self.credit < missing {
+                    self.wanted = Some(step - self.credit);
+                    return Ok(false);
+                }
+                step = step.min(self.credit);
+            }
+            let at = inf.content.len();
+            if inf.content.capacity() - at < step {
+                // A fresh buffer of exactly the size needed (the partial frame moves
+                // along): `reserve` could double a large one, and the old buffer lives
+                // on in the events cut from it anyway.
+                let mut fresh = BytesMut::with_capacity(at + step);
+                fresh.extend_from_slice(&inf.content);
+                inf.content = fresh;
+            }
+            inf.content.resize(at + step, 0);
+            let result = self
+                .inflater
+                .inflate_into(&inf.zlib, &mut inf.content[at..]);
+            let written = result.as_ref().map_or(0, |r| r.written);
+            inf.content.truncate(at + written);
+            inf.inflated += written;
+            self.charged += written;
+            if self.config.metered_inflation {
+                self.credit -= written;
+            }
+            inf.finished = result?.finished;
+            if inf.inflated > max {
+                return Err(ProtocolError::DecompressedTooLarge { max: max as u64 });
+            }
+        }
+    }
+
+    /// Bytes of credit the session waits for before it inflates more (metered
+    /// inflation only); `None` while it is not paused.
+    pub fn inflate_request(&self) -> Option<usize> {
+        if self.failed {
+            return None;
+        }
+        self.wanted
+    }
+
+    /// Adds `bytes` of credit (metered inflation) and resumes decoding where it paused.
+    ///
+    /// # Errors
+    /// As [`handle_input`](Self::handle_input).
+    pub fn grant_inflate(&mut self, bytes: usize, now: Instant) -> Result<(), ProtocolError> {
+        self.credit = self.credit.saturating_add(bytes);
+        self.wanted = None;
+        self.handle_input(&[], now)
+    }
+
+    /// Takes back the credit a session that is not paused does not need; the caller
+    /// returns it to its budget. While paused the session keeps its credit, since it
+    /// asked only for the difference.
+    pub fn take_unused_credit(&mut self) -> usize {
+        if self.wanted.is_some() && !self.failed {
+            return 0;
+        }
+        std::mem::take(&mut self.credit)
     }
 
     fn handle_frame(&mut self, frame: Frame, in_compressed: bool) -> Result<(), ProtocolError> {
@@ -216,34 +374,20 @@ impl ReceiverSession {
                 if in_compressed {
                     return Err(ProtocolError::NestedCompressed);
                 }
-                self.handle_compressed(&payload)
+                self.inflater.begin();
+                self.inflating = Some(Inflating {
+                    zlib: payload,
+                    content: BytesMut::new(),
+                    inflated: 0,
+                    finished: false,
+                });
+                Ok(())
             }
             Frame::Ack { .. } => Err(ProtocolError::UnexpectedFrame {
                 frame_type: FrameType::Ack,
                 reason: "ACK frames only travel from server to client",
             }),
         }
-    }
-
-    fn handle_compressed(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
-        // A fresh buffer per C frame: the events are zero-copy slices of it.
-        let mut inflated = Vec::new();
-        self.inflater.inflate(
-            payload,
-            &mut inflated,
-            self.config.limits.max_decompressed_size,
-        )?;
-        // Zero-copy: the Vec becomes the BytesMut's storage.
-        let mut content = BytesMut::from(Bytes::from(inflated));
-        while let Some(frame) = self.decoder.decode_complete(&mut content)? {
-            self.handle_frame(frame, true)?;
-        }
-        if !content.is_empty() {
-            return Err(ProtocolError::TruncatedCompressedContent {
-                remaining: content.len(),
-            });
-        }
-        Ok(())
     }
 
     fn push_event(
@@ -277,6 +421,7 @@ impl ReceiverSession {
                     version: done.version,
                     events: done.events,
                     highest_seq: done.highest_seq,
+                    inflated: std::mem::take(&mut self.charged),
                 });
             }
         }
@@ -301,7 +446,10 @@ impl ReceiverSession {
     }
 
     fn busy(&self) -> bool {
-        !self.pending.is_empty() || self.open.is_some() || !self.ready.is_empty()
+        !self.pending.is_empty()
+            || self.open.is_some()
+            || !self.ready.is_empty()
+            || self.inflating.is_some()
     }
 
     /// The next complete batch, oldest first.
@@ -389,6 +537,7 @@ mod tests {
                 max_decompressed_size: 1 << 16,
             },
             keepalive_interval: Duration::from_secs(5),
+            metered_inflation: false,
         })
     }
 
@@ -483,15 +632,136 @@ mod tests {
         );
     }
 
+    /// A metered session whose every request is granted; returns the session, the
+    /// error if any, and the total credit granted.
+    fn metered_run(
+        max_decompressed_size: usize,
+        wire: &[u8],
+    ) -> (ReceiverSession, Result<(), ProtocolError>, usize) {
+        let t0 = Instant::now();
+        let mut s = ReceiverSession::new(ReceiverConfig {
+            limits: Limits {
+                max_window_size: 100,
+                max_frame_size: 1 << 30,
+                max_decompressed_size,
+            },
+            metered_inflation: true,
+            ..ReceiverConfig::default()
+        });
+        let mut granted = 0;
+        let mut result = s.handle_input(wire, t0);
+        while let (Ok(()), Some(n)) = (&result, s.inflate_request()) {
+            granted += n;
+            result = s.grant_inflate(n, t0);
+        }
+        (s, result, granted)
+    }
+
     #[test]
-    fn zlib_bomb_stops_at_the_decompressed_limit() {
+    fn zlib_bomb_stops_at_the_first_byte_that_is_no_frame() {
+        // 64 MiB of spaces: refused after one inflate step, not at the limit.
         let mut wire = Vec::new();
-        encode_compressed(Version::V2, &zlib(&vec![b' '; 4 << 20]), &mut wire).unwrap();
-        let err = rx().handle_input(&wire, Instant::now()).unwrap_err();
-        assert!(matches!(
-            err,
-            ProtocolError::DecompressedTooLarge { max: 65536 }
-        ));
+        encode_compressed(Version::V2, &zlib(&vec![b' '; 64 << 20]), &mut wire).unwrap();
+        let (_, result, granted) = metered_run(1 << 30, &wire);
+        assert!(
+            matches!(result, Err(ProtocolError::UnknownVersion { byte: b' ' })),
+            "{result:?}"
+        );
+        assert!(granted <= INFLATE_STEP, "inflated {granted} bytes");
+    }
+
+    #[test]
+    fn a_frame_claiming_more_than_the_limit_stops_inflation_at_its_header() {
+        // A J frame announcing 1 MiB inside a C frame limited to 64 KiB: refused once
+        // its 10-byte header is inflated, before the body.
+        let mut inner = Vec::new();
+        encode_window(Version::V2, 1, &mut inner);
+        encode_json(
+            1,
+            format!("{{\"m\":\"{}\"}}", "a".repeat(1 << 20)).as_bytes(),
+            &mut inner,
+        )
+        .unwrap();
+        let mut wire = Vec::new();
+        encode_compressed(Version::V2, &zlib(&inner), &mut wire).unwrap();
+        let (_, result, granted) = metered_run(1 << 16, &wire);
+        assert!(
+            matches!(
+                result,
+                Err(ProtocolError::DecompressedTooLarge { max: 65536 })
+            ),
+            "{result:?}"
+        );
+        assert!(granted <= INFLATE_STEP, "inflated {granted} bytes");
+        // A valid frame sequence that goes on past the limit stops at the limit.
+        let err = rx()
+            .handle_input(
+                &{
+                    let mut w = Vec::new();
+                    let mut inner = Vec::new();
+                    encode_window(Version::V2, 100, &mut inner);
+                    for seq in 1..=100 {
+                        encode_json(
+                            seq,
+                            format!("{{\"m\":\"{}\"}}", "b".repeat(1000)).as_bytes(),
+                            &mut inner,
+                        )
+                        .unwrap();
+                    }
+                    encode_compressed(Version::V2, &zlib(&inner), &mut w).unwrap();
+                    w
+                },
+                Instant::now(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::DecompressedTooLarge { max: 65536 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn metered_inflation_pauses_for_credit_and_charges_batches() {
+        let t0 = Instant::now();
+        // Two windows in one C frame: 300 small events, then one event of 200 KiB.
+        let mut inner = Vec::new();
+        encode_window(Version::V2, 300, &mut inner);
+        inner.extend(json_frames(1..=300));
+        encode_window(Version::V2, 1, &mut inner);
+        let big = format!("{{\"m\":\"{}\"}}", "c".repeat(200 << 10));
+        encode_json(1, big.as_bytes(), &mut inner).unwrap();
+        let mut wire = Vec::new();
+        encode_compressed(Version::V2, &zlib(&inner), &mut wire).unwrap();
+        let mut s = ReceiverSession::new(ReceiverConfig {
+            metered_inflation: true,
+            ..ReceiverConfig::default()
+        });
+        s.handle_input(&wire, t0).unwrap();
+        assert!(s.poll_batch().is_none(), "nothing inflated without credit");
+        assert_eq!(s.inflate_request(), Some(INFLATE_STEP));
+        assert_eq!(s.take_unused_credit(), 0);
+        // Granted a step at a time, as the budget allows.
+        let mut granted = 0;
+        let mut requests = Vec::new();
+        while let Some(n) = s.inflate_request() {
+            requests.push(n);
+            granted += n;
+            s.grant_inflate(n, t0).unwrap();
+        }
+        let first = s.poll_batch().unwrap();
+        let second = s.poll_batch().unwrap();
+        assert_eq!((first.events.len(), second.events.len()), (300, 1));
+        // One step held the small events and the start of the big frame; the rest of
+        // the big frame was asked for in one piece of exactly its size.
+        assert_eq!(requests, [INFLATE_STEP, inner.len() - INFLATE_STEP]);
+        let unused = s.take_unused_credit();
+        assert_eq!(first.inflated + second.inflated, inner.len());
+        assert_eq!(
+            granted,
+            inner.len() + unused,
+            "every granted byte is accounted for"
+        );
+        assert_eq!(s.take_unused_credit(), 0);
     }
 
     #[test]

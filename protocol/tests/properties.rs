@@ -7,8 +7,8 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use skidder_protocol::frame::encode_frame;
 use skidder_protocol::{
-    ClientConfig, ClientEvent, ClientSession, Frame, FrameDecoder, Limits, Payload, ProtocolError,
-    ReceiverConfig, ReceiverSession, Version,
+    ClientConfig, ClientEvent, ClientSession, Compressor, Frame, FrameDecoder, Limits, Payload,
+    ProtocolError, ReceiverConfig, ReceiverSession, Version,
 };
 
 fn version() -> impl Strategy<Value = Version> {
@@ -151,6 +151,87 @@ proptest! {
         }
         handed_back.extend(unacked.into_iter().map(|h| h.0));
         prop_assert_eq!(handed_back, sent);
+    }
+
+    /// Metered inflation changes when bytes are inflated, never what is decoded: any
+    /// chunking of the wire and any grant sizes give the unmetered session's windows,
+    /// and every granted byte is either charged to a batch or handed back unused.
+    #[test]
+    fn metered_inflation_decodes_the_same_windows(
+        windows in proptest::collection::vec(proptest::collection::vec(json_object(), 1..20), 1..4),
+        level in 1u32..=9,
+        chunk in 1usize..300,
+        extra in proptest::collection::vec(0usize..5000, 1..8),
+    ) {
+        let t0 = Instant::now();
+        let mut client = ClientSession::new(ClientConfig { compression_level: level, ..ClientConfig::default() });
+        let mut wire = Vec::new();
+        for w in &windows {
+            client.send_window(w.clone(), &mut wire, t0).unwrap();
+        }
+        let mut rx = ReceiverSession::new(ReceiverConfig { metered_inflation: true, ..ReceiverConfig::default() });
+        let (mut granted, mut returned, mut charged, mut grants) = (0, 0, 0, 0);
+        let mut received = Vec::new();
+        for piece in wire.chunks(chunk) {
+            rx.handle_input(piece, t0).unwrap();
+            while let Some(want) = rx.inflate_request() {
+                prop_assert!(want > 0 && want <= 64 * 1024, "asked for {}", want);
+                // Sometimes more than asked, as a budget granting in round units would.
+                let give = want + extra[grants % extra.len()];
+                grants += 1;
+                granted += give;
+                rx.grant_inflate(give, t0).unwrap();
+            }
+            returned += rx.take_unused_credit();
+            while let Some(batch) = rx.poll_batch() {
+                charged += batch.inflated;
+                received.push(batch.events.iter().map(|e| match &e.payload {
+                    Payload::Json(b) => b.to_vec(),
+                    Payload::Fields(_) => Vec::new(),
+                }).collect::<Vec<_>>());
+                rx.ack_batch(batch.id, t0).unwrap();
+            }
+        }
+        prop_assert_eq!(&received, &windows);
+        prop_assert_eq!(granted, charged + returned);
+    }
+
+    /// On arbitrary content inside a `C` frame (a window header, then anything), a
+    /// metered session ends exactly as an unmetered one: same batches, same error.
+    #[test]
+    fn metered_and_unmetered_sessions_agree_on_any_compressed_content(
+        count in 0u32..4,
+        content in proptest::collection::vec(any::<u8>(), 0..400),
+        frames in proptest::collection::vec(json_object(), 0..4),
+        max in 16usize..2000,
+        extra in 0usize..3000,
+    ) {
+        let t0 = Instant::now();
+        let mut inner = Vec::new();
+        skidder_protocol::frame::encode_window(Version::V2, count, &mut inner);
+        for (seq, f) in frames.iter().enumerate() {
+            skidder_protocol::frame::encode_json(seq as u32 + 1, f, &mut inner).unwrap();
+        }
+        inner.extend(content);
+        let mut z = Vec::new();
+        skidder_protocol::Flate2Compressor::new(6).compress_zlib(&inner, &mut z).unwrap();
+        let mut wire = Vec::new();
+        skidder_protocol::frame::encode_compressed(Version::V2, &z, &mut wire).unwrap();
+        let limits = Limits { max_decompressed_size: max, ..Limits::default() };
+        let run = |metered: bool| {
+            let mut rx = ReceiverSession::new(ReceiverConfig { limits, metered_inflation: metered, ..ReceiverConfig::default() });
+            let mut result = rx.handle_input(&wire, t0);
+            while let (Ok(()), Some(want)) = (&result, rx.inflate_request()) {
+                // More than asked changes the inflate steps, not the outcome.
+                result = rx.grant_inflate(want + extra, t0);
+            }
+            let mut batches = Vec::new();
+            while let Some(b) = rx.poll_batch() {
+                batches.push(b.events);
+            }
+            (format!("{result:?}"), batches)
+        };
+        prop_assert_eq!(run(true), run(false));
     }
 
     #[test]

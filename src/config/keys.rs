@@ -153,6 +153,7 @@ keys!(LumberjackInputConfig {
     max_window_size: U32,
     max_frame_size: SIZE,
     max_decompressed_size: SIZE,
+    max_decompressed_total: SIZE,
 });
 
 keys!(QueueConfig {

@@ -197,6 +197,10 @@ pub struct LumberjackInputConfig {
     pub max_frame_size: ByteSize,
     /// Largest inflated content of one compressed frame. Default `256MiB`.
     pub max_decompressed_size: ByteSize,
+    /// Inflated content all connections of this input may hold at once, from inflating
+    /// until the output settles the window; a connection waits while it is used up.
+    /// Default `256MiB`.
+    pub max_decompressed_total: ByteSize,
 }
 
 impl Default for LumberjackInputConfig {
@@ -209,6 +213,7 @@ impl Default for LumberjackInputConfig {
             max_window_size: 10_000,
             max_frame_size: ByteSize(64 << 20),
             max_decompressed_size: ByteSize(256 << 20),
+            max_decompressed_total: ByteSize(256 << 20),
         }
     }
 }

@@ -5,20 +5,25 @@
 //! and the connection is logged once by the accept loop.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use skidder_protocol::{
     Batch, BatchId, Payload, ProtocolError, ReceivedEvent, ReceiverConfig, ReceiverSession,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio_rustls::TlsAcceptor;
 
+use super::budget::{InflateBudget, Share};
+use super::hello::{self, Offered};
 use super::{v1, ReceiverObserver, MAX_PENDING_BATCHES, TLS_HANDSHAKE_TIMEOUT};
+use crate::config::ByteSize;
 use crate::credentials::describe_handshake;
 use crate::pipeline::{Publisher, Stopped};
 
@@ -34,6 +39,17 @@ pub enum ConnectionError {
     /// The TLS handshake failed (e.g. no client certificate when one is required).
     #[error("TLS handshake failed: {0}")]
     TlsHandshake(#[source] std::io::Error),
+    /// The client offered only TLS versions older than 1.2.
+    #[error(
+        "TLS handshake failed: the client offered only TLSv1.0/TLSv1.1; skidder accepts {accepted}"
+    )]
+    TlsVersionTooOld {
+        /// The versions the listener accepts, in words.
+        accepted: String,
+    },
+    /// The client's first bytes were not a TLS handshake (plaintext Lumberjack, HTTP, ...).
+    #[error("TLS handshake failed: the client is not speaking TLS (plaintext to a TLS port?)")]
+    NotTls,
     /// The TLS handshake did not finish in time.
     #[error("TLS handshake timed out after {0:?}")]
     TlsHandshakeTimeout(Duration),
@@ -47,6 +63,22 @@ pub enum ConnectionError {
         seq: u32,
         /// What the JSON parser said.
         reason: String,
+    },
+    /// The connection would hold more inflated bytes at once than the input's whole
+    /// decompression budget.
+    #[error("the client's compressed data needs {} of inflated content at once, more than max_decompressed_total ({})", ByteSize(*.needed as u64), ByteSize(*.total as u64))]
+    DecompressionBudget {
+        /// Bytes the connection would hold.
+        needed: usize,
+        /// `max_decompressed_total`.
+        total: usize,
+    },
+    /// Every byte of the decompression budget is held by half-decoded windows whose
+    /// connections all wait for more; this one gives its bytes back so others can finish.
+    #[error("max_decompressed_total ({}) is held by half-decoded windows that all wait for more; refused so the others can finish", ByteSize(*.total as u64))]
+    DecompressionDeadlock {
+        /// `max_decompressed_total`.
+        total: usize,
     },
     /// The client closed the connection in the middle of a window.
     #[error(
@@ -95,6 +127,10 @@ pub(super) struct Shared {
     pub(super) waiter: Publisher,
     /// Optional counting hook.
     pub(super) observer: Option<Arc<dyn ReceiverObserver>>,
+    /// `max_decompressed_total`, shared by every connection of the input.
+    pub(super) budget: InflateBudget,
+    /// The TLS versions the listener accepts, for refusals.
+    pub(super) accepted_tls: String,
 }
 
 /// A published window waiting for the output.
@@ -104,6 +140,8 @@ struct Handed {
     watermark: u64,
     /// The events, kept only for an observer.
     events: Vec<Bytes>,
+    /// Decompression budget the window holds until it is ACKed.
+    inflated: usize,
 }
 
 /// Runs one connection to its end.
@@ -116,16 +154,90 @@ pub(super) async fn serve(
     match acceptor {
         None => run(stream, shared).await,
         Some(acceptor) => {
-            let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            let recorded = Recorded {
+                inner: stream,
+                first: Some(Vec::new()),
+            };
+            let accept = acceptor.accept(recorded).into_fallible();
+            let mut tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept)
                 .await
                 .map_err(|_| ConnectionError::TlsHandshakeTimeout(TLS_HANDSHAKE_TIMEOUT))?
-                .map_err(ConnectionError::TlsHandshake)?;
+                .map_err(|(e, io)| handshake_error(e, io.first.as_deref(), shared))?;
+            // Established: the bytes were only needed to explain a failure.
+            tls.get_mut().0.first = None;
             if let Some(o) = &shared.observer {
                 // Only with an observer: describing the chain parses the certificates.
                 o.tls_established(peer, &describe_handshake(tls.get_ref().1, &[]));
             }
             run(tls, shared).await
         }
+    }
+}
+
+/// Names the cause of a failed handshake a person can act on, from what the client sent.
+fn handshake_error(err: std::io::Error, first: Option<&[u8]>, shared: &Shared) -> ConnectionError {
+    match first.map(hello::classify) {
+        Some(Offered::NotTls) => ConnectionError::NotTls,
+        Some(Offered::OnlyOldTls) => ConnectionError::TlsVersionTooOld {
+            accepted: shared.accepted_tls.clone(),
+        },
+        _ => ConnectionError::TlsHandshake(err),
+    }
+}
+
+/// A TCP stream that keeps the first bytes the client sends until the TLS handshake is
+/// over, so a failed handshake can say what the client offered.
+struct Recorded<S> {
+    inner: S,
+    /// Up to [`hello::KEPT`] bytes while the handshake runs; `None` afterwards.
+    first: Option<Vec<u8>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(first)) = (&result, this.first.as_mut()) {
+            let new = &buf.filled()[before..];
+            let room = hello::KEPT.saturating_sub(first.len());
+            first.extend_from_slice(&new[..new.len().min(room)]);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -144,9 +256,12 @@ where
     let kick = Notify::new();
     let (tx, rx) = mpsc::channel(MAX_PENDING_BATCHES);
     let mut publisher: Option<Publisher> = None;
+    // Declared before the loops that borrow it; whatever it still holds when the
+    // connection ends goes back to the input's budget.
+    let share = Share::new(&shared.budget);
     let result = tokio::try_join!(
-        read_loop(&mut rd, &session, &kick, tx, shared, &mut publisher),
-        write_loop(&mut wr, &session, &kick, rx, shared),
+        read_loop(&mut rd, &session, &kick, tx, shared, &share, &mut publisher),
+        write_loop(&mut wr, &session, &kick, rx, shared, &share),
     );
     // Nothing is buffered in the publisher here (every window is flushed whole or
     // abandoned on shutdown); closing it keeps the input's publisher count right.
@@ -162,6 +277,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     kick: &Notify,
     tx: mpsc::Sender<Handed>,
     shared: &Shared,
+    share: &Share<'_>,
     publisher: &mut Option<Publisher>,
 ) -> Result<(), ConnectionError> {
     let mut buf = vec![0u8; FIRST_READ];
@@ -190,9 +306,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             let mut s = lock(session);
             let had_deadline = s.poll_keepalive_deadline().is_some();
             s.handle_input(&buf[..n], Instant::now())?;
-            while let Some(b) = s.poll_batch() {
-                batches.push(b);
-            }
+            take_batches(&mut s, share, &mut batches);
             if !had_deadline && s.poll_keepalive_deadline().is_some() {
                 kick.notify_one();
             }
@@ -200,15 +314,37 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if n == buf.len() && buf.len() < BUSY_READ {
             buf.resize(BUSY_READ, 0);
         }
-        for batch in batches.drain(..) {
-            // Made on the first window: an idle connection costs no publisher buffer.
-            let p = publisher.get_or_insert_with(|| shared.waiter.clone());
-            let handed = publish_batch(batch, p, shared, &mut docs).await?;
-            if tx.send(handed).await.is_err() {
-                // The writer ended; its error is the one reported.
-                return Ok(());
+        // Complete windows go to the output before more budget is asked for: their
+        // bytes then come back without waiting for this client.
+        loop {
+            for batch in batches.drain(..) {
+                // Made on the first window: an idle connection costs no publisher buffer.
+                let p = publisher.get_or_insert_with(|| shared.waiter.clone());
+                let handed = publish_batch(batch, p, shared, &mut docs).await?;
+                if tx.send(handed).await.is_err() {
+                    // The writer ended; its error is the one reported.
+                    return Ok(());
+                }
             }
+            let Some(want) = lock(session).inflate_request() else {
+                break;
+            };
+            // Reads stop meanwhile: TCP pushes back on this client alone.
+            share.acquire(want).await?;
+            let mut s = lock(session);
+            s.grant_inflate(want, Instant::now())?;
+            take_batches(&mut s, share, &mut batches);
         }
+        share.release_open(lock(session).take_unused_credit());
+    }
+}
+
+/// Moves complete windows out of the session; their inflated bytes now wait only for
+/// the output.
+fn take_batches(s: &mut ReceiverSession, share: &Share<'_>, batches: &mut Vec<Batch>) {
+    while let Some(b) = s.poll_batch() {
+        share.settle(b.inflated);
+        batches.push(b);
     }
 }
 
@@ -256,6 +392,7 @@ async fn publish_batch(
         id: batch.id,
         watermark,
         events,
+        inflated: batch.inflated,
     })
 }
 
@@ -296,6 +433,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     kick: &Notify,
     mut rx: mpsc::Receiver<Handed>,
     shared: &Shared,
+    share: &Share<'_>,
 ) -> Result<(), ConnectionError> {
     let mut current: Option<Handed> = None;
     let mut open = true;
@@ -324,6 +462,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         break;
                     }
                     lock(session).ack_batch(h.id, Instant::now())?;
+                    // Settled: the output no longer holds its events.
+                    share.release_settled(h.inflated);
                     acked.push(h);
                     next = rx.try_recv().ok();
                 }

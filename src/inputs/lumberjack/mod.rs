@@ -45,14 +45,18 @@
 //! beyond that it stops reading, so TCP pushes back on that client only. A decode error,
 //! a bad event, a TLS failure or an idle client ends that connection alone, logged once
 //! with the peer address and the reason. Memory per connection is bounded by the limits:
-//! the read buffer (4 KiB idle, 128 KiB busy), one frame (`max_frame_size`) and one
-//! inflated `C` frame (`max_decompressed_size`, default 256 MiB: measured peak RSS 263 MiB
-//! for a 1 GiB zlib bomb); with many untrusted clients, lower it or set `max_connections`,
-//! as the worst case is their product. A relay's ACK latency includes the queue's
+//! the read buffer (4 KiB idle, 128 KiB busy) and one frame (`max_frame_size`). Inflated
+//! content is bounded for the whole input: `C` frames are inflated a step at a time with
+//! credit from one [`budget`] of `max_decompressed_total` bytes shared by all connections
+//! (each step's frames are decoded at once, so a zlib bomb stops at its first byte that is
+//! not a frame); a connection that finds it used up waits, see [`budget`] for when it is
+//! refused instead. A relay's ACK latency includes the queue's
 //! `queue.mem.flush.timeout` for windows smaller than `flush.min_events`; keep it short
 //! (`skidder receive` uses 0) when clients send small windows synchronously.
 
+pub mod budget;
 mod connection;
+mod hello;
 pub mod v1;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -102,6 +106,10 @@ pub struct LumberjackInput {
     inactivity: Duration,
     max_connections: usize,
     session: ReceiverConfig,
+    /// `max_decompressed_total`, bytes.
+    decompressed_total: usize,
+    /// The TLS versions the listener accepts, for refusals ("TLSv1.2 and TLSv1.3").
+    accepted_tls: String,
     observer: Option<Arc<dyn ReceiverObserver>>,
 }
 
@@ -113,6 +121,7 @@ impl std::fmt::Debug for LumberjackInput {
             .field("inactivity", &self.inactivity)
             .field("max_connections", &self.max_connections)
             .field("session", &self.session)
+            .field("decompressed_total", &self.decompressed_total)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -179,6 +188,15 @@ impl LumberjackInput {
                     format!("{} bytes is below 64 bytes", c.max_decompressed_size.0),
                 )
             })?;
+        let decompressed_total = usize::try_from(c.max_decompressed_total.0)
+            .ok()
+            .filter(|&n| n >= 64)
+            .ok_or_else(|| {
+                invalid(
+                    "max_decompressed_total",
+                    format!("{} bytes is below 64 bytes", c.max_decompressed_total.0),
+                )
+            })?;
         let settings =
             TlsSettings::from_config(&c.ssl).map_err(|e| invalid("ssl", e.to_string()))?;
         let tls = if settings.is_enabled() {
@@ -199,8 +217,11 @@ impl LumberjackInput {
                     max_frame_size,
                     max_decompressed_size,
                 },
+                metered_inflation: true,
                 ..ReceiverConfig::default()
             },
+            decompressed_total,
+            accepted_tls: accepted_tls(&c.ssl.supported_protocols),
             observer: None,
         })
     }
@@ -237,6 +258,8 @@ impl LumberjackInput {
             inactivity: self.inactivity,
             waiter: publisher.clone(),
             observer: self.observer.clone(),
+            budget: budget::InflateBudget::new(self.decompressed_total),
+            accepted_tls: self.accepted_tls.clone(),
         });
         let limit =
             (self.max_connections > 0).then(|| Arc::new(Semaphore::new(self.max_connections)));
@@ -279,6 +302,16 @@ impl LumberjackInput {
             None => invalid(format!("{host} resolves to no address")),
         })
     }
+}
+
+/// The accepted TLS versions in words, from `ssl.supported_protocols` (validated
+/// elsewhere; empty means rustls' defaults, TLSv1.2 and TLSv1.3).
+fn accepted_tls(supported: &[String]) -> String {
+    if supported.is_empty() {
+        return "TLSv1.2 and TLSv1.3".into();
+    }
+    let names: Vec<&str> = supported.iter().map(|s| s.trim()).collect();
+    names.join(" and ")
 }
 
 /// `host[:port]` of the listener: Beats' parsing, default port 5044, and port 0 allowed
@@ -408,7 +441,14 @@ mod tests {
         assert_eq!(ok.session.limits, Limits::default());
         assert_eq!(ok.host, ("localhost".to_string(), 5044));
         assert!(ok.tls.is_none());
-        let cases: [(&str, LumberjackInputConfig); 4] = [
+        let cases: [(&str, LumberjackInputConfig); 5] = [
+            (
+                "max_decompressed_total",
+                LumberjackInputConfig {
+                    max_decompressed_total: crate::config::ByteSize(63),
+                    ..Default::default()
+                },
+            ),
             (
                 "max_window_size",
                 LumberjackInputConfig {
