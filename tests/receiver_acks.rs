@@ -151,3 +151,16 @@ fn shutdown_never_acks_an_unsettled_window() {
     let (code, stderr) = rx.finish(Duration::from_secs(30));
     assert_eq!(code, Some(130), "{stderr}");
 }
+
+/// An empty window on an idle connection is answered with ACK 0 at once, as Logstash does
+/// (`skidder test output` uses it to prove a session without delivering an event).
+#[test]
+fn a_lone_empty_window_is_answered_with_ack_0() {
+    let rx = Receiver::receive(&["--out", "discard"]);
+    let mut s = connect(&rx.addr);
+    let mut bytes = Vec::new();
+    encode_window(Version::V2, 0, &mut bytes);
+    s.write_all(&bytes).unwrap();
+    // Nothing is pending, so no keep-alive would ever come: only the answer itself.
+    assert_eq!(&read_ack(&mut s), b"2A\0\0\0\0");
+}

@@ -486,6 +486,14 @@ impl ReceiverSession {
         Some(std::mem::take(&mut self.transmit))
     }
 
+    /// True when [`poll_transmit`](Self::poll_transmit) has bytes: an ACK may become due
+    /// while reading (an empty window is answered with ACK 0 at once when nothing is
+    /// pending before it), so a driver checks this after
+    /// [`handle_input`](Self::handle_input) too, not only after acks and timeouts.
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
     /// When the next keep-alive is due; `None` while no batch is pending.
     pub fn poll_keepalive_deadline(&self) -> Option<Instant> {
         if self.failed {

@@ -4,6 +4,7 @@
 //! Both halves run in the connection's task (joined), so a failure of either ends both
 //! and the connection is logged once by the accept loop.
 
+use crate::config::units::human;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -51,7 +52,7 @@ pub enum ConnectionError {
     #[error("TLS handshake failed: the client is not speaking TLS (plaintext to a TLS port?)")]
     NotTls,
     /// The TLS handshake did not finish in time.
-    #[error("TLS handshake timed out after {0:?}")]
+    #[error("TLS handshake timed out after {}", human(*.0))]
     TlsHandshakeTimeout(Duration),
     /// The client sent something that is not valid Lumberjack.
     #[error("protocol error: {0}")]
@@ -92,11 +93,11 @@ pub enum ConnectionError {
     #[error("writing an ACK failed: {0}")]
     Write(#[source] std::io::Error),
     /// The client did not take our ACK for this long.
-    #[error("the client did not read ACKs for {0:?}")]
+    #[error("the client did not read ACKs for {}", human(*.0))]
     WriteTimeout(Duration),
     /// No bytes from the client for `client_inactivity_timeout` while nothing was waiting
     /// for the output.
-    #[error("no data from the client for {0:?} (client_inactivity_timeout)")]
+    #[error("no data from the client for {} (client_inactivity_timeout)", human(*.0))]
     Idle(Duration),
     /// skidder is shutting down; the window was not published and not ACKed.
     #[error("skidder is shutting down; {} event(s) of the open window were not published and will be resent by the client", .0.unpublished)]
@@ -307,7 +308,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             let had_deadline = s.poll_keepalive_deadline().is_some();
             s.handle_input(&buf[..n], Instant::now())?;
             take_batches(&mut s, share, &mut batches);
-            if !had_deadline && s.poll_keepalive_deadline().is_some() {
+            // The writer sleeps until an ACK, a keep-alive or this kick: wake it for a new
+            // deadline, and for an ACK the input itself made due (ACK 0 of an empty window).
+            if (!had_deadline && s.poll_keepalive_deadline().is_some()) || s.has_transmit() {
                 kick.notify_one();
             }
         }
@@ -479,7 +482,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 lock(session).handle_timeout(Instant::now());
                 write_transmit(wr, session, shared.inactivity).await?;
             }
-            () = kick.notified() => {}
+            () = kick.notified() => {
+                write_transmit(wr, session, shared.inactivity).await?;
+            }
         }
     }
 }
