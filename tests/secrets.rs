@@ -623,3 +623,70 @@ fn a_keystore_value_in_a_plain_setting_is_redacted_in_runtime_logs() {
         "the line names the host as REDACTED:\n{text}"
     );
 }
+
+/// An encrypted keystore opened with the wrong passphrase: the error names the keystore and
+/// the problem, and neither passphrase (nor any stored value) appears in the output.
+#[test]
+fn a_wrong_keystore_passphrase_is_named_without_quoting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let right = format!("Pp^{}|q", random_hex());
+    let wrong = format!("Wr^{}|q", random_hex());
+    let stored = Canaries::new();
+    let skidder = |args: &[&str], passphrase: &str, input: Option<&[u8]>| {
+        let mut cmd = common::bin();
+        cmd.current_dir(dir.path())
+            .env("SKIDDER_KEYSTORE_PASSPHRASE", passphrase)
+            .args(["--path.data", &data])
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(bytes) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            std::io::Write::write_all(&mut stdin, bytes).unwrap();
+        }
+        common::wait_output(child, LIMIT)
+    };
+    let r = skidder(&["keystore", "create"], &right, None);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let r = skidder(
+        &["keystore", "add", KS, "--stdin"],
+        &right,
+        Some(stored.ks.as_bytes()),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let cfg = dir.path().join("k.yml");
+    std::fs::write(
+        &cfg,
+        format!("skidder.inputs:\n  - type: stdin\noutput.elasticsearch:\n  hosts: [\"localhost:9200\"]\n  password: ${{{KS}}}\n  username: u\n"),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    for args in [
+        &["-c", cfg.as_str(), "test", "config"][..],
+        &["-c", cfg.as_str(), "export", "config"],
+        &["keystore", "list"],
+    ] {
+        let r = skidder(args, &wrong, None);
+        assert_eq!(r.code(), Some(1), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("skidder.keystore"),
+            "{args:?}: the error names the keystore: {}",
+            r.stderr
+        );
+        let all = format!("{}\n{}", r.stdout, r.stderr);
+        for secret in [&right, &wrong] {
+            assert!(
+                !all.contains(secret.as_str()),
+                "{args:?} quoted a passphrase:\n{all}"
+            );
+        }
+        stored.assert_absent(&format!("{args:?} with a wrong passphrase"), &all);
+    }
+}
