@@ -23,28 +23,12 @@ const BULK: u64 = 200;
 const PIPELINING: u64 = 2;
 const STEP: Duration = Duration::from_secs(30);
 
-/// A 200 bulk reply indexing every item of the request.
-fn all_indexed(seen: &es_server::Seen) -> String {
-    let items: Vec<serde_json::Value> = seen
-        .lines()
-        .chunks(2)
-        .map(|pair| {
-            let op = pair[0]
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_else(|| "index".to_string());
-            serde_json::json!({ op: { "status": 201 } })
-        })
-        .collect();
-    serde_json::json!({ "took": 1, "errors": false, "items": items }).to_string()
-}
-
 #[test]
 fn logstash_down_fails_over_to_the_standin_and_traffic_returns() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let es = runtime.block_on(es_server::Server::start(|_, seen| {
         if seen.path_and_query.contains("_bulk") {
-            (200, all_indexed(seen))
+            (200, es_server::all_indexed(seen))
         } else {
             (200, r#"{"version":{"number":"8.15.0"}}"#.to_string())
         }

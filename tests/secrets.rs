@@ -328,26 +328,10 @@ fn logstash_yaml(s: &Setup, host: &str, proxy: &str, key: &str, passphrase: &str
     )
 }
 
-/// A bulk reply accepting every item.
-fn all_ok(seen: &es_server::Seen) -> String {
-    let items: Vec<serde_json::Value> = seen
-        .lines()
-        .chunks(2)
-        .map(|pair| {
-            let op = pair[0]
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_else(|| "index".to_string());
-            serde_json::json!({ op: { "status": 201 } })
-        })
-        .collect();
-    serde_json::json!({ "took": 1, "errors": false, "items": items }).to_string()
-}
-
 fn es_script(_: usize, seen: &es_server::Seen) -> (u16, String) {
     let path = seen.path_and_query.split('?').next().unwrap_or_default();
     match path {
-        "/_bulk" => (200, all_ok(seen)),
+        "/_bulk" => (200, es_server::all_indexed(seen)),
         "/" => (
             200,
             r#"{"name":"n","cluster_name":"fake","version":{"number":"8.15.0"}}"#.to_string(),

@@ -39,6 +39,22 @@ impl Seen {
     }
 }
 
+/// A bulk reply (200) indexing every item of the request, each with status 201.
+pub fn all_indexed(seen: &Seen) -> String {
+    let items: Vec<serde_json::Value> = seen
+        .lines()
+        .chunks(2)
+        .map(|pair| {
+            let op = pair[0]
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_else(|| "index".to_string());
+            serde_json::json!({ op: { "status": 201 } })
+        })
+        .collect();
+    serde_json::json!({ "took": 1, "errors": false, "items": items }).to_string()
+}
+
 pub type Script = dyn Fn(usize, &Seen) -> (u16, String) + Send + Sync;
 
 /// A recording HTTP server; `script(request_number, request)` gives status and body.

@@ -111,22 +111,7 @@ impl Server {
                 }
             }
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("golumber server printed no READY line within 20s");
-        let addr = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("unexpected first line from golumber: {line:?}"))
-            .trim()
-            .to_string();
+        let addr = ready_addr(stdout, "golumber server");
         Self {
             child,
             addr,
@@ -211,6 +196,26 @@ pub fn assert_all_delivered(seqs: &BTreeMap<u64, u32>, n: u64) -> u64 {
     seqs.values().map(|&c| u64::from(c - 1)).sum()
 }
 
+/// The address of a peer's first stdout line, `READY host:port` (within 20 s); the rest
+/// of its stdout is drained so it never blocks on a full pipe.
+fn ready_addr(stdout: std::process::ChildStdout, what: &str) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what} printed no READY line within 20s"));
+    line.strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("unexpected first line from {what}: {line:?}"))
+        .trim()
+        .to_string()
+}
+
 /// `golumber socks5`: github.com/armon/go-socks5, a SOCKS5 proxy nobody here wrote. Killed
 /// on drop.
 pub struct Socks5 {
@@ -233,23 +238,7 @@ impl Socks5 {
             .stderr(Stdio::null())
             .spawn()
             .expect("start golumber socks5");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("golumber socks5 printed no READY line within 20s");
-        let addr = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("unexpected first line from golumber socks5: {line:?}"))
-            .trim()
-            .to_string();
+        let addr = ready_addr(child.stdout.take().unwrap(), "golumber socks5");
         Self { child, addr }
     }
 }
