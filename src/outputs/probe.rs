@@ -33,6 +33,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::elasticsearch::settings::{OpType, Scheme};
 use super::elasticsearch::{ElasticsearchSettings, EsClient, EsError, EsReply};
 use super::logstash::{Connector, Endpoint, LogstashSettings, Probe, Stream};
+use crate::config::units::human;
 use crate::config::{OutputsConfig, VerificationMode};
 use crate::credentials::expiry::{format_time, Validity};
 use crate::credentials::{Alpn, CredentialError, TlsSettings, TlsSource};
@@ -400,7 +401,7 @@ async fn exchange(stream: &mut Box<dyn Stream>, request: &[u8], wait: Duration) 
         Ok(Err(e)) => Some(e),
         Err(_) => Some(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("writing timed out after {wait:?}"),
+            format!("writing timed out after {}", human(wait)),
         )),
     };
     // Enough for an ACK, a TLS alert record or an HTTP status line.
@@ -428,8 +429,9 @@ fn judge_session(reply: &SessionReply, side: &Side) -> Result<String, String> {
     match reply {
         SessionReply::Bytes(b) => judge_bytes(b, side),
         SessionReply::Silent(wait) => Ok(format!(
-            "accepted: the connection stayed open for {wait:?} after an empty window \
-             (no reply, as go-lumber; Logstash answers ACK 0)"
+            "accepted: the connection stayed open for {} after an empty window \
+             (no reply, as go-lumber; Logstash answers ACK 0)",
+            human(*wait)
         )),
         SessionReply::Closed => Err(closed(side, "closed")),
         SessionReply::Failed(e) => {
