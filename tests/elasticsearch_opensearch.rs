@@ -671,18 +671,27 @@ async fn item_403_write_block_and_400_closed_index_are_non_indexable() {
 async fn item_429_and_503_are_kept_for_a_retry_and_then_indexed_once() {
     let Some(peer) = peer() else { return };
     let admin = Admin::new(peer);
-    admin.put("skidder-b2-ro", json!({})).await;
+    // Every index exists with its mapping before the first write: with the short bulk
+    // `timeout` below, creating an index or a dynamic mapping update inside the bulk
+    // request may not finish in time on a busy machine, and is answered 503 as well.
+    let mappings = json!({"properties": {"t": {"type": "keyword"}, "n": {"type": "long"}}});
+    admin
+        .put("skidder-b2-open", json!({"mappings": mappings}))
+        .await;
+    admin.wait_active("skidder-b2-open").await;
     admin
         .put(
-            "skidder-b2-ro/_settings",
-            json!({"index.blocks.read_only_allow_delete": true}),
+            "skidder-b2-ro",
+            json!({"mappings": mappings,
+                   "settings": {"index.blocks.read_only_allow_delete": true}}),
         )
         .await;
     // A primary that can be allocated to no node: the index exists but cannot take writes.
     admin
         .put(
             "skidder-b2-red?wait_for_active_shards=0",
-            json!({"settings": {"number_of_replicas": 0,
+            json!({"mappings": mappings,
+                   "settings": {"number_of_replicas": 0,
                                 "index.routing.allocation.require._name": "no-such-node"}}),
         )
         .await;
@@ -692,7 +701,7 @@ async fn item_429_and_503_are_kept_for_a_retry_and_then_indexed_once() {
     // the inactive primary (default 1m).
     cfg.max_retries = 0;
     cfg.parameters
-        .insert("timeout".to_string(), "300ms".to_string());
+        .insert("timeout".to_string(), "500ms".to_string());
     let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
     let mut sender = Sender::new(&settings, 0).unwrap();
     let targets = ["open", "ro", "red", "open", "ro", "red"];
