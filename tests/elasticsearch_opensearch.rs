@@ -6,9 +6,14 @@
 //! node: exact counts without duplicates, dead-lettering visible in the run's totals, and
 //! retrying without loss while the cluster is unreachable.
 //!
+//! The `item_*` and `pipeline_*_4xx`/`429` tests put the bulk semantics to the real node:
+//! per-item 403 (write block) and 400 (closed index) are non-indexable, per-item 429
+//! (read-only-allow-delete block) and 503 (inactive primary) are retried. The 413 split and
+//! whole-request 429/403 need node-wide settings: `elasticsearch_opensearch_limits.rs`.
+//!
 //! The node is started once per test binary by spawning its Java main directly with a piped
 //! stdin: it stops when that pipe closes, i.e. when this process exits, however it exits.
-//! The test is skipped (with a message) only when `java` or `mvn` is not installed.
+//! Without `java` or `mvn` the tests fail, unless `SKIDDER_SKIP_OPENSEARCH=1` skips them.
 
 mod common;
 #[path = "common/opensearch.rs"]
@@ -516,4 +521,362 @@ async fn pipeline_hash_ids_collapse_identical_documents() {
         3,
         "the repeated document is one"
     );
+}
+
+// ---- Bulk item refusals as the real node writes them ----
+//
+// Measured on this node (OpenSearch 2.19, bulk answered 200 with per-item errors):
+// - `index.blocks.write: true`: 403 `cluster_block_exception` "index [..] blocked by:
+//   [FORBIDDEN/8/index write (api)];" for `index` and `create` alike;
+// - a closed index: 400 `index_closed_exception` "closed";
+// - `index.blocks.read_only_allow_delete: true` (what the disk flood-stage watermark sets):
+//   429 `cluster_block_exception` "[TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage
+//   watermark ...]";
+// - a primary that cannot be allocated, with the bulk `timeout` parameter: 503
+//   `unavailable_shards_exception` "primary shard is not active Timeout: [..]".
+// libbeat judges these items as skidder does (`bulkCollectPublishFails`): < 500 and not 429
+// is non-indexable (dropped or dead-lettered), 429 and 5xx are retried.
+
+impl Admin {
+    async fn post(&self, path: &str, body: Option<Value>) {
+        let (status, reply) = self.call(reqwest::Method::POST, path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "POST {path}: {status} {reply}"
+        );
+    }
+
+    /// Waits (bounded by the node) until `index` is at least yellow: its primary is active.
+    async fn wait_active(&self, index: &str) {
+        let (status, reply) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("_cluster/health/{index}?wait_for_status=yellow&timeout=50s"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "health of {index}: {reply}");
+        assert_eq!(
+            reply["timed_out"], false,
+            "{index} did not become active: {reply}"
+        );
+    }
+}
+
+/// An event for the index format `...-%{[t]}`: `t` names the target index.
+fn targeted(i: usize, t: &str) -> Bytes {
+    Bytes::from(format!(r#"{{"t":"{t}","n":{i}}}"#))
+}
+
+/// A write-blocked index answers each item 403, a closed one 400: both are non-indexable.
+/// With the default policy they are dropped, counted with the cluster's status and reason,
+/// and nothing is retried; with `dead_letter_index` they land there, one document each.
+#[tokio::test]
+async fn item_403_write_block_and_400_closed_index_are_non_indexable() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    admin.put("skidder-b1-blocked", json!({})).await;
+    admin
+        .put(
+            "skidder-b1-blocked/_settings",
+            json!({"index.blocks.write": true}),
+        )
+        .await;
+    admin.put("skidder-b1-closed", json!({})).await;
+    admin.post("skidder-b1-closed/_close", None).await;
+
+    let settings = ElasticsearchSettings::from_config(&config(peer, "skidder-b1-%{[t]}")).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let targets = ["open", "blocked", "closed", "open", "blocked", "closed"];
+    let batch: Vec<Bytes> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| targeted(i, t))
+        .collect();
+    let out = bounded("send", sender.send_batch(&batch)).await;
+    assert_eq!(
+        (out.indexed, out.dead_lettered, out.retry_later.len()),
+        (2, 0, 0),
+        "{out:?}"
+    );
+    assert!(out.last_error.is_none(), "{out:?}");
+    let dropped: Vec<(usize, u16)> = out.dropped.iter().map(|d| (d.event, d.status)).collect();
+    assert_eq!(dropped, [(1, 403), (2, 400), (4, 403), (5, 400)], "{out:?}");
+    for d in &out.dropped {
+        let want = if d.status == 403 {
+            "cluster_block_exception: index [skidder-b1-blocked] blocked by: [FORBIDDEN/8/index write (api)];"
+        } else {
+            "index_closed_exception: closed"
+        };
+        assert_eq!(d.reason, want, "the cluster's reason is kept: {out:?}");
+    }
+    assert_eq!(admin.count("skidder-b1-open").await, 2);
+    assert_eq!(admin.count("skidder-b1-blocked").await, 0);
+
+    // The same refusals under dead_letter_index: one dead-letter document per event, with
+    // the status each got.
+    let mut cfg = config(peer, "skidder-b1-%{[t]}");
+    cfg.non_indexable_policy = Some(NonIndexablePolicy::DeadLetterIndex {
+        index: "skidder-b1-dlq".into(),
+    });
+    let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let refused: Vec<Bytes> = [1, 2, 4, 5].iter().map(|&i| batch[i].clone()).collect();
+    let out = bounded("send", sender.send_batch(&refused)).await;
+    assert_eq!(
+        (
+            out.indexed,
+            out.dead_lettered,
+            out.dropped.len(),
+            out.retry_later.len()
+        ),
+        (0, 4, 0, 0),
+        "{out:?}"
+    );
+    assert_eq!(admin.count("skidder-b1-dlq").await, 4);
+    let mut statuses: Vec<(u64, String)> = admin
+        .search("skidder-b1-dlq")
+        .await
+        .iter()
+        .map(|h| {
+            let original: Value =
+                serde_json::from_str(h["_source"]["message"].as_str().unwrap()).unwrap();
+            (
+                original["n"].as_u64().unwrap(),
+                format!("{} {}", h["_source"]["error.type"], original["t"]),
+            )
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            (1, r#"403 "blocked""#.to_string()),
+            (2, r#"400 "closed""#.to_string()),
+            (4, r#"403 "blocked""#.to_string()),
+            (5, r#"400 "closed""#.to_string()),
+        ]
+    );
+    // Nothing reached the refusing indices: reopened, the closed one is empty too.
+    assert_eq!(admin.count("skidder-b1-blocked").await, 0);
+    admin.post("skidder-b1-closed/_open", None).await;
+    admin.wait_active("skidder-b1-closed").await;
+    assert_eq!(admin.count("skidder-b1-closed").await, 0);
+}
+
+/// Items answered 429 (a read-only-allow-delete block, as the flood-stage watermark sets)
+/// and 503 (a primary that is not active) are neither indexed nor dropped: they come back
+/// for a retry, and once the cluster allows it the retry indexes each exactly once.
+#[tokio::test]
+async fn item_429_and_503_are_kept_for_a_retry_and_then_indexed_once() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    // Every index exists with its mapping before the first write: with the short bulk
+    // `timeout` below, creating an index or a dynamic mapping update inside the bulk
+    // request may not finish in time on a busy machine, and is answered 503 as well.
+    let mappings = json!({"properties": {"t": {"type": "keyword"}, "n": {"type": "long"}}});
+    admin
+        .put("skidder-b2-open", json!({"mappings": mappings}))
+        .await;
+    admin.wait_active("skidder-b2-open").await;
+    admin
+        .put(
+            "skidder-b2-ro",
+            json!({"mappings": mappings,
+                   "settings": {"index.blocks.read_only_allow_delete": true}}),
+        )
+        .await;
+    // A primary that can be allocated to no node: the index exists but cannot take writes.
+    admin
+        .put(
+            "skidder-b2-red?wait_for_active_shards=0",
+            json!({"mappings": mappings,
+                   "settings": {"number_of_replicas": 0,
+                                "index.routing.allocation.require._name": "no-such-node"}}),
+        )
+        .await;
+
+    let mut cfg = config(peer, "skidder-b2-%{[t]}");
+    // One round per call, as the pipeline adapter runs its sender; and a short wait for
+    // the inactive primary (default 1m).
+    cfg.max_retries = 0;
+    cfg.parameters
+        .insert("timeout".to_string(), "500ms".to_string());
+    let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
+    let mut sender = Sender::new(&settings, 0).unwrap();
+    let targets = ["open", "ro", "red", "open", "ro", "red"];
+    // No document ids: a second indexing of any event would show as an extra document.
+    let batch: Vec<Bytes> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| targeted(i, t))
+        .collect();
+    let out = bounded("send", sender.send_batch(&batch)).await;
+    assert_eq!(
+        (out.indexed, out.dead_lettered, out.dropped.len()),
+        (2, 0, 0),
+        "{out:?}"
+    );
+    assert_eq!(out.retry_later, [1, 2, 4, 5], "{out:?}");
+    assert!(
+        out.last_error.is_none(),
+        "item refusals, not a failed request: {out:?}"
+    );
+    assert_eq!(admin.count("skidder-b2-ro").await, 0);
+
+    // The cluster recovers: the block is lifted and the primary may be allocated.
+    admin
+        .put(
+            "skidder-b2-ro/_settings",
+            json!({"index.blocks.read_only_allow_delete": null}),
+        )
+        .await;
+    admin
+        .put(
+            "skidder-b2-red/_settings",
+            json!({"index.routing.allocation.require._name": null}),
+        )
+        .await;
+    admin.wait_active("skidder-b2-red").await;
+    let again: Vec<Bytes> = out.retry_later.iter().map(|&i| batch[i].clone()).collect();
+    let out = bounded("retry", sender.send_batch(&again)).await;
+    assert_eq!(
+        (out.indexed, out.dropped.len(), out.retry_later.len()),
+        (4, 0, 0),
+        "{out:?}"
+    );
+    for index in ["skidder-b2-open", "skidder-b2-ro", "skidder-b2-red"] {
+        assert_eq!(admin.count(index).await, 2, "{index}");
+    }
+}
+
+/// The real binary with the default `max_retries: -1`: items the node answers 429 are
+/// retried (a WARN line says so) until the block is lifted, then all are delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_retries_429_items_until_the_block_is_lifted() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    const N: u64 = 40;
+    admin.put("skidder-b3", json!({})).await;
+    admin
+        .put(
+            "skidder-b3/_settings",
+            json!({"index.blocks.read_only_allow_delete": true}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        &format!("    - type: generator\n      count: {N}\n"),
+        &format!(
+            "  hosts: [\"{}\"]\n  index: skidder-b3\n  backoff.init: 50ms\n  backoff.max: 200ms\n",
+            peer.url
+        ),
+    );
+    let mut child = common::bin()
+        .args(["-c", &cfg, "-e"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (mut child, watch) = tokio::task::spawn_blocking(move || {
+        let mut watch = common::LineWatch::new(stderr);
+        // Two rounds refused: it keeps the events and tries again.
+        for _ in 0..2 {
+            watch.wait_for("Elasticsearch rejected items for now", STEP);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "skidder exited while the index was blocked:\n{}",
+            watch.seen.join("\n")
+        );
+        (child, watch)
+    })
+    .await
+    .unwrap();
+    assert_eq!(admin.count("skidder-b3").await, 0);
+    admin
+        .put(
+            "skidder-b3/_settings",
+            json!({"index.blocks.read_only_allow_delete": null}),
+        )
+        .await;
+    let (status, rest) = tokio::task::spawn_blocking(move || {
+        let status = common::wait_exit(&mut child, RUN);
+        (status, watch.rest())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    let t = common::totals(&rest);
+    assert_eq!(
+        (
+            t["acked"].as_str(),
+            t["dropped"].as_str(),
+            t["unacked"].as_str()
+        ),
+        (N.to_string().as_str(), "0", "0"),
+        "{rest}"
+    );
+    assert!(t["retried"].parse::<u64>().unwrap() > 0, "{rest}");
+    // Generator events carry no id: a double delivery would show here.
+    assert_eq!(admin.count("skidder-b3").await, N);
+}
+
+/// The real binary with the default policy: events a write-blocked index refuses (403)
+/// are dropped loudly: an ERROR line with the cluster's status and reason, the totals, and
+/// exit code 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_drops_403_items_with_an_error_line_and_exit_code_4() {
+    let Some(peer) = peer() else { return };
+    let admin = Admin::new(peer);
+    admin.put("skidder-b4-blocked", json!({})).await;
+    admin
+        .put(
+            "skidder-b4-blocked/_settings",
+            json!({"index.blocks.write": true}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skidder_config(
+        dir.path(),
+        "    - type: stdin\n      json: true\n",
+        &format!(
+            "  hosts: [\"{}\"]\n  index: \"skidder-b4-%{{[t]}}\"\n",
+            peer.url
+        ),
+    );
+    let input = b"{\"t\":\"open\",\"n\":1}\n{\"t\":\"blocked\",\"n\":2}\n{\"t\":\"blocked\",\"n\":3}\n{\"t\":\"open\",\"n\":4}\n";
+    let dir_path = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || common::run(&dir_path, &["-c", &cfg, "-e"], input))
+        .await
+        .unwrap();
+    assert_eq!(r.code(), Some(4), "{}", r.stderr);
+    let t = r.totals();
+    assert_eq!(
+        (
+            t["published"].as_str(),
+            t["acked"].as_str(),
+            t["dropped"].as_str()
+        ),
+        ("4", "2", "2"),
+        "{}",
+        r.stderr
+    );
+    let error = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("non-indexable"))
+        .unwrap_or_else(|| panic!("no ERROR line for the drop:\n{}", r.stderr));
+    assert!(
+        error.contains("HTTP 403")
+            && error.contains("cluster_block_exception")
+            && error.contains("FORBIDDEN/8/index write (api)"),
+        "the ERROR line gives the cluster's status and reason: {error}"
+    );
+    assert_eq!(admin.count("skidder-b4-open").await, 2);
+    assert_eq!(admin.count("skidder-b4-blocked").await, 0);
 }

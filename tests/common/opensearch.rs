@@ -29,75 +29,95 @@ fn on_path(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// False (after printing why) only when Java or Maven is missing and
+/// `SKIDDER_SKIP_OPENSEARCH=1` asks for the skip; panics when they are missing otherwise.
+fn java_available() -> bool {
+    if on_path("java") && on_path("mvn") {
+        return true;
+    }
+    // CI installs both (.ci/peers/java.sh): a missing peer is a failure, never a silent
+    // pass, unless the skip is asked for by name.
+    if std::env::var("SKIDDER_SKIP_OPENSEARCH").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: java or mvn is missing and SKIDDER_SKIP_OPENSEARCH=1");
+        return false;
+    }
+    panic!(
+        "the OpenSearch peer needs java (17+) and mvn on PATH: run `bash .ci/peers/java.sh` \
+         (Debian's default-jdk-headless and maven), or set SKIDDER_SKIP_OPENSEARCH=1 to \
+         skip these tests explicitly"
+    );
+}
+
 /// The shared node; `None` (after printing why) only when Java or Maven is missing and
 /// `SKIDDER_SKIP_OPENSEARCH=1` asks for the skip. Panics otherwise when they are missing.
 pub fn peer() -> Option<&'static Peer> {
     static PEER: OnceLock<Option<Peer>> = OnceLock::new();
-    PEER.get_or_init(|| {
-        if !on_path("java") || !on_path("mvn") {
-            // CI installs both (.ci/peers/java.sh): a missing peer is a failure, never a
-            // silent pass, unless the skip is asked for by name.
-            if std::env::var("SKIDDER_SKIP_OPENSEARCH").as_deref() == Ok("1") {
-                eprintln!("SKIPPED: java or mvn is missing and SKIDDER_SKIP_OPENSEARCH=1");
-                return None;
+    PEER.get_or_init(|| start("shared", &["-Xms256m", "-Xmx512m"], &[]))
+        .as_ref()
+}
+
+/// Starts a node of its own with the JVM options `java_opts` and the node settings
+/// `settings` (`KEY=VALUE`, passed as the peer's `--setting=`), for tests whose settings
+/// would change what the shared node's other tests see. `name` tells the log files apart.
+/// `None` as for [`peer`]. The node stops when this process exits.
+pub fn start(name: &str, java_opts: &[&str], settings: &[&str]) -> Option<Peer> {
+    if !java_available() {
+        return None;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Builds the jar only when its sources are newer.
+    let build = Command::new("bash")
+        .arg(root.join(".ci/peers/opensearch.sh"))
+        .arg("build")
+        .status()
+        .expect("run .ci/peers/opensearch.sh build");
+    assert!(build.success(), "building the OpenSearch peer failed");
+    let jar = root.join("tests/peers/opensearch/target/opensearch-peer.jar");
+    let log = std::env::temp_dir().join(format!(
+        "skidder-opensearch-{name}-{}.log",
+        std::process::id()
+    ));
+    let mut child = Command::new("java")
+        .args(java_opts)
+        .arg("-jar")
+        .arg(&jar)
+        .arg(format!("--ready-timeout-seconds={}", READY_WAIT.as_secs()))
+        .args(settings.iter().map(|s| format!("--setting={s}")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("create the node's log file"))
+        .spawn()
+        .expect("spawn the OpenSearch peer");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("READY ") {
+                let _ = tx.send(url.to_string());
+                break;
             }
-            panic!(
-                "the OpenSearch peer needs java (17+) and mvn on PATH: run `bash .ci/peers/java.sh` \
-                 (Debian's default-jdk-headless and maven), or set SKIDDER_SKIP_OPENSEARCH=1 to \
-                 skip these tests explicitly"
-            );
         }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        // Builds the jar only when its sources are newer.
-        let build = Command::new("bash")
-            .arg(root.join(".ci/peers/opensearch.sh"))
-            .arg("build")
-            .status()
-            .expect("run .ci/peers/opensearch.sh build");
-        assert!(build.success(), "building the OpenSearch peer failed");
-        let jar = root.join("tests/peers/opensearch/target/opensearch-peer.jar");
-        let log = std::env::temp_dir().join(format!(
-            "skidder-opensearch-{}.log",
-            std::process::id()
-        ));
-        let mut child = Command::new("java")
-            .args(["-Xms256m", "-Xmx512m", "-jar"])
-            .arg(&jar)
-            .arg(format!("--ready-timeout-seconds={}", READY_WAIT.as_secs()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("create the node's log file"))
-            .spawn()
-            .expect("spawn the OpenSearch peer");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("READY ") {
-                    let _ = tx.send(url.to_string());
-                    break;
-                }
-            }
+    });
+    let url = rx
+        .recv_timeout(READY_WAIT + Duration::from_secs(10))
+        .unwrap_or_else(|_| {
+            let _ = child.kill();
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+            panic!(
+                "the OpenSearch peer ({name}) did not print READY within {READY_WAIT:?}; last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
         });
-        let url = rx
-            .recv_timeout(READY_WAIT + Duration::from_secs(10))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = tail.lines().rev().take(15).collect();
-                panic!(
-                    "the OpenSearch peer did not print READY within {READY_WAIT:?}; last log lines:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            });
-        eprintln!("OpenSearch peer ready at {url} (log: {})", log.display());
-        Some(Peer {
-            url,
-            _child: Mutex::new(child),
-        })
+    eprintln!(
+        "OpenSearch peer ({name}) ready at {url} (log: {})",
+        log.display()
+    );
+    Some(Peer {
+        url,
+        _child: Mutex::new(child),
     })
-    .as_ref()
 }
 
 /// A small blocking admin client for checks (not the code under test): plain HTTP/1.1 over
@@ -134,6 +154,24 @@ impl Admin {
         }
         self.rt.block_on(async {
             let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        })
+    }
+
+    /// POSTs `ndjson` to `_bulk` as it is: (status, JSON reply or the body as a string).
+    pub fn bulk_raw(&self, ndjson: String) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}/_bulk", self.url))
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson);
+        self.rt.block_on(async {
+            let resp = req.send().await.unwrap_or_else(|e| panic!("_bulk: {e}"));
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap();
             (
