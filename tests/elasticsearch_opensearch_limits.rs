@@ -265,7 +265,15 @@ fn a_whole_request_403_cluster_block_keeps_every_event() {
         "{out:?}"
     );
     let err = out.last_error.as_ref().expect("the refusal is reported");
-    assert!(err.to_string().contains("403"), "{err}");
+    // The cluster's reason, not "refused the credential".
+    assert!(
+        err.to_string().contains("403") && err.to_string().contains("cluster_block_exception"),
+        "{err}"
+    );
+    assert!(
+        !err.is_credential(),
+        "a cluster block is not a credential refusal: {err}"
+    );
     drop(block);
 
     let again: Vec<Bytes> = out.retry_later.iter().map(|&i| batch[i].clone()).collect();

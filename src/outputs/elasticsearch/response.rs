@@ -6,6 +6,7 @@
 //! | 2xx               | parse `items`, one [`ItemVerdict`] each           |
 //! | 413               | [`RequestVerdict::Split`]: too large, halve it    |
 //! | 401, 403          | [`RequestVerdict::CredentialRefused`], nothing dropped |
+//! | 403 cluster block | [`RequestVerdict::RetryAll`] with the cluster's reason |
 //! | 429, 5xx          | [`RequestVerdict::RetryAll`]                      |
 //! | other             | [`RequestVerdict::Failed`] (the sender retries with backoff, as Beats) |
 //!
@@ -92,6 +93,18 @@ pub enum ResponseError {
     },
 }
 
+/// The `error.type` of a whole-request error body, when it has one.
+fn error_type(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Whole {
+        error: ErrorValue,
+    }
+    match serde_json::from_slice::<Whole>(body).ok()?.error {
+        ErrorValue::Detail { kind, .. } => kind,
+        ErrorValue::Text(_) => None,
+    }
+}
+
 /// Longest body excerpt kept as a reason when the body is not JSON.
 const EXCERPT: usize = 200;
 
@@ -103,6 +116,15 @@ pub fn classify(status: u16, body: &[u8], sent: usize) -> Result<RequestVerdict,
     match status {
         200..=299 => {}
         413 => return Ok(RequestVerdict::Split),
+        // A cluster-wide block (`cluster.blocks.read_only`, a flood-stage watermark) answers
+        // the whole request 403 too, but it is the cluster's state, not our credential:
+        // retried with the cluster's reason, so the log points at the real cause.
+        403 if error_type(body).as_deref() == Some("cluster_block_exception") => {
+            return Ok(RequestVerdict::RetryAll {
+                status,
+                reason: request_reason(body),
+            })
+        }
         401 | 403 => return Ok(RequestVerdict::CredentialRefused { status }),
         429 | 500..=599 => {
             return Ok(RequestVerdict::RetryAll {
@@ -341,6 +363,14 @@ mod tests {
             (413, "", RequestVerdict::Split),
             (401, r#"{"error":{"type":"security_exception"}}"#, RequestVerdict::CredentialRefused { status: 401 }),
             (403, "", RequestVerdict::CredentialRefused { status: 403 }),
+            (
+                403,
+                r#"{"error":{"type":"cluster_block_exception","reason":"blocked by: [FORBIDDEN/6/cluster read-only (api)];"},"status":403}"#,
+                RequestVerdict::RetryAll {
+                    status: 403,
+                    reason: "cluster_block_exception: blocked by: [FORBIDDEN/6/cluster read-only (api)];".to_string(),
+                },
+            ),
             (
                 429,
                 r#"{"error":{"type":"es_rejected_execution_exception","reason":"queue full"},"status":429}"#,
