@@ -858,3 +858,42 @@ fn plaintext_http_to_a_port_that_hangs_up_fails_the_session() {
         &r.stdout,
     );
 }
+
+/// `supported_protocols` and `cipher_suites` by Beats' names against OpenSSL (nginx offering
+/// only TLS 1.2): `test output` passes and reports the negotiated version and suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_and_a_beats_named_cipher_suite_against_nginx() {
+    let Some(bin) = nginx::require() else {
+        return;
+    };
+    let pki = SessionPki::new();
+    let es = EsServer::start(|_, s| secured(s, true)).await;
+    let upstream = es.host();
+    let front = tokio::task::block_in_place(|| {
+        nginx::Front::start_with(
+            &bin,
+            &upstream,
+            &nginx::FrontPki {
+                cert_pem: &pki.server.cert_pem,
+                key_pem: &pki.server.key_pem,
+                client_ca_pem: &pki.ca.cert_pem,
+            },
+            "TLSv1.2",
+        )
+    });
+    let host = format!("https://127.0.0.1:{}", front.port);
+    let yaml = format!(
+        "{}{}    supported_protocols: [TLSv1.2]\n    cipher_suites: [ECDHE-ECDSA-AES-128-GCM-SHA256]\n",
+        es_yaml(std::slice::from_ref(&host)),
+        pki.ssl_yaml(Client::Good)
+    );
+    let r = test_output_async(yaml).await;
+    drop(front);
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("TLS version: TLSv1.2")
+            && r.stdout.contains("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+        "{}",
+        r.stdout
+    );
+}

@@ -68,6 +68,12 @@ pub struct Front {
 impl Front {
     /// Starts a front proxying to `upstream` (e.g. `http://127.0.0.1:9200`).
     pub fn start(bin: &Path, upstream: &str, pki: &FrontPki<'_>) -> Self {
+        Self::start_with(bin, upstream, pki, "TLSv1.2 TLSv1.3")
+    }
+
+    /// As [`Front::start`], offering only `protocols` (nginx's `ssl_protocols`, e.g.
+    /// `TLSv1.2`).
+    pub fn start_with(bin: &Path, upstream: &str, pki: &FrontPki<'_>, protocols: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("server.crt"), pki.cert_pem).unwrap();
@@ -83,7 +89,7 @@ impl Front {
         for _ in 0..PORT_ATTEMPTS {
             let (port, v6) = free_port();
             let conf = d.join("nginx.conf");
-            std::fs::write(&conf, config(d, port, v6, upstream)).unwrap();
+            std::fs::write(&conf, config(d, port, v6, upstream, protocols)).unwrap();
             let error_log = d.join("error.log");
             let mut child = Command::new(bin)
                 .arg("-e")
@@ -184,7 +190,7 @@ fn free_port() -> (u16, bool) {
 }
 
 /// The whole nginx.conf: every path inside `dir`, so nothing of the system install is used.
-fn config(dir: &Path, port: u16, v6: bool, upstream: &str) -> String {
+fn config(dir: &Path, port: u16, v6: bool, upstream: &str, protocols: &str) -> String {
     let d = dir.display();
     let listen_v6 = if v6 {
         format!("        listen [::1]:{port} ssl;\n")
@@ -210,7 +216,7 @@ http {{
     proxy_buffering off;
     server {{
         listen 127.0.0.1:{port} ssl;
-{listen_v6}        ssl_protocols TLSv1.2 TLSv1.3;
+{listen_v6}        ssl_protocols {protocols};
         ssl_certificate {d}/server.crt;
         ssl_certificate_key {d}/server.key;
         ssl_client_certificate {d}/client-ca.crt;
