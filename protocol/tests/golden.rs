@@ -130,6 +130,133 @@ fn accepted_vectors() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     ]
 }
 
+/// A stored (level 0) zlib stream of `data`, built by hand so the bytes never depend on
+/// the deflate backend: header, one final stored block, Adler-32.
+fn stored_zlib(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).unwrap();
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in data {
+        a = (a + u32::from(byte)) % 65521;
+        b = (b + a) % 65521;
+    }
+    cat(&[
+        &[0x78, 0x01, 0x01],
+        &len.to_le_bytes(),
+        &(!len).to_le_bytes(),
+        data,
+        &(b << 16 | a).to_be_bytes(),
+    ])
+}
+
+fn compressed(zlib: &[u8]) -> Vec<u8> {
+    cat(&[b"2C", &(zlib.len() as u32).to_be_bytes(), zlib])
+}
+
+/// A refused input: its name, its bytes, and whether an error is the expected one.
+type Refusal = (&'static str, Vec<u8>, fn(&ProtocolError) -> bool);
+
+/// Inputs a receiver must refuse, each with its error: fuzz seeds that start on the
+/// refusal paths (checked by `receiver_refuses_every_refusal_vector`).
+fn refused_vectors() -> Vec<Refusal> {
+    let j1 = cat(&[&hex("32 4a 00 00 00 01 00 00 00 0f"), MSG_A]);
+    vec![
+        ("refuse-window-too-large", hex("32 57 00 00 27 11"), |e| {
+            matches!(e, ProtocolError::WindowTooLarge { size: 10001, .. })
+        }),
+        (
+            "refuse-c-inside-c",
+            cat(&[
+                &hex("32 57 00 00 00 01"),
+                &compressed(&stored_zlib(&compressed(&stored_zlib(&j1)))),
+            ]),
+            |e| matches!(e, ProtocolError::NestedCompressed),
+        ),
+        ("refuse-bad-version", hex("33 57 00 00 00 01"), |e| {
+            matches!(e, ProtocolError::UnknownVersion { byte: 0x33 })
+        }),
+        (
+            "refuse-non-object-json",
+            cat(&[
+                &hex("32 57 00 00 00 01 32 4a 00 00 00 01 00 00 00 03"),
+                b"[1]",
+            ]),
+            |e| matches!(e, ProtocolError::JsonNotObject { seq: 1, .. }),
+        ),
+        (
+            "refuse-empty-json",
+            hex("32 57 00 00 00 01 32 4a 00 00 00 01 00 00 00 00"),
+            |e| matches!(e, ProtocolError::EmptyJson { seq: 1 }),
+        ),
+        (
+            "refuse-frame-too-large",
+            hex("32 57 00 00 00 01 32 4a 00 00 00 01 ff ff ff f0"),
+            |e| matches!(e, ProtocolError::FrameTooLarge { .. }),
+        ),
+        ("refuse-data-outside-window", j1.clone(), |e| {
+            matches!(e, ProtocolError::DataOutsideWindow { seq: 1 })
+        }),
+        ("refuse-ack-from-client", hex("32 41 00 00 00 01"), |e| {
+            matches!(e, ProtocolError::UnexpectedFrame { .. })
+        }),
+        (
+            "refuse-v1-data-in-v2-window",
+            cat(&[&hex("32 57 00 00 00 01"), &tv9()[6..]]),
+            |e| matches!(e, ProtocolError::BatchVersionMismatch { .. }),
+        ),
+        (
+            "refuse-window-before-complete",
+            cat(&[&hex("32 57 00 00 00 02"), &j1, &hex("32 57 00 00 00 01")]),
+            |e| {
+                matches!(
+                    e,
+                    ProtocolError::WindowIncomplete {
+                        received: 1,
+                        expected: 2
+                    }
+                )
+            },
+        ),
+        (
+            "refuse-compressed-ends-inside-frame",
+            cat(&[
+                &hex("32 57 00 00 00 01"),
+                &compressed(&stored_zlib(&j1[..12])),
+            ]),
+            |e| matches!(e, ProtocolError::TruncatedCompressedContent { .. }),
+        ),
+    ]
+}
+
+#[test]
+fn receiver_refuses_every_refusal_vector() {
+    for (name, input, expected) in refused_vectors() {
+        for chunk in [1, 7, input.len()] {
+            match receive(&input, chunk) {
+                Err(e) => assert!(expected(&e), "{name} (reads of {chunk}): wrong error {e:?}"),
+                Ok(r) => panic!("{name} (reads of {chunk}) accepted: {r:?}"),
+            }
+        }
+    }
+}
+
+/// Events per window of an accepted vector, oldest first (0 for an empty window).
+fn window_sizes(input: &[u8], reply: &[u8]) -> Vec<u8> {
+    let now = Instant::now();
+    let mut rx = ReceiverSession::new(ReceiverConfig::default());
+    rx.handle_input(input, now).unwrap();
+    let mut batches = std::iter::from_fn(|| rx.poll_batch());
+    reply
+        .chunks(6)
+        .map(|ack| {
+            if ack[2..] == [0, 0, 0, 0] {
+                0
+            } else {
+                u8::try_from(batches.next().unwrap().events.len()).unwrap()
+            }
+        })
+        .collect()
+}
+
 /// Feeds `input` in chunks of `chunk` bytes, stores and ACKs every batch, and
 /// returns the reply bytes and the batches' payloads.
 fn receive(input: &[u8], chunk: usize) -> Result<(Vec<u8>, Vec<Payload>), ProtocolError> {
@@ -329,8 +456,29 @@ fn tv7_empty_window_keeps_the_version_byte() {
     assert_eq!(u8::from(Version::V1), 0x31);
 }
 
-/// The committed fuzz seeds (`fuzz/corpus/*/seed-*`) are exactly the golden vectors, so the
-/// fuzzers start from every accepted shape of the protocol. Refresh them after changing a
+/// What the `client_acks` fuzz target does with a seed: three windows of `head[0..3] % 8`
+/// events, level and read size from `head[3]`, then the reply. Returns the windows still
+/// in flight, or the first error.
+fn client_replay(seed: &[u8]) -> Result<usize, ProtocolError> {
+    let (head, reply) = seed.split_at(4);
+    let now = Instant::now();
+    let mut client = ClientSession::new(ClientConfig {
+        compression_level: u32::from(head[3] % 4),
+        ..ClientConfig::default()
+    });
+    for &size in &head[..3] {
+        let events = vec![MSG_A; usize::from(size % 8)];
+        client.send_window(events, &mut Vec::new(), now).unwrap();
+    }
+    for piece in reply.chunks(usize::from(head[3] >> 4).max(1)) {
+        client.handle_input(piece, now)?;
+    }
+    Ok(client.in_flight())
+}
+
+/// The committed protocol fuzz seeds (`fuzz/corpus/*/seed-*`) are exactly the golden and
+/// refusal vectors, so the fuzzers start from every accepted shape of the protocol and
+/// from each refusal path. Refresh them after changing a
 /// vector with `SKIDDER_WRITE_FUZZ_SEEDS=1 cargo test -p skidder-protocol --test golden`.
 #[test]
 fn fuzz_seeds_are_the_golden_vectors() {
@@ -362,22 +510,56 @@ fn fuzz_seeds_are_the_golden_vectors() {
             );
         }
     };
-    // receiver_decode: first byte = read size.
-    // client_acks: three window sizes (taken from the reply's ACK values, so the
-    // replies complete them), then a byte holding read size and compression level.
+    // receiver_decode: read size, schedule length, schedule, client bytes. Reads of 7
+    // with no schedule store every batch at once; one read with schedule [0] holds every
+    // batch and stores them at the end newest first (ACKs must still leave in order).
+    // client_acks: three window sizes (the vector's events per window, so the reply
+    // completes them: ACK values equal to the counts, as the client numbers 1..N), then
+    // a byte holding read size and compression level, then the reply.
     for (name, input, reply) in accepted_vectors() {
-        for chunk in [7u8, 255] {
-            write(
-                "receiver_decode",
-                &format!("{name}-r{chunk}"),
-                &cat(&[&[chunk], &input]),
-            );
-        }
+        write(
+            "receiver_decode",
+            &format!("{name}-r7"),
+            &cat(&[&[7, 0], &input]),
+        );
+        write(
+            "receiver_decode",
+            &format!("{name}-r255-late"),
+            &cat(&[&[255, 1, 0], &input]),
+        );
+        let sizes = window_sizes(&input, &reply);
         let mut head = [0u8, 0, 0, 0x13];
-        for (slot, ack) in head.iter_mut().zip(reply.chunks(6)) {
-            *slot = ack[5];
+        let mut acks = Vec::new();
+        for (slot, size) in head.iter_mut().zip(&sizes) {
+            *slot = *size;
+            // The client speaks v2 only: a v1 vector's `1A` would refuse the reply at once.
+            acks.extend_from_slice(&[b'2', b'A', 0, 0, 0, *size]);
         }
-        write("client_acks", name, &cat(&[&head, &reply]));
+        let seed = cat(&[&head, &acks]);
+        assert_eq!(
+            client_replay(&seed).map_err(|e| e.to_string()),
+            Ok(0),
+            "client_acks seed {name} must complete its windows, not start on an error path"
+        );
+        write("client_acks", name, &seed);
+    }
+    for (name, input, _) in refused_vectors() {
+        write(
+            "receiver_decode",
+            &format!("{name}-r7"),
+            &cat(&[&[7, 0], &input]),
+        );
+    }
+    // Client refusals: an ACK above the window's count, a reply that is not an ACK.
+    for (name, seed) in [
+        (
+            "refuse-ack-over-window",
+            hex("02 00 00 13 32 41 00 00 00 03"),
+        ),
+        ("refuse-not-an-ack", hex("02 00 00 13 32 57 00 00 00 02")),
+    ] {
+        assert!(client_replay(&seed).is_err(), "{name} is refused");
+        write("client_acks", name, &seed);
     }
     write(
         "client_acks",
@@ -387,4 +569,5 @@ fn fuzz_seeds_are_the_golden_vectors() {
     write("inflate", "tv3-stored", &tv3_stored()[12..]);
     write("inflate", "tv3-level6", &tv3_level6()[12..]);
     write("inflate", "tv10-w-inside-c", &tv10_w_inside_c()[12..]);
+    write("inflate", "refuse-truncated", &tv3_level6()[12..30]);
 }

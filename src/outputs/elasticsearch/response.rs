@@ -16,6 +16,7 @@
 //! | 409 on a `create` action         | `AlreadyIndexed` (a replayed batch)      |
 //! | 429, 5xx                         | `Retry`, only this item                  |
 //! | other 4xx (incl. 409 on `index`) | `NonIndexable`: dead-letter or drop      |
+//! | anything else                    | the whole reply is malformed: retried    |
 //!
 //! Items are matched to the request by position, as Elasticsearch returns them in order;
 //! a count that differs from what was sent is an error, never a guess.
@@ -149,6 +150,17 @@ pub fn classify(status: u16, body: &[u8], sent: usize) -> Result<RequestVerdict,
             sent,
             got: items.len(),
         });
+    }
+    // An item status that is neither 2xx, 4xx nor 5xx says nothing about the document; read
+    // as "other 4xx" it would drop the event, so the reply is malformed (found by fuzzing).
+    if let Some(item) = items
+        .iter()
+        .find(|i| !matches!(i.status, 200..=299 | 400..=599))
+    {
+        return Err(ResponseError::Malformed(format!(
+            "bulk item status {} is not 2xx, 4xx or 5xx",
+            item.status
+        )));
     }
     Ok(RequestVerdict::Items(
         items.into_iter().map(Item::verdict).collect(),
@@ -418,6 +430,9 @@ mod tests {
             r#"{"items":[{}]}"#,
             r#"{"items":[{"index":{}}]}"#,
             r#"{"items":[{"index":{"status":201},"create":{"status":201}}]}"#,
+            r#"{"items":[{"create":{"status":818}}]}"#,
+            r#"{"items":[{"index":{"status":302}}]}"#,
+            r#"{"items":[{"index":{"status":0}}]}"#,
         ] {
             assert!(
                 matches!(

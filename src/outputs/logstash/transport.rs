@@ -441,34 +441,40 @@ impl Connector {
     ) -> Result<TcpStream, ConnectError> {
         let t = self.timeout;
         let tcp = connect_any_phase(Phase::ProxyConnect, host, proxy_addrs, t).await?;
-        let target = (target, host.port);
-        let socks = match &proxy.auth {
-            None => {
-                phase(
-                    Phase::ProxyHandshake,
-                    host,
-                    t,
-                    Socks5Stream::connect_with_socket(tcp, target),
-                )
-                .await?
-            }
-            Some((user, pass)) => {
-                phase(
-                    Phase::ProxyHandshake,
-                    host,
-                    t,
-                    Socks5Stream::connect_with_password_and_socket(
-                        tcp,
-                        target,
-                        user,
-                        pass.expose(),
-                    ),
-                )
-                .await?
-            }
-        };
-        Ok(socks.into_inner())
+        let auth = proxy
+            .auth
+            .as_ref()
+            .map(|(user, pass)| (user.as_str(), pass.expose()));
+        phase(
+            Phase::ProxyHandshake,
+            host,
+            t,
+            socks5_handshake(tcp, (target, host.port), auth),
+        )
+        .await
     }
+}
+
+/// The SOCKS5 handshake on an open connection to the proxy, asking it to connect to
+/// `target`, with user/password authentication when `auth` is given; returns the stream,
+/// now a tunnel to `target`. Generic over the stream so the proxy's replies, which are
+/// untrusted input, can be fuzzed over an in-memory stream (`fuzz/fuzz_targets/socks5_reply.rs`).
+///
+/// # Errors
+/// The proxy's refusal, a reply that is not SOCKS5, or a connection that ends early, as
+/// tokio-socks reports them.
+pub async fn socks5_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    target: (&str, u16),
+    auth: Option<(&str, &str)>,
+) -> Result<S, tokio_socks::Error> {
+    let socks = match auth {
+        None => Socks5Stream::connect_with_socket(stream, target).await?,
+        Some((user, pass)) => {
+            Socks5Stream::connect_with_password_and_socket(stream, target, user, pass).await?
+        }
+    };
+    Ok(socks.into_inner())
 }
 
 /// Resolves `host` now (never cached, so a changed DNS record is used at the next connect).
