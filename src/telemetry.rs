@@ -18,7 +18,7 @@ use crate::pipeline::{Metrics, Snapshot};
 #[non_exhaustive]
 pub enum TelemetryError {
     /// `logging.level` is not a level.
-    #[error("logging.level: {level:?} is not one of error, warn, info, debug, trace")]
+    #[error("logging.level: {level:?} is not one of {}", crate::config::LOG_LEVELS)]
     Level {
         /// The value given.
         level: String,
@@ -44,12 +44,11 @@ pub fn init_logging(
     logs_dir: &Path,
     secrets: &Redactor,
 ) -> Result<(), TelemetryError> {
-    let level = cfg.level.to_ascii_lowercase();
-    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+    let Some(level) = cfg.tracing_level() else {
         return Err(TelemetryError::Level {
             level: cfg.level.clone(),
         });
-    }
+    };
     let filter = EnvFilter::new(format!("{level},skidder={level}"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if cfg.to_stderr {

@@ -251,3 +251,38 @@ fn reference_file_values_are_the_defaults() {
         differ.join("\n")
     );
 }
+
+/// Beats' own spellings load as written: `logging.level: warning` (and `critical`), and a
+/// single string where a list is expected (`hosts: "ls:5044"`), which Beats' config library
+/// wraps into a list.
+#[test]
+fn beats_level_names_and_single_values_for_lists_load_as_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fb.yml");
+    for level in ["warning", "critical", "warn", "debug"] {
+        std::fs::write(
+            &path,
+            format!(
+                "output.logstash:\n  hosts: \"ls.example:5044\"\n  ssl.certificate_authorities: \"/etc/pki/ca.pem\"\nlogging.level: {level}\n"
+            ),
+        )
+        .expect("write");
+        let cfg = load_with(&LoadOptions {
+            path: path.clone(),
+            env: EnvSource::Disabled,
+            ..LoadOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("logging.level: {level}:\n{e}"));
+        let ls = cfg.output.logstash.expect("output.logstash");
+        assert_eq!(ls.hosts, ["ls.example:5044"]);
+        assert_eq!(ls.ssl.certificate_authorities, ["/etc/pki/ca.pem"]);
+    }
+    std::fs::write(&path, "output.discard: {}\nlogging.level: loud\n").expect("write");
+    let err = load_with(&LoadOptions {
+        path,
+        env: EnvSource::Disabled,
+        ..LoadOptions::default()
+    })
+    .expect_err("not a level");
+    assert!(err.to_string().contains("warning"), "{err}");
+}

@@ -233,14 +233,21 @@ fn check_value(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<Problem>)
             }
             None => out.push(wrong(path, shape, v)),
         },
-        Shape::List(inner) => match v {
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    check_value(item, inner, &join(path, &i.to_string()), out);
-                }
+        Shape::List(inner) => {
+            // As Beats' config library: a single value where a list is expected is a list
+            // of one (`hosts: "ls:5044"`).
+            if matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                *v = Value::Array(vec![v.take()]);
             }
-            _ => out.push(wrong(path, shape, v)),
-        },
+            match v {
+                Value::Array(items) => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        check_value(item, inner, &join(path, &i.to_string()), out);
+                    }
+                }
+                _ => out.push(wrong(path, shape, v)),
+            }
+        }
         Shape::Optional(inner) => {
             // An empty section key (`output.console:`) means the section with its defaults.
             if !v.is_null() || matches!(inner, Shape::Section(_)) {
@@ -369,7 +376,7 @@ mod tests {
     #[test]
     fn all_problems_are_collected() {
         let p = problems(serde_json::json!({
-            "output": {"logstash": {"timeout": "10x", "worker": "two", "hosts": "a:5044"}},
+            "output": {"logstash": {"timeout": "10x", "worker": "two", "hosts": {"a": 5044}}},
             "queue": {"mem": {"events": -1}},
             "nope": 1,
         }));
@@ -397,6 +404,19 @@ mod tests {
         assert_eq!(p[0].path, "skidder.inputs.0.json");
         assert_eq!(p[1].path, "skidder.inputs.2.type");
         assert!(p[1].message.contains("did you mean generator?"), "{p:?}");
+    }
+
+    #[test]
+    fn a_single_value_where_a_list_is_expected_is_a_list_of_one() {
+        let mut v = serde_json::json!({"output": {"logstash": {"hosts": "ls:5044"}}});
+        assert!(check_tree(&mut v, Config::fields()).is_empty());
+        assert_eq!(
+            v["output"]["logstash"]["hosts"],
+            serde_json::json!(["ls:5044"])
+        );
+        // A mapping is still not a list.
+        let mut v = serde_json::json!({"output": {"logstash": {"hosts": {"a": 1}}}});
+        assert_eq!(check_tree(&mut v, Config::fields()).len(), 1);
     }
 
     #[test]

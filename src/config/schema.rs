@@ -674,7 +674,8 @@ impl Default for SslConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoggingConfig {
-    /// `error`, `warn`, `info`, `debug` or `trace`. Default `info`.
+    /// Beats' `debug`, `info`, `warning`, `error`, `critical` (= `error`), and `warn`,
+    /// `trace`. Default `info`.
     pub level: String,
     /// One JSON object per log line. Default `false`.
     pub json: bool,
@@ -682,6 +683,24 @@ pub struct LoggingConfig {
     pub to_stderr: bool,
     /// `logging.metrics.*`: the periodic line of counters.
     pub metrics: MetricsLogConfig,
+}
+
+/// The values `logging.level` accepts, for messages.
+pub const LOG_LEVELS: &str = "debug, info, warning, error, critical (Beats' names), warn, trace";
+
+impl LoggingConfig {
+    /// `level` as a tracing level name, or `None` when it is not a level. Beats' names are
+    /// accepted as written in a filebeat.yml (`warning`, `critical`), skidder's own too.
+    pub fn tracing_level(&self) -> Option<&'static str> {
+        match self.level.to_ascii_lowercase().as_str() {
+            "error" | "critical" => Some("error"),
+            "warn" | "warning" => Some("warn"),
+            "info" => Some("info"),
+            "debug" => Some("debug"),
+            "trace" => Some("trace"),
+            _ => None,
+        }
+    }
 }
 
 impl Default for LoggingConfig {

@@ -197,14 +197,13 @@ impl Config {
         if self.queue.mem.events == 0 {
             out.push(Problem::new("queue.mem.events", "must be at least 1"));
         }
-        const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
-        if !LEVELS.contains(&self.logging.level.as_str()) {
+        if self.logging.tracing_level().is_none() {
             out.push(Problem::new(
                 "logging.level",
                 format!(
                     "{:?} is not one of {}",
                     self.logging.level,
-                    LEVELS.join(", ")
+                    super::LOG_LEVELS
                 ),
             ));
         }
