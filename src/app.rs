@@ -197,6 +197,44 @@ fn warn_unverified(config: &Config) {
     }
 }
 
+/// WARNs, once logging is set up, for `ssl` settings a filebeat.yml may carry that skidder
+/// accepts but does not apply: TLSv1.0/1.1 in `supported_protocols` (dropped, by design)
+/// and `renegotiation` other than `never` (rustls never renegotiates).
+fn warn_ignored_ssl(config: &Config) {
+    for section in tls_sections(config) {
+        if section.ssl.enabled == Some(false) {
+            continue;
+        }
+        let legacy: Vec<&str> = section
+            .ssl
+            .supported_protocols
+            .iter()
+            .map(String::as_str)
+            .filter(|p| crate::credentials::tls::is_legacy_protocol(p))
+            .collect();
+        if !legacy.is_empty() {
+            let key = format!("{}.ssl.supported_protocols", section.key);
+            tracing::warn!(
+                key = %key,
+                "{key}: {} dropped; skidder speaks only TLSv1.2 and TLSv1.3",
+                legacy.join(", ")
+            );
+        }
+        if let Some(mode) = section
+            .ssl
+            .renegotiation
+            .as_deref()
+            .filter(|m| *m != "never")
+        {
+            let key = format!("{}.ssl.renegotiation", section.key);
+            tracing::warn!(
+                key = %key,
+                "{key} is {mode}, which skidder does not apply: rustls never renegotiates"
+            );
+        }
+    }
+}
+
 /// `path.data` resolved against `path.home`.
 pub fn data_dir(config: &Config) -> PathBuf {
     resolve(&config.path.home, &config.path.data)
@@ -291,6 +329,7 @@ pub fn run_until_on(
         );
     }
     warn_unverified(config);
+    warn_ignored_ssl(config);
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -176,3 +176,47 @@ fn a_key_that_is_not_the_certificates_names_both_files() {
         assert!(!text.contains("KeyMismatch"), "{text}");
     }
 }
+
+/// The `ssl` block as Elastic's reference file writes it loads: `supported_protocols:
+/// [TLSv1.1, TLSv1.2, TLSv1.3]`, `renegotiation`, an empty `ca_trusted_fingerprint`. What
+/// skidder does not apply is WARNed at start, naming the key.
+#[test]
+fn elastics_reference_ssl_block_loads_and_what_is_not_applied_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Test CA");
+    let files = Files::new();
+    let ca_file = files.write("ca.crt", &ca.cert_pem);
+    let yaml = format!(
+        "\
+skidder.inputs:
+  - type: generator
+    count: 10
+output.logstash:
+  hosts: [\"127.0.0.1:1\"]
+  ssl:
+    certificate_authorities: [\"{ca_file}\"]
+    supported_protocols: [TLSv1.1, TLSv1.2, TLSv1.3]
+    renegotiation: freely
+    ca_trusted_fingerprint: \"\"
+"
+    );
+    let cfg = config(dir.path(), &yaml);
+    let r = common::run(
+        dir.path(),
+        &["test", "config", "-c", cfg.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+    // Nothing listens on the output's port: the run keeps retrying until it is killed.
+    let (_child, mut lines) = spawn_run(dir.path(), &cfg);
+    for needle in [
+        "output.logstash.ssl.supported_protocols: TLSv1.1 dropped",
+        "output.logstash.ssl.renegotiation is freely",
+    ] {
+        lines.wait_for_line(
+            &format!("a WARN containing {needle:?}"),
+            Duration::from_secs(30),
+            |l| l.contains("WARN") && l.contains(needle),
+        );
+    }
+}

@@ -401,7 +401,13 @@ async fn tls_1_1_and_unknown_ciphers_are_config_errors() {
         ..SslConfig::default()
     };
     let msg = TlsSettings::from_config(&c).unwrap_err().to_string();
-    assert!(msg.contains("TLSv1.1 is not supported (insecure)"), "{msg}");
+    assert!(
+        msg.contains("TLSv1.1 only: not supported (insecure)"),
+        "{msg}"
+    );
+    // Elastic's reference list: TLSv1.1 is dropped (WARNed at start), the rest used.
+    c.supported_protocols = ["TLSv1.1", "TLSv1.2", "TLSv1.3"].map(String::from).to_vec();
+    assert!(TlsSettings::from_config(&c).is_ok());
     c.supported_protocols = vec!["TLSv1.2".to_string()];
     c.cipher_suites = vec!["ECDHE-ECDSA-AES-128-GCM-SHA256".to_string()];
     let ca = Ca::new("Test CA");

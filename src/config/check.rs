@@ -249,6 +249,10 @@ fn check_value(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<Problem>)
             }
         }
         Shape::Optional(inner) => {
+            // An empty string means unset, as Beats reads `ca_trusted_fingerprint: ""`.
+            if v.as_str() == Some("") {
+                *v = Value::Null;
+            }
             // An empty section key (`output.console:`) means the section with its defaults.
             if !v.is_null() || matches!(inner, Shape::Section(_)) {
                 check_value(v, inner, path, out);

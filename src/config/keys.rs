@@ -274,6 +274,7 @@ keys!(SslConfig {
     server_name: OPT_STR,
     expiry_warning: DUR,
     client_authentication: Shape::Optional(&Shape::Enum(&["none", "optional", "required"])),
+    renegotiation: Shape::Optional(&Shape::Enum(&["never", "once", "freely"])),
 });
 
 keys!(LoggingConfig {

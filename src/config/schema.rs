@@ -646,6 +646,9 @@ pub struct SslConfig {
     /// Server side: `none`, `optional`, `required`. Default `none`, or `required` when
     /// `certificate_authorities` is set (as Logstash).
     pub client_authentication: Option<ClientAuthentication>,
+    /// `never`, `once` or `freely`, accepted as Beats writes it; rustls never renegotiates,
+    /// so `once` and `freely` are WARNed at start. Default `never`.
+    pub renegotiation: Option<String>,
 }
 
 impl Default for SslConfig {
@@ -666,6 +669,7 @@ impl Default for SslConfig {
             server_name: None,
             expiry_warning: Duration::from_secs(14 * 86400),
             client_authentication: None,
+            renegotiation: None,
         }
     }
 }

@@ -137,13 +137,23 @@ fn check_ssl(out: &mut Vec<Problem>, path: &str, ssl: &SslConfig) {
         )),
         _ => {}
     }
+    let legacy = crate::credentials::tls::is_legacy_protocol;
     for (i, p) in ssl.supported_protocols.iter().enumerate() {
-        if p != "TLSv1.2" && p != "TLSv1.3" {
+        if p != "TLSv1.2" && p != "TLSv1.3" && !legacy(p) {
             out.push(Problem::new(
                 format!("{path}.supported_protocols.{i}"),
-                format!("{p:?} is not supported; use TLSv1.2 or TLSv1.3"),
+                format!("{p:?} is not a protocol; use TLSv1.2 or TLSv1.3"),
             ));
         }
+    }
+    if !ssl.supported_protocols.is_empty() && ssl.supported_protocols.iter().all(|p| legacy(p)) {
+        out.push(Problem::new(
+            format!("{path}.supported_protocols"),
+            format!(
+                "{} only: not supported (insecure); use TLSv1.2 and/or TLSv1.3",
+                ssl.supported_protocols.join(", ")
+            ),
+        ));
     }
     if ssl.key_passphrase.is_some() && ssl.key_passphrase_path.is_some() {
         out.push(Problem::new(

@@ -111,6 +111,12 @@ fn valid_cipher_names() -> String {
         .join(", ")
 }
 
+/// True for the protocol names Beats accepts and skidder drops (with a WARN at start):
+/// Elastic's own reference list is `[TLSv1.1, TLSv1.2, TLSv1.3]`.
+pub fn is_legacy_protocol(name: &str) -> bool {
+    matches!(name.trim(), "SSLv3" | "TLSv1" | "TLSv1.0" | "TLSv1.1")
+}
+
 fn parse_protocols(
     names: &[String],
 ) -> Result<Vec<&'static SupportedProtocolVersion>, CredentialError> {
@@ -122,14 +128,7 @@ fn parse_protocols(
         let version = match name.trim() {
             "TLSv1.2" => &rustls::version::TLS12,
             "TLSv1.3" => &rustls::version::TLS13,
-            old @ ("SSLv3" | "TLSv1" | "TLSv1.0" | "TLSv1.1") => {
-                return Err(CredentialError::Invalid {
-                    key: "ssl.supported_protocols",
-                    reason: format!(
-                        "{old} is not supported (insecure); use TLSv1.2 and/or TLSv1.3"
-                    ),
-                })
-            }
+            old if is_legacy_protocol(old) => continue,
             other => {
                 return Err(CredentialError::Invalid {
                     key: "ssl.supported_protocols",
@@ -140,6 +139,15 @@ fn parse_protocols(
         if !out.iter().any(|v| v.version == version.version) {
             out.push(version);
         }
+    }
+    if out.is_empty() {
+        return Err(CredentialError::Invalid {
+            key: "ssl.supported_protocols",
+            reason: format!(
+                "{} only: not supported (insecure); use TLSv1.2 and/or TLSv1.3",
+                names.join(", ")
+            ),
+        });
     }
     Ok(out)
 }
