@@ -249,8 +249,9 @@ fn check_value(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<Problem>)
             }
         }
         Shape::Optional(inner) => {
-            // An empty string means unset, as Beats reads `ca_trusted_fingerprint: ""`.
-            if v.as_str() == Some("") {
+            // An empty string means unset, as Beats reads `ca_trusted_fingerprint: ""` (a
+            // section written as "" stays an error, not a section with its defaults).
+            if v.as_str() == Some("") && !matches!(inner, Shape::Section(_)) {
                 *v = Value::Null;
             }
             // An empty section key (`output.console:`) means the section with its defaults.
