@@ -11,6 +11,8 @@
 mod common;
 #[path = "common/es_server.rs"]
 mod es_server;
+#[path = "common/lumberjack_peers.rs"]
+mod peers;
 #[path = "credentials_pki/mod.rs"]
 mod pki;
 #[path = "common/socks5.rs"]
@@ -22,7 +24,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{LineWatch, Run};
+use common::Run;
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// The keystore entry and the environment variable holding the canaries.
@@ -423,7 +425,18 @@ fn elasticsearch_secrets_never_leave_the_process() {
 #[test]
 fn logstash_secrets_never_leave_the_process() {
     let s = Setup::new();
-    let receiver = Receiver::start(&s);
+    // `skidder receive` with mutual TLS: the Logstash of the working runs.
+    let receiver = peers::Receiver::receive(&[
+        "--out",
+        "discard",
+        "--tls-cert",
+        &s.pki.server_cert,
+        "--tls-key",
+        &s.pki.server_key,
+        "--tls-ca",
+        &s.pki.ca,
+        "--require-client-cert",
+    ]);
     let proxy = socks5::Proxy::start(Some(("user", &s.c.ks)));
     let good = s.write_config(
         "ls-ok.yml",
@@ -535,48 +548,6 @@ fn error_paths_never_quote_a_secret() {
         assert_ne!(probe.code(), Some(0), "{what}");
         let r = s.run_to_end(&cfg);
         assert_eq!(r.code(), Some(1), "{what}: {}", r.stderr);
-    }
-}
-
-/// `skidder receive` with mutual TLS: the Logstash of the working runs.
-struct Receiver {
-    child: common::reap::Reap,
-    addr: String,
-    _watch: LineWatch,
-}
-
-impl Receiver {
-    fn start(s: &Setup) -> Self {
-        let mut child = common::bin()
-            .args(["receive", "--listen", "127.0.0.1:0", "--out", "discard"])
-            .args(["--tls-cert", &s.pki.server_cert])
-            .args(["--tls-key", &s.pki.server_key])
-            .args(["--tls-ca", &s.pki.ca, "--require-client-cert"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut watch = LineWatch::new(child.stderr.take().unwrap());
-        watch.wait_for("listening on", Duration::from_secs(20));
-        let line = watch.seen.last().cloned().unwrap_or_default();
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        Self {
-            child: common::reap::Reap(child),
-            addr,
-            _watch: watch,
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.0.kill();
     }
 }
 
