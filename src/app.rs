@@ -15,12 +15,14 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::agent::Agent;
 use crate::config::units::human;
 use crate::config::{Config, ConfigError, InputKind, Problem, SslConfig, VerificationMode};
 use crate::credentials::TlsSettings;
 use crate::inputs::{self, InputError, InputPlan};
 use crate::outputs::{self, OutputError, OutputKnobs, OutputPlan};
 use crate::pipeline::{Metrics, Queue, QueueSettings};
+use crate::processors::pipeline::Global;
 use crate::telemetry::{self, Progress, ResourceUsage, TelemetryError, Totals};
 
 /// Why the application could not start or finish its run.
@@ -53,6 +55,9 @@ pub enum AppError {
     /// The output failed while running.
     #[error("output failed: {0}")]
     OutputFailed(OutputError),
+    /// The agent identity (`<path.data>/meta.json`) could not be read or written.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
     /// The async runtime could not be built.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -75,6 +80,9 @@ pub struct Plan {
     pub inputs: Vec<(String, InputPlan)>,
     /// `queue.mem.*`.
     pub queue: QueueSettings,
+    /// What every input's events get: the agent identity, top-level fields, tags and
+    /// processors.
+    pub global: Arc<Global>,
 }
 
 /// Validates everything the run needs from `config`.
@@ -95,7 +103,17 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     {
         output.meta.beat = index.to_lowercase();
     }
-    let inputs = inputs::plan(&config.skidder.inputs, &output.meta)?;
+    let agent = Agent::load(&data_dir(config), config.name.as_deref())?;
+    let global = Global::new(config, agent).map_err(|errors| {
+        let problems = errors
+            .into_iter()
+            .map(|e| Problem::new(e.path, e.message))
+            .collect();
+        AppError::Config(config.locator.error(problems, &config.secrets))
+    })?;
+    let global = Arc::new(global);
+    let (inputs_key, input_list) = config.inputs();
+    let inputs = inputs::plan(inputs_key, input_list, &output.meta, &global)?;
     let mem = &config.queue.mem;
     Ok(Plan {
         output,
@@ -105,6 +123,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
             min_events: mem.flush.min_events,
             flush_timeout: mem.flush.timeout.get(),
         },
+        global,
     })
 }
 
@@ -145,10 +164,11 @@ fn tls_sections(config: &Config) -> Vec<TlsSection<'_>> {
             });
         }
     }
-    for (i, input) in config.skidder.inputs.iter().enumerate() {
+    let (inputs_key, inputs) = config.inputs();
+    for (i, input) in inputs.iter().enumerate() {
         if let (true, InputKind::Lumberjack(lj)) = (input.common.enabled, &input.kind) {
             out.push(TlsSection {
-                key: format!("skidder.inputs.{i}"),
+                key: format!("{inputs_key}.{i}"),
                 ssl: &lj.ssl,
                 server: true,
             });
@@ -230,6 +250,32 @@ fn warn_ignored_ssl(config: &Config) {
             tracing::warn!(
                 key = %key,
                 "{key} is {mode}, which skidder does not apply: rustls never renegotiates"
+            );
+        }
+    }
+}
+
+/// WARNs, once logging is set up, for every processor that loads but is not applied
+/// (`add_cloud_metadata`, `add_docker_metadata`, `add_kubernetes_metadata`, in Filebeat's
+/// default filebeat.yml), naming its key.
+fn warn_ignored_processors(config: &Config) {
+    let (key, inputs) = config.inputs();
+    let lists = std::iter::once(("processors".to_string(), &config.processors)).chain(
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{key}.{i}.processors"), &c.common.processors)),
+    );
+    for (path, list) in lists {
+        // Lists that do not build were refused by validation already.
+        let Ok(p) = crate::processors::Processors::build(list, &path) else {
+            continue;
+        };
+        for entry in &p.ignored {
+            tracing::warn!(
+                key = %entry,
+                "{entry} is loaded but not applied: skidder does not read cloud, Docker or \
+                 Kubernetes metadata"
             );
         }
     }
@@ -330,6 +376,7 @@ pub fn run_until_on(
     }
     warn_unverified(config);
     warn_ignored_ssl(config);
+    warn_ignored_processors(config);
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -356,6 +356,7 @@ fn run(cli: &Cli, knobs: OutputKnobs) -> ExitCode {
     };
     let prepared = app::plan(&config, knobs).and_then(|plan| {
         app::check_data_dir(&app::data_dir(&config))?;
+        plan.global.agent.persist(&app::data_dir(&config))?;
         telemetry::init_logging(&config.logging, &app::logs_dir(&config), &config.secrets)?;
         Ok(plan)
     });

@@ -62,8 +62,9 @@ pub struct DemoArgs {
     /// Events to generate.
     #[arg(long, default_value_t = 1_000_000)]
     pub count: u64,
-    /// Approximate event size in bytes.
-    #[arg(long, default_value_t = 300)]
+    /// Approximate event size in bytes, libbeat's built-in fields (about 330 bytes)
+    /// included.
+    #[arg(long, default_value_t = 500)]
     pub size: usize,
     /// Generator threads.
     #[arg(long, default_value_t = 1)]

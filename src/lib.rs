@@ -9,6 +9,7 @@
 //!        └──── acked counts, in publish order ◀────┘  └── ack/retry/drop ────┘
 //! ```
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -18,5 +19,6 @@ pub mod event;
 pub mod inputs;
 pub mod outputs;
 pub mod pipeline;
+pub mod processors;
 pub mod receive;
 pub mod telemetry;

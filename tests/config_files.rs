@@ -76,6 +76,11 @@ fn normalise(paths: BTreeSet<String>) -> BTreeSet<String> {
             Some(i) => format!("*{}", &p[i..]),
             None => p,
         })
+        // Filebeat's name for the input list: the same keys as skidder.inputs.
+        .map(|p| match p.strip_prefix("filebeat.inputs") {
+            Some(rest) => format!("skidder.inputs{rest}"),
+            None => p,
+        })
         .collect()
 }
 

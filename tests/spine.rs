@@ -27,7 +27,7 @@ fn generator_to_file_delivers_exactly_n_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
-        "skidder:\n  inputs:\n    - type: generator\n      count: 20000\n      size: 200\noutput:\n  file:\n    path: out\n    rotate_every_kb: 1000000\n",
+        "skidder:\n  inputs:\n    - type: generator\n      count: 20000\n      size: 600\noutput:\n  file:\n    path: out\n    rotate_every_kb: 1000000\n",
     );
     let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"");
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
@@ -39,8 +39,8 @@ fn generator_to_file_delivers_exactly_n_in_order() {
     assert_eq!(seqs(&lines), (1..=20000).collect::<Vec<u64>>());
     for l in &lines[..10] {
         assert!(
-            l.len() >= 190 && l.len() <= 210,
-            "about 200 bytes: {}",
+            l.len() >= 590 && l.len() <= 610,
+            "about 600 bytes (libbeat's built-in fields included): {}",
             l.len()
         );
     }
@@ -85,13 +85,17 @@ fn stdin_ndjson_round_trips_fields_byte_identical() {
     for (out, inp) in lines.iter().zip(input) {
         let meta_end = out.find(r#""version":"#).unwrap();
         let after_meta = &out[out[meta_end..].find('}').unwrap() + meta_end + 1..];
-        // What follows @metadata is exactly the input object's members.
-        let members = &inp[1..];
-        if members == "}" {
-            assert_eq!(after_meta, "}");
+        // What follows @metadata is exactly the input object's members, then the fields
+        // every event gets (libbeat's built-in ones, input.type).
+        let members = &inp[1..inp.len() - 1];
+        let tail = if members.is_empty() {
+            after_meta
         } else {
-            assert_eq!(after_meta, format!(",{members}"), "event: {out}");
-        }
+            let own = format!(",{members}");
+            assert!(after_meta.starts_with(&own), "event: {out}");
+            &after_meta[own.len()..]
+        };
+        assert!(tail.starts_with(r#","agent":{"#), "event: {out}");
     }
 }
 

@@ -116,6 +116,16 @@ keys!(Config {
     path: Shape::Section(PathConfig::fields),
     http: Shape::Section(HttpConfig::fields),
     shutdown_timeout: DUR,
+    filebeat: Shape::Section(FilebeatConfig::fields),
+    name: OPT_STR,
+    tags: STR_LIST,
+    fields: Shape::Map(&Shape::Any),
+    fields_under_root: BOOL,
+    processors: Shape::List(&Shape::Any),
+});
+
+keys!(FilebeatConfig {
+    inputs: Shape::Inputs
 });
 
 keys!(SkidderConfig {
@@ -128,6 +138,7 @@ keys!(CommonInputConfig {
     fields: Shape::Map(&Shape::Any),
     fields_under_root: BOOL,
     tags: STR_LIST,
+    processors: Shape::List(&Shape::Any),
 });
 
 keys!(StdinInputConfig {

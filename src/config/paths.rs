@@ -165,7 +165,12 @@ pub fn resolve_files(cfg: &mut Config, config_dir: &Path) {
     if let Some(es) = out.elasticsearch.as_mut() {
         resolve_ssl(&mut es.ssl, config_dir);
     }
-    for input in &mut cfg.skidder.inputs {
+    for input in cfg
+        .skidder
+        .inputs
+        .iter_mut()
+        .chain(cfg.filebeat.inputs.iter_mut())
+    {
         match &mut input.kind {
             InputKind::Lumberjack(lj) => resolve_ssl(&mut lj.ssl, config_dir),
             InputKind::Generator(g) => {

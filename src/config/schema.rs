@@ -38,6 +38,20 @@ pub struct Config {
     /// (Beats: `0s`, safe there because its registry re-sends after a restart; skidder's
     /// stdin, generator and lumberjack inputs cannot re-send what a stop loses).
     pub shutdown_timeout: Duration,
+    /// `filebeat.*`: Filebeat's name for the input list.
+    pub filebeat: FilebeatConfig,
+    /// `name`: `agent.name` and `host.name` of every event. Default: the hostname.
+    pub name: Option<String>,
+    /// `tags`: appended to every event's `tags`, before the input's own. Default `[]`.
+    pub tags: Vec<String>,
+    /// `fields`: added to every event (under `fields` unless `fields_under_root`); an
+    /// input's `fields` win. Default `{}`.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// Put the top-level `fields` at the event's top level. Default `false`.
+    pub fields_under_root: bool,
+    /// `processors`: run on every event after the input's own processors and the built-in
+    /// fields (libbeat's order). Default `[]`.
+    pub processors: Vec<serde_json::Value>,
     /// Where each key was set, for problems found after loading; not a key.
     #[serde(skip)]
     pub locator: super::Locator,
@@ -57,6 +71,12 @@ impl Default for Config {
             http: HttpConfig::default(),
             secrets: Redactor::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            filebeat: FilebeatConfig::default(),
+            name: None,
+            tags: Vec::new(),
+            fields: BTreeMap::new(),
+            fields_under_root: false,
+            processors: Vec::new(),
             locator: super::Locator::default(),
         }
     }
@@ -67,6 +87,15 @@ impl Default for Config {
 #[serde(default)]
 pub struct SkidderConfig {
     /// `skidder.inputs`: the list of inputs, each with a `type`.
+    pub inputs: Vec<InputConfig>,
+}
+
+/// `filebeat.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilebeatConfig {
+    /// `filebeat.inputs`: the input list under Filebeat's name; `skidder.inputs` and this
+    /// cannot both list inputs.
     pub inputs: Vec<InputConfig>,
 }
 
@@ -95,6 +124,9 @@ pub struct CommonInputConfig {
     pub fields_under_root: bool,
     /// Tags appended to the event's `tags` list.
     pub tags: Vec<String>,
+    /// Processors for this input's events, run before the built-in fields and the
+    /// top-level `processors`. Default `[]`.
+    pub processors: Vec<serde_json::Value>,
 }
 
 impl Default for CommonInputConfig {
@@ -105,6 +137,7 @@ impl Default for CommonInputConfig {
             fields: BTreeMap::new(),
             fields_under_root: false,
             tags: Vec::new(),
+            processors: Vec::new(),
         }
     }
 }

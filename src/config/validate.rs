@@ -390,9 +390,40 @@ impl Config {
         }
     }
 
+    /// The input list and its key: `filebeat.inputs` when that lists inputs, else
+    /// `skidder.inputs` (validation refuses both at once).
+    pub fn inputs(&self) -> (&'static str, &[InputConfig]) {
+        if self.filebeat.inputs.is_empty() {
+            ("skidder.inputs", &self.skidder.inputs)
+        } else {
+            ("filebeat.inputs", &self.filebeat.inputs)
+        }
+    }
+
+    fn validate_processors(list: &[serde_json::Value], key: &str, out: &mut Vec<Problem>) {
+        if let Err(errors) = crate::processors::Processors::build(list, key) {
+            out.extend(errors.into_iter().map(|e| Problem::new(e.path, e.message)));
+        }
+    }
+
     fn validate_inputs(&self, out: &mut Vec<Problem>) {
-        for (i, input) in self.skidder.inputs.iter().enumerate() {
-            let p = format!("skidder.inputs.{i}");
+        if !self.skidder.inputs.is_empty() && !self.filebeat.inputs.is_empty() {
+            out.push(Problem::new(
+                "filebeat.inputs",
+                "skidder.inputs lists inputs too; list them under one of the two",
+            ));
+        }
+        Self::validate_processors(&self.processors, "processors", out);
+        let lists = [
+            ("skidder.inputs", &self.skidder.inputs),
+            ("filebeat.inputs", &self.filebeat.inputs),
+        ];
+        for (i, input, key) in lists
+            .iter()
+            .flat_map(|(key, list)| list.iter().enumerate().map(move |(i, c)| (i, c, *key)))
+        {
+            let p = format!("{key}.{i}");
+            Self::validate_processors(&input.common.processors, &format!("{p}.processors"), out);
             match &input.kind {
                 InputKind::Stdin(_) => {}
                 InputKind::Generator(g) => {

@@ -272,15 +272,22 @@ impl GeneratorInput {
                 let now = SystemTime::now();
                 for s in seq..seq + n {
                     let bytes = match &self.replay {
+                        // A replayed line is a whole document: sent as it is (the built-in
+                        // fields are not added), through the processors if there are any.
                         Some(lines) => {
                             let line = lines[replay_pos % lines.len()].clone();
                             replay_pos += self.threads;
-                            line
+                            self.common.finish(line, false)
                         }
-                        None => self.encode(&mut enc, now, s, &mut rng, &mut msg),
+                        None => self
+                            .common
+                            .finish(self.encode(&mut enc, now, s, &mut rng, &mut msg), true),
                     };
-                    if publisher.publish(bytes).is_err() {
-                        break 'outer;
+                    // None: a processor dropped it (filtered, not lost).
+                    if let Some(bytes) = bytes {
+                        if publisher.publish(bytes).is_err() {
+                            break 'outer;
+                        }
                     }
                 }
                 seq += n;

@@ -1,6 +1,8 @@
-//! Inputs: where events come from. Each entry of `skidder.inputs` becomes one input with
-//! its own [`Publisher`]; `fields`, `fields_under_root` and `tags` are applied here, once,
-//! pre-encoded.
+//! Inputs: where events come from. Each entry of `skidder.inputs` (or `filebeat.inputs`)
+//! becomes one input with its own [`Publisher`]; what libbeat's pipeline adds to every
+//! event (`input.type`, `fields`, `tags`, the built-in `agent.*`, `ecs.version`,
+//! `host.name`) is encoded here once per input ([`CommonFields`]), and processors run on
+//! the input's thread before publishing.
 
 pub mod generator;
 pub mod lumberjack;
@@ -8,11 +10,15 @@ pub mod stdin;
 
 use std::thread::JoinHandle;
 
-use bytes::BytesMut;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 
 use crate::config::{CommonInputConfig, InputConfig, InputKind};
 use crate::event::{write_json, EventMeta};
 use crate::pipeline::{Publisher, Queue};
+use crate::processors::pipeline::{Global, InputChain};
+use crate::processors::{deep_update, Fields};
 
 /// Why an input could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -53,65 +59,123 @@ pub enum InputError {
     },
 }
 
-/// `fields`, `fields_under_root` and `tags`, encoded once.
+/// What an input adds to each event, encoded once: `input.type`, the top-level and the
+/// input's `fields` and `tags`, the built-in `agent.*`/`ecs.version`/`host.name` (see
+/// [`InputChain`]), and the processors to run.
+///
+/// An input writes its own fields, then [`Self::fields_json`] and [`Self::tags_json`]
+/// (a key of its own that is also in [`Self::root_keys`] goes through
+/// [`Self::merge_own`] instead, and is left out of the tail), then hands the bytes to
+/// [`Self::finish`], which runs the processors when there are any.
 #[derive(Debug, Clone, Default)]
 pub struct CommonFields {
-    /// `,"fields":{...}` or, under root, `,"k":v` pairs.
+    /// `,"k":v` pairs of every top-level key the event gets after its own.
     pub fields_json: Vec<u8>,
-    /// Top-level keys the fields occupy (for collision checks).
+    /// Those top-level keys (for collision checks).
     pub root_keys: Vec<String>,
-    /// `fields` under root, as (key, JSON value) pairs.
+    /// The same pairs one by one: (key, encoded value).
     pub root_pairs: Vec<(String, Vec<u8>)>,
-    /// `fields` as one JSON object (when not under root).
-    pub fields_object: Option<Vec<u8>>,
-    /// The configured tags.
+    /// The tags: top-level, then the input's.
     pub tags: Vec<String>,
     /// `,"tags":[...]` or empty.
     pub tags_json: Vec<u8>,
+    /// The pipeline; `None` for an input built without one (its own fields and tags only).
+    pub chain: Option<Arc<InputChain>>,
 }
 
 impl CommonFields {
-    /// Encodes the common settings of an input with libbeat's string rules.
+    /// The input's own `fields` and `tags` only: no built-in fields, no processors.
     pub fn new(c: &CommonInputConfig, meta: &EventMeta) -> Self {
+        let mut tail = Fields::new();
+        if c.fields_under_root {
+            tail.extend(c.fields.clone());
+        } else if !c.fields.is_empty() {
+            tail.insert(
+                "fields".into(),
+                serde_json::Value::Object(c.fields.clone().into_iter().collect()),
+            );
+        }
+        Self::encode(&tail, &c.tags, meta, None)
+    }
+
+    /// Everything `chain` adds, encoded.
+    pub fn with_chain(chain: Arc<InputChain>, meta: &EventMeta) -> Self {
+        let tail = chain.tail().clone();
+        let tags = chain.tags.clone();
+        Self::encode(&tail, &tags, meta, Some(chain))
+    }
+
+    fn encode(
+        tail: &Fields,
+        tags: &[String],
+        meta: &EventMeta,
+        chain: Option<Arc<InputChain>>,
+    ) -> Self {
         let enc = |v: &serde_json::Value| {
             let mut b = BytesMut::new();
             // serde_json::Value always serializes.
             let _ = write_json(&mut b, v, meta.escape_html);
             b.to_vec()
         };
-        let key = |k: &str| {
-            let mut b = BytesMut::new();
-            let _ = write_json(&mut b, k, meta.escape_html);
-            b.to_vec()
-        };
         let mut out = Self {
-            tags: c.tags.clone(),
+            tags: tags.to_vec(),
+            chain,
             ..Self::default()
         };
-        if c.fields_under_root {
-            for (k, v) in &c.fields {
-                let value = enc(v);
-                out.fields_json.push(b',');
-                out.fields_json.extend_from_slice(&key(k));
-                out.fields_json.push(b':');
-                out.fields_json.extend_from_slice(&value);
-                out.root_keys.push(k.clone());
-                out.root_pairs.push((k.clone(), value));
-            }
-        } else if !c.fields.is_empty() {
-            let obj = serde_json::Value::Object(c.fields.clone().into_iter().collect());
-            let value = enc(&obj);
-            out.fields_json.extend_from_slice(b",\"fields\":");
+        for (k, v) in tail {
+            let value = enc(v);
+            out.fields_json.push(b',');
+            out.fields_json
+                .extend_from_slice(&enc(&serde_json::Value::from(k.as_str())));
+            out.fields_json.push(b':');
             out.fields_json.extend_from_slice(&value);
-            out.root_keys.push("fields".to_string());
-            out.fields_object = Some(value);
+            out.root_keys.push(k.clone());
+            out.root_pairs.push((k.clone(), value));
         }
-        if !c.tags.is_empty() {
+        if !tags.is_empty() {
             out.tags_json.extend_from_slice(b",\"tags\":");
             out.tags_json
-                .extend_from_slice(&enc(&serde_json::Value::from(c.tags.clone())));
+                .extend_from_slice(&enc(&serde_json::Value::from(tags.to_vec())));
         }
         out
+    }
+
+    /// The encoded value of an event's own top-level `key` (one of [`Self::root_keys`])
+    /// with the tail merged in as libbeat merges it; `None` when `own` is not JSON.
+    pub fn merge_own(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Vec<u8>> {
+        let own: serde_json::Value = serde_json::from_slice(own).ok()?;
+        let merged = match &self.chain {
+            Some(chain) => chain.merge_own(key, own),
+            // Without a chain the tail holds only fields, which overwrite.
+            None => {
+                let pair = self.root_pairs.iter().find(|(k, _)| k == key)?;
+                let mut m = Fields::new();
+                m.insert(key.to_string(), own);
+                let mut add = Fields::new();
+                add.insert(key.to_string(), serde_json::from_slice(&pair.1).ok()?);
+                deep_update(&mut m, &add, true);
+                m.remove(key)?
+            }
+        };
+        let mut b = BytesMut::new();
+        let _ = write_json(&mut b, &merged, escape_html);
+        Some(b.to_vec())
+    }
+
+    /// True when events are parsed and re-encoded by processors.
+    pub fn runs_processors(&self) -> bool {
+        self.chain.as_ref().is_some_and(|c| c.runs_processors())
+    }
+
+    /// Runs the processors on an encoded event (untouched without processors); `None`
+    /// when one dropped it: do not publish it (Beats acknowledges such an event to its
+    /// input as if delivered). `builtin` is false for events that arrive whole (a replay
+    /// line), which get no built-in fields.
+    pub fn finish(&self, bytes: Bytes, builtin: bool) -> Option<Bytes> {
+        match &self.chain {
+            Some(chain) => chain.process(bytes, builtin),
+            None => Some(bytes),
+        }
     }
 }
 
@@ -129,12 +193,7 @@ pub fn input_name(index: usize, c: &InputConfig) -> String {
     if let Some(id) = &c.common.id {
         return id.clone();
     }
-    let kind = match c.kind {
-        InputKind::Stdin(_) => "stdin",
-        InputKind::Generator(_) => "generator",
-        InputKind::Lumberjack(_) => "lumberjack",
-    };
-    format!("{kind}-{index}")
+    format!("{}-{index}", kind_name(&c.kind))
 }
 
 /// A validated input, ready to start.
@@ -148,25 +207,47 @@ pub enum InputPlan {
     Lumberjack(lumberjack::LumberjackInput),
 }
 
-/// Validates every enabled input.
+/// Validates every enabled input of the list at `key` (`skidder.inputs` or
+/// `filebeat.inputs`); `global` holds what every event gets.
 ///
 /// # Errors
 /// [`InputError`] naming the input's position and key.
 pub fn plan(
+    key: &str,
     inputs: &[InputConfig],
     meta: &EventMeta,
+    global: &Arc<Global>,
 ) -> Result<Vec<(String, InputPlan)>, InputError> {
     let mut out = Vec::new();
     for (index, c) in inputs.iter().enumerate() {
         if !c.common.enabled {
             continue;
         }
-        let common = CommonFields::new(&c.common, meta);
+        let kind = kind_name(&c.kind);
+        let chain = InputChain::new(
+            kind,
+            &c.common,
+            &format!("{key}.{index}"),
+            Arc::clone(global),
+            meta,
+        )
+        .map_err(|errors| InputError::Invalid {
+            index,
+            key: "processors",
+            reason: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        let common = CommonFields::with_chain(Arc::new(chain), meta);
         let plan = match &c.kind {
             InputKind::Stdin(s) => InputPlan::Stdin(stdin::StdinInput::new(s, common)),
             InputKind::Generator(g) => {
                 InputPlan::Generator(generator::GeneratorInput::new(index, g, common)?)
             }
+            // A relay: its events pass through unchanged (no fields, tags, built-in
+            // fields or processors), as Logstash's beats input passes them.
             InputKind::Lumberjack(l) => {
                 InputPlan::Lumberjack(lumberjack::LumberjackInput::new(index, &c.common, l)?)
             }
@@ -177,6 +258,15 @@ pub fn plan(
         return Err(InputError::NoneEnabled);
     }
     Ok(out)
+}
+
+/// The `type` of an input, as written (`beats` is `lumberjack`).
+pub fn kind_name(kind: &InputKind) -> &'static str {
+    match kind {
+        InputKind::Stdin(_) => "stdin",
+        InputKind::Generator(_) => "generator",
+        InputKind::Lumberjack(_) => "lumberjack",
+    }
 }
 
 /// Starts a planned input on its own threads.

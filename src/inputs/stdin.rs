@@ -35,6 +35,8 @@ pub enum Line {
     Event(Bytes),
     /// A bad line the policy drops; the reason is for the log.
     Dropped(String),
+    /// A processor dropped the event (`drop_event`): filtered, not lost.
+    Filtered,
 }
 
 /// The pairs of a JSON object, keys decoded, values verbatim.
@@ -75,50 +77,69 @@ impl StdinInput {
     /// Turns one line (without line ending) into an event, or a drop.
     pub fn line(&self, enc: &mut EventEncoder, line: &[u8], escape_html: bool) -> Line {
         let now = SystemTime::now();
-        if !self.json {
+        let bytes = if self.json {
+            let parsed = std::str::from_utf8(line)
+                .map_err(|e| format!("line is not UTF-8: {e}"))
+                .and_then(|s| {
+                    serde_json::from_str::<Pairs<'_>>(s)
+                        .map_err(|e| format!("line is not a JSON object: {e}"))
+                })
+                .and_then(
+                    |p| match p.0.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
+                        Some((k, _)) => Err(format!("key {k:?} is reserved for skidder")),
+                        None => Ok(p),
+                    },
+                );
+            match parsed {
+                Ok(pairs) => self.json_event(enc, now, pairs, escape_html),
+                Err(reason) => match self.on_error {
+                    JsonErrorPolicy::Drop => return Line::Dropped(reason),
+                    JsonErrorPolicy::ErrorEvent => {
+                        self.error_event(enc, now, line, &reason, escape_html)
+                    }
+                },
+            }
+        } else {
             let text = String::from_utf8_lossy(line);
             let mut w = enc.begin(now);
-            w.str_field("message", &text);
+            // A `message` among the configured fields overwrites the line, as in libbeat.
+            if !self.common.root_keys.iter().any(|k| k == "message") {
+                w.str_field("message", &text);
+            }
             w.raw_pairs(&self.common.fields_json);
             w.raw_pairs(&self.common.tags_json);
-            return Line::Event(w.finish());
+            w.finish()
+        };
+        match self.common.finish(bytes, true) {
+            Some(b) => Line::Event(b),
+            None => Line::Filtered,
         }
-        let parsed = std::str::from_utf8(line)
-            .map_err(|e| format!("line is not UTF-8: {e}"))
-            .and_then(|s| {
-                serde_json::from_str::<Pairs<'_>>(s)
-                    .map_err(|e| format!("line is not a JSON object: {e}"))
-            })
-            .and_then(
-                |p| match p.0.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
-                    Some((k, _)) => Err(format!("key {k:?} is reserved for skidder")),
-                    None => Ok(p),
-                },
-            );
-        match parsed {
-            Ok(pairs) => Line::Event(self.json_event(enc, now, pairs, escape_html)),
-            Err(reason) => match self.on_error {
-                JsonErrorPolicy::Drop => Line::Dropped(reason),
-                JsonErrorPolicy::ErrorEvent => {
-                    let text = String::from_utf8_lossy(line);
-                    let mut w = enc.begin(now);
-                    w.str_field("message", &text);
-                    w.key("error");
-                    w.raw_pairs(b"{\"message\":");
-                    let mut b = BytesMut::new();
-                    let _ = write_json(&mut b, reason.as_str(), escape_html);
-                    w.raw_pairs(&b);
-                    w.raw_pairs(b"}");
-                    w.raw_pairs(&self.common.fields_json);
-                    let mut tags = vec!["_jsonparsefailure".to_string()];
-                    tags.extend(self.common.tags.iter().cloned());
-                    if w.value_field("tags", &tags).is_err() {
-                        // A Vec<String> always serializes.
-                    }
-                    Line::Event(w.finish())
-                }
-            },
+    }
+
+    fn error_event(
+        &self,
+        enc: &mut EventEncoder,
+        now: SystemTime,
+        line: &[u8],
+        reason: &str,
+        escape_html: bool,
+    ) -> Bytes {
+        let text = String::from_utf8_lossy(line);
+        let mut w = enc.begin(now);
+        w.str_field("message", &text);
+        w.key("error");
+        w.raw_pairs(b"{\"message\":");
+        let mut b = BytesMut::new();
+        let _ = write_json(&mut b, reason, escape_html);
+        w.raw_pairs(&b);
+        w.raw_pairs(b"}");
+        write_tail(&mut w, &self.common, &["message", "error"]);
+        let mut tags = vec!["_jsonparsefailure".to_string()];
+        tags.extend(self.common.tags.iter().cloned());
+        if w.value_field("tags", &tags).is_err() {
+            // A Vec<String> always serializes.
         }
+        w.finish()
     }
 
     fn json_event(
@@ -131,19 +152,24 @@ impl StdinInput {
         let mut w = enc.begin(now);
         let c = &self.common;
         let mut line_tags: Option<&RawValue> = None;
+        let mut merged: Vec<&str> = Vec::new();
         for (k, v) in &pairs.0 {
             if k == "tags" && !c.tags.is_empty() {
                 line_tags = Some(v);
                 continue;
             }
-            // Configured fields replace the line's keys of the same name.
-            let replaced = c.root_pairs.iter().any(|(rk, _)| rk == k)
-                || (k == "fields" && c.fields_object.is_some());
-            if !replaced {
-                w.raw_field(k, v.get().as_bytes());
+            if c.root_keys.iter().any(|rk| rk == k) {
+                // The line's own value of a key the input adds: merged as libbeat merges
+                // (configured fields overwrite, built-in fields only fill in).
+                if let Some(value) = c.merge_own(k, v.get().as_bytes(), escape_html) {
+                    w.raw_field(k, &value);
+                    merged.push(k);
+                }
+                continue;
             }
+            w.raw_field(k, v.get().as_bytes());
         }
-        w.raw_pairs(&c.fields_json);
+        write_tail(&mut w, c, &merged);
         if !c.tags.is_empty() {
             write_tags(&mut w, line_tags, &c.tags, escape_html);
         }
@@ -204,6 +230,7 @@ impl StdinInput {
                         return;
                     }
                 }
+                Line::Filtered => {}
                 Line::Dropped(reason) => {
                     publisher.count_input_drop();
                     tracing::warn!(input = name, line = lineno, reason = %reason, "dropped a stdin line that is not a JSON object (on_json_error: drop)");
@@ -221,6 +248,19 @@ impl StdinInput {
                 unpublished = e.unpublished,
                 "stdin input stopped by shutdown"
             );
+        }
+    }
+}
+
+/// Writes the input's tail ([`CommonFields::fields_json`]) but the keys in `skip`.
+fn write_tail(w: &mut EventWriter<'_>, c: &CommonFields, skip: &[&str]) {
+    if !c.root_keys.iter().any(|k| skip.contains(&k.as_str())) {
+        w.raw_pairs(&c.fields_json);
+        return;
+    }
+    for (k, v) in &c.root_pairs {
+        if !skip.contains(&k.as_str()) {
+            w.raw_field(k, v);
         }
     }
 }
@@ -262,6 +302,7 @@ mod tests {
         match l {
             Line::Event(b) => serde_json::from_slice(&b).unwrap(),
             Line::Dropped(r) => panic!("dropped: {r}"),
+            Line::Filtered => panic!("filtered"),
         }
     }
 

@@ -157,6 +157,14 @@ impl LumberjackInput {
                     .into(),
             ));
         }
+        if !common.processors.is_empty() {
+            return Err(invalid(
+                "processors",
+                "the lumberjack input passes events through unchanged, as Logstash's beats input; \
+                 run processors in the sending Beat instead"
+                    .into(),
+            ));
+        }
         let host = listen_address(&c.host).map_err(|e| invalid("host", e.to_string()))?;
         if c.client_inactivity_timeout.is_zero() {
             return Err(invalid(

@@ -1,0 +1,337 @@
+//! libbeat's processing pipeline for one input: what its events get besides their own
+//! fields, and which processors run, in libbeat's order (see the [module docs](super)).
+//!
+//! [`InputChain::tail`] is everything an event gets that does not depend on the event:
+//! `input.type`, the top-level then the input's `fields` (overwriting), and, when no
+//! processor runs, the built-in fields under them (never overwriting). Inputs encode it
+//! once and append its bytes to every event; only an event that brings a key of its own
+//! with the same name (a JSON line's `host`) has that one value merged
+//! ([`InputChain::merge_own`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{deep_update, put, ConfigError, Event, Failures, Fields, Processors, Verdict};
+use crate::agent::Agent;
+use crate::config::{CommonInputConfig, Config};
+
+/// The top-level settings every input's events share: built once per run.
+#[derive(Debug)]
+pub struct Global {
+    /// Who is shipping: `agent.*`, `host.name`.
+    pub agent: Agent,
+    tags: Vec<String>,
+    fields: Fields,
+    processors: Processors,
+    /// Processor failures of the whole run.
+    pub failures: Failures,
+}
+
+impl Global {
+    /// The top-level `name`, `tags`, `fields`, `fields_under_root` and `processors` of
+    /// `config`, with `agent` as the identity.
+    ///
+    /// # Errors
+    /// The problems of the top-level `processors` (validation has reported them already).
+    pub fn new(config: &Config, agent: Agent) -> Result<Self, Vec<ConfigError>> {
+        let processors = Processors::build(&config.processors, "processors")?;
+        let fields = as_fields(&config.fields, config.fields_under_root);
+        Ok(Self {
+            agent,
+            tags: config.tags.clone(),
+            fields,
+            processors,
+            failures: Failures::default(),
+        })
+    }
+
+    /// Nothing but the built-in fields (tests, embedding).
+    pub fn with_agent(agent: Agent) -> Self {
+        Self {
+            agent,
+            tags: Vec::new(),
+            fields: Fields::new(),
+            processors: Processors::default(),
+            failures: Failures::default(),
+        }
+    }
+
+    /// The `add_cloud_metadata`-style entries loaded and not applied, for the WARN.
+    pub fn ignored(&self) -> &[String] {
+        &self.processors.ignored
+    }
+}
+
+/// `fields` as libbeat's `MergeFields` places them: at the root, or under `fields`.
+fn as_fields(fields: &std::collections::BTreeMap<String, Value>, under_root: bool) -> Fields {
+    let mut out = Fields::new();
+    if fields.is_empty() {
+        return out;
+    }
+    let map: Fields = fields.clone().into_iter().collect();
+    if under_root {
+        // Dotted keys written in a `-E` or env override nest as YAML's do.
+        for (k, v) in map {
+            let mut one = Fields::new();
+            if put(&mut one, &k, v.clone()).is_err() {
+                one.insert(k, v);
+            }
+            deep_update(&mut out, &one, true);
+        }
+    } else {
+        out.insert("fields".into(), Value::Object(map));
+    }
+    out
+}
+
+/// One input's pipeline.
+#[derive(Debug)]
+pub struct InputChain {
+    /// `input.type` and the fields, merged over an event's own (overwriting).
+    added: Fields,
+    /// `agent.*`, `ecs.version`, `host.name`: under an event's own (never overwriting).
+    builtin: Fields,
+    /// What inputs append after their own fields: `added` (and `builtin` when no
+    /// processor runs).
+    tail: Fields,
+    /// The top-level tags, then the input's.
+    pub tags: Vec<String>,
+    processors: Processors,
+    global: Arc<Global>,
+    /// `beat`, `type`, `version` of `@metadata`, put back if a processor removes them.
+    base_meta: Fields,
+    escape_html: bool,
+}
+
+impl InputChain {
+    /// The chain of an input of type `kind` with settings `c`.
+    ///
+    /// # Errors
+    /// The problems of the input's `processors`.
+    pub fn new(
+        kind: &str,
+        c: &CommonInputConfig,
+        path: &str,
+        global: Arc<Global>,
+        meta: &crate::event::EventMeta,
+    ) -> Result<Self, Vec<ConfigError>> {
+        let processors = Processors::build(&c.processors, &format!("{path}.processors"))?;
+        let mut added = Fields::new();
+        added.insert("input".into(), serde_json::json!({ "type": kind }));
+        deep_update(&mut added, &global.fields, true);
+        deep_update(&mut added, &as_fields(&c.fields, c.fields_under_root), true);
+        let builtin = global.agent.builtin_fields();
+        let mut tail = added.clone();
+        let tree = !processors.is_empty() || !global.processors.is_empty();
+        if !tree {
+            deep_update(&mut tail, &builtin, false);
+        }
+        let mut tags = global.tags.clone();
+        tags.extend(c.tags.iter().cloned());
+        let mut base_meta = Fields::new();
+        base_meta.insert("beat".into(), Value::from(meta.beat.clone()));
+        base_meta.insert("type".into(), Value::from("_doc"));
+        base_meta.insert("version".into(), Value::from(meta.version.clone()));
+        Ok(Self {
+            added,
+            builtin,
+            tail,
+            tags,
+            processors,
+            global,
+            base_meta,
+            escape_html: meta.escape_html,
+        })
+    }
+
+    /// What every event gets after its own fields, as top-level pairs.
+    pub fn tail(&self) -> &Fields {
+        &self.tail
+    }
+
+    /// True when events go through processors (and so are parsed and re-encoded).
+    pub fn runs_processors(&self) -> bool {
+        !self.processors.is_empty() || !self.global.processors.is_empty()
+    }
+
+    /// The value of an event's own top-level `key` once the tail is merged into it:
+    /// `added` overwrites it (objects merge key by key), `builtin` fills in what it lacks.
+    pub fn merge_own(&self, key: &str, own: Value) -> Value {
+        let mut m = Fields::new();
+        m.insert(key.to_string(), own);
+        let one = |from: &Fields| -> Option<Fields> {
+            from.get(key).map(|v| {
+                let mut f = Fields::new();
+                f.insert(key.to_string(), v.clone());
+                f
+            })
+        };
+        if let Some(a) = one(&self.added) {
+            deep_update(&mut m, &a, true);
+        }
+        if !self.runs_processors() {
+            if let Some(b) = one(&self.builtin) {
+                deep_update(&mut m, &b, false);
+            }
+        }
+        m.remove(key).unwrap_or(Value::Null)
+    }
+
+    /// Runs the processors on an encoded event (which has the tail without the built-in
+    /// fields): the input's, then the built-in fields, then the top-level ones. `None`
+    /// when a processor dropped it. Events of an input without processors come back as
+    /// they were, unparsed.
+    pub fn process(&self, bytes: Bytes, builtin: bool) -> Option<Bytes> {
+        if !self.runs_processors() {
+            return Some(bytes);
+        }
+        let mut event = match Event::parse(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                // A replayed line that is not an object: shipped as it is, counted.
+                self.global.failures.record("event", &e);
+                return Some(bytes);
+            }
+        };
+        let failures = &self.global.failures;
+        if self.processors.run(&mut event, failures) == Verdict::Drop {
+            return None;
+        }
+        if builtin {
+            deep_update(&mut event.fields, &self.builtin, false);
+        }
+        if self.global.processors.run(&mut event, failures) == Verdict::Drop {
+            return None;
+        }
+        Some(event.encode(&self.base_meta, self.escape_html))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventMeta;
+    use serde_json::json;
+
+    fn global(yaml_like: Value) -> Arc<Global> {
+        let config: Config = serde_json::from_value(yaml_like).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Agent::load(dir.path(), config.name.as_deref()).unwrap();
+        Arc::new(Global::new(&config, agent).unwrap())
+    }
+
+    fn chain(g: &Arc<Global>, input: Value) -> InputChain {
+        let c: CommonInputConfig = serde_json::from_value(input).unwrap();
+        InputChain::new(
+            "stdin",
+            &c,
+            "skidder.inputs.0",
+            Arc::clone(g),
+            &EventMeta::default(),
+        )
+        .unwrap()
+    }
+
+    /// libbeat's precedence (`processing/default.go`): input fields win over top-level
+    /// ones, tags are top-level then input, built-ins never overwrite.
+    #[test]
+    fn fields_tags_and_builtins_in_libbeat_precedence() {
+        let g = global(json!({
+            "name": "edge-7",
+            "tags": ["global"],
+            "fields": {"env": "prod", "team": "a"},
+        }));
+        let c = chain(&g, json!({"fields": {"team": "b"}, "tags": ["mine"]}));
+        let tail = Value::Object(c.tail().clone());
+        assert_eq!(tail["fields"], json!({"env": "prod", "team": "b"}));
+        assert_eq!(tail["input"], json!({"type": "stdin"}));
+        assert_eq!(tail["host"], json!({"name": "edge-7"}));
+        assert_eq!(tail["agent"]["name"], "edge-7");
+        assert_eq!(tail["agent"]["type"], "skidder");
+        assert_eq!(c.tags, ["global", "mine"]);
+        // An event's own host keeps its name; the built-in fills in nothing it has.
+        assert_eq!(
+            c.merge_own("host", json!({"name": "from-line", "ip": "1.2.3.4"})),
+            json!({"name": "from-line", "ip": "1.2.3.4"})
+        );
+        assert_eq!(
+            c.merge_own("host", json!({"ip": "1"})),
+            json!({"ip": "1", "name": "edge-7"})
+        );
+        // input.type overwrites (libbeat adds it with the fields).
+        assert_eq!(
+            c.merge_own("input", json!({"type": "x", "id": 1})),
+            json!({"type": "stdin", "id": 1})
+        );
+    }
+
+    #[test]
+    fn fields_under_root_at_top_level_and_under_root_input_fields_win() {
+        let g = global(json!({"fields": {"a": 1, "svc": {"x": 1}}, "fields_under_root": true}));
+        let c = chain(
+            &g,
+            json!({"fields": {"svc": {"y": 2}}, "fields_under_root": true}),
+        );
+        let tail = Value::Object(c.tail().clone());
+        assert_eq!(tail["a"], 1);
+        assert_eq!(tail["svc"], json!({"x": 1, "y": 2}));
+        assert!(tail.get("fields").is_none());
+    }
+
+    /// Input processors run before the built-in fields exist; top-level ones after.
+    #[test]
+    fn input_processors_do_not_see_builtins_and_top_level_ones_do() {
+        let g = global(json!({
+            "name": "n",
+            "processors": [{"copy_fields": {"fields": [{"from": "agent.name", "to": "seen_by_global"}]}}],
+        }));
+        let c = chain(
+            &g,
+            json!({"processors": [{"copy_fields": {"fields": [{"from": "agent.name", "to": "seen_by_input"}], "fail_on_error": false}}]}),
+        );
+        assert!(c.runs_processors());
+        assert!(
+            c.tail().get("agent").is_none(),
+            "built-ins wait for the processors"
+        );
+        let out = c
+            .process(
+                Bytes::from_static(br#"{"@timestamp":"2024-01-02T03:04:05.678Z","@metadata":{"beat":"skidder","type":"_doc","version":"0.1.0"},"message":"m"}"#),
+                true,
+            )
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("seen_by_input").is_none(), "{v}");
+        assert_eq!(v["seen_by_global"], "n");
+        assert_eq!(v["agent"]["name"], "n");
+        assert_eq!(v["@timestamp"], "2024-01-02T03:04:05.678Z");
+        assert_eq!(v["@metadata"]["beat"], "skidder");
+        assert!(out.starts_with(br#"{"@timestamp":"#));
+    }
+
+    #[test]
+    fn without_processors_bytes_pass_untouched() {
+        let g = global(json!({}));
+        let c = chain(&g, json!({}));
+        let b = Bytes::from_static(br#"{"n":1e3}"#);
+        let out = c.process(b.clone(), true).unwrap();
+        assert_eq!(out.as_ptr(), b.as_ptr(), "not re-encoded");
+    }
+
+    #[test]
+    fn drop_event_drops_at_either_level() {
+        let g = global(
+            json!({"processors": [{"drop_event": {"when": {"equals": {"level": "debug"}}}}]}),
+        );
+        let c = chain(
+            &g,
+            json!({"processors": [{"drop_event": {"when": {"has_fields": ["secret"]}}}]}),
+        );
+        let ev = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert!(c.process(ev(r#"{"level":"debug"}"#), true).is_none());
+        assert!(c.process(ev(r#"{"secret":1}"#), true).is_none());
+        assert!(c.process(ev(r#"{"level":"info"}"#), true).is_some());
+    }
+}
