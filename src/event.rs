@@ -66,6 +66,16 @@ impl Formatter for BeatsFormatter {
         fragment: &str,
     ) -> io::Result<()> {
         let bytes = fragment.as_bytes();
+        // Most fragments hold nothing to escape: one vectorised scan, then one copy.
+        let attention = if self.escape_html {
+            memchr::memchr3(b'<', b'>', b'&', bytes).is_some()
+                || memchr::memchr(0xE2, bytes).is_some()
+        } else {
+            memchr::memchr(0xE2, bytes).is_some()
+        };
+        if !attention {
+            return writer.write_all(bytes);
+        }
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {

@@ -7,7 +7,7 @@
 //! `replace_fields: false` an event that already has `host` fields other than `host.name`
 //! is left alone. MAC addresses are lowercase with colons, as in 7.17.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -25,7 +25,8 @@ pub struct AddHostMetadata {
     name: Option<String>,
     geo: Option<Fields>,
     replace_fields: bool,
-    cache: Mutex<Option<(Instant, Fields)>>,
+    /// Shared, not copied, by the events that read it while it is fresh.
+    cache: Mutex<Option<(Instant, Arc<Fields>)>>,
 }
 
 impl AddHostMetadata {
@@ -74,18 +75,18 @@ impl AddHostMetadata {
         })
     }
 
-    fn data(&self) -> Fields {
+    fn data(&self) -> Arc<Fields> {
         let mut cache = match self.cache.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
         if let (Some(ttl), Some((at, data))) = (self.ttl, cache.as_ref()) {
             if at.elapsed() < ttl {
-                return data.clone();
+                return Arc::clone(data);
             }
         }
-        let data = self.read();
-        *cache = Some((Instant::now(), data.clone()));
+        let data = Arc::new(self.read());
+        *cache = Some((Instant::now(), Arc::clone(&data)));
         data
     }
 

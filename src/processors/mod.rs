@@ -155,27 +155,34 @@ impl Event {
     /// fields. `base_meta` (`beat`, `type`, `version`) is put back where a processor removed
     /// it, as libbeat's encoder always writes it.
     pub fn encode(&self, base_meta: &Fields, escape_html: bool) -> Bytes {
-        let mut meta = self.meta.clone();
-        for (k, v) in base_meta {
-            meta.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        let mut out = BytesMut::with_capacity(512);
-        out.extend_from_slice(b"{");
-        let mut first = true;
-        let mut pair = |out: &mut BytesMut, k: &str, v: &Value| {
-            if !first {
-                out.extend_from_slice(b",");
+        // Copied only when a processor removed one of libbeat's keys.
+        let patched;
+        let meta = if base_meta.keys().all(|k| self.meta.contains_key(k)) {
+            &self.meta
+        } else {
+            let mut m = self.meta.clone();
+            for (k, v) in base_meta {
+                m.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            first = false;
-            // Strings and serde_json values always serialize.
+            patched = m;
+            &patched
+        };
+        let mut out = BytesMut::with_capacity(512);
+        // Strings and serde_json values always serialize.
+        let pair = |out: &mut BytesMut, k: &str, v: &Value| {
+            out.extend_from_slice(b",");
             let _ = write_json(out, k, escape_html);
             out.extend_from_slice(b":");
             let _ = write_json(out, v, escape_html);
         };
+        out.extend_from_slice(b"{");
         if !self.timestamp.is_null() {
-            pair(&mut out, "@timestamp", &self.timestamp);
+            out.extend_from_slice(b"\"@timestamp\":");
+            let _ = write_json(&mut out, &self.timestamp, escape_html);
+            out.extend_from_slice(b",");
         }
-        pair(&mut out, "@metadata", &Value::Object(meta));
+        out.extend_from_slice(b"\"@metadata\":");
+        let _ = write_json(&mut out, meta, escape_html);
         for (k, v) in &self.fields {
             pair(&mut out, k, v);
         }
