@@ -398,6 +398,7 @@ async fn run_async(
     stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
     let started = Instant::now();
+    let global = Arc::clone(&plan.global);
     let metrics = Arc::new(Metrics::default());
     let queue = Queue::new(plan.queue, Arc::clone(&metrics));
     let mut signals = if opts.signals {
@@ -503,6 +504,19 @@ async fn run_async(
     if let Some(e) = failure {
         tracing::error!(error = %e, unacked = totals.unacked, "output failed; run ended");
         return Err(AppError::OutputFailed(e));
+    }
+    let (failed, filtered) = (global.failures.count(), global.filtered());
+    if failed > 0 {
+        tracing::warn!(
+            processor_failures = failed,
+            "processors failed {failed} time(s); those events went on as Beats sends them"
+        );
+    }
+    if filtered > 0 {
+        tracing::info!(
+            filtered,
+            "processors dropped {filtered} event(s) (drop_event)"
+        );
     }
     tracing::info!(
         acked = totals.snapshot.acked,

@@ -162,6 +162,47 @@ filebeat.inputs:
     assert_eq!(a["@metadata"]["version"], env!("CARGO_PKG_VERSION"));
 }
 
+/// A processor that fails on every event: counted, the first failure of the kind logged
+/// at WARN with its reason, the total at the end; every event is still delivered. A
+/// metadata processor skidder does not apply is named in a WARN at start.
+#[test]
+fn processor_failures_are_counted_logged_once_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(
+        dir.path(),
+        "skidder.inputs:\n  - type: stdin\n    processors:\n      - drop_fields: {fields: [nope]}\n      - drop_event.when.equals.message: skip\nprocessors:\n  - add_cloud_metadata: ~\noutput.file:\n  path: out\n",
+    );
+    let r = common::run(
+        dir.path(),
+        &["-c", cfg.to_str().unwrap(), "-e"],
+        b"a\nskip\nb\nc\n",
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let t = r.totals();
+    assert_eq!(t["acked"], "3", "{t:?}");
+    let first = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("a processor failed"))
+        .collect::<Vec<_>>();
+    assert_eq!(first.len(), 1, "{}", r.stderr);
+    assert!(
+        first[0].contains("drop_fields") && first[0].contains("nope"),
+        "{}",
+        first[0]
+    );
+    assert!(
+        r.stderr.contains("processors failed 4 time(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("processors dropped 1 event(s)"),
+        "{}",
+        r.stderr
+    );
+}
+
 fn hostname() -> String {
     skidder::agent::hostname()
 }

@@ -8,6 +8,7 @@
 //! with the same name (a JSON line's `host`) has that one value merged
 //! ([`InputChain::merge_own`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,6 +28,8 @@ pub struct Global {
     processors: Processors,
     /// Processor failures of the whole run.
     pub failures: Failures,
+    /// Events processors dropped (`drop_event`).
+    filtered: AtomicU64,
 }
 
 impl Global {
@@ -44,6 +47,7 @@ impl Global {
             fields,
             processors,
             failures: Failures::default(),
+            filtered: AtomicU64::new(0),
         })
     }
 
@@ -55,7 +59,13 @@ impl Global {
             fields: Fields::new(),
             processors: Processors::default(),
             failures: Failures::default(),
+            filtered: AtomicU64::new(0),
         }
+    }
+
+    /// Events processors dropped so far.
+    pub fn filtered(&self) -> u64 {
+        self.filtered.load(Ordering::Relaxed)
     }
 
     /// The `add_cloud_metadata`-style entries loaded and not applied, for the WARN.
@@ -196,13 +206,15 @@ impl InputChain {
             }
         };
         let failures = &self.global.failures;
-        if self.processors.run(&mut event, failures) == Verdict::Drop {
-            return None;
+        let mut verdict = self.processors.run(&mut event, failures);
+        if verdict == Verdict::Keep {
+            if builtin {
+                deep_update(&mut event.fields, &self.builtin, false);
+            }
+            verdict = self.global.processors.run(&mut event, failures);
         }
-        if builtin {
-            deep_update(&mut event.fields, &self.builtin, false);
-        }
-        if self.global.processors.run(&mut event, failures) == Verdict::Drop {
+        if verdict == Verdict::Drop {
+            self.global.filtered.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         Some(event.encode(&self.base_meta, self.escape_html))
@@ -333,5 +345,6 @@ mod tests {
         assert!(c.process(ev(r#"{"level":"debug"}"#), true).is_none());
         assert!(c.process(ev(r#"{"secret":1}"#), true).is_none());
         assert!(c.process(ev(r#"{"level":"info"}"#), true).is_some());
+        assert_eq!(g.filtered(), 2);
     }
 }
