@@ -15,13 +15,14 @@ use super::{CredentialError, Origin};
 
 /// What is cheap to compare about a file: a change in any of these means "re-read it".
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct FileStamp {
+pub(crate) struct FileStamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
 }
 
-fn stamp(path: &PathBuf) -> Option<FileStamp> {
+/// The file's stamp now; `None` when it cannot be read.
+pub(crate) fn stamp(path: &std::path::Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);

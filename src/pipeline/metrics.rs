@@ -34,6 +34,12 @@ pub struct Metrics {
     /// Output workers waiting out a backoff after a failure right now (a gauge): while it is
     /// above zero the destination is down for them, which the metrics line says.
     pub output_backing_off: AtomicU64,
+    /// Elasticsearch credentials (API key or password) reloaded from their source without
+    /// a restart.
+    pub credential_reloads: AtomicU64,
+    /// Seconds until the Elasticsearch API key in use expires, plus one (a gauge): 0 when
+    /// unknown or the key never expires, so the metrics line shows it only when it matters.
+    pub api_key_expiry_s_plus_one: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
 }
 
@@ -90,6 +96,11 @@ pub struct Snapshot {
     pub output_errors: u64,
     /// See [`Metrics::output_backing_off`].
     pub output_backing_off: u64,
+    /// See [`Metrics::credential_reloads`].
+    pub credential_reloads: u64,
+    /// Seconds until the API key expires, if it does (from
+    /// [`Metrics::api_key_expiry_s_plus_one`]).
+    pub api_key_expires_in_s: Option<u64>,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
 }
@@ -147,6 +158,8 @@ impl Metrics {
             queue_capacity: r(&self.queue_capacity),
             output_errors: r(&self.output_errors),
             output_backing_off: r(&self.output_backing_off),
+            credential_reloads: r(&self.credential_reloads),
+            api_key_expires_in_s: r(&self.api_key_expiry_s_plus_one).checked_sub(1),
             inputs,
         }
     }
@@ -201,6 +214,16 @@ impl Snapshot {
             self.retried.saturating_sub(before.retried),
         );
         put("pipeline.queue.filled.events".into(), self.queue_filled);
+        put(
+            "output.credentials.reloads".into(),
+            self.credential_reloads
+                .saturating_sub(before.credential_reloads),
+        );
+        // A gauge worth showing even when no other counter moved.
+        put(
+            "output.credentials.api_key_expires_in_s".into(),
+            self.api_key_expires_in_s.map_or(0, |left| left.max(1)),
+        );
         put(
             "output.batches".into(),
             self.batches.saturating_sub(before.batches),

@@ -27,7 +27,9 @@ use rustls::ClientConfig;
 use super::bulk::EncodedBody;
 use super::response::{classify, RequestVerdict, ResponseError};
 use super::settings::{ElasticsearchSettings, HostUrl, Scheme};
+use crate::credentials::es_auth::refusal_reason;
 use crate::credentials::{Alpn, CredentialError, EsAuth, TlsSource};
+use tracing::{debug, error};
 
 /// Why a bulk request produced no per-item verdicts.
 #[derive(Debug, thiserror::Error)]
@@ -293,9 +295,10 @@ impl EsClient {
         };
         let name = host_url.authority();
         let client = self.current(host)?;
+        let generation = self.auth.refresh();
         let mut req = client
             .post(url)
-            .headers(self.headers.clone())
+            .headers(self.headers_now()?)
             .header(CONTENT_TYPE, "application/x-ndjson")
             .body(body.bytes.clone());
         if body.gzip {
@@ -314,7 +317,15 @@ impl EsClient {
             Ok(RequestVerdict::Items(items)) => Ok(BulkReply::Items(items)),
             Ok(RequestVerdict::Split) => Ok(BulkReply::TooLarge),
             Ok(RequestVerdict::CredentialRefused { status }) => {
-                Err(EsError::Credential(self.auth.refused(&name, status)))
+                let refused = self.auth.refused(&name, status, refusal_reason(&bytes));
+                if self.auth.first_refusal(generation) {
+                    // Once per credential: the retries that follow are DEBUG, and a new
+                    // credential from its source gets its own ERROR if it is refused too.
+                    error!(host = %name, error = %refused, "Elasticsearch refused the credential; events are kept and retried after the backoff, and the credential's source is re-read");
+                } else {
+                    debug!(host = %name, error = %refused, "credential still refused");
+                }
+                Err(EsError::Credential(refused))
             }
             Ok(RequestVerdict::RetryAll { status, reason })
             | Ok(RequestVerdict::Failed { status, reason }) => Err(EsError::Status {
@@ -361,7 +372,7 @@ impl EsClient {
                 .body(json.to_string()),
         };
         let resp = req
-            .headers(self.headers.clone())
+            .headers(self.headers_now()?)
             .send()
             .await
             .map_err(|e| self.transport_error(&authority, e))?;
@@ -371,9 +382,32 @@ impl EsClient {
             .await
             .map_err(|e| self.transport_error(&authority, e))?;
         if status == 401 || status == 403 {
-            return Err(EsError::Credential(self.auth.refused(&authority, status)));
+            return Err(EsError::Credential(self.auth.refused(
+                &authority,
+                status,
+                refusal_reason(&body),
+            )));
         }
         Ok(EsReply { status, body })
+    }
+
+    /// The credential in use (shared by every clone of the output's [`EsAuth`]).
+    pub fn auth(&self) -> &EsAuth {
+        &self.auth
+    }
+
+    /// The custom headers and the `Authorization` of the credential in use now.
+    fn headers_now(&self) -> Result<HeaderMap, EsError> {
+        let mut map = self.headers.clone();
+        if let Some(secret) = self.auth.authorization() {
+            let mut v = HeaderValue::from_str(secret.expose()).map_err(|_| EsError::Client {
+                reason: "header Authorization cannot be sent over HTTP".to_string(),
+            })?;
+            // Keeps the value out of hyper's debug output.
+            v.set_sensitive(true);
+            map.insert(AUTHORIZATION, v);
+        }
+        Ok(map)
     }
 
     fn transport_error(&self, host: &str, e: reqwest::Error) -> EsError {
@@ -408,11 +442,9 @@ fn build_headers(auth: &EsAuth) -> Result<HeaderMap, EsError> {
         let v = HeaderValue::from_str(value).map_err(|_| bad(name))?;
         map.append(n, v);
     }
+    // Authorization is added per request ([`EsClient::headers_now`]): it can be rotated.
     if let Some(secret) = auth.authorization() {
-        let mut v = HeaderValue::from_str(secret.expose()).map_err(|_| bad("Authorization"))?;
-        // Keeps the value out of hyper's debug output.
-        v.set_sensitive(true);
-        map.insert(AUTHORIZATION, v);
+        HeaderValue::from_str(secret.expose()).map_err(|_| bad("Authorization"))?;
     }
     Ok(map)
 }

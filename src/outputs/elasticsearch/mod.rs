@@ -71,8 +71,10 @@ pub mod bulk;
 pub mod client;
 pub mod event;
 pub mod index;
+pub mod key_check;
 pub mod output;
 pub mod response;
+pub mod roles;
 pub mod sender;
 pub mod settings;
 
