@@ -312,3 +312,162 @@ fn test_output_names_a_missing_auto_configure() {
     );
     assert_no_secret(&r.stdout, &key);
 }
+
+/// A configuration for the security commands: the stand-in's superuser.
+fn admin_yaml(host: &str) -> String {
+    yaml(host, 1, 0, "  username: admin\n  password: admin-pw")
+}
+
+#[test]
+fn setup_roles_bodies_follow_the_role_schema_and_apply_creates_them() {
+    let (_rt, sec, server) = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path(), &admin_yaml(&server.host()));
+    let cfg = cfg.to_str().unwrap();
+
+    let summary = common::run(dir.path(), &["setup", "roles", "-c", cfg], b"");
+    assert_eq!(summary.code(), Some(0), "{}", summary.stderr);
+    assert!(
+        summary
+            .stdout
+            .contains(&format!("skidder_writer (writer feature): cluster [], indices [create_doc, auto_configure on {INDEX}]"))
+            && summary.stdout.contains("no monitoring role is needed"),
+        "{}",
+        summary.stdout
+    );
+
+    let dry = common::run(dir.path(), &["setup", "roles", "--dry-run", "-c", cfg], b"");
+    assert_eq!(dry.code(), Some(0), "{}", dry.stderr);
+    let mut bodies = std::collections::BTreeMap::new();
+    for block in dry.stdout.split("PUT /_security/role/").skip(1) {
+        let (name, body) = block.split_once('\n').unwrap();
+        let body: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+        es_security::check_role_body(&body)
+            .unwrap_or_else(|e| panic!("role {name} does not follow the role schema: {e}"));
+        bodies.insert(name.to_string(), body);
+    }
+    assert_eq!(
+        bodies.keys().collect::<Vec<_>>(),
+        ["skidder_api_key_manager", "skidder_writer"]
+    );
+    assert_eq!(
+        bodies["skidder_writer"]["indices"],
+        json!([{"names": [INDEX], "privileges": ["create_doc", "auto_configure"], "allow_restricted_indices": false}])
+    );
+    assert_eq!(bodies["skidder_writer"]["cluster"], json!([]));
+    assert_eq!(
+        bodies["skidder_api_key_manager"]["cluster"],
+        json!(["manage_own_api_key"])
+    );
+    assert!(
+        sec.role("skidder_writer").is_none(),
+        "--dry-run creates nothing"
+    );
+
+    let apply = common::run(dir.path(), &["setup", "roles", "--apply", "-c", cfg], b"");
+    assert_eq!(apply.code(), Some(0), "{}", apply.stderr);
+    assert!(
+        apply.stdout.contains("role skidder_writer created"),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!(
+        sec.role("skidder_writer").unwrap(),
+        bodies["skidder_writer"]
+    );
+
+    // A user holding only the writer role ships with the default settings.
+    sec.add_user("shipper", "shipper-pw", &["skidder_writer"]);
+    let ship = common::config(
+        dir.path(),
+        &yaml(
+            &server.host(),
+            20,
+            0,
+            "  username: shipper\n  password: shipper-pw",
+        ),
+    );
+    let r = common::run_config(dir.path(), &ship);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert_all_delivered(&sec, 20);
+}
+
+#[test]
+fn apikey_create_info_verify_invalidate() {
+    let (_rt, sec, server) = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path(), &admin_yaml(&server.host()));
+    let cfg = cfg.to_str().unwrap();
+    let skidder = |args: &[&str], stdin: &[u8]| {
+        let mut all = args.to_vec();
+        all.extend(["-c", cfg]);
+        let r = common::run(dir.path(), &all, stdin);
+        assert_eq!(r.code(), Some(0), "{args:?}: {}\n{}", r.stdout, r.stderr);
+        r.stdout
+    };
+
+    let created = skidder(
+        &["apikey", "create", "--name", "ship", "--expiration", "1d"],
+        b"",
+    );
+    let key = sec.keys().into_iter().find(|k| k.name == "ship").unwrap();
+    assert!(created.contains(&format!("Id: {}", key.id)), "{created}");
+    assert_eq!(
+        created.matches(&key.credential()).count(),
+        1,
+        "printed once, in the id:api_key form: {created}"
+    );
+    assert_eq!(
+        key.descriptors["skidder_writer"]["indices"][0]["privileges"],
+        json!(["create_doc", "auto_configure"]),
+        "limited to the writer role"
+    );
+
+    let info = skidder(&["apikey", "info", "--id", &key.id], b"");
+    assert!(
+        info.contains("Name: ship")
+            && info.contains("Invalidated: false")
+            && info.contains("Expiration: 20"),
+        "{info}"
+    );
+    let verify = skidder(
+        &["apikey", "verify", "--credentials", "-"],
+        key.credential().as_bytes(),
+    );
+    assert!(
+        verify.contains("Authorized for the writer role: Yes")
+            && verify.contains(
+                "Authorized for the api_key_manager role: No (missing cluster manage_own_api_key)"
+            ),
+        "{verify}"
+    );
+    assert_no_secret(&format!("{info}{verify}"), &key);
+
+    let stored = skidder(
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "stored",
+            "--keystore-key",
+            "ES_API_KEY",
+            "--path.data",
+            "data",
+        ],
+        b"",
+    );
+    let stored_key = sec.keys().into_iter().find(|k| k.name == "stored").unwrap();
+    assert!(stored.contains("ES_API_KEY"), "{stored}");
+    assert_no_secret(&stored, &stored_key);
+    let listed = skidder(&["keystore", "list", "--path.data", "data"], b"");
+    assert!(listed.contains("ES_API_KEY"), "{listed}");
+
+    let gone = skidder(&["apikey", "invalidate", "--id", &key.id], b"");
+    assert!(
+        gone.contains(&format!("Invalidated keys: {}", key.id)),
+        "{gone}"
+    );
+    assert!(sec.key(&key.id).unwrap().invalidated.is_some());
+    let valid = skidder(&["apikey", "info", "--id", &key.id, "--valid-only"], b"");
+    assert!(valid.contains("0 key(s)"), "{valid}");
+}

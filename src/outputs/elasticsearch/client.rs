@@ -120,6 +120,19 @@ impl EsError {
     }
 }
 
+/// The HTTP method of [`EsClient::request_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+}
+
 /// The reply to one bulk request that the sender can act on item by item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BulkReply {
@@ -350,6 +363,26 @@ impl EsClient {
         endpoint: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<EsReply, EsError> {
+        let method = if body.is_some() {
+            Method::Post
+        } else {
+            Method::Get
+        };
+        self.request_with(host, method, endpoint, body).await
+    }
+
+    /// As [`Self::request`] with an explicit method (the security API's `PUT` and
+    /// `DELETE`); `body` is sent as JSON when given.
+    ///
+    /// # Errors
+    /// As [`Self::request`].
+    pub async fn request_with(
+        &self,
+        host: usize,
+        method: Method,
+        endpoint: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<EsReply, EsError> {
         let Some(host_url) = self.hosts.get(host) else {
             return Err(EsError::Client {
                 reason: format!("no host number {host} (have {})", self.hosts.len()),
@@ -364,13 +397,18 @@ impl EsClient {
             .map_err(|reason| EsError::Client { reason })?;
         let authority = host_url.authority();
         let client = self.current(host)?;
-        let req = match body {
-            None => client.get(url),
-            Some(json) => client
-                .post(url)
-                .header(CONTENT_TYPE, "application/json")
-                .body(json.to_string()),
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
         };
+        let mut req = client.request(method, url);
+        if let Some(json) = body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(json.to_string());
+        }
         let resp = req
             .headers(self.headers_now()?)
             .send()

@@ -75,6 +75,7 @@ pub mod key_check;
 pub mod output;
 pub mod response;
 pub mod roles;
+pub mod security;
 pub mod sender;
 pub mod settings;
 
