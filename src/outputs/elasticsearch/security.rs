@@ -30,10 +30,10 @@ pub enum SecurityError {
     NoOutput,
     /// Its settings cannot be used.
     #[error(transparent)]
-    Settings(#[from] SettingsError),
+    Settings(Box<SettingsError>),
     /// The HTTP client or a request failed.
     #[error(transparent)]
-    Request(#[from] EsError),
+    Request(Box<EsError>),
     /// The cluster answered with an error.
     #[error("{what}: HTTP {status}: {reason}")]
     Refused {
@@ -53,6 +53,18 @@ pub enum SecurityError {
     /// Reading `--credentials -` from stdin failed.
     #[error("cannot read the credentials from standard input: {0}")]
     Stdin(std::io::Error),
+}
+
+impl From<SettingsError> for SecurityError {
+    fn from(e: SettingsError) -> Self {
+        Self::Settings(Box::new(e))
+    }
+}
+
+impl From<EsError> for SecurityError {
+    fn from(e: EsError) -> Self {
+        Self::Request(Box::new(e))
+    }
 }
 
 /// `skidder setup ...`.
