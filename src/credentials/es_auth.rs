@@ -11,7 +11,7 @@
 //! is used from the next request on; requests already sent finish with the old one. All
 //! clones of one [`EsAuth`] share the credential, so every worker of the output, and the
 //! Elasticsearch side of `output.failover`, switch at once. Each reload is logged at INFO
-//! naming the key ids (never a secret) and counted; a reload that fails (unreadable file,
+//! naming the key ids (never a secret) and counted ([`super::reload::reloads`]); a reload that fails (unreadable file,
 //! a malformed key, a keystore that cannot be opened) keeps the previous credential and
 //! logs an ERROR once per change of the file.
 
@@ -76,7 +76,6 @@ struct Shared {
     state: Mutex<State>,
     /// Bumped by every reload that changed the credential.
     generation: AtomicU64,
-    reloads: AtomicU64,
     expiry: Mutex<ExpiryWatch>,
 }
 
@@ -352,7 +351,6 @@ impl EsAuth {
                     refusal_logged: None,
                 }),
                 generation: AtomicU64::new(0),
-                reloads: AtomicU64::new(0),
                 expiry: Mutex::new(ExpiryWatch::default()),
             }),
             headers: out,
@@ -396,7 +394,7 @@ impl EsAuth {
                     "Elasticsearch credential reloaded; the next request uses it"
                 );
                 state.current = Arc::new(next);
-                shared.reloads.fetch_add(1, Ordering::Relaxed);
+                super::reload::count_reload();
                 shared.generation.fetch_add(1, Ordering::AcqRel);
             }
             Err(e) => {
@@ -479,11 +477,6 @@ impl EsAuth {
     /// The id of the API key in use, if the credential is one.
     pub fn key_id(&self) -> Option<String> {
         self.current().key_id.clone()
-    }
-
-    /// Credentials reloaded so far (all clones together).
-    pub fn reloads(&self) -> u64 {
-        self.shared.reloads.load(Ordering::Relaxed)
     }
 
     /// True when the credential can change while running (a file or keystore source).

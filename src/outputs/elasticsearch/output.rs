@@ -176,9 +176,6 @@ impl ElasticsearchOutput {
         // The batch owns the events; keep only the capacity, not references to them.
         self.docs.clear();
         let client = self.sender.client();
-        metrics
-            .credential_reloads
-            .store(client.auth().reloads(), Ordering::Relaxed);
         metrics.api_key_expiry_s_plus_one.store(
             key_check::seconds_left(client).map_or(0, |s| s.saturating_add(1)),
             Ordering::Relaxed,
