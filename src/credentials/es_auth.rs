@@ -591,6 +591,62 @@ mod tests {
         assert!(!format!("{auth:?}").contains("ZWxhc3RpYzpjaGFuZ2VtZQ"));
     }
 
+    /// Replaces `path` the way a rotation should (write, then rename over).
+    fn rotate(path: &std::path::Path, text: &str) {
+        let tmp = path.with_extension("new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn a_rotated_key_file_is_used_by_every_clone_and_a_bad_one_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        rotate(&path, "old-id:old-secret\n");
+        let cfg = ElasticsearchOutputConfig {
+            api_key_path: Some(path.clone()),
+            ..Default::default()
+        };
+        let worker_a = EsAuth::from_config(&cfg).unwrap();
+        let worker_b = worker_a.clone();
+        assert_eq!(worker_a.credential(), "api_key id old-id");
+        let first = worker_a.refresh();
+
+        rotate(&path, "new-id:new-secret");
+        // One worker notices; the other uses the new key without looking itself.
+        assert_ne!(worker_a.refresh(), first);
+        assert_eq!(worker_b.key_id().as_deref(), Some("new-id"));
+        let header = worker_b.authorization().unwrap();
+        assert_eq!(
+            header.expose(),
+            format!(
+                "ApiKey {}",
+                base64::engine::general_purpose::STANDARD.encode("new-id:new-secret")
+            )
+        );
+
+        let generation = worker_a.refresh();
+        rotate(&path, "not a key");
+        assert_eq!(worker_a.refresh(), generation, "a bad file changes nothing");
+        assert_eq!(worker_b.credential(), "api_key id new-id");
+        assert!(!format!("{worker_b:?}").contains("new-secret"));
+    }
+
+    #[test]
+    fn inline_and_file_credentials_are_exclusive() {
+        let cfg = ElasticsearchOutputConfig {
+            api_key: Some(Secret::new("a:b")),
+            api_key_path: Some("key".into()),
+            ..Default::default()
+        };
+        let e = EsAuth::from_config(&cfg).unwrap_err();
+        assert!(e.to_string().contains("api_key or api_key_path"), "{e}");
+        assert!(
+            refusal_reason(br#"{"error":{"reason":"generic","additional_unsuccessful_credentials":"API key: api key is expired"},"status":401}"#)
+                == "API key: api key is expired"
+        );
+    }
+
     #[test]
     fn contradictions_are_config_errors() {
         let none = BTreeMap::new();
