@@ -377,14 +377,25 @@ impl EsAuth {
             Source::Keystore(k) => k.file.as_path(),
         };
         let now = stamp(path);
+        {
+            let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if now == state.stamp {
+                return shared.generation.load(Ordering::Acquire);
+            }
+            // Remembered even when the reload fails: a broken file is reported once, and
+            // fixing it changes the stamp again. Other callers keep the current credential
+            // meanwhile.
+            state.stamp = now.clone();
+        }
+        // Read without the lock: opening a keystore with a passphrase runs PBKDF2.
+        let result = self.reread();
         let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if now == state.stamp {
+        if state.stamp != now {
+            // The file changed again while it was read: the caller that saw that change
+            // reads and applies the newer content.
             return shared.generation.load(Ordering::Acquire);
         }
-        // Remembered even when the reload fails: a broken file is reported once, and
-        // fixing it changes the stamp again.
-        state.stamp = now;
-        match self.reread() {
+        match result {
             Ok(next) if next == *state.current => {}
             Ok(next) => {
                 info!(
