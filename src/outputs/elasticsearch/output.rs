@@ -20,7 +20,9 @@
 //!
 //! A connection-level failure hands the events back first and then waits, so another host's
 //! worker can deliver them meanwhile; any other failure (a refused credential, an overloaded
-//! cluster) waits first and hands back after, so nothing ever spins on a failing cluster.
+//! cluster) waits first and hands back after, so nothing ever spins on a failing cluster. A
+//! refused credential whose source can change (`api_key_path`, `password_path`, the
+//! keystore) ends that wait as soon as a new credential is there.
 //!
 //! # Shutdown
 //! The worker holds no event of its own: when the run is cancelled its future is dropped,
@@ -37,6 +39,7 @@ use super::settings::{ElasticsearchSettings, NonIndexableAction};
 use super::{key_check, BatchOutcome, EsClient, EsError, Sender, SettingsError};
 use crate::config::units::human;
 use crate::config::ElasticsearchOutputConfig;
+use crate::credentials::CredentialError;
 use crate::event::EventMeta;
 use crate::outputs::backoff::{random_jitter, Backoff};
 use crate::outputs::{Output, OutputError, OutputPlan, WorkerFuture};
@@ -231,9 +234,11 @@ impl ElasticsearchOutput {
         if host_failure {
             self.settle(batch, &out, false);
             tokio::time::sleep(wait).await;
-        } else if out.last_error.as_ref().is_some_and(EsError::is_credential) {
+        } else if let Some(EsError::Credential(CredentialError::Refused { credential, .. })) =
+            &out.last_error
+        {
             // A refused credential: resume as soon as its source holds a new one.
-            self.wait_for_new_credential(wait).await;
+            self.wait_for_new_credential(credential, wait).await;
             self.settle(batch, &out, false);
         } else {
             tokio::time::sleep(wait).await;
@@ -244,13 +249,17 @@ impl ElasticsearchOutput {
     /// Waits up to `wait`, ending early when the credential changes. The source is a file
     /// (no change notification without a new dependency), so it is looked at every
     /// [`CREDENTIAL_POLL`]: one `stat` each time.
-    async fn wait_for_new_credential(&self, wait: std::time::Duration) {
+    async fn wait_for_new_credential(&self, refused: &str, wait: std::time::Duration) {
         let auth = self.sender.client().auth();
         if !auth.is_watched() {
             tokio::time::sleep(wait).await;
             return;
         }
         let before = auth.refresh();
+        if auth.credential() != refused {
+            // Rotated while the refused request was in flight.
+            return;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline {
             let step = CREDENTIAL_POLL.min(deadline - tokio::time::Instant::now());
