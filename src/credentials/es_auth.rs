@@ -644,6 +644,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_password_file_changes_the_basic_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        rotate(&path, "first-pw\n");
+        let auth = EsAuth::from_config(&ElasticsearchOutputConfig {
+            username: Some("shipper".into()),
+            password_path: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let basic = |pw: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("shipper:{pw}"))
+            )
+        };
+        assert_eq!(auth.authorization().unwrap().expose(), basic("first-pw"));
+        rotate(&path, "second-pw\n");
+        assert_eq!(auth.authorization().unwrap().expose(), basic("second-pw"));
+        assert_eq!(auth.credential(), "username shipper");
+        assert_eq!(auth.key_id(), None);
+    }
+
+    #[test]
     fn inline_and_file_credentials_are_exclusive() {
         let cfg = ElasticsearchOutputConfig {
             api_key: Some(Secret::new("a:b")),
