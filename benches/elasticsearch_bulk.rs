@@ -1,5 +1,6 @@
 //! Throughput of the Elasticsearch output's pure parts: building a 1600-event bulk body
-//! (plain and gzip level 1) and classifying its response.
+//! (plain and gzip level 1) and classifying its response; and the per-request cost of a
+//! credential that can rotate (`api_key_path`: one `stat` per request) next to a fixed one.
 //!
 //! With `SKIDDER_BENCH_ES_URL` set (e.g. the OpenSearch peer's URL from
 //! `.ci/peers/opensearch.sh start`), also one end-to-end run of the real binary:
@@ -30,6 +31,28 @@ fn events() -> Vec<Bytes> {
             ))
         })
         .collect()
+}
+
+/// `Authorization` per request: an inline key against one read from `api_key_path`, whose
+/// file is compared (one `stat`) on every call.
+fn bench_auth(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("key");
+    std::fs::write(&path, "bench-id:bench-secret").expect("key file");
+    let inline = skidder::credentials::EsAuth::from_config(&ElasticsearchOutputConfig {
+        api_key: Some(skidder::credentials::Secret::new("bench-id:bench-secret")),
+        ..Default::default()
+    })
+    .expect("inline key");
+    let watched = skidder::credentials::EsAuth::from_config(&ElasticsearchOutputConfig {
+        api_key_path: Some(path),
+        ..Default::default()
+    })
+    .expect("key file");
+    let mut group = c.benchmark_group("es_auth_per_request");
+    group.bench_function("inline_api_key", |b| b.iter(|| inline.authorization()));
+    group.bench_function("api_key_path", |b| b.iter(|| watched.authorization()));
+    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -119,7 +142,7 @@ fn end_to_end(url: &str) {
     );
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_auth);
 
 fn main() {
     benches();

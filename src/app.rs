@@ -407,6 +407,9 @@ async fn run_async(
         None
     };
 
+    if let Some(check) = plan.output.preflight {
+        check.await.map_err(AppError::Output)?;
+    }
     let mut workers = JoinSet::new();
     let output_key = plan.output.key;
     for worker in plan.output.workers {

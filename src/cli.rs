@@ -1,5 +1,6 @@
 //! The command line: `skidder [run]`, `skidder test config|output`, `skidder export config`,
-//! `skidder keystore create|add|list|remove`, `skidder version`, `skidder demo`,
+//! `skidder keystore create|add|list|remove`, `skidder setup roles`,
+//! `skidder apikey create|info|invalidate|verify`, `skidder version`, `skidder demo`,
 //! `skidder receive`.
 //!
 //! Exit codes: 0 success; 1 configuration error (bad or missing file, bad key, unusable
@@ -18,6 +19,7 @@ use crate::app::{self, AppError, RunOptions};
 use crate::config::{self, Config, EnvSource, LoadOptions, Paths};
 use crate::credentials::keystore::{self, Keystore, KeystoreCommand};
 use crate::credentials::secret::Redactor;
+use crate::outputs::elasticsearch::security::{self, ApikeyCommand, SetupCommand};
 use crate::outputs::OutputKnobs;
 use crate::telemetry;
 
@@ -97,6 +99,19 @@ pub enum Command {
         /// The keystore action.
         #[command(subcommand)]
         action: KeystoreAction,
+    },
+    /// Elasticsearch feature roles: `setup roles [--dry-run|--apply]`.
+    Setup {
+        /// What to set up.
+        #[command(subcommand)]
+        what: SetupCommand,
+    },
+    /// Elasticsearch API keys: `create`, `info`, `invalidate`, `verify`, over the
+    /// configured output.elasticsearch connection.
+    Apikey {
+        /// The action.
+        #[command(subcommand)]
+        action: ApikeyCommand,
     },
     /// Print the version.
     Version,
@@ -240,7 +255,40 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Setup {
+            what: SetupCommand::Roles(ref args),
+        }) => match load(&cli) {
+            Ok(c) => print_result(
+                &c,
+                security::setup_roles(c.output.elasticsearch.as_ref(), args),
+            ),
+            Err(e) => fail(&e, &Redactor::default()),
+        },
+        Some(Command::Apikey { ref action }) => match load(&cli) {
+            Ok(c) => {
+                let result =
+                    security::apikey(c.output.elasticsearch.as_ref(), action, &keystore_dir(&cli));
+                print_result(&c, result)
+            }
+            Err(e) => fail(&e, &Redactor::default()),
+        },
         None | Some(Command::Run) => run(&cli, knobs),
+    }
+}
+
+/// Prints a security command's text, or its error (exit 1); keystore values the
+/// configuration used are redacted from both. A key `apikey create` prints is new, so
+/// never among them.
+fn print_result(config: &Config, result: Result<String, security::SecurityError>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{}", config.secrets.redact(&text));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("skidder: {}", config.secrets.redact(&e.to_string()));
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 

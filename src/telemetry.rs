@@ -355,6 +355,9 @@ impl Totals {
         if s.output_switches > 0 {
             line.push_str(&format!(" output_switches={}", s.output_switches));
         }
+        if s.credential_reloads > 0 {
+            line.push_str(&format!(" credential_reloads={}", s.credential_reloads));
+        }
         line
     }
 }

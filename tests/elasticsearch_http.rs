@@ -102,9 +102,10 @@ async fn api_key_headers_gzip_path_and_parameters() {
     assert_eq!(req.headers["x-tenant"], "blue");
     assert_eq!(req.headers["content-type"], "application/x-ndjson");
     assert!(req.gzip, "compression_level 1 sends gzip");
+    // An id skidder sends goes with `create` (op_type unset): create_doc is enough.
     assert_eq!(
         req.lines()[0],
-        serde_json::json!({"index": {"_index": "skidder-2026.05.06", "_id": "ev-0"}})
+        serde_json::json!({"create": {"_index": "skidder-2026.05.06", "_id": "ev-0"}})
     );
     assert_eq!(
         req.docs()[2],
@@ -209,7 +210,7 @@ async fn only_failed_items_are_retried_and_refused_ones_dead_lettered() {
     let lines = retry.lines();
     assert_eq!(lines.len(), 4);
     // Pending order: the 429 item, then the dead letter for the 400 item.
-    assert_eq!(lines[0]["index"]["_id"], "ev-1");
+    assert_eq!(lines[0]["create"]["_id"], "ev-1");
     assert_eq!(
         lines[2],
         serde_json::json!({"index": {"_index": "skidder-dlq"}})
@@ -276,7 +277,7 @@ async fn too_large_requests_are_split() {
         .iter()
         .filter(|s| s.lines().len() <= 4)
         .flat_map(|s| s.lines().into_iter().step_by(2))
-        .map(|l| l["index"]["_id"].as_str().unwrap().to_string())
+        .map(|l| l["create"]["_id"].as_str().unwrap().to_string())
         .collect();
     ids.sort();
     assert_eq!(
@@ -297,7 +298,7 @@ async fn batches_above_bulk_max_size_go_out_in_order_in_several_requests() {
     assert_eq!(out.indexed, 5);
     let sizes: Vec<usize> = server.seen().iter().map(|s| s.lines().len() / 2).collect();
     assert_eq!(sizes, vec![2, 2, 1]);
-    assert_eq!(server.seen()[2].lines()[0]["index"]["_id"], "ev-4");
+    assert_eq!(server.seen()[2].lines()[0]["create"]["_id"], "ev-4");
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! host URL's password, `proxy_url`'s password, `headers`, `parameters`, `password`,
 //! `api_key`, `ssl.key_passphrase`. Then every command runs: `run` at `logging.level:
 //! debug` against a working and a failing destination (stderr and the log files),
-//! `test config`, `test output`, `export config`, and the error paths (credentials in a
+//! `test config`, `test output`, `export config`, `setup roles` and every `apikey` command
+//! (issue 18), and the error paths (credentials in a
 //! host URL, a proxy URL that is not socks5, a wrong key passphrase, a keystore value as
 //! an unusable `ssl.key`, a secret where a duration belongs, an unreachable host). Neither canary appears anywhere, nor its
 //! percent-encoded form, nor its base64 form alone or inside a `Basic` or `ApiKey` value.
@@ -197,6 +198,51 @@ impl Setup {
         runs
     }
 
+    /// The security commands (`setup roles`, `apikey ...`) on `cfg`: neither canary in
+    /// any output, including `apikey create`'s one-time key and `verify` given a canary.
+    fn check_security_commands(&self, cfg: &str) -> Vec<Run> {
+        let verify_input = format!("kid:{}", self.c.env);
+        let commands: [(&[&str], Option<&[u8]>); 9] = [
+            (&["setup", "roles"], None),
+            (&["setup", "roles", "--dry-run"], None),
+            (&["setup", "roles", "--apply"], None),
+            (&["apikey", "info"], None),
+            (&["apikey", "info", "--json", "--valid-only"], None),
+            (&["apikey", "invalidate", "--id", "kid"], None),
+            (
+                &["apikey", "verify", "--credentials", "-"],
+                Some(verify_input.as_bytes()),
+            ),
+            (
+                &["apikey", "create", "--name", "n", "--expiration", "1d"],
+                None,
+            ),
+            (
+                &[
+                    "apikey",
+                    "create",
+                    "--name",
+                    "n",
+                    "--keystore-key",
+                    "NEW_KEY",
+                ],
+                None,
+            ),
+        ];
+        let mut runs = Vec::new();
+        for (args, input) in commands {
+            let mut all = vec!["-c", cfg];
+            all.extend_from_slice(args);
+            let r = self.skidder(&all, input);
+            self.c.assert_absent(
+                &format!("{} of {cfg}", args.join(" ")),
+                &format!("{}\n{}", r.stdout, r.stderr),
+            );
+            runs.push(r);
+        }
+        runs
+    }
+
     /// `run` to its end with `-e`: stderr holds the debug log.
     fn run_to_end(&self, cfg: &str) -> Run {
         let r = self.skidder(&["-e", "-c", cfg, "run"], None);
@@ -343,6 +389,24 @@ fn es_script(_: usize, seen: &es_server::Seen) -> (u16, String) {
             200,
             r#"{"username":"elastic","has_all_requested":true}"#.to_string(),
         ),
+        "/_security/api_key" => match seen.method.as_str() {
+            "POST" | "PUT" => (
+                200,
+                r#"{"id":"newid","name":"n","api_key":"fresh-key","encoded":"bmV3aWQ6ZnJlc2gta2V5"}"#
+                    .to_string(),
+            ),
+            "DELETE" => (
+                200,
+                r#"{"invalidated_api_keys":["kid"],"previously_invalidated_api_keys":[],"error_count":0}"#
+                    .to_string(),
+            ),
+            _ => (
+                200,
+                r#"{"api_keys":[{"id":"kid","name":"n","creation":1,"invalidated":false,"username":"elastic"}]}"#
+                    .to_string(),
+            ),
+        },
+        p if p.starts_with("/_security/role/") => (200, r#"{"role":{"created":true}}"#.to_string()),
         _ => (404, "{}".to_string()),
     }
 }
@@ -377,6 +441,9 @@ fn elasticsearch_secrets_never_leave_the_process() {
             &es_yaml(&s, &server.host(), auth, key, passphrase),
         );
         let [check, export, probe] = s.check_commands(&good);
+        for r in s.check_security_commands(&good) {
+            assert_eq!(r.code(), Some(0), "{}\n{}", r.stdout, r.stderr);
+        }
         assert_eq!(check.code(), Some(0), "{}", check.stderr);
         assert!(
             export.stdout.contains("X-Ks-Token: REDACTED")
@@ -415,6 +482,7 @@ fn elasticsearch_secrets_never_leave_the_process() {
             &es_yaml(&s, &dead, auth, key, passphrase),
         );
         let [_, _, probe] = s.check_commands(&bad);
+        s.check_security_commands(&bad);
         assert_eq!(probe.code(), Some(1), "{}", probe.stdout);
         let logs = s.dir.path().join(format!("logs-es-{i}"));
         let text = s.run_until_logged(&bad, &logs, &["bulk request failed"]);

@@ -177,8 +177,9 @@ fn nothing_listening_fails_the_connect_phase() {
 
 const ROOT: &str = r#"{"cluster_name":"probe-cluster","version":{"number":"8.15.0"}}"#;
 
-/// A cluster with security: `shipper` may write `skidder-*` when `may_index`.
-fn secured(seen: &Seen, may_index: bool) -> (u16, String) {
+/// A cluster with security: `shipper` holds Elastic's recommended writer privileges on
+/// `skidder-*`, `create_doc` and (when `auto_configure`) `auto_configure`, nothing else.
+fn secured(seen: &Seen, auto_configure: bool) -> (u16, String) {
     match seen.path_and_query.as_str() {
         "/" => (200, ROOT.to_string()),
         "/_security/_authenticate" => (
@@ -188,10 +189,23 @@ fn secured(seen: &Seen, may_index: bool) -> (u16, String) {
         "/_security/user/_has_privileges" => {
             let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap();
             let pattern = body["index"][0]["names"][0].as_str().unwrap().to_string();
+            let held = |p: &str| p == "create_doc" || (p == "auto_configure" && auto_configure);
+            let answer = |list: &serde_json::Value| -> serde_json::Map<String, serde_json::Value> {
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str())
+                    .map(|p| (p.to_string(), serde_json::Value::Bool(held(p))))
+                    .collect()
+            };
+            let index = answer(&body["index"][0]["privileges"]);
+            let cluster = answer(&body["cluster"]);
+            let all = index.values().chain(cluster.values()).all(|v| v == true);
             let reply = serde_json::json!({
                 "username": "shipper",
-                "has_all_requested": may_index,
-                "index": { pattern: { "create_doc": true, "index": may_index } }
+                "has_all_requested": all,
+                "cluster": cluster,
+                "index": { pattern: index }
             });
             (200, reply.to_string())
         }
@@ -224,7 +238,9 @@ async fn elasticsearch_reports_cluster_user_and_write_permission() {
         "✓ authenticate",
         "user shipper (realm native1, roles writer)",
         "✓ write permission",
-        "skidder-*: create_doc yes, index yes (op_type index needs index)",
+        // Elastic's recommended writer privileges are enough for the default op_type.
+        "writer role on skidder-*: create_doc yes, auto_configure yes",
+        "api_key_manager role (skidder apikey, not needed to ship): manage_own_api_key no (missing)",
         "result: OK",
     ] {
         assert!(out.contains(needle), "no {needle:?} in:\n{out}");
@@ -247,7 +263,7 @@ async fn elasticsearch_reports_cluster_user_and_write_permission() {
     let body: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
     assert_eq!(
         body["index"][0],
-        serde_json::json!({"names": ["skidder-*"], "privileges": ["create_doc", "index"]})
+        serde_json::json!({"names": ["skidder-*"], "privileges": ["create_doc", "auto_configure"]})
     );
 }
 
@@ -303,7 +319,8 @@ async fn no_security_plugin_passes_and_missing_write_permission_fails() {
     let second = blocks[1];
     assert!(
         second.contains("✗ write permission")
-            && second.contains("create_doc yes, index no (op_type index needs index)"),
+            && second.contains("create_doc yes, auto_configure no")
+            && second.contains("missing auto_configure on skidder-*"),
         "{second}"
     );
     assert!(

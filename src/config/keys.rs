@@ -246,6 +246,8 @@ keys!(ElasticsearchOutputConfig {
     api_key: OPT_STR,
     username: OPT_STR,
     password: OPT_STR,
+    api_key_path: OPT_STR,
+    password_path: OPT_STR,
     index: OPT_STR,
     pipeline: OPT_STR,
     bulk_max_size: USIZE,

@@ -227,9 +227,12 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
         opts,
         paths: &paths,
         secrets: Redactor::default(),
+        used_store: false,
+        from_store: Vec::new(),
     };
     expand_variables(&mut root, "", &mut vars, &mut problems);
     let secrets = vars.secrets;
+    let from_store = vars.from_store;
 
     let mut figment = Figment::new().merge(Layer::new(format!("file {file}"), root.to_json()));
     let top: Vec<&str> = Config::fields().iter().map(|f| f.name).collect();
@@ -301,6 +304,22 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
         config.path.logs = p.clone();
     }
     paths::resolve_files(&mut config, &paths.config);
+    if let Some(es) = config.output.elasticsearch.as_mut() {
+        let written = |key: &str| {
+            from_store
+                .iter()
+                .find(|(p, _)| p == &format!("output.elasticsearch.{key}"))
+                .map(|(_, t)| t.clone())
+        };
+        let source = crate::credentials::es_auth::KeystoreSource {
+            file: paths.keystore(),
+            api_key: written("api_key"),
+            password: written("password"),
+        };
+        if source.api_key.is_some() || source.password.is_some() {
+            es.keystore_source = Some(source);
+        }
+    }
     config.secrets = secrets;
     config.locator = locator;
     Ok(config)
@@ -491,6 +510,40 @@ struct Vars<'a, 'o> {
     opts: &'a LoadOptions<'o>,
     paths: &'a Paths,
     secrets: Redactor,
+    /// Set when a keystore value was used, so a credential setting can remember that it
+    /// came from the keystore ([`KEYSTORE_WATCHED`]).
+    used_store: bool,
+    /// `(key path, text as written)` of the [`KEYSTORE_WATCHED`] settings that used the
+    /// keystore.
+    from_store: Vec<(String, String)>,
+}
+
+/// The settings whose keystore values are re-read while running when the keystore changes
+/// (credential rotation without restart).
+const KEYSTORE_WATCHED: [&str; 2] = [
+    "output.elasticsearch.api_key",
+    "output.elasticsearch.password",
+];
+
+/// Expands `${...}` in `template` as the loader does, looking names up in `resolver` (the
+/// keystore) and then the environment; used to re-read a rotated keystore value.
+///
+/// # Errors
+/// A variable that is set nowhere, or malformed `${`; the message never holds a value.
+pub fn expand_secret(template: &str, resolver: &dyn SecretResolver) -> Result<String, String> {
+    let opts = LoadOptions {
+        resolver: Some(resolver),
+        ..LoadOptions::default()
+    };
+    let paths = Paths::early(&opts);
+    let mut vars = Vars {
+        opts: &opts,
+        paths: &paths,
+        secrets: Redactor::default(),
+        used_store: false,
+        from_store: Vec::new(),
+    };
+    expand(template, &mut vars)
 }
 
 fn expand_variables(node: &mut Node, path: &str, vars: &mut Vars<'_, '_>, out: &mut Vec<Problem>) {
@@ -512,6 +565,9 @@ fn expand_variables(node: &mut Node, path: &str, vars: &mut Vars<'_, '_>, out: &
         }
         Value::Str(s) if s.contains("${") => match expand(s, vars) {
             Ok(text) => {
+                if std::mem::take(&mut vars.used_store) && KEYSTORE_WATCHED.contains(&path) {
+                    vars.from_store.push((path.to_string(), s.clone()));
+                }
                 let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
                 // `port: ${PORT}` must give a number, as if the value had been written there.
                 node.value = if whole && node.plain {
@@ -549,6 +605,7 @@ fn expand(s: &str, vars: &mut Vars<'_, '_>) -> Result<String, String> {
         let from_store = || {
             let secret = opts.resolver.and_then(|r| r.resolve(name))?;
             vars.secrets.add(secret.expose());
+            vars.used_store = true;
             Some(secret.expose().to_string())
         };
         let found = vars
@@ -652,6 +709,8 @@ mod tests {
             opts: o,
             paths: &paths,
             secrets: Redactor::default(),
+            used_store: false,
+            from_store: Vec::new(),
         };
         let r = expand(s, &mut vars);
         (r, vars.secrets)

@@ -164,6 +164,12 @@ pub fn resolve_files(cfg: &mut Config, config_dir: &Path) {
     }
     if let Some(es) = out.elasticsearch.as_mut() {
         resolve_ssl(&mut es.ssl, config_dir);
+        for p in [es.api_key_path.as_mut(), es.password_path.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            *p = under(config_dir, p);
+        }
     }
     for input in cfg
         .skidder

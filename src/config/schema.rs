@@ -500,6 +500,14 @@ pub struct ElasticsearchOutputConfig {
     pub username: Option<String>,
     /// Basic authentication password.
     pub password: Option<Secret>,
+    /// A file holding `api_key` (as Beats' `key_passphrase_path`); re-read when it changes.
+    pub api_key_path: Option<PathBuf>,
+    /// A file holding `password`; re-read when it changes.
+    pub password_path: Option<PathBuf>,
+    /// Where `api_key`/`password` came from in the keystore, so that a rotated keystore
+    /// value is picked up without a restart; set by the loader, never from YAML.
+    #[serde(skip)]
+    pub keystore_source: Option<crate::credentials::es_auth::KeystoreSource>,
     /// Index name, a format string such as `skidder-%{+yyyy.MM.dd}`. Default `skidder-%{+yyyy.MM.dd}`.
     pub index: Option<String>,
     /// Ingest pipeline.
@@ -524,7 +532,9 @@ pub struct ElasticsearchOutputConfig {
     pub escape_html: bool,
     /// What happens to an item the cluster refuses with a non-retryable 4xx.
     pub non_indexable_policy: Option<NonIndexablePolicy>,
-    /// `index` (default) or `create` (data streams).
+    /// `index` or `create` (data streams). Unset (default): `create` for an item with an
+    /// `_id` skidder sends, `index` otherwise, so `create_doc` is the only write privilege
+    /// needed.
     pub op_type: Option<String>,
     /// Where each document's `_id` comes from. Default `metadata`.
     pub document_id: DocumentId,
@@ -544,6 +554,9 @@ impl Default for ElasticsearchOutputConfig {
             api_key: None,
             username: None,
             password: None,
+            api_key_path: None,
+            password_path: None,
+            keystore_source: None,
             index: None,
             pipeline: None,
             bulk_max_size: 1600,

@@ -123,7 +123,7 @@ pub enum CredentialError {
         source: rustls::Error,
     },
     /// The peer (an Elasticsearch cluster) refused a credential with 401/403.
-    #[error("{credential} refused by {host} with HTTP {status}; check it (not retried until the backoff expires)")]
+    #[error("{credential} refused by {host} with HTTP {status}{}; check it (not retried until the backoff expires)", in_parens(.reason))]
     Refused {
         /// Which credential: `api_key`, `username elastic`, or `no credentials`.
         credential: String,
@@ -131,6 +131,8 @@ pub enum CredentialError {
         host: String,
         /// 401 or 403.
         status: u16,
+        /// Elasticsearch's reason ("API key: api key is expired"), or empty.
+        reason: String,
     },
 }
 
@@ -169,5 +171,14 @@ impl CredentialError {
     /// True when the peer refused a credential (HTTP 401/403).
     pub fn is_refused(&self) -> bool {
         matches!(self, CredentialError::Refused { .. })
+    }
+}
+
+/// ` (text)`, or nothing for an empty text.
+fn in_parens(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
     }
 }

@@ -12,6 +12,8 @@ use super::{CredentialError, Origin};
 pub struct Validity {
     /// The subject distinguished name, e.g. `CN=client`.
     pub subject: String,
+    /// The serial number as hex bytes (`01:ab:...`), to tell certificates apart in logs.
+    pub serial: String,
     /// Start of validity.
     pub not_before: OffsetDateTime,
     /// End of validity.
@@ -38,6 +40,7 @@ impl Validity {
         let validity = cert.validity();
         Ok(Self {
             subject: cert.subject().to_string(),
+            serial: cert.raw_serial_as_string(),
             not_before: validity.not_before.to_datetime(),
             not_after: validity.not_after.to_datetime(),
         })

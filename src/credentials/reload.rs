@@ -5,9 +5,26 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rustls::{ClientConfig, ServerConfig};
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{error, info};
+
+/// Credentials reloaded without a restart in this process: certificates and keys
+/// ([`TlsSource`]) and Elasticsearch API keys and passwords
+/// ([`super::EsAuth`]). One counter for the metrics line and the totals.
+static RELOADS: AtomicU64 = AtomicU64::new(0);
+
+/// How many credential reloads took effect so far in this process.
+pub fn reloads() -> u64 {
+    RELOADS.load(Ordering::Relaxed)
+}
+
+/// Counts one reload that took effect.
+pub(crate) fn count_reload() {
+    RELOADS.fetch_add(1, Ordering::Relaxed);
+}
 
 use super::expiry::Validity;
 use super::tls::{Alpn, TlsMaterial, TlsSettings};
@@ -15,13 +32,14 @@ use super::{CredentialError, Origin};
 
 /// What is cheap to compare about a file: a change in any of these means "re-read it".
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct FileStamp {
+pub(crate) struct FileStamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
 }
 
-fn stamp(path: &PathBuf) -> Option<FileStamp> {
+/// The file's stamp now; `None` when it cannot be read.
+pub(crate) fn stamp(path: &std::path::Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
@@ -58,7 +76,8 @@ struct State {
 
 /// A rustls config that follows its files: each call to [`Self::client_config`] or
 /// [`Self::server_config`] compares the files' metadata (a few `stat` calls) and rebuilds
-/// when any changed. A failed rebuild keeps the previous config and logs a WARN; our
+/// when any changed. A reload is logged at INFO with the certificate serials and counted
+/// ([`reloads`]); a failed rebuild keeps the previous config and logs an ERROR; our
 /// certificate's validity is re-checked on every call, so an expired one is refused even
 /// when nothing changed on disk.
 #[derive(Debug)]
@@ -144,13 +163,16 @@ impl TlsSource {
                 Ok((built, validity)) => {
                     info!(
                         files = ?self.files.iter().map(|(_, p)| p.display().to_string()).collect::<Vec<_>>(),
+                        from_serial = state.validity.as_ref().map_or("", |(_, v)| v.serial.as_str()),
+                        to_serial = validity.as_ref().map_or("", |(_, v)| v.serial.as_str()),
                         "TLS certificate or key files changed; new connections use the new material"
                     );
                     state.built = built;
                     state.validity = validity;
+                    count_reload();
                 }
                 Err(error) => {
-                    warn!(
+                    error!(
                         error = %error,
                         "TLS files changed but cannot be loaded; keeping the previous certificate and key"
                     );

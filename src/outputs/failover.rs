@@ -269,11 +269,12 @@ pub fn plan(
             bulk_max_size: ls_settings.bulk_max_size,
         }));
     }
+    let es_bulk_max_size = es_plan.bulk_max_size;
     for w in es_plan.workers {
         workers.push(Box::new(Gated {
             inner: w,
             gate: Arc::clone(&fallback),
-            bulk_max_size: es_plan.bulk_max_size,
+            bulk_max_size: es_bulk_max_size,
         }));
     }
     workers.push(Box::new(FailoverController {
@@ -285,7 +286,7 @@ pub fn plan(
     }));
     Ok(OutputPlan {
         key: KEY,
-        bulk_max_size: ls_settings.bulk_max_size.max(es_plan.bulk_max_size),
+        bulk_max_size: ls_settings.bulk_max_size.max(es_bulk_max_size),
         workers,
         // Events are encoded once, for Logstash (the primary); Elasticsearch does not index
         // @metadata, so the same bytes serve both.
@@ -295,6 +296,7 @@ pub fn plan(
             ..EventMeta::default()
         },
         writes_stdout: false,
+        preflight: es_plan.preflight,
     })
 }
 

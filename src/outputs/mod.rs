@@ -72,6 +72,9 @@ pub enum OutputError {
     /// `output.elasticsearch` cannot start (the message names the key).
     #[error(transparent)]
     Elasticsearch(Box<elasticsearch::output::BuildError>),
+    /// The Elasticsearch API key is expired, invalidated or refused (names the key id).
+    #[error(transparent)]
+    ApiKey(elasticsearch::key_check::KeyCheckError),
     /// `output.logstash` could not be built (the message names the setting).
     #[error(transparent)]
     Logstash(Box<logstash::BuildError>),
@@ -115,6 +118,9 @@ pub struct OutputPlan {
     pub meta: EventMeta,
     /// The output writes events to standard output (then no progress view there).
     pub writes_stdout: bool,
+    /// A check to pass before any input starts (the Elasticsearch API key's validity);
+    /// its error refuses the run.
+    pub preflight: Option<WorkerFuture>,
 }
 
 impl std::fmt::Debug for OutputPlan {
@@ -161,6 +167,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             workers: vec![Box::new(console::ConsoleOutput::new(c.pretty))],
             meta,
             writes_stdout: true,
+            preflight: None,
         }),
         ("output.file", _, Some(c), _) => Ok(OutputPlan {
             key,
@@ -168,6 +175,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             workers: vec![Box::new(file::FileOutput::new(c)?)],
             meta,
             writes_stdout: false,
+            preflight: None,
         }),
         ("output.discard", _, _, Some(c)) => Ok(OutputPlan {
             key,
@@ -175,6 +183,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             workers: vec![Box::new(discard::DiscardOutput::new(knobs.discard_delay))],
             meta,
             writes_stdout: false,
+            preflight: None,
         }),
         ("output.elasticsearch", ..) => match &config.elasticsearch {
             Some(c) => {
@@ -199,6 +208,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
                     ..EventMeta::default()
                 },
                 writes_stdout: false,
+                preflight: None,
             })
         }
         // `OutputsConfig::enabled` names only the five outputs matched above.

@@ -30,7 +30,8 @@ use skidder_protocol::{FrameType, Version};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::elasticsearch::settings::{OpType, Scheme};
+use super::elasticsearch::roles::{self, Feature};
+use super::elasticsearch::settings::{Scheme, WriteNeeds};
 use super::elasticsearch::{ElasticsearchSettings, EsClient, EsError, EsReply};
 use super::logstash::{Connector, Endpoint, LogstashSettings, Probe, Stream};
 use crate::config::units::human;
@@ -595,7 +596,7 @@ async fn probe_elasticsearch(
         })?;
     let plain = Connector::new(settings.timeout, None, None);
     let secure = Connector::new(settings.timeout, None, tls);
-    let pattern = index_pattern(settings.index.source());
+    let pattern = roles::index_pattern(settings.index.source());
     let ours = our_certificate(settings.tls.as_ref());
     let notes = tls_notes(settings.tls.as_ref(), ours.as_ref());
     let our_subject = ours.map(|v| v.subject);
@@ -695,10 +696,18 @@ fn request_failure(e: &EsError) -> String {
             credential,
             host,
             status,
-        }) => format!(
-            "{host} refused {credential} with HTTP {status}; fix that credential \
-             (not retried)"
-        ),
+            reason,
+        }) => {
+            let why = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            };
+            format!(
+                "{host} refused {credential} with HTTP {status}{why}; fix that credential \
+                 (not retried)"
+            )
+        }
         other => {
             let mut text = other.to_string();
             let mut source = std::error::Error::source(other);
@@ -802,6 +811,15 @@ async fn probe_http(
             let why = format!("HTTP {}: {why}", r.status);
             return host.fail("GET /", Some(started.elapsed()), why);
         }
+        Err(EsError::Credential(CredentialError::Refused { status: 403, .. })) => {
+            // Authenticated, but `GET /` needs cluster `monitor`, which the least-privilege
+            // writer role leaves out: the output never calls it.
+            host.pass(
+                "GET /",
+                started.elapsed(),
+                "authenticated; no cluster monitor privilege to read cluster information (shipping does not need it)",
+            );
+        }
         Err(e) => {
             // A rustls server refuses a TLS 1.3 client certificate with an alert that
             // arrives with the reply.
@@ -856,12 +874,11 @@ async fn probe_http(
         return;
     }
     let started = Instant::now();
-    let needed = match settings.op_type {
-        OpType::Create => "create_doc",
-        OpType::Index => "index",
-    };
+    let writer = roles::writer_privileges(settings);
+    let manager = roles::role(Feature::ApiKeyManager, "", settings).cluster;
     let body = serde_json::json!({
-        "index": [{ "names": [pattern], "privileges": ["create_doc", "index"] }]
+        "cluster": manager,
+        "index": [{ "names": [pattern], "privileges": writer }]
     });
     match client
         .request(i, "_security/user/_has_privileges", Some(&body))
@@ -869,24 +886,24 @@ async fn probe_http(
     {
         Ok(r) if (200..300).contains(&r.status) => {
             let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            let privs = &v["index"][pattern];
-            let has = |p: &str| privs[p].as_bool();
-            let yes_no = |b: Option<bool>| match b {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "not answered",
-            };
-            let detail = format!(
-                "{pattern}: create_doc {}, index {} (op_type {} needs {needed})",
-                yes_no(has("create_doc")),
-                yes_no(has("index")),
-                settings.op_type.as_str()
-            );
-            if has(needed) == Some(true) {
+            let (detail, missing) = writer_report(settings, pattern, &v);
+            if missing.is_empty() {
                 host.pass("write permission", started.elapsed(), detail);
             } else {
                 host.fail("write permission", Some(started.elapsed()), detail);
             }
+            let own_keys: Vec<String> = manager
+                .iter()
+                .map(|p| match v["cluster"][*p].as_bool() {
+                    Some(true) => format!("{p} yes"),
+                    Some(false) => format!("{p} no (missing)"),
+                    None => format!("{p} not answered"),
+                })
+                .collect();
+            host.details.push(format!(
+                "api_key_manager role (skidder apikey, not needed to ship): {}",
+                own_keys.join(", ")
+            ));
         }
         Ok(r) => {
             let why = format!("cannot check {pattern}: HTTP {}: {}", r.status, reason(&r));
@@ -904,6 +921,48 @@ async fn probe_http(
             settings.index.source()
         ));
     }
+}
+
+/// The writer role's line of `test output` from a `_has_privileges` reply: each privilege
+/// with yes/no, what needs it, and the privileges missing on `pattern`.
+fn writer_report(
+    settings: &ElasticsearchSettings,
+    pattern: &str,
+    reply: &Value,
+) -> (String, Vec<&'static str>) {
+    let privs = &reply["index"][pattern];
+    let needs = WriteNeeds::of(settings.op_type, settings.document_id);
+    let mut parts = Vec::new();
+    let mut missing = Vec::new();
+    for p in roles::writer_privileges(settings) {
+        let answer = match privs[p].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "not answered",
+        };
+        if privs[p].as_bool() != Some(true) {
+            missing.push(p);
+        }
+        parts.push(format!("{p} {answer}"));
+    }
+    let why = match needs.with_metadata_id {
+        Some(extra) => format!(
+            "op_type {} needs {} ({extra} for events carrying @metadata._id), and auto_configure",
+            settings.op_type.as_str(),
+            needs.always
+        ),
+        None => format!(
+            "op_type {} with document_id {:?} needs {} and auto_configure",
+            settings.op_type.as_str(),
+            settings.document_id,
+            needs.always
+        ),
+    };
+    let mut detail = format!("writer role on {pattern}: {} ({why})", parts.join(", "));
+    if !missing.is_empty() {
+        detail.push_str(&format!("; missing {} on {pattern}", missing.join(", ")));
+    }
+    (detail, missing)
 }
 
 /// True when `_authenticate` was answered as by a cluster without a security plugin:
@@ -945,29 +1004,6 @@ fn describe_identity(v: &Value) -> String {
     }
 }
 
-/// The index privileges are checked on: every `%{...}` of the format becomes `*`.
-fn index_pattern(format: &str) -> String {
-    let mut out = String::with_capacity(format.len());
-    let mut rest = format;
-    while let Some(start) = rest.find("%{") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                if !out.ends_with('*') {
-                    out.push('*');
-                }
-                rest = &rest[start + end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out.to_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -975,10 +1011,13 @@ mod tests {
 
     #[test]
     fn index_formats_become_patterns() {
-        assert_eq!(index_pattern("skidder-%{+yyyy.MM.dd}"), "skidder-*");
-        assert_eq!(index_pattern("Logs"), "logs");
-        assert_eq!(index_pattern("%{[agent.name]}%{[agent.version]}-x"), "*-x");
-        assert_eq!(index_pattern("a-%{oops"), "a-%{oops");
+        assert_eq!(roles::index_pattern("skidder-%{+yyyy.MM.dd}"), "skidder-*");
+        assert_eq!(roles::index_pattern("Logs"), "logs");
+        assert_eq!(
+            roles::index_pattern("%{[agent.name]}%{[agent.version]}-x"),
+            "*-x"
+        );
+        assert_eq!(roles::index_pattern("a-%{oops"), "a-%{oops");
     }
 
     #[test]

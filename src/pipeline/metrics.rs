@@ -34,6 +34,9 @@ pub struct Metrics {
     /// Output workers waiting out a backoff after a failure right now (a gauge): while it is
     /// above zero the destination is down for them, which the metrics line says.
     pub output_backing_off: AtomicU64,
+    /// Seconds until the Elasticsearch API key in use expires, plus one (a gauge): 0 when
+    /// unknown or the key never expires, so the metrics line shows it only when it matters.
+    pub api_key_expiry_s_plus_one: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
 }
 
@@ -90,6 +93,12 @@ pub struct Snapshot {
     pub output_errors: u64,
     /// See [`Metrics::output_backing_off`].
     pub output_backing_off: u64,
+    /// Credentials (certificates and keys, Elasticsearch API keys and passwords) reloaded
+    /// without a restart ([`crate::credentials::reload::reloads`]).
+    pub credential_reloads: u64,
+    /// Seconds until the API key expires, if it does (from
+    /// [`Metrics::api_key_expiry_s_plus_one`]).
+    pub api_key_expires_in_s: Option<u64>,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
 }
@@ -147,6 +156,8 @@ impl Metrics {
             queue_capacity: r(&self.queue_capacity),
             output_errors: r(&self.output_errors),
             output_backing_off: r(&self.output_backing_off),
+            credential_reloads: crate::credentials::reload::reloads(),
+            api_key_expires_in_s: r(&self.api_key_expiry_s_plus_one).checked_sub(1),
             inputs,
         }
     }
@@ -202,6 +213,16 @@ impl Snapshot {
         );
         put("pipeline.queue.filled.events".into(), self.queue_filled);
         put(
+            "output.credentials.reloads".into(),
+            self.credential_reloads
+                .saturating_sub(before.credential_reloads),
+        );
+        // A gauge worth showing even when no other counter moved.
+        put(
+            "output.credentials.api_key_expires_in_s".into(),
+            self.api_key_expires_in_s.map_or(0, |left| left.max(1)),
+        );
+        put(
             "output.batches".into(),
             self.batches.saturating_sub(before.batches),
         );
@@ -243,5 +264,29 @@ impl Snapshot {
             out.insert("output.state".into(), state.into());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_reloads_and_the_key_expiry_gauge_reach_the_metrics_line() {
+        let m = Metrics::default();
+        let before = m.snapshot();
+        crate::credentials::reload::count_reload();
+        crate::credentials::reload::count_reload();
+        // 3600 s left, stored plus one so that 0 means "no expiry known".
+        m.api_key_expiry_s_plus_one.store(3601, Ordering::Relaxed);
+        let now = m.snapshot();
+        assert_eq!(now.api_key_expires_in_s, Some(3600));
+        let fields = now.nonzero_since(&before);
+        // Other tests of this process may reload too: at least these two.
+        assert!(fields["output.credentials.reloads"].as_u64() >= Some(2));
+        assert_eq!(fields["output.credentials.api_key_expires_in_s"], 3600);
+        // A gauge, shown while it holds, unlike the counter.
+        let later = m.snapshot().nonzero_since(&now);
+        assert_eq!(later["output.credentials.api_key_expires_in_s"], 3600);
     }
 }

@@ -145,7 +145,7 @@ impl BulkBody {
         };
         write_action(
             &mut self.buf,
-            self.op_type.as_str(),
+            self.op_type.action(id.is_some()),
             &self.name,
             id,
             pipeline,
@@ -163,7 +163,13 @@ impl BulkBody {
     /// that are not JSON.
     pub fn add_dead_letter(&mut self, event: &[u8], index: &str, status: u16, reason: &str) {
         let scanned: Option<ScannedEvent<'_>> = self.scanner.scan(event).ok();
-        write_action(&mut self.buf, OpType::Index.as_str(), index, None, None);
+        write_action(
+            &mut self.buf,
+            OpType::Index.action(false),
+            index,
+            None,
+            None,
+        );
         self.buf.extend_from_slice(b"{\"@timestamp\":");
         match scanned.as_ref().and_then(|e| e.timestamp()) {
             Some(ts) if ts.get().starts_with('"') => {
@@ -346,7 +352,9 @@ mod tests {
         assert_eq!(
             body(&mut b),
             concat!(
-                r#"{"index":{"_index":"skidder-2026.03.04","_id":"fixed-1","pipeline":"p-Api"}}"#,
+                // op_type unset: an id skidder sends goes with `create` (create_doc is
+                // enough), a generated one with `index` (authorized as a create).
+                r#"{"create":{"_index":"skidder-2026.03.04","_id":"fixed-1","pipeline":"p-Api"}}"#,
                 "\n",
                 r#"{"@timestamp":"2026-03-04T05:06:07Z","message":"hi","svc":"Api"}"#,
                 "\n",
@@ -356,6 +364,21 @@ mod tests {
                 "\n",
             )
         );
+    }
+
+    #[test]
+    fn explicit_index_keeps_index_with_an_id() {
+        let s = settings(|c| {
+            c.op_type = Some("index".into());
+            c.index = Some("i".into());
+        });
+        let mut b = BulkBody::new(&s);
+        b.add_event(EV.as_bytes()).unwrap();
+        b.add_event(br#"{"a":1}"#).unwrap();
+        let text = body(&mut b);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with(r#"{"index":{"#) && lines[0].contains("fixed-1"));
+        assert!(lines[2].starts_with(r#"{"index":{"#) && !lines[2].contains("_id"));
     }
 
     #[test]

@@ -27,7 +27,9 @@ use rustls::ClientConfig;
 use super::bulk::EncodedBody;
 use super::response::{classify, RequestVerdict, ResponseError};
 use super::settings::{ElasticsearchSettings, HostUrl, Scheme};
+use crate::credentials::es_auth::refusal_reason;
 use crate::credentials::{Alpn, CredentialError, EsAuth, TlsSource};
+use tracing::{debug, error};
 
 /// Why a bulk request produced no per-item verdicts.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +118,19 @@ impl EsError {
     pub fn is_credential(&self) -> bool {
         matches!(self, EsError::Credential(_))
     }
+}
+
+/// The HTTP method of [`EsClient::request_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
 }
 
 /// The reply to one bulk request that the sender can act on item by item.
@@ -293,9 +308,10 @@ impl EsClient {
         };
         let name = host_url.authority();
         let client = self.current(host)?;
+        let generation = self.auth.refresh();
         let mut req = client
             .post(url)
-            .headers(self.headers.clone())
+            .headers(self.headers_now()?)
             .header(CONTENT_TYPE, "application/x-ndjson")
             .body(body.bytes.clone());
         if body.gzip {
@@ -314,7 +330,15 @@ impl EsClient {
             Ok(RequestVerdict::Items(items)) => Ok(BulkReply::Items(items)),
             Ok(RequestVerdict::Split) => Ok(BulkReply::TooLarge),
             Ok(RequestVerdict::CredentialRefused { status }) => {
-                Err(EsError::Credential(self.auth.refused(&name, status)))
+                let refused = self.auth.refused(&name, status, refusal_reason(&bytes));
+                if self.auth.first_refusal(generation) {
+                    // Once per credential: the retries that follow are DEBUG, and a new
+                    // credential from its source gets its own ERROR if it is refused too.
+                    error!(host = %name, error = %refused, "Elasticsearch refused the credential; events are kept and retried after the backoff, and the credential's source is re-read");
+                } else {
+                    debug!(host = %name, error = %refused, "credential still refused");
+                }
+                Err(EsError::Credential(refused))
             }
             Ok(RequestVerdict::RetryAll { status, reason })
             | Ok(RequestVerdict::Failed { status, reason }) => Err(EsError::Status {
@@ -339,6 +363,26 @@ impl EsClient {
         endpoint: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<EsReply, EsError> {
+        let method = if body.is_some() {
+            Method::Post
+        } else {
+            Method::Get
+        };
+        self.request_with(host, method, endpoint, body).await
+    }
+
+    /// As [`Self::request`] with an explicit method (the security API's `PUT` and
+    /// `DELETE`); `body` is sent as JSON when given.
+    ///
+    /// # Errors
+    /// As [`Self::request`].
+    pub async fn request_with(
+        &self,
+        host: usize,
+        method: Method,
+        endpoint: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<EsReply, EsError> {
         let Some(host_url) = self.hosts.get(host) else {
             return Err(EsError::Client {
                 reason: format!("no host number {host} (have {})", self.hosts.len()),
@@ -353,15 +397,20 @@ impl EsClient {
             .map_err(|reason| EsError::Client { reason })?;
         let authority = host_url.authority();
         let client = self.current(host)?;
-        let req = match body {
-            None => client.get(url),
-            Some(json) => client
-                .post(url)
-                .header(CONTENT_TYPE, "application/json")
-                .body(json.to_string()),
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
         };
+        let mut req = client.request(method, url);
+        if let Some(json) = body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(json.to_string());
+        }
         let resp = req
-            .headers(self.headers.clone())
+            .headers(self.headers_now()?)
             .send()
             .await
             .map_err(|e| self.transport_error(&authority, e))?;
@@ -371,9 +420,32 @@ impl EsClient {
             .await
             .map_err(|e| self.transport_error(&authority, e))?;
         if status == 401 || status == 403 {
-            return Err(EsError::Credential(self.auth.refused(&authority, status)));
+            return Err(EsError::Credential(self.auth.refused(
+                &authority,
+                status,
+                refusal_reason(&body),
+            )));
         }
         Ok(EsReply { status, body })
+    }
+
+    /// The credential in use (shared by every clone of the output's [`EsAuth`]).
+    pub fn auth(&self) -> &EsAuth {
+        &self.auth
+    }
+
+    /// The custom headers and the `Authorization` of the credential in use now.
+    fn headers_now(&self) -> Result<HeaderMap, EsError> {
+        let mut map = self.headers.clone();
+        if let Some(secret) = self.auth.authorization() {
+            let mut v = HeaderValue::from_str(secret.expose()).map_err(|_| EsError::Client {
+                reason: "header Authorization cannot be sent over HTTP".to_string(),
+            })?;
+            // Keeps the value out of hyper's debug output.
+            v.set_sensitive(true);
+            map.insert(AUTHORIZATION, v);
+        }
+        Ok(map)
     }
 
     fn transport_error(&self, host: &str, e: reqwest::Error) -> EsError {
@@ -408,11 +480,9 @@ fn build_headers(auth: &EsAuth) -> Result<HeaderMap, EsError> {
         let v = HeaderValue::from_str(value).map_err(|_| bad(name))?;
         map.append(n, v);
     }
+    // Authorization is added per request ([`EsClient::headers_now`]): it can be rotated.
     if let Some(secret) = auth.authorization() {
-        let mut v = HeaderValue::from_str(secret.expose()).map_err(|_| bad("Authorization"))?;
-        // Keeps the value out of hyper's debug output.
-        v.set_sensitive(true);
-        map.insert(AUTHORIZATION, v);
+        HeaderValue::from_str(secret.expose()).map_err(|_| bad("Authorization"))?;
     }
     Ok(map)
 }

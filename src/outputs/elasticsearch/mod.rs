@@ -46,8 +46,11 @@
 //!   ([`bulk::content_id`]): identical documents collapse into one;
 //! - `none`: never send an id, even when `@metadata._id` is set.
 //!
-//! With `op_type: create` (data streams) a resent item with a known id is answered 409 and
-//! counted as already indexed; with `index` it is overwritten.
+//! With `op_type` unset (the default) an item with an id goes as `create` and one without as
+//! `index` (Elasticsearch then generates the id and authorizes it as a create), so the
+//! writer role's `create_doc` is enough ([`settings::WriteNeeds`], [`roles`]). With `create`
+//! or unset, a resent item with a known id is answered 409 and counted as already indexed;
+//! with `op_type: index` it is overwritten (and needs the `index` privilege).
 //!
 //! # The same ids from Logstash
 //! Events that reach Elasticsearch through Logstash (the Lumberjack output) keep their
@@ -71,8 +74,11 @@ pub mod bulk;
 pub mod client;
 pub mod event;
 pub mod index;
+pub mod key_check;
 pub mod output;
 pub mod response;
+pub mod roles;
+pub mod security;
 pub mod sender;
 pub mod settings;
 

@@ -20,7 +20,9 @@
 //!
 //! A connection-level failure hands the events back first and then waits, so another host's
 //! worker can deliver them meanwhile; any other failure (a refused credential, an overloaded
-//! cluster) waits first and hands back after, so nothing ever spins on a failing cluster.
+//! cluster) waits first and hands back after, so nothing ever spins on a failing cluster. A
+//! refused credential whose source can change (`api_key_path`, `password_path`, the
+//! keystore) ends that wait as soon as a new credential is there.
 //!
 //! # Shutdown
 //! The worker holds no event of its own: when the run is cancelled its future is dropped,
@@ -34,12 +36,13 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::settings::{ElasticsearchSettings, NonIndexableAction};
-use super::{BatchOutcome, EsError, Sender, SettingsError};
+use super::{key_check, BatchOutcome, EsClient, EsError, Sender, SettingsError};
 use crate::config::units::human;
 use crate::config::ElasticsearchOutputConfig;
+use crate::credentials::CredentialError;
 use crate::event::EventMeta;
 use crate::outputs::backoff::{random_jitter, Backoff};
-use crate::outputs::{Output, OutputPlan, WorkerFuture};
+use crate::outputs::{Output, OutputError, OutputPlan, WorkerFuture};
 use crate::pipeline::{Batch, BatchSource, Fate, Metrics};
 
 /// The output's key.
@@ -64,6 +67,24 @@ pub enum BuildError {
 pub fn plan(config: &ElasticsearchOutputConfig) -> Result<OutputPlan, BuildError> {
     let settings = ElasticsearchSettings::from_config(config)?;
     let workers = workers(&settings).map_err(|e| BuildError::Client(Box::new(e)))?;
+    // Shares the credential with the workers (clones of one EsAuth): what it learns about
+    // the key's expiry is theirs too.
+    let client = EsClient::new(&settings).map_err(|e| BuildError::Client(Box::new(e)))?;
+    let warning = settings.expiry_warning;
+    let preflight: WorkerFuture = Box::pin(async move {
+        // A cluster that does not answer must not hold the start for a whole `timeout`:
+        // delivery reports it anyway.
+        match tokio::time::timeout(PREFLIGHT_LIMIT, key_check::startup(&client, warning)).await {
+            Ok(result) => result.map_err(OutputError::ApiKey),
+            Err(_) => {
+                warn!(
+                    after = %human(PREFLIGHT_LIMIT),
+                    "could not check the API key's validity at start; starting anyway"
+                );
+                Ok(())
+            }
+        }
+    });
     Ok(OutputPlan {
         key: KEY,
         bulk_max_size: settings.bulk_max_size,
@@ -71,8 +92,12 @@ pub fn plan(config: &ElasticsearchOutputConfig) -> Result<OutputPlan, BuildError
         // Beats' Elasticsearch output has no `index` in @metadata: the defaults.
         meta: EventMeta::default(),
         writes_stdout: false,
+        preflight: Some(preflight),
     })
 }
+
+/// The longest the API key check may hold the start.
+const PREFLIGHT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The workers for `settings`: `worker` × hosts pinned workers with `loadbalance`,
 /// otherwise `worker` failover workers.
@@ -111,6 +136,8 @@ pub struct ElasticsearchOutput {
     docs: Vec<Bytes>,
     /// Reused per batch: each event's verdict.
     fates: Vec<Fate>,
+    /// `ssl.expiry_warning`, for the API key.
+    expiry_warning: std::time::Duration,
 }
 
 impl ElasticsearchOutput {
@@ -140,15 +167,22 @@ impl ElasticsearchOutput {
             hosts,
             docs: Vec::new(),
             fates: Vec::new(),
+            expiry_warning: settings.expiry_warning,
         })
     }
 
     async fn deliver(&mut self, batch: Batch, metrics: &Metrics) {
+        key_check::periodic(self.sender.client(), 0, self.expiry_warning).await;
         self.docs.clear();
         self.docs.extend(batch.docs().cloned());
         let out = self.sender.send_batch(&self.docs).await;
         // The batch owns the events; keep only the capacity, not references to them.
         self.docs.clear();
+        let client = self.sender.client();
+        metrics.api_key_expiry_s_plus_one.store(
+            key_check::seconds_left(client).map_or(0, |s| s.saturating_add(1)),
+            Ordering::Relaxed,
+        );
         metrics
             .output_bytes
             .fetch_add(out.bytes_sent, Ordering::Relaxed);
@@ -200,9 +234,40 @@ impl ElasticsearchOutput {
         if host_failure {
             self.settle(batch, &out, false);
             tokio::time::sleep(wait).await;
+        } else if let Some(EsError::Credential(CredentialError::Refused { credential, .. })) =
+            &out.last_error
+        {
+            // A refused credential: resume as soon as its source holds a new one.
+            self.wait_for_new_credential(credential, wait).await;
+            self.settle(batch, &out, false);
         } else {
             tokio::time::sleep(wait).await;
             self.settle(batch, &out, false);
+        }
+    }
+
+    /// Waits up to `wait`, ending early when the credential changes. The source is a file
+    /// (no change notification without a new dependency), so it is looked at every
+    /// [`CREDENTIAL_POLL`]: one `stat` each time.
+    async fn wait_for_new_credential(&self, refused: &str, wait: std::time::Duration) {
+        let auth = self.sender.client().auth();
+        if !auth.is_watched() {
+            tokio::time::sleep(wait).await;
+            return;
+        }
+        let before = auth.refresh();
+        if auth.credential() != refused {
+            // Rotated while the refused request was in flight.
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            let step = CREDENTIAL_POLL.min(deadline - tokio::time::Instant::now());
+            tokio::time::sleep(step).await;
+            if auth.refresh() != before {
+                debug!(credential = %auth.credential(), "new credential; retrying now");
+                return;
+            }
         }
     }
 
@@ -261,6 +326,9 @@ impl ElasticsearchOutput {
         parts.join("; ")
     }
 }
+
+/// How often a worker whose credential was refused looks for a new one.
+const CREDENTIAL_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// `err` and its sources on one line (reqwest's reasons sit in the sources).
 fn error_chain(err: &EsError) -> String {

@@ -280,7 +280,8 @@ impl Sender {
             Err(e) => {
                 let host_name = self.client.hosts()[host].authority();
                 if e.is_credential() {
-                    error!(host = %host_name, error = %e, "Elasticsearch refused the credential; events are kept and retried after the backoff");
+                    // The client logged the refusal (once per credential, at ERROR).
+                    debug!(host = %host_name, error = %e, "bulk request refused");
                 } else {
                     warn!(host = %host_name, error = %e, items = sent.len(), "bulk request failed; events are kept and retried after the backoff");
                 }

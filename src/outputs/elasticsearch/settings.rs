@@ -118,18 +118,62 @@ impl std::fmt::Display for HostUrl {
 /// The bulk action of every event (`op_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpType {
-    /// `index`: create or overwrite (the default).
+    /// `op_type` unset: `create` for an item with an `_id` skidder sends, `index` for one
+    /// whose id Elasticsearch generates. Elasticsearch authorizes an index request with a
+    /// generated id as a create, so both need only `create_doc` (libbeat also sends
+    /// `create` by default).
+    Auto,
+    /// `index`: create or overwrite.
     Index,
     /// `create`: fail with 409 when the id exists; required by data streams.
     Create,
 }
 
 impl OpType {
-    /// The action name in the bulk body and in response items.
+    /// The configured name (`auto` when unset), for messages.
     pub fn as_str(self) -> &'static str {
         match self {
+            OpType::Auto => "auto",
             OpType::Index => "index",
             OpType::Create => "create",
+        }
+    }
+
+    /// The bulk action of an item, given whether skidder sends its `_id`.
+    pub fn action(self, has_id: bool) -> &'static str {
+        match (self, has_id) {
+            (OpType::Create, _) | (OpType::Auto, true) => "create",
+            (OpType::Index, _) | (OpType::Auto, false) => "index",
+        }
+    }
+}
+
+/// The index privileges the bulk writes of one `op_type`/`document_id` combination need,
+/// exactly as Elasticsearch authorizes them (elastic-security.md §3.2): `create_doc` covers
+/// `create` actions and `index` actions whose id Elasticsearch generates; an `index` action
+/// with an id skidder sends needs `index` (or `create`, `write`, `all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteNeeds {
+    /// The privilege every write needs.
+    pub always: &'static str,
+    /// A further privilege needed only by events carrying `@metadata._id`
+    /// (`op_type: index`, `document_id: metadata`).
+    pub with_metadata_id: Option<&'static str>,
+}
+
+impl WriteNeeds {
+    /// What `op_type` and `document_id` need.
+    pub fn of(op_type: OpType, document_id: DocumentId) -> Self {
+        let (always, with_metadata_id) = match (op_type, document_id) {
+            (OpType::Create | OpType::Auto, _) | (OpType::Index, DocumentId::None) => {
+                ("create_doc", None)
+            }
+            (OpType::Index, DocumentId::Hash) => ("index", None),
+            (OpType::Index, DocumentId::Metadata) => ("create_doc", Some("index")),
+        };
+        Self {
+            always,
+            with_metadata_id,
         }
     }
 }
@@ -195,6 +239,9 @@ pub struct ElasticsearchSettings {
     /// `ssl.server_name`: the name https hosts are verified (and sent SNI) as, instead of
     /// the host name connected to.
     pub tls_server_name: Option<String>,
+    /// `ssl.expiry_warning` (default 14 days): how long before the API key in use expires
+    /// skidder starts to WARN, as for certificates.
+    pub expiry_warning: Duration,
 }
 
 impl ElasticsearchSettings {
@@ -232,7 +279,8 @@ impl ElasticsearchSettings {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| invalid("hosts", reason))?;
         let op_type = match cfg.op_type.as_deref() {
-            None | Some("index") => OpType::Index,
+            None => OpType::Auto,
+            Some("index") => OpType::Index,
             Some("create") => OpType::Create,
             Some(other) => {
                 return Err(invalid(
@@ -338,6 +386,7 @@ impl ElasticsearchSettings {
             document_id: cfg.document_id,
             tls: any_https.then_some(tls_settings),
             tls_server_name: if any_https { tls_server_name } else { None },
+            expiry_warning: cfg.ssl.expiry_warning.get(),
         })
     }
 }
@@ -401,6 +450,33 @@ fn parse_host(input: &str, default_scheme: Scheme, default_path: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_needs_are_exact_per_combination() {
+        use DocumentId::{Hash, Metadata, None as NoId};
+        let need = |op, id| {
+            let n = WriteNeeds::of(op, id);
+            (n.always, n.with_metadata_id)
+        };
+        // Every default combination works with the writer role's create_doc.
+        for id in [Metadata, Hash, NoId] {
+            assert_eq!(need(OpType::Auto, id), ("create_doc", None));
+            assert_eq!(need(OpType::Create, id), ("create_doc", None));
+        }
+        assert_eq!(need(OpType::Index, NoId), ("create_doc", None));
+        assert_eq!(need(OpType::Index, Hash), ("index", None));
+        assert_eq!(need(OpType::Index, Metadata), ("create_doc", Some("index")));
+        assert_eq!(OpType::Auto.action(true), "create");
+        assert_eq!(OpType::Auto.action(false), "index");
+        assert_eq!(OpType::Index.action(true), "index");
+        assert_eq!(OpType::Create.action(false), "create");
+        let s = ElasticsearchSettings::from_config(&ElasticsearchOutputConfig {
+            hosts: vec!["localhost".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.op_type, OpType::Auto);
+    }
     use crate::credentials::Secret;
 
     fn cfg(hosts: &[&str]) -> ElasticsearchOutputConfig {
@@ -415,7 +491,7 @@ mod tests {
         let s = ElasticsearchSettings::from_config(&cfg(&["localhost"])).unwrap();
         assert_eq!(s.hosts[0].to_string(), "http://localhost:9200");
         assert_eq!(s.index.source(), DEFAULT_INDEX);
-        assert_eq!(s.op_type, OpType::Index);
+        assert_eq!(s.op_type, OpType::Auto);
         assert_eq!(s.bulk_max_size, 1600);
         assert_eq!(s.compression_level, 1);
         assert_eq!(s.max_retries, None, "retry forever by default");
