@@ -298,8 +298,10 @@ pub fn run_until(
     opts: RunOptions,
     stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
+    // Beats' max_procs caps GOMAXPROCS; here it sizes the async runtime.
+    let threads = config.max_procs.filter(|n| *n > 0).unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .thread_name("skidder-rt")
         .enable_all()
         .build()
@@ -330,6 +332,9 @@ pub fn run_until_on(
     }
     warn_unverified(config);
     warn_ignored_ssl(config);
+    for notice in &config.notices {
+        tracing::warn!(key = %notice.key, "{notice}");
+    }
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -33,7 +33,14 @@ impl Problem {
 /// Checks and normalises `value` (the whole merged config) in place.
 pub fn check_tree(value: &mut Value, fields: &'static [Field]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    check_section(value, fields, "", &mut problems);
+    // Beats-only sections are gone by now (`beats::apply`); named here for "did you mean".
+    check_keys(
+        value,
+        fields,
+        &super::beats::top_level_keys(),
+        "",
+        &mut problems,
+    );
     problems
 }
 
