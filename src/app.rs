@@ -15,6 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::config::beats::Notice;
 use crate::config::units::human;
 use crate::config::{Config, ConfigError, InputKind, Problem, SslConfig, VerificationMode};
 use crate::credentials::TlsSettings;
@@ -197,10 +198,13 @@ fn warn_unverified(config: &Config) {
     }
 }
 
-/// WARNs, once logging is set up, for `ssl` settings a filebeat.yml may carry that skidder
-/// accepts but does not apply: TLSv1.0/1.1 in `supported_protocols` (dropped, by design)
-/// and `renegotiation` other than `never` (rustls never renegotiates).
-fn warn_ignored_ssl(config: &Config) {
+/// What the run accepts but does not apply as written, one [`Notice`] each: what loading
+/// noted (ignored management sections, a `preset`, ...) and, for the `ssl` sections in use,
+/// TLSv1.0/1.1 in `supported_protocols` (dropped, by design) and `renegotiation` other
+/// than `never` (rustls never renegotiates). `skidder test config` prints them; a run logs
+/// them at WARN once logging is set up.
+pub fn ignored_notices(config: &Config) -> Vec<Notice> {
+    let mut out = config.notices.clone();
     for section in tls_sections(config) {
         if section.ssl.enabled == Some(false) {
             continue;
@@ -213,12 +217,13 @@ fn warn_ignored_ssl(config: &Config) {
             .filter(|p| crate::credentials::tls::is_legacy_protocol(p))
             .collect();
         if !legacy.is_empty() {
-            let key = format!("{}.ssl.supported_protocols", section.key);
-            tracing::warn!(
-                key = %key,
-                "{key}: {} dropped; skidder speaks only TLSv1.2 and TLSv1.3",
-                legacy.join(", ")
-            );
+            out.push(Notice {
+                key: format!("{}.ssl.supported_protocols", section.key),
+                message: format!(
+                    "{} dropped; skidder speaks only TLSv1.2 and TLSv1.3",
+                    legacy.join(", ")
+                ),
+            });
         }
         if let Some(mode) = section
             .ssl
@@ -226,13 +231,13 @@ fn warn_ignored_ssl(config: &Config) {
             .as_deref()
             .filter(|m| *m != "never")
         {
-            let key = format!("{}.ssl.renegotiation", section.key);
-            tracing::warn!(
-                key = %key,
-                "{key} is {mode}, which skidder does not apply: rustls never renegotiates"
-            );
+            out.push(Notice {
+                key: format!("{}.ssl.renegotiation", section.key),
+                message: format!("{mode} is not applied: rustls never renegotiates"),
+            });
         }
     }
+    out
 }
 
 /// `path.data` resolved against `path.home`.
@@ -331,8 +336,7 @@ pub fn run_until_on(
         );
     }
     warn_unverified(config);
-    warn_ignored_ssl(config);
-    for notice in &config.notices {
+    for notice in ignored_notices(config) {
         tracing::warn!(key = %notice.key, "{notice}");
     }
     let shutdown_timeout = config.shutdown_timeout.get();

@@ -205,7 +205,7 @@ pub fn main() -> ExitCode {
                 Ok(_) => {
                     // What loads but is not applied as written, one line each (a run
                     // logs the same at WARN).
-                    for notice in &c.notices {
+                    for notice in app::ignored_notices(&c) {
                         eprintln!("WARN {}", c.secrets.redact(&notice.to_string()));
                     }
                     println!("{}", config::CONFIG_OK);
