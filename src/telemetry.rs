@@ -211,18 +211,27 @@ fn period_now(interval: u64) -> u64 {
     now / interval
 }
 
-impl std::io::Write for RotatingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let due = self.interval.is_some_and(|i| period_now(i) != self.period);
+impl RotatingFile {
+    /// Writes `buf` whole, rotating first when it is due; `period` is the current interval
+    /// number (`now / interval`), passed in so that tests need no clock.
+    fn write_in_period(&mut self, buf: &[u8], period: u64) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let due = self.interval.is_some() && period != self.period;
         if self.size > 0 && (due || self.size + buf.len() as u64 > self.max_size) {
             self.file.rotate()?;
             self.size = 0;
-            if let Some(i) = self.interval {
-                self.period = period_now(i);
-            }
         }
+        self.period = period;
         self.file.write_all(buf)?;
         self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl std::io::Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let period = self.interval.map_or(0, period_now);
+        self.write_in_period(buf, period)?;
         Ok(buf.len())
     }
 
@@ -559,6 +568,29 @@ mod tests {
                 .unwrap()
                 .len(),
             0
+        );
+    }
+
+    #[test]
+    fn log_files_rotate_when_the_interval_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogFilesConfig {
+            interval: crate::config::Duration::from_secs(60),
+            ..LogFilesConfig::default()
+        };
+        let mut f = RotatingFile::open(dir.path(), &cfg).unwrap();
+        let p = f.period;
+        f.write_in_period(b"a\n", p).unwrap();
+        f.write_in_period(b"b\n", p).unwrap();
+        assert!(
+            !dir.path().join("skidder.log.1").exists(),
+            "same interval: no rotation"
+        );
+        f.write_in_period(b"c\n", p + 1).unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(
+            (read("skidder.log.1").as_str(), read("skidder.log").as_str()),
+            ("a\nb\n", "c\n")
         );
     }
 
