@@ -155,6 +155,15 @@ fn check_ssl(out: &mut Vec<Problem>, path: &str, ssl: &SslConfig) {
             ),
         ));
     }
+    // Beats' certReloadConfig.Validate: a period under 1s is refused.
+    if let Some(period) = ssl.restart_on_cert_change.period {
+        if period.get() < std::time::Duration::from_secs(1) {
+            out.push(Problem::new(
+                format!("{path}.restart_on_cert_change.period"),
+                format!("{period} is under 1s (as Beats, refused)"),
+            ));
+        }
+    }
     if ssl.key_passphrase.is_some() && ssl.key_passphrase_path.is_some() {
         out.push(Problem::new(
             format!("{path}.key_passphrase"),
