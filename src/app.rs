@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::agent::Agent;
+use crate::config::beats::Notice;
 use crate::config::units::human;
 use crate::config::{Config, ConfigError, InputKind, Problem, SslConfig, VerificationMode};
 use crate::credentials::TlsSettings;
@@ -217,10 +218,13 @@ fn warn_unverified(config: &Config) {
     }
 }
 
-/// WARNs, once logging is set up, for `ssl` settings a filebeat.yml may carry that skidder
-/// accepts but does not apply: TLSv1.0/1.1 in `supported_protocols` (dropped, by design)
-/// and `renegotiation` other than `never` (rustls never renegotiates).
-fn warn_ignored_ssl(config: &Config) {
+/// What the run accepts but does not apply as written, one [`Notice`] each: what loading
+/// noted (ignored management sections, a `preset`, ...) and, for the `ssl` sections in use,
+/// TLSv1.0/1.1 in `supported_protocols` (dropped, by design) and `renegotiation` other
+/// than `never` (rustls never renegotiates). `skidder test config` prints them; a run logs
+/// them at WARN once logging is set up.
+pub fn ignored_notices(config: &Config) -> Vec<Notice> {
+    let mut out = config.notices.clone();
     for section in tls_sections(config) {
         if section.ssl.enabled == Some(false) {
             continue;
@@ -233,12 +237,13 @@ fn warn_ignored_ssl(config: &Config) {
             .filter(|p| crate::credentials::tls::is_legacy_protocol(p))
             .collect();
         if !legacy.is_empty() {
-            let key = format!("{}.ssl.supported_protocols", section.key);
-            tracing::warn!(
-                key = %key,
-                "{key}: {} dropped; skidder speaks only TLSv1.2 and TLSv1.3",
-                legacy.join(", ")
-            );
+            out.push(Notice {
+                key: format!("{}.ssl.supported_protocols", section.key),
+                message: format!(
+                    "{} dropped; skidder speaks only TLSv1.2 and TLSv1.3",
+                    legacy.join(", ")
+                ),
+            });
         }
         if let Some(mode) = section
             .ssl
@@ -246,19 +251,21 @@ fn warn_ignored_ssl(config: &Config) {
             .as_deref()
             .filter(|m| *m != "never")
         {
-            let key = format!("{}.ssl.renegotiation", section.key);
-            tracing::warn!(
-                key = %key,
-                "{key} is {mode}, which skidder does not apply: rustls never renegotiates"
-            );
+            out.push(Notice {
+                key: format!("{}.ssl.renegotiation", section.key),
+                message: format!("{mode} is not applied: rustls never renegotiates"),
+            });
         }
     }
+    out.extend(ignored_processors(config));
+    out
 }
 
-/// WARNs, once logging is set up, for every processor that loads but is not applied
-/// (`add_cloud_metadata`, `add_docker_metadata`, `add_kubernetes_metadata`, in Filebeat's
-/// default filebeat.yml), naming its key.
-fn warn_ignored_processors(config: &Config) {
+/// Every processor that loads but is not applied (`add_cloud_metadata`,
+/// `add_docker_metadata`, `add_kubernetes_metadata`, in Filebeat's default filebeat.yml),
+/// named by its key.
+fn ignored_processors(config: &Config) -> Vec<Notice> {
+    let mut out = Vec::new();
     let (key, inputs) = config.inputs();
     let lists = std::iter::once(("processors".to_string(), &config.processors)).chain(
         inputs
@@ -272,13 +279,15 @@ fn warn_ignored_processors(config: &Config) {
             continue;
         };
         for entry in &p.ignored {
-            tracing::warn!(
-                key = %entry,
-                "{entry} is loaded but not applied: skidder does not read cloud, Docker or \
-                 Kubernetes metadata"
-            );
+            out.push(Notice {
+                key: entry.clone(),
+                message: "loaded but not applied: skidder does not read cloud, Docker or \
+                          Kubernetes metadata"
+                    .to_string(),
+            });
         }
     }
+    out
 }
 
 /// `path.data` resolved against `path.home`.
@@ -344,8 +353,10 @@ pub fn run_until(
     opts: RunOptions,
     stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
+    // Beats' max_procs caps GOMAXPROCS; here it sizes the async runtime.
+    let threads = config.max_procs.filter(|n| *n > 0).unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .thread_name("skidder-rt")
         .enable_all()
         .build()
@@ -375,8 +386,9 @@ pub fn run_until_on(
         );
     }
     warn_unverified(config);
-    warn_ignored_ssl(config);
-    warn_ignored_processors(config);
+    for notice in ignored_notices(config) {
+        tracing::warn!(key = %notice.key, "{notice}");
+    }
     let shutdown_timeout = config.shutdown_timeout.get();
     let metrics_period = (config.logging.metrics.enabled
         && !config.logging.metrics.period.is_zero())

@@ -52,9 +52,10 @@ pub const DEFAULT_CONFIG: &str = "skidder.yml";
 #[derive(Debug, Parser)]
 #[command(name = "skidder", version, about, long_about = None)]
 pub struct Cli {
-    /// Configuration file [default: skidder.yml].
+    /// Configuration file [default: skidder.yml]; repeat it to layer files in order (Beats'
+    /// merge: later files win, lists merge by index).
     #[arg(short = 'c', long = "config", global = true, help_heading = GLOBAL)]
-    pub config: Option<PathBuf>,
+    pub config: Vec<PathBuf>,
     /// Override a setting, e.g. `-E queue.mem.events=4096` (repeatable).
     #[arg(short = 'E', value_name = "KEY=VALUE", global = true, help_heading = GLOBAL)]
     pub overrides: Vec<String>,
@@ -217,6 +218,11 @@ pub fn main() -> ExitCode {
         }) => match load(&cli) {
             Ok(c) => match app::plan(&c, knobs) {
                 Ok(_) => {
+                    // What loads but is not applied as written, one line each (a run
+                    // logs the same at WARN).
+                    for notice in app::ignored_notices(&c) {
+                        eprintln!("WARN {}", c.secrets.redact(&notice.to_string()));
+                    }
                     println!("{}", config::CONFIG_OK);
                     ExitCode::SUCCESS
                 }
@@ -296,7 +302,7 @@ fn print_result(config: &Config, result: Result<String, security::SecurityError>
 /// silently ignored, so it is a usage error (exit 2) naming the flag.
 fn refuse_config_flags(cli: &Cli, command: &str) -> Option<ExitCode> {
     let given: Vec<&str> = [
-        (cli.config.is_some(), "-c/--config"),
+        (!cli.config.is_empty(), "-c/--config"),
         (!cli.overrides.is_empty(), "-E"),
         (cli.path_data.is_some(), "--path.data"),
         (cli.path_logs.is_some(), "--path.logs"),
@@ -321,8 +327,10 @@ fn load_options(cli: &Cli) -> LoadOptions<'static> {
     LoadOptions {
         path: cli
             .config
-            .clone()
+            .first()
+            .cloned()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        layers: cli.config.iter().skip(1).cloned().collect(),
         overrides: cli.overrides.clone(),
         env: EnvSource::Process,
         resolver: None,

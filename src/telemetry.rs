@@ -3,13 +3,18 @@
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use file_rotate::compression::Compression;
+use file_rotate::suffix::AppendCount;
+use file_rotate::{ContentLimit, FileRotate};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LoggingConfig;
+use crate::config::{LogFilesConfig, LoggingConfig};
 use crate::credentials::Redactor;
 use crate::pipeline::{Metrics, Snapshot};
 
@@ -37,6 +42,9 @@ pub enum TelemetryError {
 /// line goes through `secrets`: a keystore value that landed in a setting a log line quotes
 /// (a host name, a user) is printed as `REDACTED`.
 ///
+/// Where lines go, as Beats decides it: `to_stderr` first, else `to_files` (rotating files
+/// under `logging.files.path`, default `logs_dir`), else nowhere.
+///
 /// # Errors
 /// [`TelemetryError`] for a bad level or an unwritable log directory.
 pub fn init_logging(
@@ -49,46 +57,187 @@ pub fn init_logging(
             level: cfg.level.clone(),
         });
     };
-    let filter = EnvFilter::new(format!("{level},skidder={level}"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = if cfg.to_stderr {
-        let secrets = Arc::new(secrets.clone());
-        let b = builder
-            .with_writer(move || Redacting {
-                secrets: Arc::clone(&secrets),
-                inner: AroundProgress,
-            })
-            .with_ansi(std::io::stderr().is_terminal());
-        if cfg.json {
-            b.json().try_init()
-        } else {
-            b.try_init()
-        }
+    let filter = EnvFilter::new(filter_directives(level, &cfg.selectors));
+    let secrets = Arc::new(secrets.clone());
+    let (writer, ansi) = if cfg.to_stderr {
+        let w = BoxMakeWriter::new(move || Redacting {
+            secrets: Arc::clone(&secrets),
+            inner: AroundProgress,
+        });
+        (w, std::io::stderr().is_terminal())
+    } else if cfg.to_files {
+        let dir = cfg
+            .files
+            .path
+            .clone()
+            .unwrap_or_else(|| logs_dir.to_path_buf());
+        let file = Arc::new(Mutex::new(RotatingFile::open(&dir, &cfg.files)?));
+        let w = BoxMakeWriter::new(move || Redacting {
+            secrets: Arc::clone(&secrets),
+            inner: SharedFile(Arc::clone(&file)),
+        });
+        (w, false)
     } else {
-        let path = logs_dir.join("skidder.log");
-        let file = std::fs::create_dir_all(logs_dir)
-            .and_then(|()| OpenOptions::new().create(true).append(true).open(&path))
-            .map_err(|source| TelemetryError::LogFile {
-                path: path.clone(),
-                source,
-            })?;
-        let file = Arc::new(Mutex::new(file));
-        let secrets = Arc::new(secrets.clone());
-        let b = builder
-            .with_writer(move || Redacting {
-                secrets: Arc::clone(&secrets),
-                inner: SharedFile(Arc::clone(&file)),
-            })
-            .with_ansi(false);
-        if cfg.json {
-            b.json().try_init()
-        } else {
-            b.try_init()
-        }
+        (BoxMakeWriter::new(std::io::sink), false)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let result = if cfg.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
     };
     // A subscriber already installed (tests calling twice) is not an error worth failing on.
     let _ = result;
     Ok(())
+}
+
+/// Beats' logger names for `logging.selectors`, and the skidder modules that log that part.
+const SELECTORS: &[(&str, &str)] = &[
+    ("elasticsearch", "skidder::outputs::elasticsearch"),
+    ("logstash", "skidder::outputs::logstash"),
+    ("publisher", "skidder::pipeline"),
+    ("publish", "skidder::pipeline"),
+    ("pipeline", "skidder::pipeline"),
+    ("queue", "skidder::pipeline"),
+    ("input", "skidder::inputs"),
+    ("beats", "skidder::inputs::lumberjack"),
+    ("tls", "skidder::credentials"),
+    ("transport", "skidder::credentials"),
+    ("config", "skidder::config"),
+];
+
+/// The tracing target a `logging.selectors` entry names: a Beats logger name from
+/// [`SELECTORS`], or a skidder module path (`outputs::logstash`, `skidder::inputs`);
+/// `None` when it names nothing skidder logs.
+pub fn selector_target(selector: &str) -> Option<String> {
+    if let Some((_, target)) = SELECTORS.iter().find(|(name, _)| *name == selector) {
+        return Some((*target).to_string());
+    }
+    let path = selector.strip_prefix("skidder::").unwrap_or(selector);
+    const MODULES: &[&str] = &[
+        "app",
+        "cli",
+        "config",
+        "credentials",
+        "demo",
+        "event",
+        "inputs",
+        "outputs",
+        "pipeline",
+        "receive",
+        "telemetry",
+    ];
+    let head = path.split("::").next().unwrap_or_default();
+    MODULES.contains(&head).then(|| format!("skidder::{path}"))
+}
+
+/// The tracing filter: `level` everywhere, except that at `debug` with selectors (Beats:
+/// only effective at debug) only the selected parts log at debug and the rest at info.
+fn filter_directives(level: &str, selectors: &[String]) -> String {
+    let all = selectors.is_empty() || selectors.iter().any(|s| s == "*");
+    if level != "debug" || all {
+        return format!("{level},skidder={level}");
+    }
+    let mut out = "info,skidder=info".to_string();
+    for target in selectors.iter().filter_map(|s| selector_target(s)) {
+        out.push_str(&format!(",{target}=debug"));
+    }
+    out
+}
+
+/// skidder's own log file, rotated as Beats rotates its logs (`libbeat/common/file`): the
+/// active file `name`, then `name.1` (newest) to `name.<keepfiles>`, each created with
+/// `permissions`. The renames and the pruning are the `file-rotate` crate's; when to rotate
+/// is decided here: before a write that would take the file past `rotateeverybytes` (a
+/// line is never split), when `interval` passes (counted from the Unix epoch), and at start
+/// when `rotateonstartup` finds a non-empty file.
+struct RotatingFile {
+    file: FileRotate<AppendCount>,
+    size: u64,
+    max_size: u64,
+    interval: Option<u64>,
+    period: u64,
+}
+
+impl RotatingFile {
+    fn open(dir: &Path, cfg: &LogFilesConfig) -> Result<Self, TelemetryError> {
+        let path = dir.join(&cfg.name);
+        let err = |source| TelemetryError::LogFile {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mode = u32::from_str_radix(&cfg.permissions, 8).unwrap_or(0o600);
+        let mut options = OpenOptions::new();
+        options.read(true).create(true).append(true).mode(mode);
+        // Opened once here so that an unwritable directory is an error now, not a panic or
+        // silence inside the crate later.
+        let size = options
+            .open(&path)
+            .and_then(|f| f.metadata())
+            .map_err(err)?
+            .len();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        let mut file = FileRotate::new(
+            &path,
+            AppendCount::new(cfg.keepfiles as usize),
+            ContentLimit::None,
+            Compression::None,
+            Some(options),
+        );
+        let mut size = size;
+        if cfg.rotateonstartup && size > 0 {
+            file.rotate().map_err(err)?;
+            size = 0;
+        }
+        let interval = Some(cfg.interval.get().as_secs()).filter(|s| *s > 0);
+        Ok(Self {
+            file,
+            size,
+            max_size: cfg.rotateeverybytes.0.max(1),
+            interval,
+            period: interval.map_or(0, period_now),
+        })
+    }
+}
+
+fn period_now(interval: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now / interval
+}
+
+impl RotatingFile {
+    /// Writes `buf` whole, rotating first when it is due; `period` is the current interval
+    /// number (`now / interval`), passed in so that tests need no clock.
+    fn write_in_period(&mut self, buf: &[u8], period: u64) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let due = self.interval.is_some() && period != self.period;
+        if self.size > 0 && (due || self.size + buf.len() as u64 > self.max_size) {
+            self.file.rotate()?;
+            self.size = 0;
+        }
+        self.period = period;
+        self.file.write_all(buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl std::io::Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let period = self.interval.map_or(0, period_now);
+        self.write_in_period(buf, period)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// A log destination whose lines pass through the keystore values' [`Redactor`] first (one
@@ -115,7 +264,7 @@ impl<W: std::io::Write> std::io::Write for Redacting<W> {
 
 /// The log file, shared by every writer the subscriber makes; each write holds the lock so
 /// lines never interleave.
-struct SharedFile(Arc<Mutex<std::fs::File>>);
+struct SharedFile(Arc<Mutex<RotatingFile>>);
 
 impl std::io::Write for SharedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -365,6 +514,88 @@ impl Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selectors_map_onto_tracing_targets_only_at_debug() {
+        assert_eq!(
+            filter_directives("info", &["elasticsearch".into()]),
+            "info,skidder=info"
+        );
+        assert_eq!(
+            filter_directives("debug", &["*".into()]),
+            "debug,skidder=debug"
+        );
+        assert_eq!(
+            filter_directives(
+                "debug",
+                &["logstash".into(), "inputs::stdin".into(), "nope".into()]
+            ),
+            "info,skidder=info,skidder::outputs::logstash=debug,skidder::inputs::stdin=debug"
+        );
+        assert_eq!(selector_target("nope"), None);
+    }
+
+    #[test]
+    fn log_files_rotate_by_size_keep_keepfiles_and_have_the_mode() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogFilesConfig {
+            rotateeverybytes: crate::config::ByteSize(100),
+            keepfiles: 2,
+            permissions: "0640".into(),
+            ..LogFilesConfig::default()
+        };
+        let mut f = RotatingFile::open(dir.path(), &cfg).unwrap();
+        for i in 0..10 {
+            f.write_all(format!("{i:0>59}\n").as_bytes()).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["skidder.log", "skidder.log.1", "skidder.log.2"]);
+        for n in &names {
+            let meta = std::fs::metadata(dir.path().join(n)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o640, "{n}");
+            // One 60-byte line per file: a line is never split across files.
+            assert_eq!(meta.len(), 60, "{n}");
+        }
+        let newest = std::fs::read_to_string(dir.path().join("skidder.log.1")).unwrap();
+        assert!(newest.trim_end().ends_with('8'), "{newest}");
+        // A restart rotates the non-empty file away.
+        drop(f);
+        RotatingFile::open(dir.path(), &cfg).unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("skidder.log"))
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn log_files_rotate_when_the_interval_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogFilesConfig {
+            interval: crate::config::Duration::from_secs(60),
+            ..LogFilesConfig::default()
+        };
+        let mut f = RotatingFile::open(dir.path(), &cfg).unwrap();
+        let p = f.period;
+        f.write_in_period(b"a\n", p).unwrap();
+        f.write_in_period(b"b\n", p).unwrap();
+        assert!(
+            !dir.path().join("skidder.log.1").exists(),
+            "same interval: no rotation"
+        );
+        f.write_in_period(b"c\n", p + 1).unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(
+            (read("skidder.log.1").as_str(), read("skidder.log").as_str()),
+            ("a\nb\n", "c\n")
+        );
+    }
 
     #[test]
     fn peak_rss_comes_from_vm_hwm() {

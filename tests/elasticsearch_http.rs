@@ -396,6 +396,29 @@ async fn timeout_is_a_retryable_host_failure() {
 }
 
 #[tokio::test]
+async fn idle_connection_timeout_closes_idle_connections() {
+    let server = Server::start(|_, s: &Seen| (200, all_ok(s))).await;
+    let mut cfg = config(vec![server.host()]);
+    cfg.idle_connection_timeout = CfgDuration::from_millis(200);
+    let settings = ElasticsearchSettings::from_config(&cfg).unwrap();
+    let client = EsClient::new(&settings).unwrap();
+    let mut body = BulkBody::new(&settings);
+    body.add_event(&events(1)[0]).unwrap();
+    bounded("send_bulk", client.send_bulk(0, &body.finish().unwrap()))
+        .await
+        .unwrap();
+    // The pooled connection is closed by the client once idle for 200ms (reqwest's default
+    // keeps it for 90s; Beats 8.12+'s balanced preset uses 3s).
+    bounded("the idle connection to close", async {
+        while server.open_connections() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(client);
+}
+
+#[tokio::test]
 async fn https_with_the_credential_layer() {
     let ca = Ca::new("es-test-ca");
     let leaf = ca.leaf("localhost", &["localhost"]);

@@ -33,7 +33,14 @@ impl Problem {
 /// Checks and normalises `value` (the whole merged config) in place.
 pub fn check_tree(value: &mut Value, fields: &'static [Field]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    check_section(value, fields, "", &mut problems);
+    // Beats-only sections are gone by now (`beats::apply`); named here for "did you mean".
+    check_keys(
+        value,
+        fields,
+        &super::beats::top_level_keys(),
+        "",
+        &mut problems,
+    );
     problems
 }
 
@@ -235,7 +242,11 @@ fn check_value(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<Problem>)
         },
         Shape::List(inner) => {
             // As Beats' config library: a single value where a list is expected is a list
-            // of one (`hosts: "ls:5044"`).
+            // of one (`hosts: "ls:5044"`); an empty string is an empty list (the reference
+            // filebeat.yml writes `ssl.ca_sha256: ""`).
+            if v.as_str() == Some("") {
+                *v = Value::Array(Vec::new());
+            }
             if matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
                 *v = Value::Array(vec![v.take()]);
             }
@@ -418,6 +429,13 @@ mod tests {
         assert_eq!(
             v["output"]["logstash"]["hosts"],
             serde_json::json!(["ls:5044"])
+        );
+        let mut v =
+            serde_json::json!({"output": {"logstash": {"hosts": ["a"], "ssl": {"ca_sha256": ""}}}});
+        assert!(check_tree(&mut v, Config::fields()).is_empty());
+        assert_eq!(
+            v["output"]["logstash"]["ssl"]["ca_sha256"],
+            serde_json::json!([])
         );
         // A mapping is still not a list.
         let mut v = serde_json::json!({"output": {"logstash": {"hosts": {"a": 1}}}});

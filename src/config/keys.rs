@@ -122,6 +122,7 @@ keys!(Config {
     fields: Shape::Map(&Shape::Any),
     fields_under_root: BOOL,
     processors: Shape::List(&Shape::Any),
+    max_procs: Shape::Optional(&USIZE),
 });
 
 keys!(FilebeatConfig {
@@ -262,6 +263,12 @@ keys!(ElasticsearchOutputConfig {
     op_type: OPT_STR,
     document_id: Shape::Enum(&["metadata", "hash", "none"]),
     ssl: Shape::Section(SslConfig::fields),
+    preset: Shape::Optional(&Shape::Enum(super::beats::PRESET_NAMES)),
+    proxy_url: OPT_STR,
+    proxy_disable: BOOL,
+    proxy_headers: Shape::Map(&STR),
+    allow_older_versions: BOOL,
+    idle_connection_timeout: DUR,
 });
 
 keys!(FailoverConfig {
@@ -288,6 +295,12 @@ keys!(SslConfig {
     expiry_warning: DUR,
     client_authentication: Shape::Optional(&Shape::Enum(&["none", "optional", "required"])),
     renegotiation: Shape::Optional(&Shape::Enum(&["never", "once", "freely"])),
+    restart_on_cert_change: Shape::Section(RestartOnCertChangeConfig::fields),
+});
+
+keys!(RestartOnCertChangeConfig {
+    enabled: BOOL,
+    period: Shape::Optional(&DUR),
 });
 
 keys!(LoggingConfig {
@@ -295,11 +308,30 @@ keys!(LoggingConfig {
     json: BOOL,
     to_stderr: BOOL,
     metrics: Shape::Section(MetricsLogConfig::fields),
+    to_files: BOOL,
+    files: Shape::Section(LogFilesConfig::fields),
+    selectors: STR_LIST,
+    to_syslog: BOOL,
+    to_eventlog: BOOL,
+    ecs: BOOL,
+});
+
+keys!(LogFilesConfig {
+    path: OPT_STR,
+    name: STR,
+    rotateeverybytes: SIZE,
+    keepfiles: U32,
+    permissions: STR,
+    interval: DUR,
+    rotateonstartup: BOOL,
+    suffix: Shape::Enum(&["count"]),
+    redirect_stderr: BOOL,
 });
 
 keys!(MetricsLogConfig {
     enabled: BOOL,
     period: DUR,
+    namespaces: STR_LIST,
 });
 
 keys!(PathConfig {
@@ -502,7 +534,9 @@ mod tests {
             ElasticsearchOutputConfig,
             FailoverConfig,
             SslConfig,
+            RestartOnCertChangeConfig,
             LoggingConfig,
+            LogFilesConfig,
             MetricsLogConfig,
             PathConfig,
             HttpConfig

@@ -21,6 +21,7 @@
 //! naming the file (with line and column when known), or the environment variable or `-E`
 //! flag that set the value, and the key path.
 
+pub mod beats;
 pub mod check;
 pub mod keys;
 pub mod paths;
@@ -155,8 +156,10 @@ impl EnvSource {
 /// Everything [`load_with`] needs.
 #[derive(Default)]
 pub struct LoadOptions<'a> {
-    /// The YAML file.
+    /// The YAML file (the first `-c`; `path.config` is its directory).
     pub path: PathBuf,
+    /// Further `-c` files, merged over `path` in order as Beats does ([`beats::merge_layer`]).
+    pub layers: Vec<PathBuf>,
     /// `-E key=value` flags, in command-line order (later wins).
     pub overrides: Vec<String>,
     /// The environment for `${VAR}` and `SKIDDER_*` overrides.
@@ -188,40 +191,6 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
 /// [`ConfigError::Read`] when the file cannot be read, else [`ConfigError::Invalid`]
 /// listing every problem found.
 pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
-    let path = &opts.path;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let file = path.display().to_string();
-    let mut root = tree::parse(&text).map_err(|errors| {
-        ConfigError::Invalid(
-            errors
-                .into_iter()
-                .map(|e| {
-                    let key = if e.key.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{}: ", e.key)
-                    };
-                    format!("{file}:{}:{}: {key}{}", e.pos.line, e.pos.col, e.message)
-                })
-                .collect(),
-        )
-    })?;
-    if !matches!(root.value, Value::Map(_) | Value::Null) {
-        return Err(ConfigError::Invalid(vec![format!(
-            "{file}:{}:{}: the configuration must be a mapping of keys",
-            root.pos.line, root.pos.col
-        )]));
-    }
-    let mut locator = Locator {
-        file: file.clone(),
-        index: root.index(),
-        env: Vec::new(),
-        flags: Vec::new(),
-    };
-    let mut problems: Vec<Problem> = Vec::new();
     let paths = Paths::early(opts);
     let mut vars = Vars {
         opts,
@@ -230,11 +199,25 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
         used_store: false,
         from_store: Vec::new(),
     };
-    expand_variables(&mut root, "", &mut vars, &mut problems);
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut locator = Locator::default();
+    let mut merged_file = serde_json::Value::Null;
+    for (n, path) in std::iter::once(&opts.path).chain(&opts.layers).enumerate() {
+        let (file, mut root) = read_tree(path)?;
+        if n == 0 {
+            locator.file = file.clone();
+            locator.index = root.index();
+        } else {
+            locator.layers.push((file.clone(), root.index()));
+        }
+        expand_variables(&mut root, "", &mut vars, &mut problems);
+        beats::merge_layer(&mut merged_file, root.to_json());
+    }
+    let file = locator.file.clone();
     let secrets = vars.secrets;
     let from_store = vars.from_store;
 
-    let mut figment = Figment::new().merge(Layer::new(format!("file {file}"), root.to_json()));
+    let mut figment = Figment::new().merge(Layer::new(format!("file {file}"), merged_file));
     let top: Vec<&str> = Config::fields().iter().map(|f| f.name).collect();
     for (var, raw) in opts.env.with_prefix(ENV_PREFIX, &mut problems) {
         let key = var[ENV_PREFIX.len()..]
@@ -279,6 +262,7 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
             serde_json::Value::Object(serde_json::Map::new())
         }
     };
+    let notices = beats::apply(&mut merged, &paths.config, &mut problems);
     problems.extend(check::check_tree(&mut merged, Config::fields()));
     if !problems.is_empty() {
         // Unknown keys are gone from `merged`; when what remains still deserializes, its
@@ -322,14 +306,51 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
     }
     config.secrets = secrets;
     config.locator = locator;
+    config.notices = notices;
+    config.notices.extend(beats::setting_notices(&config));
     Ok(config)
 }
 
-/// What `skidder test config` prints and its exit code: [`CONFIG_OK`] and 0, or every
-/// problem and 1.
+/// Reads and parses one configuration file: its name for messages and its tree.
+fn read_tree(path: &Path) -> Result<(String, Node), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let root = tree::parse(&text).map_err(|errors| {
+        ConfigError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| {
+                    let key = if e.key.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", e.key)
+                    };
+                    format!("{file}:{}:{}: {key}{}", e.pos.line, e.pos.col, e.message)
+                })
+                .collect(),
+        )
+    })?;
+    if !matches!(root.value, Value::Map(_) | Value::Null) {
+        return Err(ConfigError::Invalid(vec![format!(
+            "{file}:{}:{}: the configuration must be a mapping of keys",
+            root.pos.line, root.pos.col
+        )]));
+    }
+    Ok((file, root))
+}
+
+/// What `skidder test config` prints and its exit code: [`CONFIG_OK`] and 0 (after one
+/// `WARN` line per [`beats::Notice`]), or every problem and 1.
 pub fn test_config(opts: &LoadOptions<'_>) -> (String, i32) {
     match load_with(opts) {
-        Ok(_) => (CONFIG_OK.to_string(), 0),
+        Ok(c) => {
+            let mut text: String = c.notices.iter().map(|n| format!("WARN {n}\n")).collect();
+            text.push_str(CONFIG_OK);
+            (text, 0)
+        }
         Err(e) => (e.report(), 1),
     }
 }
@@ -355,7 +376,9 @@ fn redact_for_export(node: &mut serde_yaml::Value, path: &str, secrets: &Redacto
     let es = "output.elasticsearch";
     match node {
         Y::Mapping(map) => {
-            let whole = path == format!("{es}.headers") || path == format!("{es}.parameters");
+            let whole = path == format!("{es}.headers")
+                || path == format!("{es}.parameters")
+                || path == format!("{es}.proxy_headers");
             for (k, v) in map.iter_mut() {
                 if whole && !v.is_null() {
                     *v = Y::String(Secret::REDACTED.to_string());
@@ -445,6 +468,8 @@ fn nest(key: &str, value: serde_json::Value) -> serde_json::Value {
 pub struct Locator {
     file: String,
     index: BTreeMap<String, Pos>,
+    /// Further `-c` files with their indexes, in order (the last one wins).
+    layers: Vec<(String, BTreeMap<String, Pos>)>,
     env: Vec<(String, String)>,
     flags: Vec<(String, String)>,
 }
@@ -470,6 +495,15 @@ impl Locator {
         }
         let mut prefix = path;
         loop {
+            if let Some((file, pos)) = self
+                .layers
+                .iter()
+                .rev()
+                .find_map(|(file, index)| index.get(prefix).map(|pos| (file, pos)))
+            {
+                // Sorted after the first file's lines: positions are per file.
+                return (format!("{file}:{}:{}", pos.line, pos.col), None);
+            }
             if let Some(pos) = self.index.get(prefix) {
                 return (
                     format!("{}:{}:{}", self.file, pos.line, pos.col),
@@ -758,6 +792,7 @@ mod tests {
         let l = Locator {
             file: "f.yml".into(),
             index,
+            layers: Vec::new(),
             env: vec![(
                 "output.logstash.timeout".into(),
                 "SKIDDER_OUTPUT__LOGSTASH__TIMEOUT".into(),

@@ -55,6 +55,12 @@ pub struct Config {
     /// Where each key was set, for problems found after loading; not a key.
     #[serde(skip)]
     pub locator: super::Locator,
+    /// Threads of the async runtime (Beats: GOMAXPROCS); `0` or unset = skidder's default, 2.
+    pub max_procs: Option<usize>,
+    /// What loading accepted but does not apply, or changed (a `preset`, an ignored
+    /// management section): printed by `test config`, logged at WARN by a run. Not a key.
+    #[serde(skip)]
+    pub notices: Vec<super::beats::Notice>,
 }
 
 /// The default drain on SIGINT/SIGTERM (see [`Config::shutdown_timeout`]).
@@ -78,6 +84,8 @@ impl Default for Config {
             fields_under_root: false,
             processors: Vec::new(),
             locator: super::Locator::default(),
+            max_procs: None,
+            notices: Vec::new(),
         }
     }
 }
@@ -540,6 +548,22 @@ pub struct ElasticsearchOutputConfig {
     pub document_id: DocumentId,
     /// TLS settings.
     pub ssl: SslConfig,
+    /// Beats 8.12+ tuning preset: `balanced`, `throughput`, `scale`, `latency` set
+    /// `bulk_max_size`, `worker`, `compression_level`, `idle_connection_timeout` and
+    /// `queue.mem.*` over what is written (each override WARNed); `custom` or unset: none.
+    pub preset: Option<String>,
+    /// HTTP proxy, `http://[user:pass@]host:port`. Default: `HTTP_PROXY`/`HTTPS_PROXY`/
+    /// `NO_PROXY` from the environment, as Beats.
+    pub proxy_url: Option<String>,
+    /// Use no proxy at all, not even from the environment. Default `false`.
+    pub proxy_disable: bool,
+    /// Headers sent to the proxy (on `CONNECT` for https hosts); secret in exports.
+    pub proxy_headers: BTreeMap<String, String>,
+    /// Beats 8.x refuses a cluster older than itself unless `true`; skidder does not
+    /// compare versions, so `false` is WARNed. Default `true`.
+    pub allow_older_versions: bool,
+    /// Close connections idle this long; `0s` = keep them. Default `0s`.
+    pub idle_connection_timeout: Duration,
 }
 
 impl Default for ElasticsearchOutputConfig {
@@ -571,6 +595,12 @@ impl Default for ElasticsearchOutputConfig {
             op_type: None,
             document_id: DocumentId::default(),
             ssl: SslConfig::default(),
+            preset: None,
+            proxy_url: None,
+            proxy_disable: false,
+            proxy_headers: BTreeMap::new(),
+            allow_older_versions: true,
+            idle_connection_timeout: Duration::default(),
         }
     }
 }
@@ -695,6 +725,21 @@ pub struct SslConfig {
     /// `never`, `once` or `freely`, accepted as Beats writes it; rustls never renegotiates,
     /// so `once` and `freely` are WARNed at start. Default `never`.
     pub renegotiation: Option<String>,
+    /// Beats 8.x exits when the certificate files change (to be restarted by its
+    /// supervisor); skidder re-reads them in place instead, so `enabled: true` is served by
+    /// that reload and logged at start.
+    pub restart_on_cert_change: RestartOnCertChangeConfig,
+}
+
+/// `ssl.restart_on_cert_change.*` (Beats 8.x).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestartOnCertChangeConfig {
+    /// Default `false`.
+    pub enabled: bool,
+    /// How often Beats looks for a change. Accepted; skidder checks at each new
+    /// connection. Default `1m`.
+    pub period: Option<Duration>,
 }
 
 impl Default for SslConfig {
@@ -716,6 +761,7 @@ impl Default for SslConfig {
             expiry_warning: Duration::from_secs(14 * 86400),
             client_authentication: None,
             renegotiation: None,
+            restart_on_cert_change: RestartOnCertChangeConfig::default(),
         }
     }
 }
@@ -729,10 +775,64 @@ pub struct LoggingConfig {
     pub level: String,
     /// One JSON object per log line. Default `false`.
     pub json: bool,
-    /// Log to standard error (the `-e` flag sets it). Default `false`: to `path.logs`.
+    /// Log to standard error (the `-e` flag sets it); wins over `to_files`. Default `false`.
     pub to_stderr: bool,
     /// `logging.metrics.*`: the periodic line of counters.
     pub metrics: MetricsLogConfig,
+    /// Log to rotating files (`logging.files`) unless `to_stderr`. Default `true`.
+    pub to_files: bool,
+    /// `logging.files.*`: the log file and its rotation.
+    pub files: LogFilesConfig,
+    /// Beats logger names (`elasticsearch`, `logstash`, `publisher`, `*`) or skidder module
+    /// paths (`outputs::logstash`) logged at debug; only with `level: debug`. Default: all.
+    pub selectors: Vec<String>,
+    /// Not supported (logs go to files or stderr): `true` is WARNed. Default `false`.
+    pub to_syslog: bool,
+    /// Windows only in Beats: `true` is WARNed. Default `false`.
+    pub to_eventlog: bool,
+    /// Beats' ECS log layout: `true` is WARNed (`json` gives JSON lines). Default `false`.
+    pub ecs: bool,
+}
+
+/// `logging.files.*`, Beats' names and defaults (rotation by the `file-rotate` crate).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogFilesConfig {
+    /// Directory of the log files. Default: `path.logs`.
+    pub path: Option<PathBuf>,
+    /// File name; rotated files get `.1` (newest) to `.N`. Default `skidder.log`.
+    pub name: String,
+    /// Rotate when the file would grow past this size. Default `10MiB` (Beats: 10485760).
+    pub rotateeverybytes: ByteSize,
+    /// Rotated files kept besides the active one, at most 1024. Default `7`.
+    pub keepfiles: u32,
+    /// Mode of the log files, octal. Default `0600`.
+    pub permissions: String,
+    /// Also rotate every interval (at least `1s`, counted from the Unix epoch); `0s` = by
+    /// size only. Default `0s`.
+    pub interval: Duration,
+    /// Rotate an existing non-empty file at start instead of appending. Default `true`.
+    pub rotateonstartup: bool,
+    /// `count` (the only one skidder writes; Beats 7.17's default). Default `count`.
+    pub suffix: String,
+    /// Beats copies its own panics into the log; `true` is WARNed. Default `false`.
+    pub redirect_stderr: bool,
+}
+
+impl Default for LogFilesConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            name: "skidder.log".to_string(),
+            rotateeverybytes: ByteSize(10 * 1024 * 1024),
+            keepfiles: 7,
+            permissions: "0600".to_string(),
+            interval: Duration::default(),
+            rotateonstartup: true,
+            suffix: "count".to_string(),
+            redirect_stderr: false,
+        }
+    }
 }
 
 /// The values `logging.level` accepts, for messages.
@@ -760,6 +860,12 @@ impl Default for LoggingConfig {
             json: false,
             to_stderr: false,
             metrics: MetricsLogConfig::default(),
+            to_files: true,
+            files: LogFilesConfig::default(),
+            selectors: Vec::new(),
+            to_syslog: false,
+            to_eventlog: false,
+            ecs: false,
         }
     }
 }
@@ -772,6 +878,8 @@ pub struct MetricsLogConfig {
     pub enabled: bool,
     /// How often the non-zero counters are logged. Default `30s`.
     pub period: Duration,
+    /// Beats' metric registries; skidder has one, `stats`. Default `[stats]`.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for MetricsLogConfig {
@@ -779,6 +887,7 @@ impl Default for MetricsLogConfig {
         Self {
             enabled: true,
             period: Duration::from_secs(30),
+            namespaces: vec!["stats".to_string()],
         }
     }
 }

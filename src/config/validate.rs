@@ -155,6 +155,15 @@ fn check_ssl(out: &mut Vec<Problem>, path: &str, ssl: &SslConfig) {
             ),
         ));
     }
+    // Beats' certReloadConfig.Validate: a period under 1s is refused.
+    if let Some(period) = ssl.restart_on_cert_change.period {
+        if period.get() < std::time::Duration::from_secs(1) {
+            out.push(Problem::new(
+                format!("{path}.restart_on_cert_change.period"),
+                format!("{period} is under 1s (as Beats, refused)"),
+            ));
+        }
+    }
     if ssl.key_passphrase.is_some() && ssl.key_passphrase_path.is_some() {
         out.push(Problem::new(
             format!("{path}.key_passphrase"),
@@ -217,6 +226,7 @@ impl Config {
                 ),
             ));
         }
+        validate_log_files(&self.logging.files, &mut out);
         if self.http.port == 0 {
             out.push(Problem::new("http.port", "0 is out of range 1..=65535"));
         }
@@ -448,6 +458,36 @@ impl Config {
                 }
             }
         }
+    }
+}
+
+/// `logging.files.*`: Beats' limits (`libbeat/logp/config.go`, `libbeat/common/file`).
+fn validate_log_files(f: &LogFilesConfig, out: &mut Vec<Problem>) {
+    let p = "logging.files";
+    if f.name.is_empty() || f.name.contains('/') {
+        out.push(Problem::new(
+            format!("{p}.name"),
+            format!("{:?} is not a file name (no directory, not empty)", f.name),
+        ));
+    }
+    if f.rotateeverybytes.0 == 0 {
+        out.push(Problem::new(
+            format!("{p}.rotateeverybytes"),
+            "must be at least 1",
+        ));
+    }
+    check_range(out, &format!("{p}.keepfiles"), f.keepfiles.into(), 0, 1024);
+    if u32::from_str_radix(&f.permissions, 8).map_or(true, |m| m > 0o777) {
+        out.push(Problem::new(
+            format!("{p}.permissions"),
+            format!("{:?} is not an octal file mode such as 0600", f.permissions),
+        ));
+    }
+    if !f.interval.is_zero() && f.interval.get() < std::time::Duration::from_secs(1) {
+        out.push(Problem::new(
+            format!("{p}.interval"),
+            "must be 0 (off) or at least 1s",
+        ));
     }
 }
 

@@ -63,6 +63,8 @@ pub type Script = dyn Fn(usize, &Seen) -> (u16, String) + Send + Sync;
 pub struct Server {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Client connections open right now.
+    open: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -78,6 +80,8 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let seen2 = seen.clone();
+        let open: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let open2 = open.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -86,6 +90,8 @@ impl Server {
                 let seen = seen2.clone();
                 let script = script.clone();
                 let tls = tls.clone();
+                let open = open2.clone();
+                open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let seen = seen.clone();
@@ -148,10 +154,21 @@ impl Server {
                             let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
                         }
                     }
+                    open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
-        Self { addr, seen, task }
+        Self {
+            addr,
+            seen,
+            open,
+            task,
+        }
+    }
+
+    /// Client connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {

@@ -4,8 +4,10 @@
 //! a whole-request timeout, URL handling and header types, and it accepts our own rustls
 //! `ClientConfig` (`use_preconfigured_tls`) for https hosts, so the credential layer stays
 //! the only place that decides trust, pins and client certificates. It is built without
-//! trust roots of its own (ring is its provider, as ours), without HTTP/2 and without proxy
-//! support from the environment (Beats' `proxy_url` is not in the schema yet).
+//! trust roots of its own (ring is its provider, as ours) and without HTTP/2. Proxies as
+//! libbeat: `proxy_url` (an HTTP proxy; https hosts through `CONNECT`, with
+//! `proxy_headers`), else the environment's `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`, unless
+//! `proxy_disable`.
 //!
 //! When the TLS files change, [`TlsSource`] hands out a new config; the next request then
 //! builds new reqwest clients (and so new connections) with it.
@@ -26,7 +28,7 @@ use rustls::ClientConfig;
 
 use super::bulk::EncodedBody;
 use super::response::{classify, RequestVerdict, ResponseError};
-use super::settings::{ElasticsearchSettings, HostUrl, Scheme};
+use super::settings::{ElasticsearchSettings, HostUrl, ProxySettings, Scheme};
 use crate::credentials::es_auth::refusal_reason;
 use crate::credentials::{Alpn, CredentialError, EsAuth, TlsSource};
 use tracing::{debug, error};
@@ -187,6 +189,8 @@ pub struct EsClient {
     server_name: Option<String>,
     timeout: Duration,
     pool_per_host: usize,
+    proxy: ProxySettings,
+    idle_timeout: Option<Duration>,
     http: Mutex<Http>,
 }
 
@@ -230,6 +234,8 @@ impl EsClient {
             server_name: settings.tls_server_name.clone(),
             timeout: settings.timeout,
             pool_per_host: settings.worker,
+            proxy: settings.proxy.clone(),
+            idle_timeout: settings.idle_connection_timeout,
             http: Mutex::new(Http {
                 tls: None,
                 clients: Vec::new(),
@@ -254,7 +260,16 @@ impl EsClient {
                     }),
                     _ => None,
                 };
-                build_client(tls, self.timeout, self.pool_per_host, pinned)
+                build_client(
+                    tls,
+                    Pool {
+                        timeout: self.timeout,
+                        per_host: self.pool_per_host,
+                        idle: self.idle_timeout,
+                    },
+                    &self.proxy,
+                    pinned,
+                )
             })
             .collect()
     }
@@ -487,17 +502,25 @@ fn build_headers(auth: &EsAuth) -> Result<HeaderMap, EsError> {
     Ok(map)
 }
 
+/// Request timeout and connection pool of one host's client.
+struct Pool {
+    timeout: Duration,
+    per_host: usize,
+    /// `idle_connection_timeout`; `None` keeps idle connections.
+    idle: Option<Duration>,
+}
+
 fn build_client(
     tls: Option<&ClientConfig>,
-    timeout: Duration,
-    pool_per_host: usize,
+    pool: Pool,
+    proxy: &ProxySettings,
     pinned: Option<PinnedResolver>,
 ) -> Result<reqwest::Client, EsError> {
     let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .pool_max_idle_per_host(pool_per_host.max(1))
+        .timeout(pool.timeout)
+        .pool_max_idle_per_host(pool.per_host.max(1))
+        .pool_idle_timeout(pool.idle)
         .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
         .http1_only()
         .user_agent(concat!("skidder/", env!("CARGO_PKG_VERSION")));
     if let Some(cfg) = tls {
@@ -506,6 +529,32 @@ fn build_client(
     if let Some(resolver) = pinned {
         builder = builder.dns_resolver(Arc::new(resolver));
     }
+    builder = match proxy {
+        // reqwest reads the environment's proxies unless told otherwise.
+        ProxySettings::Environment => builder,
+        ProxySettings::Disabled => builder.no_proxy(),
+        ProxySettings::Url { url, headers } => {
+            // The URL is not quoted: it may carry a password (validated in settings).
+            let bad = |what: &str| EsError::Client {
+                reason: format!("output.elasticsearch.proxy_url: {what}"),
+            };
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                let n = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| bad(&format!("header {name} cannot be sent over HTTP")))?;
+                let mut v = HeaderValue::from_str(value.expose())
+                    .map_err(|_| bad(&format!("header {name} cannot be sent over HTTP")))?;
+                v.set_sensitive(true);
+                map.append(n, v);
+            }
+            let mut p =
+                reqwest::Proxy::all(url.expose()).map_err(|_| bad("not a usable proxy URL"))?;
+            if !map.is_empty() {
+                p = p.headers(map);
+            }
+            builder.proxy(p)
+        }
+    };
     builder.build().map_err(|e| EsError::Client {
         reason: e.to_string(),
     })

@@ -10,7 +10,24 @@ use super::index::{FormatError, IndexTemplate};
 use crate::config::validate::ELASTICSEARCH_DEFAULT_PORT;
 use crate::config::{parse_host_port, ElasticsearchOutputConfig, NonIndexablePolicy};
 use crate::credentials::secret::redact_url_password;
-use crate::credentials::{CredentialError, EsAuth, TlsSettings};
+use crate::credentials::{CredentialError, EsAuth, Secret, TlsSettings};
+
+/// How requests reach the hosts (`proxy_url`, `proxy_disable`, `proxy_headers`), as
+/// libbeat's `httpcommon`: `proxy_disable` wins, then `proxy_url`, else the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxySettings {
+    /// `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment.
+    Environment,
+    /// Straight to the hosts, whatever the environment says.
+    Disabled,
+    /// Through one HTTP proxy (`CONNECT` for https hosts).
+    Url {
+        /// `http://[user:pass@]host:port`: secret, it may carry a password.
+        url: Secret,
+        /// `proxy_headers`, sent to the proxy; secret, they usually carry credentials.
+        headers: Vec<(String, Secret)>,
+    },
+}
 
 /// The default index format, as Beats' `%{[agent.name]}-%{[agent.version]}-%{+yyyy.MM.dd}`
 /// with our name.
@@ -242,6 +259,10 @@ pub struct ElasticsearchSettings {
     /// `ssl.expiry_warning` (default 14 days): how long before the API key in use expires
     /// skidder starts to WARN, as for certificates.
     pub expiry_warning: Duration,
+    /// The proxy, if any.
+    pub proxy: ProxySettings,
+    /// `idle_connection_timeout`: close connections idle this long; `None` keeps them.
+    pub idle_connection_timeout: Option<Duration>,
 }
 
 impl ElasticsearchSettings {
@@ -361,6 +382,7 @@ impl ElasticsearchSettings {
             }
         };
         let auth = EsAuth::from_config(cfg)?;
+        let proxy = proxy_settings(cfg).map_err(|reason| invalid("proxy_url", reason))?;
         let any_https = hosts.iter().any(|h| h.scheme == Scheme::Https);
         Ok(Self {
             hosts,
@@ -387,8 +409,47 @@ impl ElasticsearchSettings {
             tls: any_https.then_some(tls_settings),
             tls_server_name: if any_https { tls_server_name } else { None },
             expiry_warning: cfg.ssl.expiry_warning.get(),
+            proxy,
+            idle_connection_timeout: Some(cfg.idle_connection_timeout.get())
+                .filter(|d| !d.is_zero()),
         })
     }
+}
+
+/// `proxy_disable`, `proxy_url` and `proxy_headers` as one choice; errors quote the URL
+/// with its password redacted.
+fn proxy_settings(cfg: &ElasticsearchOutputConfig) -> Result<ProxySettings, String> {
+    if cfg.proxy_disable {
+        return Ok(ProxySettings::Disabled);
+    }
+    let Some(raw) = cfg
+        .proxy_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(ProxySettings::Environment);
+    };
+    let shown = redact_url_password(raw);
+    let url = Url::parse(raw).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{shown:?}: scheme {:?} is not supported for Elasticsearch; use an http:// proxy \
+             (https hosts are tunnelled through it with CONNECT)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{shown:?} has no host"));
+    }
+    Ok(ProxySettings::Url {
+        url: Secret::new(raw),
+        headers: cfg
+            .proxy_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+            .collect(),
+    })
 }
 
 fn normalize_path(path: &str) -> String {
