@@ -56,6 +56,9 @@ pub enum AppError {
     /// The async runtime could not be built.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The monitoring endpoint (`http.*`) cannot be used.
+    #[error(transparent)]
+    Http(crate::http::HttpError),
 }
 
 impl AppError {
@@ -75,6 +78,8 @@ pub struct Plan {
     pub inputs: Vec<(String, InputPlan)>,
     /// `queue.mem.*`.
     pub queue: QueueSettings,
+    /// `http.*`, when enabled.
+    pub monitoring: Option<crate::http::monitoring::Plan>,
 }
 
 /// Validates everything the run needs from `config`.
@@ -95,7 +100,19 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     {
         output.meta.beat = index.to_lowercase();
     }
-    let inputs = inputs::plan(&config.skidder.inputs, &output.meta)?;
+    let inputs = inputs::plan(
+        &config.skidder.inputs,
+        &output.meta,
+        config.output.elasticsearch.as_ref(),
+    )?;
+    let monitoring = if config.http.enabled {
+        Some(
+            crate::http::monitoring::Plan::new(&config.http, data_dir(config))
+                .map_err(AppError::Http)?,
+        )
+    } else {
+        None
+    };
     let mem = &config.queue.mem;
     Ok(Plan {
         output,
@@ -105,6 +122,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
             min_events: mem.flush.min_events,
             flush_timeout: mem.flush.timeout.get(),
         },
+        monitoring,
     })
 }
 
@@ -146,13 +164,23 @@ fn tls_sections(config: &Config) -> Vec<TlsSection<'_>> {
         }
     }
     for (i, input) in config.skidder.inputs.iter().enumerate() {
-        if let (true, InputKind::Lumberjack(lj)) = (input.common.enabled, &input.kind) {
-            out.push(TlsSection {
-                key: format!("skidder.inputs.{i}"),
-                ssl: &lj.ssl,
-                server: true,
-            });
-        }
+        let ssl = match (input.common.enabled, &input.kind) {
+            (true, InputKind::Lumberjack(lj)) => &lj.ssl,
+            (true, InputKind::HttpEndpoint(h)) => &h.ssl,
+            _ => continue,
+        };
+        out.push(TlsSection {
+            key: format!("skidder.inputs.{i}"),
+            ssl,
+            server: true,
+        });
+    }
+    if config.http.enabled {
+        out.push(TlsSection {
+            key: "http".to_string(),
+            ssl: &config.http.ssl,
+            server: true,
+        });
     }
     out
 }
@@ -320,14 +348,6 @@ pub fn run_until_on(
     opts: RunOptions,
     stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
-    if config.http.enabled {
-        // Accepted so a filebeat.yml loads as written; saying so beats a silent no-op.
-        tracing::warn!(
-            host = %config.http.host,
-            port = config.http.port,
-            "http.enabled is set but this build serves no stats endpoint; use the metrics log line"
-        );
-    }
     warn_unverified(config);
     warn_ignored_ssl(config);
     let shutdown_timeout = config.shutdown_timeout.get();
@@ -372,6 +392,10 @@ async fn run_async(
         names.push(running.name);
     }
     queue.all_inputs_started();
+    if let Some(m) = plan.monitoring {
+        m.start(Arc::clone(&metrics), &meta.beat, output_key, &names)
+            .map_err(AppError::Http)?;
+    }
     tracing::info!(inputs = ?names, output = output_key, queue_events = plan.queue.capacity, "skidder started");
 
     let mut background = JoinSet::new();

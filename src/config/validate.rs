@@ -415,6 +415,7 @@ impl Config {
                     }
                     check_ssl(out, &format!("{p}.ssl"), &lj.ssl);
                 }
+                InputKind::HttpEndpoint(h) => check_ssl(out, &format!("{p}.ssl"), &h.ssl),
             }
         }
     }

@@ -3,6 +3,7 @@
 //! pre-encoded.
 
 pub mod generator;
+pub mod http_endpoint;
 pub mod lumberjack;
 pub mod stdin;
 
@@ -10,7 +11,7 @@ use std::thread::JoinHandle;
 
 use bytes::BytesMut;
 
-use crate::config::{CommonInputConfig, InputConfig, InputKind};
+use crate::config::{CommonInputConfig, ElasticsearchOutputConfig, InputConfig, InputKind};
 use crate::event::{write_json, EventMeta};
 use crate::pipeline::{Publisher, Queue};
 
@@ -19,7 +20,7 @@ use crate::pipeline::{Publisher, Queue};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator or lumberjack)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator, lumberjack or http_endpoint)")]
     NoneEnabled,
     /// A setting has a value the input cannot use.
     #[error("skidder.inputs[{index}].{key}: {reason}")]
@@ -133,6 +134,7 @@ pub fn input_name(index: usize, c: &InputConfig) -> String {
         InputKind::Stdin(_) => "stdin",
         InputKind::Generator(_) => "generator",
         InputKind::Lumberjack(_) => "lumberjack",
+        InputKind::HttpEndpoint(_) => "http_endpoint",
     };
     format!("{kind}-{index}")
 }
@@ -146,15 +148,19 @@ pub enum InputPlan {
     Generator(generator::GeneratorInput),
     /// `type: lumberjack` (alias `beats`).
     Lumberjack(lumberjack::LumberjackInput),
+    /// `type: http_endpoint`.
+    HttpEndpoint(Box<http_endpoint::HttpEndpointInput>),
 }
 
-/// Validates every enabled input.
+/// Validates every enabled input; `output_es` is `output.elasticsearch`, which an
+/// `http_endpoint` input's `auth.api_key` asks by default.
 ///
 /// # Errors
 /// [`InputError`] naming the input's position and key.
 pub fn plan(
     inputs: &[InputConfig],
     meta: &EventMeta,
+    output_es: Option<&ElasticsearchOutputConfig>,
 ) -> Result<Vec<(String, InputPlan)>, InputError> {
     let mut out = Vec::new();
     for (index, c) in inputs.iter().enumerate() {
@@ -169,6 +175,11 @@ pub fn plan(
             }
             InputKind::Lumberjack(l) => {
                 InputPlan::Lumberjack(lumberjack::LumberjackInput::new(index, &c.common, l)?)
+            }
+            InputKind::HttpEndpoint(h) => {
+                InputPlan::HttpEndpoint(Box::new(http_endpoint::HttpEndpointInput::new(
+                    index, &c.common, h, common, meta, output_es,
+                )?))
             }
         };
         out.push((input_name(index, c), plan));
@@ -196,6 +207,10 @@ pub fn start(
         // Runs as tokio tasks on the app's runtime, not threads.
         InputPlan::Lumberjack(l) => {
             l.start(&name, publisher)?;
+            Ok(Vec::new())
+        }
+        InputPlan::HttpEndpoint(h) => {
+            h.start(&name, publisher)?;
             Ok(Vec::new())
         }
     }

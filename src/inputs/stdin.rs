@@ -38,7 +38,7 @@ pub enum Line {
 }
 
 /// The pairs of a JSON object, keys decoded, values verbatim.
-struct Pairs<'a>(Vec<(String, &'a RawValue)>);
+pub(crate) struct Pairs<'a>(pub(crate) Vec<(String, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Pairs<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -128,26 +128,7 @@ impl StdinInput {
         pairs: Pairs<'_>,
         escape_html: bool,
     ) -> Bytes {
-        let mut w = enc.begin(now);
-        let c = &self.common;
-        let mut line_tags: Option<&RawValue> = None;
-        for (k, v) in &pairs.0 {
-            if k == "tags" && !c.tags.is_empty() {
-                line_tags = Some(v);
-                continue;
-            }
-            // Configured fields replace the line's keys of the same name.
-            let replaced = c.root_pairs.iter().any(|(rk, _)| rk == k)
-                || (k == "fields" && c.fields_object.is_some());
-            if !replaced {
-                w.raw_field(k, v.get().as_bytes());
-            }
-        }
-        w.raw_pairs(&c.fields_json);
-        if !c.tags.is_empty() {
-            write_tags(&mut w, line_tags, &c.tags, escape_html);
-        }
-        w.finish()
+        json_object_event(enc, now, &pairs, &self.common, None, escape_html)
     }
 
     /// Starts the reading thread.
@@ -226,6 +207,44 @@ impl StdinInput {
 }
 
 /// Writes `tags`: the line's own tags (an array, or one value) followed by the configured ones.
+/// One event from a JSON object's pairs at the root (stdin's `json`, the HTTP intake's
+/// `prefix: .`): configured `fields` replace the object's keys of the same name, configured
+/// `tags` are appended to its own, `headers` (already JSON) is added when given.
+pub(crate) fn json_object_event(
+    enc: &mut EventEncoder,
+    now: SystemTime,
+    pairs: &Pairs<'_>,
+    c: &CommonFields,
+    headers: Option<&[u8]>,
+    escape_html: bool,
+) -> Bytes {
+    let mut w = enc.begin(now);
+    let mut line_tags: Option<&RawValue> = None;
+    for (k, v) in &pairs.0 {
+        if k == "tags" && !c.tags.is_empty() {
+            line_tags = Some(v);
+            continue;
+        }
+        if headers.is_some() && k == "headers" {
+            continue;
+        }
+        // Configured fields replace the line's keys of the same name.
+        let replaced = c.root_pairs.iter().any(|(rk, _)| rk == k)
+            || (k == "fields" && c.fields_object.is_some());
+        if !replaced {
+            w.raw_field(k, v.get().as_bytes());
+        }
+    }
+    if let Some(h) = headers {
+        w.raw_field("headers", h);
+    }
+    w.raw_pairs(&c.fields_json);
+    if !c.tags.is_empty() {
+        write_tags(&mut w, line_tags, &c.tags, escape_html);
+    }
+    w.finish()
+}
+
 fn write_tags(
     w: &mut EventWriter<'_>,
     line_tags: Option<&RawValue>,
