@@ -377,11 +377,19 @@ keys!(ApiKeyAuthConfig {
     enabled: BOOL,
     limit: U32,
     cache: Shape::Section(ApiKeyCacheConfig::fields),
-    elasticsearch: Shape::Optional(&Shape::Section(ElasticsearchOutputConfig::fields)),
+    elasticsearch: Shape::Optional(&Shape::Section(ApiKeyElasticsearchConfig::fields)),
     application: STR,
     privilege: STR,
     resource: STR,
     index: OPT_STR,
+});
+
+keys!(ApiKeyElasticsearchConfig {
+    hosts: STR_LIST,
+    protocol: OPT_STR,
+    path: OPT_STR,
+    timeout: DUR,
+    ssl: Shape::Section(SslConfig::fields),
 });
 
 keys!(ApiKeyCacheConfig {
@@ -587,6 +595,7 @@ mod tests {
             HmacConfig,
             IntakeAuthConfig,
             ApiKeyAuthConfig,
+            ApiKeyElasticsearchConfig,
             ApiKeyCacheConfig
         );
     }

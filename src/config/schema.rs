@@ -769,7 +769,7 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// Address to bind, or `unix:///path` for a Unix socket (mode 0600). Default `localhost`.
     pub host: String,
-    /// TCP port, 1..=65535. Default `5066`.
+    /// TCP port; `0` picks a free one (the log says which). Default `5066`.
     pub port: u16,
     /// TLS for the endpoint (server certificate; `certificate_authorities` asks clients for
     /// certificates). Default off.
@@ -963,7 +963,7 @@ pub struct ApiKeyAuthConfig {
     /// `cache.size` (keys remembered, default `1000`) and `cache.expiry` (default `1m`).
     pub cache: ApiKeyCacheConfig,
     /// The Elasticsearch to ask; default: `output.elasticsearch` without its credentials.
-    pub elasticsearch: Option<ElasticsearchOutputConfig>,
+    pub elasticsearch: Option<ApiKeyElasticsearchConfig>,
     /// The application of the required privilege. Default `skidder`.
     pub application: String,
     /// The required privilege (application privilege, or index privilege with `index`).
@@ -986,6 +986,35 @@ impl Default for ApiKeyAuthConfig {
             privilege: "event:write".to_string(),
             resource: "*".to_string(),
             index: None,
+        }
+    }
+}
+
+/// `auth.api_key.elasticsearch.*`: where API keys are checked (APM Server's keys; no
+/// credentials: only the client's own key is sent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiKeyElasticsearchConfig {
+    /// `[scheme://]host[:port][/path]` entries; port defaults to 9200.
+    pub hosts: Vec<String>,
+    /// `http` or `https` for hosts without a scheme. Default `http` (`https` with `ssl`).
+    pub protocol: Option<String>,
+    /// A path prefix for every request.
+    pub path: Option<String>,
+    /// Whole-request timeout. Default `5s`.
+    pub timeout: Duration,
+    /// TLS to Elasticsearch.
+    pub ssl: SslConfig,
+}
+
+impl Default for ApiKeyElasticsearchConfig {
+    fn default() -> Self {
+        Self {
+            hosts: Vec::new(),
+            protocol: None,
+            path: None,
+            timeout: Duration::from_secs(5),
+            ssl: SslConfig::default(),
         }
     }
 }

@@ -217,9 +217,6 @@ impl Config {
                 ),
             ));
         }
-        if self.http.port == 0 {
-            out.push(Problem::new("http.port", "0 is out of range 1..=65535"));
-        }
         if out.is_empty() {
             Ok(())
         } else {

@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 /// One request as the server saw it, body decompressed.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// `GET`, `POST`, `DELETE`, ...
+    pub method: String,
     pub path_and_query: String,
     pub headers: BTreeMap<String, String>,
     pub gzip: bool,
@@ -89,6 +91,7 @@ impl Server {
                         let seen = seen.clone();
                         let script = script.clone();
                         async move {
+                            let method = req.method().to_string();
                             let path_and_query = req
                                 .uri()
                                 .path_and_query()
@@ -114,6 +117,7 @@ impl Server {
                                 String::from_utf8(raw.to_vec()).unwrap()
                             };
                             let rec = Seen {
+                                method,
                                 path_and_query,
                                 headers,
                                 gzip,

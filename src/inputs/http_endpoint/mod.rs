@@ -348,7 +348,14 @@ fn verifier(
     let invalid = |key: &'static str, reason: String| InputError::Invalid { index, key, reason };
     let a = &c.auth.api_key;
     let mut es = match (&a.elasticsearch, output_es) {
-        (Some(own), _) => own.clone(),
+        (Some(own), _) => ElasticsearchOutputConfig {
+            hosts: own.hosts.clone(),
+            protocol: own.protocol.clone(),
+            path: own.path.clone(),
+            timeout: own.timeout,
+            ssl: own.ssl.clone(),
+            ..ElasticsearchOutputConfig::default()
+        },
         (None, Some(out)) => {
             tracing::info!(input = index, "auth.api_key: no auth.api_key.elasticsearch; asking the hosts of output.elasticsearch, without its credentials");
             out.clone()
