@@ -156,6 +156,40 @@ async fn every_body_form_reaches_golumber_end_to_end_and_the_reply_waits_for_its
         stat(&c, &mon, "/libbeat/pipeline/events/published").await,
         sent
     );
+    // Per-host Logstash counters and the ACK latency histogram in /metrics.
+    let text = c
+        .get(format!("{mon}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let host = |s: &&prometheus_parse::Sample| s.labels.get("host") == Some(server.addr.as_str());
+    let acked = scrape
+        .samples
+        .iter()
+        .filter(host)
+        .find(|s| s.metric == "skidder_logstash_events_acked_total")
+        .unwrap_or_else(|| panic!("no per-host counter:\n{text}"));
+    assert!(
+        matches!(acked.value, prometheus_parse::Value::Counter(v) if v == sent as f64),
+        "{text}"
+    );
+    let hist = scrape
+        .samples
+        .iter()
+        .filter(host)
+        .find(|s| s.metric == "skidder_logstash_ack_latency_seconds")
+        .unwrap_or_else(|| panic!("no latency histogram:\n{text}"));
+    match &hist.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let total = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+            assert!(total >= 7.0, "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
     drop(run);
 }
 

@@ -326,6 +326,24 @@ fn tls_and_a_bearer_token_protect_an_exposed_endpoint_and_never_show_it() {
         assert_eq!(code, "200", "{path}: {body}");
         replies.push_str(&body);
     }
+    // Our certificate's expiry in /metrics: the leaf is valid for a year.
+    let (_, metrics) = curl(Some(&format!("Bearer {token}")), "/metrics");
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let left = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "skidder_certificate_expiry_seconds"
+                && s.labels.get("key") == Some("http.ssl")
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no certificate expiry:\n{metrics}"));
+    let day = 86_400.0;
+    assert!((363.0 * day..=366.0 * day).contains(&left), "{left}");
     let (code, body) = curl(Some("Bearer wrong"), "/stats");
     assert_eq!(code, "401");
     replies.push_str(&body);

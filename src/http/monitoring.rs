@@ -25,8 +25,10 @@ use super::{
 };
 use crate::config::{ClientAuthentication, HttpConfig};
 use crate::credentials::{TlsSettings, TlsSource};
+use crate::outputs::logstash::metrics::{ErrorKind, HostMetrics, LATENCY_BOUNDS_MS};
 use crate::pipeline::Metrics;
 use crate::telemetry::ResourceUsage;
+use std::sync::atomic::Ordering;
 
 /// A validated `http.*` section, ready to start.
 #[derive(Debug)]
@@ -110,6 +112,9 @@ impl Plan {
             output: output.to_string(),
             inputs: inputs.to_vec(),
         };
+        if let Some(tls) = &self.server.tls {
+            metrics.add_certificate("http.ssl", Arc::clone(tls));
+        }
         let handler = Arc::new(Monitoring::new(metrics, identity, self.auth));
         super::serve(listener, self.server, handler);
         Ok(())
@@ -337,81 +342,86 @@ impl Monitoring {
         let s = self.metrics.snapshot();
         let usage = ResourceUsage::now();
         let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP skidder_{name} {help}");
-            let _ = writeln!(out, "# TYPE skidder_{name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "skidder_{name}{labels} {v}");
-            }
-        };
         let one = |v: u64| vec![(String::new(), v as f64)];
         family(
+            &mut out,
             "pipeline_events_published_total",
             "counter",
             "Events accepted into the queue.",
             &one(s.published),
         );
         family(
+            &mut out,
             "output_events_acked_total",
             "counter",
             "Events the output delivered.",
             &one(s.acked),
         );
         family(
+            &mut out,
             "output_events_dropped_total",
             "counter",
             "Events given up for good by a configured policy.",
             &one(s.dropped),
         );
         family(
+            &mut out,
             "output_events_failed_total",
             "counter",
             "Events that failed one delivery attempt.",
             &one(s.failed),
         );
         family(
+            &mut out,
             "pipeline_events_retry_total",
             "counter",
             "Events put back for another attempt.",
             &one(s.retried),
         );
         family(
+            &mut out,
             "output_batches_total",
             "counter",
             "Batches handed to the output.",
             &one(s.batches),
         );
         family(
+            &mut out,
             "output_write_bytes_total",
             "counter",
             "Bytes the output wrote.",
             &one(s.output_bytes),
         );
         family(
+            &mut out,
             "output_write_errors_total",
             "counter",
             "Failed connections and requests of the output.",
             &one(s.output_errors),
         );
         family(
+            &mut out,
             "queue_filled_events",
             "gauge",
             "Events in the queue or in flight.",
             &one(s.queue_filled),
         );
         family(
+            &mut out,
             "queue_max_events",
             "gauge",
             "Queue capacity (queue.mem.events).",
             &one(s.queue_capacity),
         );
         family(
+            &mut out,
             "output_failover_switches_total",
             "counter",
             "Switches between the primary and the fallback output.",
             &one(s.output_switches),
         );
         family(
+            &mut out,
             "output_workers_backing_off",
             "gauge",
             "Output workers waiting out a backoff after a failure (destination down for them).",
@@ -419,6 +429,7 @@ impl Monitoring {
         );
         let full = u64::from(s.queue_capacity > 0 && s.queue_filled >= s.queue_capacity);
         family(
+            &mut out,
             "queue_full",
             "gauge",
             "1 while the queue is full and inputs are blocked.",
@@ -431,36 +442,141 @@ impl Monitoring {
                 .collect()
         };
         family(
+            &mut out,
             "input_events_published_total",
             "counter",
             "Events an input handed to the queue.",
             &per_input(|i| i.1),
         );
         family(
+            &mut out,
             "input_events_acked_total",
             "counter",
             "Events of an input the output acknowledged.",
             &per_input(|i| i.2),
         );
         family(
+            &mut out,
             "input_events_dropped_total",
             "counter",
             "Events of an input the output dropped by policy.",
             &per_input(|i| i.3),
         );
         family(
+            &mut out,
             "input_records_dropped_total",
             "counter",
             "Records an input refused itself.",
             &per_input(|i| i.4),
         );
+        let hosts = self.metrics.logstash_hosts();
+        let per_host = |f: &dyn Fn(&HostMetrics) -> u64| -> Vec<(String, f64)> {
+            hosts
+                .iter()
+                .map(|h| (format!("{{host=\"{}\"}}", label(&h.host)), f(h) as f64))
+                .collect()
+        };
         family(
+            &mut out,
+            "logstash_connections_total",
+            "counter",
+            "Connections established to a Logstash host.",
+            &per_host(&|h| h.connections.load(Ordering::Relaxed)),
+        );
+        family(
+            &mut out,
+            "logstash_windows_total",
+            "counter",
+            "Windows written to a Logstash host.",
+            &per_host(&|h| h.windows.load(Ordering::Relaxed)),
+        );
+        family(
+            &mut out,
+            "logstash_events_acked_total",
+            "counter",
+            "Events a Logstash host acknowledged.",
+            &per_host(&|h| h.events_acked.load(Ordering::Relaxed)),
+        );
+        family(
+            &mut out,
+            "logstash_retries_total",
+            "counter",
+            "Events handed back for another attempt after a failure on a Logstash host.",
+            &per_host(&|h| h.retries.load(Ordering::Relaxed)),
+        );
+        let errors: Vec<(String, f64)> = hosts
+            .iter()
+            .flat_map(|h| {
+                ErrorKind::ALL.iter().map(move |k| {
+                    (
+                        format!("{{host=\"{}\",kind=\"{}\"}}", label(&h.host), k.name()),
+                        h.errors(*k) as f64,
+                    )
+                })
+            })
+            .collect();
+        family(
+            &mut out,
+            "logstash_errors_total",
+            "counter",
+            "Connection and protocol errors by Logstash host and kind.",
+            &errors,
+        );
+        if !hosts.is_empty() {
+            let name = "skidder_logstash_ack_latency_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Time from writing a window to its final ACK."
+            );
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for h in &hosts {
+                let host = label(&h.host);
+                let counts = h.latency_counts();
+                let mut cumulative = 0;
+                for (i, c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    let le = LATENCY_BOUNDS_MS
+                        .get(i)
+                        .map_or("+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1000.0));
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{host=\"{host}\",le=\"{le}\"}} {cumulative}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{name}_sum{{host=\"{host}\"}} {}",
+                    h.latency_sum().as_secs_f64()
+                );
+                let _ = writeln!(out, "{name}_count{{host=\"{host}\"}} {cumulative}");
+            }
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let certs: Vec<(String, f64)> = self
+            .metrics
+            .certificates()
+            .iter()
+            .filter_map(|(key, source)| {
+                let left = (source.not_after()? - now).whole_seconds();
+                Some((format!("{{key=\"{}\"}}", label(key)), left as f64))
+            })
+            .collect();
+        family(
+            &mut out,
+            "certificate_expiry_seconds",
+            "gauge",
+            "Seconds until our TLS certificate expires (negative: expired).",
+            &certs,
+        );
+        family(
+            &mut out,
             "process_cpu_seconds_total",
             "counter",
             "User and system CPU time.",
             &[(String::new(), usage.cpu().as_secs_f64())],
         );
         family(
+            &mut out,
             "process_resident_memory_bytes",
             "gauge",
             "Resident set size.",
@@ -468,12 +584,22 @@ impl Monitoring {
         );
         let uptime = self.started.elapsed().as_secs_f64();
         family(
+            &mut out,
             "uptime_seconds",
             "gauge",
             "Time since the endpoint started.",
             &[(String::new(), uptime)],
         );
         out
+    }
+}
+
+/// Writes one metric family: HELP, TYPE and its samples (`labels` already in braces).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP skidder_{name} {help}");
+    let _ = writeln!(out, "# TYPE skidder_{name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "skidder_{name}{labels} {v}");
     }
 }
 
