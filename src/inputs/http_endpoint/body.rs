@@ -168,7 +168,6 @@ pub fn objects(body: &[u8]) -> Result<Vec<&RawValue>, BodyProblem> {
     } else {
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
         loop {
-            let offset = stream.byte_offset();
             match stream.next() {
                 None => break,
                 Some(Ok(v)) => {
@@ -179,7 +178,6 @@ pub fn objects(body: &[u8]) -> Result<Vec<&RawValue>, BodyProblem> {
                     out.push(v);
                 }
                 Some(Err(e)) => {
-                    let _ = offset;
                     return Err(BodyProblem::Malformed {
                         line: e.line(),
                         column: e.column(),

@@ -109,7 +109,7 @@ impl HttpEndpointInput {
     /// [`InputError::Invalid`] naming the key.
     pub fn new(
         index: usize,
-        common: &CommonInputConfig,
+        _common: &CommonInputConfig,
         c: &HttpEndpointInputConfig,
         fields: CommonFields,
         meta: &EventMeta,
@@ -117,7 +117,6 @@ impl HttpEndpointInput {
     ) -> Result<Self, InputError> {
         let invalid =
             |key: &'static str, reason: String| InputError::Invalid { index, key, reason };
-        let _ = common;
         if c.listen_address.trim().is_empty() {
             return Err(invalid("listen_address", "is empty".into()));
         }
@@ -718,10 +717,7 @@ impl Intake {
                 );
             }
         }
-        let mut r = http::json_reply(s.response_code, s.response_body.clone());
-        let _ = n;
-        r.headers_mut().remove(hyper::header::CONNECTION);
-        r
+        http::json_reply(s.response_code, s.response_body.clone())
     }
 }
 
