@@ -62,6 +62,9 @@ pub enum AppError {
     /// The async runtime could not be built.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The monitoring endpoint (`http.*`) cannot be used.
+    #[error(transparent)]
+    Http(crate::http::HttpError),
 }
 
 impl AppError {
@@ -84,6 +87,8 @@ pub struct Plan {
     /// What every input's events get: the agent identity, top-level fields, tags and
     /// processors.
     pub global: Arc<Global>,
+    /// `http.*`, when enabled.
+    pub monitoring: Option<crate::http::monitoring::Plan>,
 }
 
 /// Validates everything the run needs from `config`.
@@ -114,7 +119,21 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     })?;
     let global = Arc::new(global);
     let (inputs_key, input_list) = config.inputs();
-    let inputs = inputs::plan(inputs_key, input_list, &output.meta, &global)?;
+    let inputs = inputs::plan(
+        inputs_key,
+        input_list,
+        &output.meta,
+        &global,
+        config.output.elasticsearch.as_ref(),
+    )?;
+    let monitoring = if config.http.enabled {
+        Some(
+            crate::http::monitoring::Plan::new(&config.http, data_dir(config))
+                .map_err(AppError::Http)?,
+        )
+    } else {
+        None
+    };
     let mem = &config.queue.mem;
     Ok(Plan {
         output,
@@ -125,6 +144,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
             flush_timeout: mem.flush.timeout.get(),
         },
         global,
+        monitoring,
     })
 }
 
@@ -167,13 +187,23 @@ fn tls_sections(config: &Config) -> Vec<TlsSection<'_>> {
     }
     let (inputs_key, inputs) = config.inputs();
     for (i, input) in inputs.iter().enumerate() {
-        if let (true, InputKind::Lumberjack(lj)) = (input.common.enabled, &input.kind) {
-            out.push(TlsSection {
-                key: format!("{inputs_key}.{i}"),
-                ssl: &lj.ssl,
-                server: true,
-            });
-        }
+        let ssl = match (input.common.enabled, &input.kind) {
+            (true, InputKind::Lumberjack(lj)) => &lj.ssl,
+            (true, InputKind::HttpEndpoint(h)) => &h.ssl,
+            _ => continue,
+        };
+        out.push(TlsSection {
+            key: format!("{inputs_key}.{i}"),
+            ssl,
+            server: true,
+        });
+    }
+    if config.http.enabled {
+        out.push(TlsSection {
+            key: "http".to_string(),
+            ssl: &config.http.ssl,
+            server: true,
+        });
     }
     out
 }
@@ -377,14 +407,6 @@ pub fn run_until_on(
     opts: RunOptions,
     stop: Arc<Notify>,
 ) -> Result<Totals, AppError> {
-    if config.http.enabled {
-        // Accepted so a filebeat.yml loads as written; saying so beats a silent no-op.
-        tracing::warn!(
-            host = %config.http.host,
-            port = config.http.port,
-            "http.enabled is set but this build serves no stats endpoint; use the metrics log line"
-        );
-    }
     warn_unverified(config);
     for notice in ignored_notices(config) {
         tracing::warn!(key = %notice.key, "{notice}");
@@ -435,6 +457,10 @@ async fn run_async(
         names.push(running.name);
     }
     queue.all_inputs_started();
+    if let Some(m) = plan.monitoring {
+        m.start(Arc::clone(&metrics), &meta.beat, output_key, &names)
+            .map_err(AppError::Http)?;
+    }
     tracing::info!(inputs = ?names, output = output_key, queue_events = plan.queue.capacity, "skidder started");
 
     let mut background = JoinSet::new();

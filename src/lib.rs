@@ -16,6 +16,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod event;
+pub mod http;
 pub mod inputs;
 pub mod outputs;
 pub mod pipeline;

@@ -417,18 +417,20 @@ fn zero_shutdown_timeout_does_not_wait_and_reports_unacked() {
 }
 
 #[test]
-fn an_enabled_http_section_loads_and_says_it_is_not_served() {
+fn an_enabled_http_section_is_served_and_a_finite_run_still_ends() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
-        "skidder.inputs:\n  - type: generator\n    count: 10\noutput.discard.enabled: true\nhttp.enabled: true\n",
+        "skidder.inputs:\n  - type: generator\n    count: 10\noutput.discard.enabled: true\nhttp.enabled: true\nhttp.port: 0\n",
     );
     let r = run(dir.path(), &["-c", cfg.to_str().unwrap(), "-e"], b"");
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     assert_eq!(r.totals()["acked"], "10");
     assert!(
-        r.stderr.contains("serves no stats endpoint"),
-        "a WARN says the endpoint is not served:\n{}",
+        r.stderr
+            .contains("monitoring endpoint listening on 127.0.0.1:")
+            || r.stderr.contains("monitoring endpoint listening on [::1]:"),
+        "the monitoring endpoint says where it listens:\n{}",
         r.stderr
     );
 }

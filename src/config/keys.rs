@@ -95,6 +95,7 @@ pub const INPUT_TYPES: &[(&str, FieldsFn)] = &[
     ("generator", GeneratorInputConfig::fields),
     ("lumberjack", LumberjackInputConfig::fields),
     ("beats", LumberjackInputConfig::fields),
+    ("http_endpoint", HttpEndpointInputConfig::fields),
 ];
 
 macro_rules! keys {
@@ -344,6 +345,101 @@ keys!(HttpConfig {
     enabled: BOOL,
     host: STR,
     port: U16,
+    ssl: Shape::Section(SslConfig::fields),
+    auth: Shape::Section(HttpAuthConfig::fields),
+    allow_insecure: BOOL,
+});
+
+keys!(HttpAuthConfig {
+    bearer_token: OPT_STR,
+    username: OPT_STR,
+    password: OPT_STR,
+});
+
+keys!(HttpEndpointInputConfig {
+    listen_address: STR,
+    listen_port: U16,
+    url: STR,
+    content_type: OPT_STR,
+    prefix: STR,
+    include_headers: STR_LIST,
+    response_code: U16,
+    response_body: STR,
+    ssl: Shape::Section(SslConfig::fields),
+    basic_auth: BOOL,
+    username: OPT_STR,
+    password: OPT_STR,
+    secret: Shape::Section(HttpSecretConfig::fields),
+    hmac: Shape::Section(HmacConfig::fields),
+    auth: Shape::Section(IntakeAuthConfig::fields),
+    max_message_size: SIZE,
+    max_in_flight_bytes: SIZE,
+    max_connections: USIZE,
+    read_timeout: DUR,
+    idle_timeout: DUR,
+    max_header_size: SIZE,
+    ack: Shape::Enum(&["queued", "end_to_end"]),
+    retry_after: DUR,
+    allow_insecure: BOOL,
+});
+
+keys!(HttpSecretConfig {
+    header: OPT_STR,
+    value: OPT_STR,
+});
+
+impl ConfigKeys for HmacConfig {
+    fn fields() -> &'static [Field] {
+        // `type` is a Rust keyword, so not through `keys!`.
+        const FIELDS: &[Field] = &[
+            Field {
+                name: "header",
+                shape: OPT_STR,
+            },
+            Field {
+                name: "key",
+                shape: OPT_STR,
+            },
+            Field {
+                name: "type",
+                shape: Shape::Enum(&["sha256", "sha1"]),
+            },
+            Field {
+                name: "prefix",
+                shape: OPT_STR,
+            },
+        ];
+        FIELDS
+    }
+}
+
+keys!(IntakeAuthConfig {
+    secret_token: OPT_STR,
+    api_key: Shape::Section(ApiKeyAuthConfig::fields),
+});
+
+keys!(ApiKeyAuthConfig {
+    enabled: BOOL,
+    limit: U32,
+    cache: Shape::Section(ApiKeyCacheConfig::fields),
+    elasticsearch: Shape::Optional(&Shape::Section(ApiKeyElasticsearchConfig::fields)),
+    application: STR,
+    privilege: STR,
+    resource: STR,
+    index: OPT_STR,
+});
+
+keys!(ApiKeyElasticsearchConfig {
+    hosts: STR_LIST,
+    protocol: OPT_STR,
+    path: OPT_STR,
+    timeout: DUR,
+    ssl: Shape::Section(SslConfig::fields),
+});
+
+keys!(ApiKeyCacheConfig {
+    size: USIZE,
+    expiry: DUR,
 });
 
 /// Every key path the code accepts, e.g. `output.logstash.ssl.key`. Free-form maps are
@@ -539,7 +635,15 @@ mod tests {
             LogFilesConfig,
             MetricsLogConfig,
             PathConfig,
-            HttpConfig
+            HttpConfig,
+            HttpAuthConfig,
+            HttpEndpointInputConfig,
+            HttpSecretConfig,
+            HmacConfig,
+            IntakeAuthConfig,
+            ApiKeyAuthConfig,
+            ApiKeyElasticsearchConfig,
+            ApiKeyCacheConfig
         );
     }
 

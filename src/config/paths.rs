@@ -171,6 +171,7 @@ pub fn resolve_files(cfg: &mut Config, config_dir: &Path) {
             *p = under(config_dir, p);
         }
     }
+    resolve_ssl(&mut cfg.http.ssl, config_dir);
     for input in cfg
         .skidder
         .inputs
@@ -179,6 +180,12 @@ pub fn resolve_files(cfg: &mut Config, config_dir: &Path) {
     {
         match &mut input.kind {
             InputKind::Lumberjack(lj) => resolve_ssl(&mut lj.ssl, config_dir),
+            InputKind::HttpEndpoint(h) => {
+                resolve_ssl(&mut h.ssl, config_dir);
+                if let Some(es) = h.auth.api_key.elasticsearch.as_mut() {
+                    resolve_ssl(&mut es.ssl, config_dir);
+                }
+            }
             InputKind::Generator(g) => {
                 if let Some(p) = g.replay.as_mut() {
                     *p = under(config_dir, p);

@@ -161,6 +161,8 @@ pub enum InputKind {
     /// A Logstash-compatible Lumberjack (beats) endpoint.
     #[serde(alias = "beats")]
     Lumberjack(Box<LumberjackInputConfig>),
+    /// Events POSTed over HTTP, Filebeat's `http_endpoint` names.
+    HttpEndpoint(Box<HttpEndpointInputConfig>),
 }
 
 /// `type: stdin`.
@@ -914,16 +916,23 @@ impl Default for PathConfig {
     }
 }
 
-/// `http.*`: Beats' local monitoring endpoint (`/`, `/stats`).
+/// `http.*`: Beats' local monitoring endpoint (`/`, `/stats`, `/state`, `/metrics`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// Serve the endpoint. Default `false`.
     pub enabled: bool,
-    /// Address to bind; keep it local. Default `localhost`.
+    /// Address to bind, or `unix:///path` for a Unix socket (mode 0600). Default `localhost`.
     pub host: String,
-    /// TCP port, 1..=65535. Default `5066`.
+    /// TCP port; `0` picks a free one (the log says which). Default `5066`.
     pub port: u16,
+    /// TLS for the endpoint (server certificate; `certificate_authorities` asks clients for
+    /// certificates). Default off.
+    pub ssl: SslConfig,
+    /// `http.auth.*`: credentials every request must carry. Default none.
+    pub auth: HttpAuthConfig,
+    /// Allow a non-loopback address without TLS and authentication (WARNed). Default `false`.
+    pub allow_insecure: bool,
 }
 
 impl Default for HttpConfig {
@@ -932,6 +941,254 @@ impl Default for HttpConfig {
             enabled: false,
             host: "localhost".to_string(),
             port: 5066,
+            ssl: SslConfig::default(),
+            auth: HttpAuthConfig::default(),
+            allow_insecure: false,
+        }
+    }
+}
+
+/// `http.auth.*`: a bearer token or basic credentials (use the keystore for the values).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpAuthConfig {
+    /// `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    /// Basic authentication user (with `password`).
+    pub username: Option<String>,
+    /// Basic authentication password.
+    pub password: Option<Secret>,
+}
+
+/// `type: http_endpoint`: events POSTed by applications, Filebeat's option names plus APM
+/// Server's agent authentication (`auth.*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpEndpointInputConfig {
+    /// Address to bind. Default `localhost`.
+    pub listen_address: String,
+    /// TCP port; `0` picks a free one. Default `8000`.
+    pub listen_port: u16,
+    /// The path events are POSTed to. Default `/`.
+    pub url: String,
+    /// The `Content-Type` a request must have; empty or null disables the check. Default
+    /// `application/json`.
+    pub content_type: Option<String>,
+    /// The field that receives each object; `.` puts its keys at the event's root. Default
+    /// `json`.
+    pub prefix: String,
+    /// Request headers copied into the event's `headers` field. Default none.
+    pub include_headers: Vec<String>,
+    /// Status of a successful reply. Default `200`.
+    pub response_code: u16,
+    /// Body of a successful reply (JSON). Default `{"message": "success"}`.
+    pub response_body: String,
+    /// TLS for the listener; `ssl.client_authentication` selects client-certificate checks.
+    pub ssl: SslConfig,
+    /// Require basic authentication with `username` and `password`. Default `false`.
+    pub basic_auth: bool,
+    /// Basic authentication user.
+    pub username: Option<String>,
+    /// Basic authentication password.
+    pub password: Option<Secret>,
+    /// `secret.header` / `secret.value`: a header that must carry this value.
+    pub secret: HttpSecretConfig,
+    /// `hmac.*`: a header carrying the HMAC of the raw body.
+    pub hmac: HmacConfig,
+    /// `auth.*`: APM Server's agent authentication (secret token, API keys).
+    pub auth: IntakeAuthConfig,
+    /// Largest request body, after decompression. Default `10MiB`.
+    pub max_message_size: ByteSize,
+    /// Bytes of request bodies all connections may hold at once; beyond, 429. Default `100MiB`.
+    pub max_in_flight_bytes: ByteSize,
+    /// Maximum concurrent connections; `0` = unlimited. Default `0`.
+    pub max_connections: usize,
+    /// Time to receive one request's headers and body. Default `30s` (APM Server's code).
+    pub read_timeout: Duration,
+    /// Close a keep-alive connection without a request for this long. Default `45s`.
+    pub idle_timeout: Duration,
+    /// Largest request head. Default `1MiB`.
+    pub max_header_size: ByteSize,
+    /// `queued` (reply once the events are in the queue) or `end_to_end` (once the output
+    /// acknowledged them). Default `queued`.
+    pub ack: IntakeAck,
+    /// `Retry-After` of a 429/503 reply. Default `10s`.
+    pub retry_after: Duration,
+    /// Allow a non-loopback address without TLS and authentication (WARNed). Default `false`.
+    pub allow_insecure: bool,
+}
+
+impl Default for HttpEndpointInputConfig {
+    fn default() -> Self {
+        Self {
+            listen_address: "localhost".to_string(),
+            listen_port: 8000,
+            url: "/".to_string(),
+            content_type: Some("application/json".to_string()),
+            prefix: "json".to_string(),
+            include_headers: Vec::new(),
+            response_code: 200,
+            response_body: r#"{"message": "success"}"#.to_string(),
+            ssl: SslConfig::default(),
+            basic_auth: false,
+            username: None,
+            password: None,
+            secret: HttpSecretConfig::default(),
+            hmac: HmacConfig::default(),
+            auth: IntakeAuthConfig::default(),
+            max_message_size: ByteSize(10 << 20),
+            max_in_flight_bytes: ByteSize(100 << 20),
+            max_connections: 0,
+            read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(45),
+            max_header_size: ByteSize(1 << 20),
+            ack: IntakeAck::Queued,
+            retry_after: Duration::from_secs(10),
+            allow_insecure: false,
+        }
+    }
+}
+
+/// When the HTTP intake answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeAck {
+    /// Once the events are in the queue.
+    #[default]
+    Queued,
+    /// Once the output acknowledged (or dropped by policy) every event of the request.
+    EndToEnd,
+}
+
+/// `secret.*` of the HTTP intake.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSecretConfig {
+    /// The header's name.
+    pub header: Option<String>,
+    /// The value it must carry.
+    pub value: Option<Secret>,
+}
+
+/// `hmac.*` of the HTTP intake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HmacConfig {
+    /// The header carrying the signature (hex or base64).
+    pub header: Option<String>,
+    /// The HMAC key.
+    pub key: Option<Secret>,
+    /// `sha256` or `sha1`. Default `sha256`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A prefix stripped from the header value, e.g. `sha256=`.
+    pub prefix: Option<String>,
+}
+
+impl Default for HmacConfig {
+    fn default() -> Self {
+        Self {
+            header: None,
+            key: None,
+            kind: "sha256".to_string(),
+            prefix: None,
+        }
+    }
+}
+
+/// `auth.*` of the HTTP intake (APM Server's names).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntakeAuthConfig {
+    /// `Authorization: Bearer <secret_token>`, compared in constant time.
+    pub secret_token: Option<Secret>,
+    /// `auth.api_key.*`: Elasticsearch API keys.
+    pub api_key: ApiKeyAuthConfig,
+}
+
+/// `auth.api_key.*`: `Authorization: ApiKey base64(id:key)` checked with Elasticsearch's
+/// `_security/user/_has_privileges`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiKeyAuthConfig {
+    /// Accept API keys. Default `false`.
+    pub enabled: bool,
+    /// Verifications sent to Elasticsearch per minute; beyond, 503. Default `100`.
+    pub limit: u32,
+    /// `cache.size` (keys remembered, default `1000`) and `cache.expiry` (default `1m`).
+    pub cache: ApiKeyCacheConfig,
+    /// The Elasticsearch to ask; default: `output.elasticsearch` without its credentials.
+    pub elasticsearch: Option<ApiKeyElasticsearchConfig>,
+    /// The application of the required privilege. Default `skidder`.
+    pub application: String,
+    /// The required privilege (application privilege, or index privilege with `index`).
+    /// Default `event:write`.
+    pub privilege: String,
+    /// The application resource. Default `*`.
+    pub resource: String,
+    /// Check `privilege` as an index privilege on this index pattern instead.
+    pub index: Option<String>,
+}
+
+impl Default for ApiKeyAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            limit: 100,
+            cache: ApiKeyCacheConfig::default(),
+            elasticsearch: None,
+            application: "skidder".to_string(),
+            privilege: "event:write".to_string(),
+            resource: "*".to_string(),
+            index: None,
+        }
+    }
+}
+
+/// `auth.api_key.elasticsearch.*`: where API keys are checked (APM Server's keys; no
+/// credentials: only the client's own key is sent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiKeyElasticsearchConfig {
+    /// `[scheme://]host[:port][/path]` entries; port defaults to 9200.
+    pub hosts: Vec<String>,
+    /// `http` or `https` for hosts without a scheme. Default `http` (`https` with `ssl`).
+    pub protocol: Option<String>,
+    /// A path prefix for every request.
+    pub path: Option<String>,
+    /// Whole-request timeout. Default `5s`.
+    pub timeout: Duration,
+    /// TLS to Elasticsearch.
+    pub ssl: SslConfig,
+}
+
+impl Default for ApiKeyElasticsearchConfig {
+    fn default() -> Self {
+        Self {
+            hosts: Vec::new(),
+            protocol: None,
+            path: None,
+            timeout: Duration::from_secs(5),
+            ssl: SslConfig::default(),
+        }
+    }
+}
+
+/// `auth.api_key.cache.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiKeyCacheConfig {
+    /// Keys whose verdict is remembered. Default `1000`.
+    pub size: usize,
+    /// How long a verdict is kept: an invalidated key keeps working this long. Default `1m`.
+    pub expiry: Duration,
+}
+
+impl Default for ApiKeyCacheConfig {
+    fn default() -> Self {
+        Self {
+            size: 1000,
+            expiry: Duration::from_secs(60),
         }
     }
 }

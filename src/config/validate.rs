@@ -227,9 +227,6 @@ impl Config {
             ));
         }
         validate_log_files(&self.logging.files, &mut out);
-        if self.http.port == 0 {
-            out.push(Problem::new("http.port", "0 is out of range 1..=65535"));
-        }
         if out.is_empty() {
             Ok(())
         } else {
@@ -456,6 +453,7 @@ impl Config {
                     }
                     check_ssl(out, &format!("{p}.ssl"), &lj.ssl);
                 }
+                InputKind::HttpEndpoint(h) => check_ssl(out, &format!("{p}.ssl"), &h.ssl),
             }
         }
     }

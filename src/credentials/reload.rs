@@ -89,6 +89,13 @@ pub struct TlsSource {
 }
 
 impl TlsSource {
+    /// When our certificate stops being valid (`None` without a certificate), as of the
+    /// material last loaded: the monitoring endpoint shows the seconds left.
+    pub fn not_after(&self) -> Option<OffsetDateTime> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.validity.as_ref().map(|(_, v)| v.not_after)
+    }
+
     /// A source of client configs (outputs). Reads the material now.
     ///
     /// # Errors

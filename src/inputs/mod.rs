@@ -5,6 +5,7 @@
 //! the input's thread before publishing.
 
 pub mod generator;
+pub mod http_endpoint;
 pub mod lumberjack;
 pub mod stdin;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::config::{CommonInputConfig, InputConfig, InputKind};
+use crate::config::{CommonInputConfig, ElasticsearchOutputConfig, InputConfig, InputKind};
 use crate::event::{write_json, EventMeta};
 use crate::pipeline::{Publisher, Queue};
 use crate::processors::pipeline::{Global, InputChain};
@@ -25,7 +26,7 @@ use crate::processors::{deep_update, Fields};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator or lumberjack)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator, lumberjack or http_endpoint)")]
     NoneEnabled,
     /// A setting has a value the input cannot use.
     #[error("skidder.inputs[{index}].{key}: {reason}")]
@@ -205,10 +206,13 @@ pub enum InputPlan {
     Generator(generator::GeneratorInput),
     /// `type: lumberjack` (alias `beats`).
     Lumberjack(lumberjack::LumberjackInput),
+    /// `type: http_endpoint`.
+    HttpEndpoint(Box<http_endpoint::HttpEndpointInput>),
 }
 
 /// Validates every enabled input of the list at `key` (`skidder.inputs` or
-/// `filebeat.inputs`); `global` holds what every event gets.
+/// `filebeat.inputs`); `global` holds what every event gets; `output_es` is
+/// `output.elasticsearch`, which an `http_endpoint` input's `auth.api_key` asks by default.
 ///
 /// # Errors
 /// [`InputError`] naming the input's position and key.
@@ -217,6 +221,7 @@ pub fn plan(
     inputs: &[InputConfig],
     meta: &EventMeta,
     global: &Arc<Global>,
+    output_es: Option<&ElasticsearchOutputConfig>,
 ) -> Result<Vec<(String, InputPlan)>, InputError> {
     let mut out = Vec::new();
     for (index, c) in inputs.iter().enumerate() {
@@ -251,6 +256,11 @@ pub fn plan(
             InputKind::Lumberjack(l) => {
                 InputPlan::Lumberjack(lumberjack::LumberjackInput::new(index, &c.common, l)?)
             }
+            InputKind::HttpEndpoint(h) => {
+                InputPlan::HttpEndpoint(Box::new(http_endpoint::HttpEndpointInput::new(
+                    index, &c.common, h, common, meta, output_es,
+                )?))
+            }
         };
         out.push((input_name(index, c), plan));
     }
@@ -266,6 +276,7 @@ pub fn kind_name(kind: &InputKind) -> &'static str {
         InputKind::Stdin(_) => "stdin",
         InputKind::Generator(_) => "generator",
         InputKind::Lumberjack(_) => "lumberjack",
+        InputKind::HttpEndpoint(_) => "http_endpoint",
     }
 }
 
@@ -286,6 +297,10 @@ pub fn start(
         // Runs as tokio tasks on the app's runtime, not threads.
         InputPlan::Lumberjack(l) => {
             l.start(&name, publisher)?;
+            Ok(Vec::new())
+        }
+        InputPlan::HttpEndpoint(h) => {
+            h.start(&name, publisher)?;
             Ok(Vec::new())
         }
     }

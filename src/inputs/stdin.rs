@@ -40,7 +40,7 @@ pub enum Line {
 }
 
 /// The pairs of a JSON object, keys decoded, values verbatim.
-struct Pairs<'a>(Vec<(String, &'a RawValue)>);
+pub(crate) struct Pairs<'a>(pub(crate) Vec<(String, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Pairs<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -149,31 +149,7 @@ impl StdinInput {
         pairs: Pairs<'_>,
         escape_html: bool,
     ) -> Bytes {
-        let mut w = enc.begin(now);
-        let c = &self.common;
-        let mut line_tags: Option<&RawValue> = None;
-        let mut merged: Vec<&str> = Vec::new();
-        for (k, v) in &pairs.0 {
-            if k == "tags" && !c.tags.is_empty() {
-                line_tags = Some(v);
-                continue;
-            }
-            if c.root_keys.iter().any(|rk| rk == k) {
-                // The line's own value of a key the input adds: merged as libbeat merges
-                // (configured fields overwrite, built-in fields only fill in).
-                if let Some(value) = c.merge_own(k, v.get().as_bytes(), escape_html) {
-                    w.raw_field(k, &value);
-                    merged.push(k);
-                }
-                continue;
-            }
-            w.raw_field(k, v.get().as_bytes());
-        }
-        write_tail(&mut w, c, &merged);
-        if !c.tags.is_empty() {
-            write_tags(&mut w, line_tags, &c.tags, escape_html);
-        }
-        w.finish()
+        json_object_event(enc, now, &pairs, &self.common, None, escape_html)
     }
 
     /// Starts the reading thread.
@@ -266,6 +242,48 @@ fn write_tail(w: &mut EventWriter<'_>, c: &CommonFields, skip: &[&str]) {
 }
 
 /// Writes `tags`: the line's own tags (an array, or one value) followed by the configured ones.
+/// One event from a JSON object's pairs at the root (stdin's `json`, the HTTP intake's
+/// `prefix: .`): the object's own value of a key the input adds is merged as libbeat merges
+/// (configured fields overwrite, built-in fields only fill in), configured `tags` are
+/// appended to its own, and `headers` (already JSON) is added when given.
+pub(crate) fn json_object_event(
+    enc: &mut EventEncoder,
+    now: SystemTime,
+    pairs: &Pairs<'_>,
+    c: &CommonFields,
+    headers: Option<&[u8]>,
+    escape_html: bool,
+) -> Bytes {
+    let mut w = enc.begin(now);
+    let mut line_tags: Option<&RawValue> = None;
+    let mut merged: Vec<&str> = Vec::new();
+    for (k, v) in &pairs.0 {
+        if k == "tags" && !c.tags.is_empty() {
+            line_tags = Some(v);
+            continue;
+        }
+        if headers.is_some() && k == "headers" {
+            continue;
+        }
+        if c.root_keys.iter().any(|rk| rk == k) {
+            if let Some(value) = c.merge_own(k, v.get().as_bytes(), escape_html) {
+                w.raw_field(k, &value);
+                merged.push(k);
+            }
+            continue;
+        }
+        w.raw_field(k, v.get().as_bytes());
+    }
+    if let Some(h) = headers {
+        w.raw_field("headers", h);
+    }
+    write_tail(&mut w, c, &merged);
+    if !c.tags.is_empty() {
+        write_tags(&mut w, line_tags, &c.tags, escape_html);
+    }
+    w.finish()
+}
+
 fn write_tags(
     w: &mut EventWriter<'_>,
     line_tags: Option<&RawValue>,

@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::credentials::TlsSource;
+use crate::outputs::logstash::metrics::HostMetrics;
+
 /// Counters of the whole pipeline and its output.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -38,6 +41,10 @@ pub struct Metrics {
     /// unknown or the key never expires, so the metrics line shows it only when it matters.
     pub api_key_expiry_s_plus_one: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
+    /// Per-host counters of `output.logstash`, for the monitoring endpoint.
+    logstash_hosts: Mutex<Vec<Arc<HostMetrics>>>,
+    /// TLS material in use, by the key of its `ssl` section, for certificate expiry.
+    certificates: Mutex<Vec<(String, Arc<TlsSource>)>>,
 }
 
 /// Counts one output worker in [`Metrics::output_backing_off`] while it lives, so a worker
@@ -115,6 +122,44 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::clone(&m));
         m
+    }
+
+    /// Registers the per-host counters of `output.logstash` (once per run, by its first
+    /// worker).
+    pub fn add_logstash_hosts(&self, hosts: &[Arc<HostMetrics>]) {
+        let mut all = self
+            .logstash_hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for h in hosts {
+            if !all.iter().any(|a| Arc::ptr_eq(a, h)) {
+                all.push(Arc::clone(h));
+            }
+        }
+    }
+
+    /// The registered per-host counters of `output.logstash`.
+    pub fn logstash_hosts(&self) -> Vec<Arc<HostMetrics>> {
+        self.logstash_hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Registers TLS material in use under `key` (e.g. `output.logstash.ssl`).
+    pub fn add_certificate(&self, key: &str, source: Arc<TlsSource>) {
+        let mut all = self.certificates.lock().unwrap_or_else(|p| p.into_inner());
+        if !all.iter().any(|(k, _)| k == key) {
+            all.push((key.to_string(), source));
+        }
+    }
+
+    /// The registered TLS material.
+    pub fn certificates(&self) -> Vec<(String, Arc<TlsSource>)> {
+        self.certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Records a failure of the output and counts the caller as backing off until the

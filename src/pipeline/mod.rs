@@ -12,7 +12,7 @@ pub mod queue;
 pub use batch::{Batch, Fate};
 pub use gate::Gate;
 pub use metrics::{BackingOff, InputMetrics, Metrics, Snapshot};
-pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped};
+pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped, TryPublishError};
 
 #[cfg(test)]
 mod tests;

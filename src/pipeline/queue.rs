@@ -59,6 +59,22 @@ pub struct Stopped {
     pub unpublished: usize,
 }
 
+/// Why [`Publisher::try_publish_all`] queued nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryPublishError {
+    /// Not enough free places for all the events.
+    #[error("the queue has {free} free place(s) of {capacity}")]
+    Full {
+        /// Places free now.
+        free: usize,
+        /// `queue.mem.events`.
+        capacity: usize,
+    },
+    /// Shutdown has begun.
+    #[error("the pipeline is shutting down")]
+    Stopped,
+}
+
 /// A settled range waiting for its turn to be reported.
 #[derive(Debug)]
 pub(crate) struct Range {
@@ -525,6 +541,36 @@ impl Publisher {
             notified.await;
         }
         Ok(())
+    }
+
+    /// Queues all of `events` at once or none of them, without waiting: an HTTP intake
+    /// answers "try later" rather than holding a request while the queue is full. Returns
+    /// the input's `published` count right after the push, the watermark to pass to
+    /// [`Self::wait_settled`] for end-to-end acknowledgement.
+    ///
+    /// # Errors
+    /// [`TryPublishError::Full`] when fewer than `events.len()` places are free (nothing is
+    /// queued), [`TryPublishError::Stopped`] once shutdown has begun.
+    pub fn try_publish_all(&mut self, events: Vec<Bytes>) -> Result<u64, TryPublishError> {
+        let n = events.len();
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.lock();
+        if st.stopping {
+            return Err(TryPublishError::Stopped);
+        }
+        let free = shared.free(&st);
+        if free < n {
+            return Err(TryPublishError::Full {
+                free,
+                capacity: shared.settings.capacity,
+            });
+        }
+        let input = self.input;
+        self.buf
+            .extend(events.into_iter().map(|bytes| Event { input, bytes }));
+        self.push_some(&mut st);
+        // Read under the lock: no other publisher of this input moves it in between.
+        Ok(self.metrics.published.load(Ordering::Relaxed))
     }
 
     /// Flushes (async) and closes this publisher.

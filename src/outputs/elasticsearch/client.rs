@@ -147,7 +147,8 @@ pub enum BulkReply {
 /// The reply to [`EsClient::request`].
 #[derive(Debug, Clone)]
 pub struct EsReply {
-    /// HTTP status (never 401/403: those are [`EsError::Credential`]).
+    /// HTTP status (from [`EsClient::request`] never 401/403: those are
+    /// [`EsError::Credential`]).
     pub status: u16,
     /// The body as received.
     pub body: bytes::Bytes,
@@ -398,6 +399,52 @@ impl EsClient {
         endpoint: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<EsReply, EsError> {
+        let reply = self.send(host, method, endpoint, body, None).await?;
+        if reply.status == 401 || reply.status == 403 {
+            let authority = self
+                .hosts
+                .get(host)
+                .map(HostUrl::authority)
+                .unwrap_or_default();
+            return Err(EsError::Credential(self.auth.refused(
+                &authority,
+                reply.status,
+                refusal_reason(&reply.body),
+            )));
+        }
+        Ok(reply)
+    }
+
+    /// As [`Self::request`], but with `authorization` as the `Authorization` header (a
+    /// client's own API key, checked for the HTTP intake), and every status returned as it
+    /// came: a 401 is the client's key refused, not ours.
+    ///
+    /// # Errors
+    /// Connection, timeout and client errors as [`Self::send_bulk`].
+    pub async fn request_as(
+        &self,
+        host: usize,
+        endpoint: &str,
+        body: Option<&serde_json::Value>,
+        authorization: &crate::credentials::Secret,
+    ) -> Result<EsReply, EsError> {
+        let method = if body.is_some() {
+            Method::Post
+        } else {
+            Method::Get
+        };
+        self.send(host, method, endpoint, body, Some(authorization))
+            .await
+    }
+
+    async fn send(
+        &self,
+        host: usize,
+        method: Method,
+        endpoint: &str,
+        body: Option<&serde_json::Value>,
+        authorization: Option<&crate::credentials::Secret>,
+    ) -> Result<EsReply, EsError> {
         let Some(host_url) = self.hosts.get(host) else {
             return Err(EsError::Client {
                 reason: format!("no host number {host} (have {})", self.hosts.len()),
@@ -424,8 +471,16 @@ impl EsClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(json.to_string());
         }
+        let mut headers = self.headers_now()?;
+        if let Some(secret) = authorization {
+            let mut v = HeaderValue::from_str(secret.expose()).map_err(|_| EsError::Client {
+                reason: "header Authorization cannot be sent over HTTP".into(),
+            })?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
         let resp = req
-            .headers(self.headers_now()?)
+            .headers(headers)
             .send()
             .await
             .map_err(|e| self.transport_error(&authority, e))?;
@@ -434,13 +489,6 @@ impl EsClient {
             .bytes()
             .await
             .map_err(|e| self.transport_error(&authority, e))?;
-        if status == 401 || status == 403 {
-            return Err(EsError::Credential(self.auth.refused(
-                &authority,
-                status,
-                refusal_reason(&body),
-            )));
-        }
         Ok(EsReply { status, body })
     }
 

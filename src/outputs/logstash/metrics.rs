@@ -25,7 +25,8 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 5] = [
+    /// Every kind, in counter order.
+    pub const ALL: [ErrorKind; 5] = [
         ErrorKind::Connect,
         ErrorKind::Tls,
         ErrorKind::Timeout,
@@ -62,6 +63,8 @@ pub struct HostMetrics {
     pub connections: AtomicU64,
     errors: [AtomicU64; 5],
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
+    /// Sum of all recorded latencies, microseconds (a Prometheus histogram's `_sum`).
+    latency_sum_us: AtomicU64,
 }
 
 impl HostMetrics {
@@ -76,6 +79,7 @@ impl HostMetrics {
             connections: AtomicU64::new(0),
             errors: Default::default(),
             latency: Default::default(),
+            latency_sum_us: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +101,13 @@ impl HostMetrics {
             .position(|&b| ms <= b)
             .unwrap_or(LATENCY_BOUNDS_MS.len());
         self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Sum of the recorded latencies.
+    pub fn latency_sum(&self) -> Duration {
+        Duration::from_micros(self.latency_sum_us.load(Ordering::Relaxed))
     }
 
     /// Counts per latency bucket (see [`LATENCY_BOUNDS_MS`]; the last is "above").

@@ -164,6 +164,13 @@ pub struct Connector {
     tls: Option<Arc<TlsSource>>,
 }
 
+impl Connector {
+    /// The TLS material connections use, when TLS is on.
+    pub fn tls(&self) -> Option<Arc<TlsSource>> {
+        self.tls.clone()
+    }
+}
+
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")

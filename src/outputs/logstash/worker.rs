@@ -96,6 +96,10 @@ impl Output for LogstashWorker {
     /// CPU and half the thread switches. Dropping the returned future (an aborted run)
     /// stops the worker, whose held batches then go back to the queue as before.
     fn run(self: Box<Self>, batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture {
+        metrics.add_logstash_hosts(&self.shared.hosts);
+        if let Some(tls) = self.shared.connector.tls() {
+            metrics.add_certificate("output.logstash.ssl", tls);
+        }
         let name = format!("skidder-logstash-{}", self.id);
         Box::pin(async move {
             let stop = Arc::new(tokio::sync::Notify::new());
