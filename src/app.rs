@@ -127,10 +127,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
         config.output.elasticsearch.as_ref(),
     )?;
     let monitoring = if config.http.enabled {
-        Some(
-            crate::http::monitoring::Plan::new(&config.http, data_dir(config))
-                .map_err(AppError::Http)?,
-        )
+        Some(crate::http::monitoring::Plan::new(&config.http).map_err(AppError::Http)?)
     } else {
         None
     };
@@ -458,8 +455,14 @@ async fn run_async(
     }
     queue.all_inputs_started();
     if let Some(m) = plan.monitoring {
-        m.start(Arc::clone(&metrics), &meta.beat, output_key, &names)
-            .map_err(AppError::Http)?;
+        m.start(
+            Arc::clone(&metrics),
+            &plan.global.agent,
+            &meta.beat,
+            output_key,
+            &names,
+        )
+        .map_err(AppError::Http)?;
     }
     tracing::info!(inputs = ?names, output = output_key, queue_events = plan.queue.capacity, "skidder started");
 

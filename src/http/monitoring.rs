@@ -10,7 +10,6 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +22,7 @@ use super::auth::EndpointAuth;
 use super::{
     json_reply, message_reply, Bind, Exposure, Handler, HttpError, Peer, Reply, ServerSettings,
 };
+use crate::agent::Agent;
 use crate::config::{ClientAuthentication, HttpConfig};
 use crate::credentials::{TlsSettings, TlsSource};
 use crate::outputs::logstash::metrics::{ErrorKind, HostMetrics, LATENCY_BOUNDS_MS};
@@ -36,16 +36,14 @@ pub struct Plan {
     server: ServerSettings,
     exposure: Exposure,
     auth: EndpointAuth,
-    data: PathBuf,
 }
 
 impl Plan {
-    /// Validates `http.*` (TLS material is loaded now); `data` is `path.data`, where the
-    /// beat's UUID is kept.
+    /// Validates `http.*` (TLS material is loaded now).
     ///
     /// # Errors
     /// [`HttpError::Invalid`] naming the key.
-    pub fn new(c: &HttpConfig, data: PathBuf) -> Result<Self, HttpError> {
+    pub fn new(c: &HttpConfig) -> Result<Self, HttpError> {
         let invalid = |key: &str, reason: String| HttpError::Invalid {
             key: key.to_string(),
             reason,
@@ -83,7 +81,6 @@ impl Plan {
                 max_header_size: 64 * 1024,
             },
             auth,
-            data,
         })
     }
 
@@ -95,6 +92,7 @@ impl Plan {
     pub fn start(
         self,
         metrics: Arc<Metrics>,
+        agent: &Agent,
         beat: &str,
         output: &str,
         inputs: &[String],
@@ -105,9 +103,9 @@ impl Plan {
         super::announce(&self.server, &listener, "monitoring endpoint");
         let identity = Identity {
             beat: beat.to_string(),
-            hostname: hostname(),
-            uuid: persistent_uuid(&self.data),
-            ephemeral_id: random_uuid(),
+            hostname: agent.hostname.clone(),
+            uuid: agent.id.clone(),
+            ephemeral_id: agent.ephemeral_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             output: output.to_string(),
             inputs: inputs.to_vec(),
@@ -128,7 +126,7 @@ pub struct Identity {
     pub beat: String,
     /// The host name.
     pub hostname: String,
-    /// Stable across restarts when `path.data` is kept (`<path.data>/meta.json`).
+    /// The agent id: stable across restarts when `path.data` is kept (`crate::agent`).
     pub uuid: String,
     /// New for each run.
     pub ephemeral_id: String,
@@ -668,62 +666,6 @@ fn load_average() -> [f64; 3] {
     ]
 }
 
-/// The host name (empty where it cannot be read).
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// A random RFC 4122 version-4 UUID.
-pub fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// The beat's UUID kept in `<data>/meta.json` as Beats keeps it (`{"uuid": ...,
-/// "first_start": ...}`), created on first use; a fresh one (not saved) when the file
-/// cannot be read or written.
-pub fn persistent_uuid(data: &std::path::Path) -> String {
-    let path = data.join("meta.json");
-    if let Some(uuid) = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("uuid").and_then(|u| u.as_str()).map(str::to_string))
-    {
-        return uuid;
-    }
-    let uuid = random_uuid();
-    let first_start = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let text = json!({ "uuid": uuid, "first_start": first_start }).to_string();
-    let tmp = data.join("meta.json.new");
-    if std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .is_err()
-    {
-        tracing::debug!(path = %path.display(), "cannot save the beat's uuid; this run's is not kept");
-    }
-    uuid
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,8 +678,8 @@ mod tests {
             Identity {
                 beat: "skidder".into(),
                 hostname: "h".into(),
-                uuid: random_uuid(),
-                ephemeral_id: random_uuid(),
+                uuid: "8d2ff4b9-3c1e-4f0a-9b6e-1a2b3c4d5e6f".into(),
+                ephemeral_id: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
                 version: "0.1.0".into(),
                 output: "output.logstash".into(),
                 inputs: vec!["web".into()],
@@ -759,20 +701,5 @@ mod tests {
         assert_eq!(m.answer(&Method::GET, "/nope", "", true).status(), 404);
         assert_eq!(m.answer(&Method::POST, "/stats", "", true).status(), 405);
         assert_eq!(m.answer(&Method::GET, "/stats", "", false).status(), 401);
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = random_uuid();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert_ne!(u, random_uuid());
-    }
-
-    #[test]
-    fn the_uuid_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = persistent_uuid(dir.path());
-        assert_eq!(persistent_uuid(dir.path()), a);
     }
 }
