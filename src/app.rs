@@ -95,7 +95,12 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     {
         output.meta.beat = index.to_lowercase();
     }
-    let inputs = inputs::plan(&config.skidder.inputs, &output.meta)?;
+    let mut inputs = inputs::plan(&config.skidder.inputs, &output.meta)?;
+    for (_, input) in &mut inputs {
+        if let InputPlan::Filestream(f) = input {
+            f.set_data_dir(data_dir(config));
+        }
+    }
     let mem = &config.queue.mem;
     Ok(Plan {
         output,
@@ -367,9 +372,11 @@ async fn run_async(
     }
     let meta = plan.output.meta.clone();
     let mut names = Vec::new();
+    let mut finishers = Vec::new();
     for (name, input) in plan.inputs {
         let running = inputs::start(name, input, &queue, &meta)?;
         names.push(running.name);
+        finishers.extend(running.finisher);
     }
     queue.all_inputs_started();
     tracing::info!(inputs = ?names, output = output_key, queue_events = plan.queue.capacity, "skidder started");
@@ -440,6 +447,10 @@ async fn run_async(
         workers.abort_all();
     }
     background.abort_all();
+    // Every acknowledgement that will come has come: record where the files stand.
+    for f in finishers {
+        f.run();
+    }
     if let Some(p) = &progress {
         p.clear();
     }

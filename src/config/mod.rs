@@ -22,6 +22,7 @@
 //! flag that set the value, and the key path.
 
 pub mod check;
+pub mod filestream;
 pub mod keys;
 pub mod paths;
 pub mod schema;
@@ -36,6 +37,7 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 
 pub use check::Problem;
+pub use filestream::FilestreamInputConfig;
 pub use keys::{accepted_key_paths, written_key_paths, ConfigKeys};
 pub use paths::Paths;
 pub use schema::*;

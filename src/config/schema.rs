@@ -120,6 +120,8 @@ pub enum InputKind {
     /// A Logstash-compatible Lumberjack (beats) endpoint.
     #[serde(alias = "beats")]
     Lumberjack(Box<LumberjackInputConfig>),
+    /// Log files, tailed like Filebeat's `filestream` input.
+    Filestream(Box<super::filestream::FilestreamInputConfig>),
 }
 
 /// `type: stdin`.

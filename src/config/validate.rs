@@ -415,6 +415,12 @@ impl Config {
                     }
                     check_ssl(out, &format!("{p}.ssl"), &lj.ssl);
                 }
+                InputKind::Filestream(f) => {
+                    let id = input.common.id.as_deref();
+                    for (key, reason) in crate::inputs::filestream::check(id, f) {
+                        out.push(Problem::new(format!("{p}.{key}"), reason));
+                    }
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 //! its own [`Publisher`]; `fields`, `fields_under_root` and `tags` are applied here, once,
 //! pre-encoded.
 
+pub mod filestream;
 pub mod generator;
 pub mod lumberjack;
 pub mod stdin;
@@ -19,7 +20,7 @@ use crate::pipeline::{Publisher, Queue};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator or lumberjack)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator, lumberjack or filestream)")]
     NoneEnabled,
     /// A setting has a value the input cannot use.
     #[error("skidder.inputs[{index}].{key}: {reason}")]
@@ -42,6 +43,14 @@ pub enum InputError {
         path: std::path::PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A filestream input's registry cannot be opened (locked, unreadable, corrupt).
+    #[error("input {name}: {reason}")]
+    Registry {
+        /// The input.
+        name: String,
+        /// What is wrong, naming the registry file.
+        reason: String,
     },
     /// A thread could not be started.
     #[error("cannot start a thread for input {name}: {source}")]
@@ -122,6 +131,9 @@ pub struct RunningInput {
     pub name: String,
     /// Its threads; each ends when the input is finished or stopped.
     pub threads: Vec<JoinHandle<()>>,
+    /// Run once the run is over (every event settled, or the run cancelled): a filestream
+    /// input's last registry write.
+    pub finisher: Option<filestream::Finisher>,
 }
 
 /// The name of input `index`: its `id`, or its type and position.
@@ -133,6 +145,7 @@ pub fn input_name(index: usize, c: &InputConfig) -> String {
         InputKind::Stdin(_) => "stdin",
         InputKind::Generator(_) => "generator",
         InputKind::Lumberjack(_) => "lumberjack",
+        InputKind::Filestream(_) => "filestream",
     };
     format!("{kind}-{index}")
 }
@@ -146,6 +159,8 @@ pub enum InputPlan {
     Generator(generator::GeneratorInput),
     /// `type: lumberjack` (alias `beats`).
     Lumberjack(lumberjack::LumberjackInput),
+    /// `type: filestream`.
+    Filestream(Box<filestream::FilestreamInput>),
 }
 
 /// Validates every enabled input.
@@ -170,6 +185,9 @@ pub fn plan(
             InputKind::Lumberjack(l) => {
                 InputPlan::Lumberjack(lumberjack::LumberjackInput::new(index, &c.common, l)?)
             }
+            InputKind::Filestream(f) => InputPlan::Filestream(Box::new(
+                filestream::FilestreamInput::new(index, c.common.id.as_deref(), f, common)?,
+            )),
         };
         out.push((input_name(index, c), plan));
     }
@@ -190,6 +208,14 @@ pub fn start(
     meta: &EventMeta,
 ) -> Result<RunningInput, InputError> {
     let publisher: Publisher = queue.publisher(&name);
+    if let InputPlan::Filestream(f) = plan {
+        let (threads, finisher) = f.start(&name, publisher, meta)?;
+        return Ok(RunningInput {
+            name,
+            threads,
+            finisher: Some(finisher),
+        });
+    }
     let threads = match plan {
         InputPlan::Stdin(s) => s.start(&name, publisher, meta),
         InputPlan::Generator(g) => g.start(&name, publisher, meta),
@@ -198,10 +224,15 @@ pub fn start(
             l.start(&name, publisher)?;
             Ok(Vec::new())
         }
+        InputPlan::Filestream(_) => Ok(Vec::new()),
     }
     .map_err(|source| InputError::Spawn {
         name: name.clone(),
         source,
     })?;
-    Ok(RunningInput { name, threads })
+    Ok(RunningInput {
+        name,
+        threads,
+        finisher: None,
+    })
 }
