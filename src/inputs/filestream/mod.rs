@@ -38,7 +38,7 @@ use regex::Regex;
 
 use super::{CommonFields, InputError};
 use crate::config::filestream::{FilestreamInputConfig, ParserConfig};
-use crate::event::{write_json, EventEncoder, EventMeta, EventWriter};
+use crate::event::{write_json, EventEncoder, EventMeta};
 use crate::pipeline::{InputMetrics, Publisher};
 use parsers::{deep_merge, Chain, Decoded, Msg};
 use reader::{decode, encoding_for, LineSplitter, RawLine};
@@ -986,59 +986,15 @@ pub fn encode(
     if !m.text.is_empty() {
         w.str_field("message", &m.text);
     }
-    let mut line_tags = None;
-    if let Some(d) = d {
-        for (k, v) in &d.pairs {
-            match k.as_str() {
-                "log" => continue,
-                "message" if !m.text.is_empty() => continue,
-                "error" if d.error.is_some() => continue,
-                "tags" if !common.tags.is_empty() => {
-                    line_tags = Some(v);
-                    continue;
-                }
-                _ => {}
-            }
-            let replaced = common.root_pairs.iter().any(|(rk, _)| rk == k)
-                || (k == "fields" && common.fields_object.is_some());
-            if !replaced {
-                w.raw_field(k, &d.json(v));
-            }
+    match d {
+        Some(d) => {
+            let skip = |k: &str| k == "log" || (k == "message" && !m.text.is_empty());
+            parsers::write_decoded(&mut w, d, common, &skip, escape_html);
         }
-        if let Some(e) = &d.error {
-            w.key("error");
-            w.raw_pairs(b"{\"message\":");
-            let mut b = BytesMut::new();
-            let _ = write_json(&mut b, e.as_str(), escape_html);
-            w.raw_pairs(&b);
-            w.raw_pairs(b",\"type\":\"json\"}");
-        }
-    }
-    w.raw_pairs(&common.fields_json);
-    if !common.tags.is_empty() {
-        match (d, line_tags) {
-            (Some(d), Some(v)) => write_tags(&mut w, Some(d.value(v)), &common.tags, escape_html),
-            _ => w.raw_pairs(&common.tags_json),
+        None => {
+            w.raw_pairs(&common.fields_json);
+            w.raw_pairs(&common.tags_json);
         }
     }
     w.finish()
-}
-
-/// Writes `tags`: the line's own (an array, or one value) followed by the configured ones.
-pub fn write_tags(
-    w: &mut EventWriter<'_>,
-    line_tags: Option<serde_json::Value>,
-    ours: &[String],
-    escape_html: bool,
-) {
-    let mut all: Vec<serde_json::Value> = match line_tags {
-        Some(serde_json::Value::Array(a)) => a,
-        Some(other) => vec![other],
-        None => Vec::new(),
-    };
-    all.extend(ours.iter().cloned().map(serde_json::Value::from));
-    w.key("tags");
-    let mut b = BytesMut::new();
-    let _ = write_json(&mut b, &all, escape_html);
-    w.raw_pairs(&b);
 }

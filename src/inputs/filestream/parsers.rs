@@ -9,12 +9,15 @@
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::BytesMut;
 use regex::Regex;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::config::filestream::{MultilineConfig, MultilineKind, NdjsonConfig, ParserConfig};
+use crate::event::{write_json, EventWriter};
+use crate::inputs::CommonFields;
 
 /// A value of a decoded line: a span of the line's text, or a value rebuilt by a rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -337,6 +340,57 @@ pub fn deep_merge(base: &mut Value, add: Value, overwrite: bool) {
             }
         }
     }
+}
+
+/// Writes a decoded line's keys (except those `skip` names, and those the input's `fields`
+/// replace), its `error` (`add_error_key`), the input's `fields`, and `tags`: the line's own
+/// followed by the configured ones.
+pub fn write_decoded(
+    w: &mut EventWriter<'_>,
+    d: &Decoded,
+    common: &CommonFields,
+    skip: &dyn Fn(&str) -> bool,
+    escape_html: bool,
+) {
+    let mut line_tags = None;
+    for (k, v) in &d.pairs {
+        if skip(k) || (k == "error" && d.error.is_some()) {
+            continue;
+        }
+        if k == "tags" && !common.tags.is_empty() {
+            line_tags = Some(v);
+            continue;
+        }
+        // Configured fields replace the line's keys of the same name (libbeat writes them
+        // with overwrite after the parsers).
+        let replaced = common.root_pairs.iter().any(|(rk, _)| rk == k)
+            || (k == "fields" && common.fields_object.is_some());
+        if !replaced {
+            w.raw_field(k, &d.json(v));
+        }
+    }
+    if let Some(e) = &d.error {
+        w.key("error");
+        w.raw_pairs(b"{\"message\":");
+        let mut b = BytesMut::new();
+        let _ = write_json(&mut b, e.as_str(), escape_html);
+        w.raw_pairs(&b);
+        w.raw_pairs(b",\"type\":\"json\"}");
+    }
+    w.raw_pairs(&common.fields_json);
+    if common.tags.is_empty() {
+        return;
+    }
+    let mut all: Vec<Value> = match line_tags.map(|v| d.value(v)) {
+        Some(Value::Array(a)) => a,
+        Some(other) => vec![other],
+        None => Vec::new(),
+    };
+    all.extend(common.tags.iter().cloned().map(Value::from));
+    w.key("tags");
+    let mut b = BytesMut::new();
+    let _ = write_json(&mut b, &all, escape_html);
+    w.raw_pairs(&b);
 }
 
 /// A line or a group of lines on its way to becoming an event.
