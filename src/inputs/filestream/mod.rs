@@ -342,7 +342,8 @@ impl FilestreamInput {
         let shared = Arc::new(Mutex::new(Shared {
             store,
             tracker: Tracker::new(entries),
-            last_write: Instant::now(),
+            // The first acknowledgements are written at once.
+            last_write: Instant::now() - REGISTRY_FLUSH,
             write_failed: false,
         }));
         let metrics = Arc::clone(publisher.metrics());
@@ -488,6 +489,11 @@ impl Reader {
                 continue;
             }
             let mut wait = backoff.min(next_scan.saturating_duration_since(Instant::now()));
+            if self.lock().tracker.pending() > 0 {
+                // Acknowledgements are on their way: look at them at least every registry
+                // interval, or the offsets lag behind what was delivered.
+                wait = wait.min(REGISTRY_FLUSH / 4);
+            }
             if let Some(d) = self.open.iter().filter_map(|h| h.chain.deadline()).min() {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
