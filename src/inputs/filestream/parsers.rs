@@ -135,8 +135,23 @@ impl Ndjson {
         let parsed = serde_json::from_str::<Pairs<'_>>(&d.text).map(|p| {
             let mut out: Vec<(String, Val)> = Vec::with_capacity(p.0.len());
             for (k, v) in p.0 {
-                let start = v.get().as_ptr() as usize - base;
-                let span = Val::Span(start, start + v.get().len());
+                let raw = v.get();
+                // libbeat drops null values from decoded objects (its MapStr normalisation):
+                // `null` keys disappear, nested ones too. Only values that may hold one are
+                // rebuilt; the rest stay the line's own bytes.
+                if raw == "null" {
+                    out.retain(|(ok, _)| *ok != k);
+                    continue;
+                }
+                let span =
+                    if raw.len() > 4 && memchr::memmem::find(raw.as_bytes(), b"null").is_some() {
+                        let mut value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+                        drop_nulls(&mut value);
+                        Val::Owned(value)
+                    } else {
+                        let start = raw.as_ptr() as usize - base;
+                        Val::Span(start, start + raw.len())
+                    };
                 match out.iter_mut().find(|(ok, _)| *ok == k) {
                     Some(slot) => slot.1 = span,
                     None => out.push((k, span)),
@@ -229,7 +244,11 @@ impl Ndjson {
         if let Some(i) = d.pairs.iter().position(|(k, _)| k == "type") {
             let ok = matches!(d.value(&d.pairs[i].1), Value::String(ref s) if !s.is_empty() && !s.starts_with('_'));
             if !ok {
-                let v = d.value(&d.pairs[i].1);
+                // Go prints the value with %v: a string without its quotes.
+                let v = match d.value(&d.pairs[i].1) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
                 d.pairs.remove(i);
                 self.error(
                     &mut d,
@@ -261,6 +280,18 @@ impl Ndjson {
         let found = remove_path(&mut v, rest)?;
         d.pairs[i].1 = Val::Owned(v);
         Some(found)
+    }
+}
+
+/// Removes null members of objects, at any depth (array elements stay).
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
@@ -712,7 +743,7 @@ mod tests {
         assert!(d.pairs.is_empty());
         assert_eq!(
             d.error.as_deref(),
-            Some("type not overwritten (invalid value [\"_bad\"])")
+            Some("type not overwritten (invalid value [_bad])")
         );
         let d = n.decode(r#"{"@timestamp":"yesterday"}"#);
         assert!(d.timestamp.is_none());
