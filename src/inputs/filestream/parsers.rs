@@ -143,15 +143,20 @@ impl Ndjson {
                     out.retain(|(ok, _)| *ok != k);
                     continue;
                 }
-                let span =
-                    if raw.len() > 4 && memchr::memmem::find(raw.as_bytes(), b"null").is_some() {
-                        let mut value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+                let rebuilt = (raw.len() > 4
+                    && memchr::memmem::find(raw.as_bytes(), b"null").is_some())
+                .then(|| serde_json::from_str::<Value>(raw).unwrap_or(Value::Null))
+                .filter(has_null_member);
+                let span = match rebuilt {
+                    Some(mut value) => {
                         drop_nulls(&mut value);
                         Val::Owned(value)
-                    } else {
+                    }
+                    None => {
                         let start = raw.as_ptr() as usize - base;
                         Val::Span(start, start + raw.len())
-                    };
+                    }
+                };
                 match out.iter_mut().find(|(ok, _)| *ok == k) {
                     Some(slot) => slot.1 = span,
                     None => out.push((k, span)),
@@ -280,6 +285,15 @@ impl Ndjson {
         let found = remove_path(&mut v, rest)?;
         d.pairs[i].1 = Val::Owned(v);
         Some(found)
+    }
+}
+
+/// True when an object inside `v` has a null member.
+fn has_null_member(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.values().any(|x| x.is_null() || has_null_member(x)),
+        Value::Array(a) => a.iter().any(has_null_member),
+        _ => false,
     }
 }
 
