@@ -119,7 +119,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     })?;
     let global = Arc::new(global);
     let (inputs_key, input_list) = config.inputs();
-    let inputs = inputs::plan(
+    let mut inputs = inputs::plan(
         inputs_key,
         input_list,
         &output.meta,
@@ -131,6 +131,11 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     } else {
         None
     };
+    for (_, input) in &mut inputs {
+        if let InputPlan::Filestream(f) = input {
+            f.set_data_dir(data_dir(config));
+        }
+    }
     let mem = &config.queue.mem;
     Ok(Plan {
         output,
@@ -449,9 +454,11 @@ async fn run_async(
     }
     let meta = plan.output.meta.clone();
     let mut names = Vec::new();
+    let mut finishers = Vec::new();
     for (name, input) in plan.inputs {
         let running = inputs::start(name, input, &queue, &meta)?;
         names.push(running.name);
+        finishers.extend(running.finisher);
     }
     queue.all_inputs_started();
     if let Some(m) = plan.monitoring {
@@ -532,6 +539,10 @@ async fn run_async(
         workers.abort_all();
     }
     background.abort_all();
+    // Every acknowledgement that will come has come: record where the files stand.
+    for f in finishers {
+        f.run();
+    }
     if let Some(p) = &progress {
         p.clear();
     }

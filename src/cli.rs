@@ -19,6 +19,7 @@ use crate::app::{self, AppError, RunOptions};
 use crate::config::{self, Config, EnvSource, LoadOptions, Paths};
 use crate::credentials::keystore::{self, Keystore, KeystoreCommand};
 use crate::credentials::secret::Redactor;
+use crate::inputs::InputPlan;
 use crate::outputs::elasticsearch::security::{self, ApikeyCommand, SetupCommand};
 use crate::outputs::OutputKnobs;
 use crate::telemetry;
@@ -71,6 +72,10 @@ pub struct Cli {
     /// Test/benchmark aid: `output.discard` waits this long per batch, e.g. `5ms`.
     #[arg(long = "discard-delay", hide = true, global = true, value_parser = parse_duration)]
     pub discard_delay: Option<Duration>,
+    /// Read every file of the filestream inputs to its end, ship, wait for every
+    /// acknowledgement, record the offsets and exit (Filebeat's `-once`).
+    #[arg(long = "once", global = true, help_heading = GLOBAL)]
+    pub once: bool,
     /// What to do; `run` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -416,10 +421,15 @@ fn run(cli: &Cli, knobs: OutputKnobs) -> ExitCode {
         telemetry::init_logging(&config.logging, &app::logs_dir(&config), &config.secrets)?;
         Ok(plan)
     });
-    let plan = match prepared {
+    let mut plan = match prepared {
         Ok(p) => p,
         Err(e) => return fail(&e, &config.secrets),
     };
+    for (_, input) in &mut plan.inputs {
+        if let InputPlan::Filestream(f) = input {
+            f.set_once(cli.once);
+        }
+    }
     let opts = RunOptions {
         progress: true,
         signals: true,

@@ -248,6 +248,26 @@ impl EventEncoder {
         self.buf.put_slice(&self.after_timestamp);
         EventWriter { enc: self }
     }
+
+    /// As [`Self::begin`], with `extra` (pre-encoded `,"key":value` pairs) added inside
+    /// `@metadata` after `beat`, `type` and `version` (an ndjson line's `@metadata`, `_id`).
+    pub fn begin_with_metadata(&mut self, now: SystemTime, extra: &[u8]) -> EventWriter<'_> {
+        if extra.is_empty() {
+            return self.begin(now);
+        }
+        if self.buf.capacity() - self.buf.len() < 1024 + extra.len() {
+            self.buf.reserve(BLOCK + extra.len());
+        }
+        self.buf.put_slice(b"{\"@timestamp\":\"");
+        let ts = *self.timestamp.set(now);
+        self.buf.put_slice(&ts);
+        // `after_timestamp` ends with the `}` closing @metadata.
+        let open = self.after_timestamp.len() - 1;
+        self.buf.put_slice(&self.after_timestamp[..open]);
+        self.buf.put_slice(extra);
+        self.buf.put_u8(b'}');
+        EventWriter { enc: self }
+    }
 }
 
 /// An event under construction. Fields are appended in call order; the caller keeps keys

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::filestream::*;
 use super::schema::*;
 
 /// The shape a key's value must have.
@@ -96,6 +97,7 @@ pub const INPUT_TYPES: &[(&str, FieldsFn)] = &[
     ("lumberjack", LumberjackInputConfig::fields),
     ("beats", LumberjackInputConfig::fields),
     ("http_endpoint", HttpEndpointInputConfig::fields),
+    ("filestream", FilestreamInputConfig::fields),
 ];
 
 macro_rules! keys {
@@ -167,6 +169,104 @@ keys!(LumberjackInputConfig {
     max_frame_size: SIZE,
     max_decompressed_size: SIZE,
     max_decompressed_total: SIZE,
+});
+
+keys!(FilestreamInputConfig {
+    paths: STR_LIST,
+    prospector: Shape::Section(ProspectorConfig::fields),
+    ignore_older: DUR,
+    close: Shape::Section(CloseConfig::fields),
+    clean_inactive: DUR,
+    clean_removed: BOOL,
+    harvester_limit: USIZE,
+    buffer_size: USIZE,
+    message_max_bytes: USIZE,
+    encoding: STR,
+    line_terminator: Shape::Enum(&[
+        "auto",
+        "line_feed",
+        "vertical_tab",
+        "form_feed",
+        "carriage_return",
+        "carriage_return_line_feed",
+        "next_line",
+        "line_separator",
+        "paragraph_separator",
+        "null_terminator",
+    ]),
+    include_lines: STR_LIST,
+    exclude_lines: STR_LIST,
+    file_identity: Shape::Section(FileIdentityConfig::fields),
+    rotation: Shape::Section(RotationConfig::fields),
+    // Each entry is a one-key map (`- ndjson: {...}`); serde checks its keys and names the
+    // parser it does not know.
+    parsers: Shape::List(&Shape::Any),
+});
+
+keys!(ProspectorConfig {
+    scanner: Shape::Section(ScannerConfig::fields)
+});
+
+keys!(ScannerConfig {
+    check_interval: DUR,
+    exclude_files: STR_LIST,
+    include_files: STR_LIST,
+    symlinks: BOOL,
+    fingerprint: Shape::Section(FingerprintConfig::fields),
+});
+
+keys!(FingerprintConfig {
+    enabled: BOOL,
+    offset: U64,
+    length: U64,
+});
+
+keys!(CloseConfig {
+    on_state_change: Shape::Section(CloseOnStateChange::fields),
+    reader: Shape::Section(CloseReader::fields),
+});
+
+keys!(CloseOnStateChange {
+    inactive: DUR,
+    renamed: BOOL,
+    removed: BOOL,
+});
+
+keys!(CloseReader {
+    on_eof: BOOL,
+    after_interval: DUR,
+});
+
+keys!(FileIdentityConfig {
+    native: Shape::Optional(&Shape::Section(EmptySection::fields)),
+    path: Shape::Optional(&Shape::Section(EmptySection::fields)),
+    inode_marker: Shape::Optional(&Shape::Section(InodeMarkerConfig::fields)),
+    fingerprint: Shape::Optional(&Shape::Section(EmptySection::fields)),
+});
+
+impl ConfigKeys for EmptySection {
+    fn fields() -> &'static [Field] {
+        &[]
+    }
+}
+
+keys!(InodeMarkerConfig { path: STR });
+
+keys!(RotationConfig {
+    external: Shape::Section(ExternalRotation::fields)
+});
+
+keys!(ExternalRotation {
+    strategy: Shape::Section(RotationStrategy::fields)
+});
+
+keys!(RotationStrategy {
+    copytruncate: Shape::Optional(&Shape::Section(CopytruncateConfig::fields))
+});
+
+keys!(CopytruncateConfig {
+    suffix_regex: STR,
+    dateformat: STR,
 });
 
 keys!(QueueConfig {
@@ -643,7 +743,18 @@ mod tests {
             IntakeAuthConfig,
             ApiKeyAuthConfig,
             ApiKeyElasticsearchConfig,
-            ApiKeyCacheConfig
+            ApiKeyCacheConfig,
+            FilestreamInputConfig,
+            ProspectorConfig,
+            ScannerConfig,
+            FingerprintConfig,
+            CloseConfig,
+            CloseOnStateChange,
+            CloseReader,
+            InodeMarkerConfig,
+            RotationConfig,
+            ExternalRotation,
+            CopytruncateConfig
         );
     }
 

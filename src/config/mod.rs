@@ -23,6 +23,7 @@
 
 pub mod beats;
 pub mod check;
+pub mod filestream;
 pub mod keys;
 pub mod paths;
 pub mod schema;
@@ -37,6 +38,7 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 
 pub use check::Problem;
+pub use filestream::FilestreamInputConfig;
 pub use keys::{accepted_key_paths, written_key_paths, ConfigKeys};
 pub use paths::Paths;
 pub use schema::*;

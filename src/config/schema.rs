@@ -163,6 +163,8 @@ pub enum InputKind {
     Lumberjack(Box<LumberjackInputConfig>),
     /// Events POSTed over HTTP, Filebeat's `http_endpoint` names.
     HttpEndpoint(Box<HttpEndpointInputConfig>),
+    /// Log files, tailed like Filebeat's `filestream` input.
+    Filestream(Box<super::filestream::FilestreamInputConfig>),
 }
 
 /// `type: stdin`.

@@ -454,6 +454,12 @@ impl Config {
                     check_ssl(out, &format!("{p}.ssl"), &lj.ssl);
                 }
                 InputKind::HttpEndpoint(h) => check_ssl(out, &format!("{p}.ssl"), &h.ssl),
+                InputKind::Filestream(f) => {
+                    let id = input.common.id.as_deref();
+                    for (key, reason) in crate::inputs::filestream::check(id, f) {
+                        out.push(Problem::new(format!("{p}.{key}"), reason));
+                    }
+                }
             }
         }
     }

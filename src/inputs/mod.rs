@@ -4,6 +4,7 @@
 //! `host.name`) is encoded here once per input ([`CommonFields`]), and processors run on
 //! the input's thread before publishing.
 
+pub mod filestream;
 pub mod generator;
 pub mod http_endpoint;
 pub mod lumberjack;
@@ -26,7 +27,7 @@ use crate::processors::{deep_update, Fields};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs (type: stdin, generator, lumberjack or http_endpoint)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs or filebeat.inputs (type: stdin, generator, lumberjack, http_endpoint or filestream)")]
     NoneEnabled,
     /// A setting has a value the input cannot use.
     #[error("skidder.inputs[{index}].{key}: {reason}")]
@@ -49,6 +50,14 @@ pub enum InputError {
         path: std::path::PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A filestream input's registry cannot be opened (locked, unreadable, corrupt).
+    #[error("input {name}: {reason}")]
+    Registry {
+        /// The input.
+        name: String,
+        /// What is wrong, naming the registry file.
+        reason: String,
     },
     /// A thread could not be started.
     #[error("cannot start a thread for input {name}: {source}")]
@@ -187,6 +196,9 @@ pub struct RunningInput {
     pub name: String,
     /// Its threads; each ends when the input is finished or stopped.
     pub threads: Vec<JoinHandle<()>>,
+    /// Run once the run is over (every event settled, or the run cancelled): a filestream
+    /// input's last registry write.
+    pub finisher: Option<filestream::Finisher>,
 }
 
 /// The name of input `index`: its `id`, or its type and position.
@@ -208,6 +220,8 @@ pub enum InputPlan {
     Lumberjack(lumberjack::LumberjackInput),
     /// `type: http_endpoint`.
     HttpEndpoint(Box<http_endpoint::HttpEndpointInput>),
+    /// `type: filestream`.
+    Filestream(Box<filestream::FilestreamInput>),
 }
 
 /// Validates every enabled input of the list at `key` (`skidder.inputs` or
@@ -261,6 +275,9 @@ pub fn plan(
                     index, &c.common, h, common, meta, output_es,
                 )?))
             }
+            InputKind::Filestream(f) => InputPlan::Filestream(Box::new(
+                filestream::FilestreamInput::new(index, c.common.id.as_deref(), f, common)?,
+            )),
         };
         out.push((input_name(index, c), plan));
     }
@@ -277,6 +294,7 @@ pub fn kind_name(kind: &InputKind) -> &'static str {
         InputKind::Generator(_) => "generator",
         InputKind::Lumberjack(_) => "lumberjack",
         InputKind::HttpEndpoint(_) => "http_endpoint",
+        InputKind::Filestream(_) => "filestream",
     }
 }
 
@@ -291,6 +309,14 @@ pub fn start(
     meta: &EventMeta,
 ) -> Result<RunningInput, InputError> {
     let publisher: Publisher = queue.publisher(&name);
+    if let InputPlan::Filestream(f) = plan {
+        let (threads, finisher) = f.start(&name, publisher, meta)?;
+        return Ok(RunningInput {
+            name,
+            threads,
+            finisher: Some(finisher),
+        });
+    }
     let threads = match plan {
         InputPlan::Stdin(s) => s.start(&name, publisher, meta),
         InputPlan::Generator(g) => g.start(&name, publisher, meta),
@@ -303,10 +329,15 @@ pub fn start(
             h.start(&name, publisher)?;
             Ok(Vec::new())
         }
+        InputPlan::Filestream(_) => Ok(Vec::new()),
     }
     .map_err(|source| InputError::Spawn {
         name: name.clone(),
         source,
     })?;
-    Ok(RunningInput { name, threads })
+    Ok(RunningInput {
+        name,
+        threads,
+        finisher: None,
+    })
 }

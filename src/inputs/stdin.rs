@@ -2,9 +2,13 @@
 //!
 //! Without `json`, the line (without its line ending) becomes `message`. With `json`, the
 //! line must be a JSON object; its keys become event fields with their values passed
-//! through byte for byte. A line that is not a JSON object becomes, per `on_json_error`,
-//! an error event (raw line in `message`, the reason in `error.message`, tag
-//! `_jsonparsefailure`) or a counted drop logged with its line number.
+//! through byte for byte, by the filestream `ndjson` parser with Filebeat's
+//! `overwrite_keys` rules: an RFC 3339 `@timestamp` string sets the event time, an
+//! `@metadata` object joins the event's `@metadata`, `type` must be a string not starting
+//! with `_`. A line that is not a JSON object, or whose `@timestamp`, `@metadata` or `type`
+//! cannot be used, becomes, per `on_json_error`, an error event (raw line in `message`, the
+//! reason in `error.message`, tag `_jsonparsefailure`) or a counted drop logged with its
+//! line number.
 
 use std::fmt;
 use std::io::{BufRead, Read};
@@ -15,7 +19,9 @@ use bytes::{Bytes, BytesMut};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::filestream::parsers::{write_decoded, Decoded, Ndjson};
 use super::CommonFields;
+use crate::config::filestream::NdjsonConfig;
 use crate::config::{JsonErrorPolicy, StdinInputConfig};
 use crate::event::{write_json, EventEncoder, EventMeta, EventWriter};
 use crate::pipeline::Publisher;
@@ -26,6 +32,9 @@ pub struct StdinInput {
     json: bool,
     on_error: JsonErrorPolicy,
     common: CommonFields,
+    /// Filebeat's ndjson rules with `overwrite_keys`: `@timestamp` sets the event time,
+    /// `@metadata` joins the event's.
+    ndjson: Ndjson,
 }
 
 /// What a line turned into.
@@ -62,8 +71,6 @@ impl<'de> serde::Deserialize<'de> for Pairs<'de> {
     }
 }
 
-const RESERVED: [&str; 2] = ["@timestamp", "@metadata"];
-
 impl StdinInput {
     /// A stdin input with its settings.
     pub fn new(c: &StdinInputConfig, common: CommonFields) -> Self {
@@ -71,6 +78,7 @@ impl StdinInput {
             json: c.json,
             on_error: c.on_json_error,
             common,
+            ndjson: stdin_ndjson(),
         }
     }
 
@@ -81,17 +89,20 @@ impl StdinInput {
             let parsed = std::str::from_utf8(line)
                 .map_err(|e| format!("line is not UTF-8: {e}"))
                 .and_then(|s| {
-                    serde_json::from_str::<Pairs<'_>>(s)
-                        .map_err(|e| format!("line is not a JSON object: {e}"))
-                })
-                .and_then(
-                    |p| match p.0.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
-                        Some((k, _)) => Err(format!("key {k:?} is reserved for skidder")),
-                        None => Ok(p),
-                    },
-                );
+                    let d = self.ndjson.decode(s);
+                    match (&d.error, d.ok) {
+                        (Some(e), false) => Err(format!(
+                            "line is not a JSON object: {}",
+                            e.trim_start_matches("Error decoding JSON: ")
+                        )),
+                        // An @timestamp, @metadata or type that cannot be used: as Filebeat
+                        // with overwrite_keys, but a bad line here follows on_json_error.
+                        (Some(e), true) => Err(e.clone()),
+                        (None, _) => Ok(d),
+                    }
+                });
             match parsed {
-                Ok(pairs) => self.json_event(enc, now, pairs, escape_html),
+                Ok(d) => self.json_event(enc, now, &d, escape_html),
                 Err(reason) => match self.on_error {
                     JsonErrorPolicy::Drop => return Line::Dropped(reason),
                     JsonErrorPolicy::ErrorEvent => {
@@ -146,10 +157,22 @@ impl StdinInput {
         &self,
         enc: &mut EventEncoder,
         now: SystemTime,
-        pairs: Pairs<'_>,
+        d: &Decoded,
         escape_html: bool,
     ) -> Bytes {
-        json_object_event(enc, now, &pairs, &self.common, None, escape_html)
+        let mut extra = BytesMut::new();
+        for (k, v) in &d.metadata {
+            if matches!(k.as_str(), "beat" | "type" | "version") {
+                continue;
+            }
+            extra.extend_from_slice(b",");
+            let _ = write_json(&mut extra, k.as_str(), escape_html);
+            extra.extend_from_slice(b":");
+            extra.extend_from_slice(&d.json(v));
+        }
+        let mut w = enc.begin_with_metadata(d.timestamp.unwrap_or(now), &extra);
+        write_decoded(&mut w, d, &self.common, &|_| false, escape_html);
+        w.finish()
     }
 
     /// Starts the reading thread.
@@ -302,6 +325,15 @@ fn write_tags(
     w.raw_pairs(&b);
 }
 
+/// The ndjson settings of `json: true`.
+fn stdin_ndjson() -> Ndjson {
+    Ndjson::new(NdjsonConfig {
+        overwrite_keys: true,
+        add_error_key: true,
+        ..NdjsonConfig::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +345,7 @@ mod tests {
             json,
             on_error,
             common: CommonFields::new(common, &meta),
+            ndjson: stdin_ndjson(),
         }
     }
 
@@ -388,5 +421,30 @@ mod tests {
         let i = input(false, JsonErrorPolicy::ErrorEvent, &common);
         let v = event(i.line(&mut enc, b"plain <line>", false));
         assert_eq!(v["message"], "plain <line>");
+    }
+
+    #[test]
+    fn timestamp_and_metadata_follow_overwrite_keys() {
+        let i = input(
+            true,
+            JsonErrorPolicy::ErrorEvent,
+            &CommonInputConfig::default(),
+        );
+        let mut enc = EventEncoder::new(&EventMeta::default());
+        let v = event(i.line(
+            &mut enc,
+            br#"{"@timestamp":"2021-03-04T05:06:07.089+01:00","@metadata":{"_id":"x1"},"a":1}"#,
+            false,
+        ));
+        assert_eq!(v["@timestamp"], "2021-03-04T04:06:07.089Z");
+        assert_eq!(v["@metadata"]["_id"], "x1");
+        assert_eq!(v["@metadata"]["beat"], "skidder");
+        assert_eq!(v["a"], 1);
+        let v = event(i.line(&mut enc, br#"{"@timestamp":"soon","a":1}"#, false));
+        assert_eq!(v["tags"], serde_json::json!(["_jsonparsefailure"]));
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("@timestamp not overwritten"));
     }
 }

@@ -205,7 +205,7 @@ pub struct Shape {
 }
 
 /// Encodes every object of a request, with the included headers (already JSON) as
-/// `headers`.
+/// `headers`, and runs the input's processors on each.
 ///
 /// # Errors
 /// [`BodyProblem::Malformed`] when an object's keys cannot be read (duplicate handling is
@@ -259,7 +259,10 @@ pub fn events(
                 )
             }
         };
-        out.push(one_line(ev));
+        // The processors run here, on the request's task; a drop_event is filtered, not lost.
+        if let Some(ev) = shape.common.finish(one_line(ev), true) {
+            out.push(ev);
+        }
     }
     Ok(out)
 }
