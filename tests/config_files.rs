@@ -60,7 +60,7 @@ fn reference_config_loads() {
         cfg.enabled_outputs(),
         ["output.logstash", "output.elasticsearch"]
     );
-    assert_eq!(cfg.skidder.inputs.len(), 4);
+    assert_eq!(cfg.skidder.inputs.len(), 5);
 }
 
 /// `ssl.*` and `backoff.*` are the same keys wherever they appear; the reference file
