@@ -157,7 +157,20 @@ keys!(LumberjackInputConfig {
 });
 
 keys!(QueueConfig {
-    mem: Shape::Section(MemQueueConfig::fields)
+    mem: Shape::Section(MemQueueConfig::fields),
+    disk: Shape::Optional(&Shape::Section(DiskQueueConfig::fields)),
+});
+
+keys!(DiskQueueConfig {
+    path: OPT_STR,
+    max_size: SIZE,
+    segment_size: Shape::Optional(&SIZE),
+    read_ahead: USIZE,
+    write_ahead: USIZE,
+    retry_interval: DUR,
+    max_retry_interval: DUR,
+    sync: STR,
+    sync_interval: DUR,
 });
 
 keys!(MemQueueConfig {

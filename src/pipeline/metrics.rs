@@ -34,6 +34,16 @@ pub struct Metrics {
     /// Output workers waiting out a backoff after a failure right now (a gauge): while it is
     /// above zero the destination is down for them, which the metrics line says.
     pub output_backing_off: AtomicU64,
+    /// Disk queue: bytes of segment files on disk (a gauge).
+    pub disk_bytes: AtomicU64,
+    /// Disk queue: 1 while inputs wait because `queue.disk.max_size` is reached (a gauge).
+    pub disk_full: AtomicU64,
+    /// Disk queue: events lost to damaged data (counted when skipped).
+    pub disk_events_lost: AtomicU64,
+    /// Disk queue: `fdatasync`/`fsync` calls.
+    pub disk_fsyncs: AtomicU64,
+    /// Disk queue: bytes written to segment files.
+    pub disk_bytes_written: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
 }
 
@@ -90,6 +100,16 @@ pub struct Snapshot {
     pub output_errors: u64,
     /// See [`Metrics::output_backing_off`].
     pub output_backing_off: u64,
+    /// See [`Metrics::disk_bytes`].
+    pub disk_bytes: u64,
+    /// See [`Metrics::disk_full`].
+    pub disk_full: u64,
+    /// See [`Metrics::disk_events_lost`].
+    pub disk_events_lost: u64,
+    /// See [`Metrics::disk_fsyncs`].
+    pub disk_fsyncs: u64,
+    /// See [`Metrics::disk_bytes_written`].
+    pub disk_bytes_written: u64,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
 }
@@ -147,6 +167,11 @@ impl Metrics {
             queue_capacity: r(&self.queue_capacity),
             output_errors: r(&self.output_errors),
             output_backing_off: r(&self.output_backing_off),
+            disk_bytes: r(&self.disk_bytes),
+            disk_full: r(&self.disk_full),
+            disk_events_lost: r(&self.disk_events_lost),
+            disk_fsyncs: r(&self.disk_fsyncs),
+            disk_bytes_written: r(&self.disk_bytes_written),
             inputs,
         }
     }
@@ -167,6 +192,9 @@ impl Snapshot {
         }
         if full {
             parts.push("queue full: inputs are blocked".to_string());
+        }
+        if self.disk_full > 0 {
+            parts.push("disk queue full (queue.disk.max_size): inputs are blocked".to_string());
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -218,6 +246,22 @@ impl Snapshot {
             self.output_errors.saturating_sub(before.output_errors),
         );
         put("output.workers.backing_off".into(), self.output_backing_off);
+        put("queue.disk.bytes".into(), self.disk_bytes);
+        put("queue.disk.full".into(), self.disk_full);
+        put(
+            "queue.disk.events_lost".into(),
+            self.disk_events_lost
+                .saturating_sub(before.disk_events_lost),
+        );
+        put(
+            "queue.disk.fsyncs".into(),
+            self.disk_fsyncs.saturating_sub(before.disk_fsyncs),
+        );
+        put(
+            "queue.disk.write.bytes".into(),
+            self.disk_bytes_written
+                .saturating_sub(before.disk_bytes_written),
+        );
 
         for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate()
         {
