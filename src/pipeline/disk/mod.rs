@@ -975,3 +975,6 @@ fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
