@@ -138,6 +138,8 @@ struct Writer {
     next_seq: u64,
     next_id: u64,
     last_sync: Instant,
+    /// Written since the last `fdatasync` (sync modes other than batch).
+    dirty: bool,
     buf: Vec<u8>,
 }
 
@@ -147,6 +149,8 @@ struct Position {
     generation: u64,
     last_sync: Instant,
     dirty: bool,
+    /// The last `acked` known synced (what segment deletion may rely on).
+    synced: u64,
 }
 
 /// The disk queue's shared state (see the module docs).
@@ -319,6 +323,7 @@ impl Disk {
                 next_seq: end,
                 next_id: max_id + 1,
                 last_sync: Instant::now(),
+                dirty: false,
                 buf: Vec::new(),
             }),
             segs: Mutex::new(segs),
@@ -335,6 +340,7 @@ impl Disk {
                 generation: generation.max(1),
                 last_sync: Instant::now(),
                 dirty: false,
+                synced: acked,
             }),
             metrics,
             threads: Mutex::new(Vec::new()),
@@ -570,6 +576,7 @@ impl Disk {
         if sync {
             w.last_sync = Instant::now();
         }
+        w.dirty = !sync;
         w.size += buf.len() as u64;
         let mut segs = lock(&self.segs);
         segs.total += buf.len() as u64;
@@ -654,8 +661,47 @@ impl Disk {
             self.sync_data(&p.file)?;
             p.last_sync = Instant::now();
             p.dirty = false;
+            p.synced = acked;
         }
         Ok(())
+    }
+
+    /// The position segment deletion may rely on: with `sync: none` nothing is synced and
+    /// nothing is promised on power loss, so the written one; otherwise the synced one, so a
+    /// power cut never leaves a record pointing into a deleted segment.
+    fn deletable(&self, recorded: u64) -> u64 {
+        match self.settings.sync {
+            SyncMode::None => recorded,
+            _ => lock(&self.position).synced,
+        }
+    }
+
+    /// `sync: interval`: syncs the segment and the position record once the interval has
+    /// passed since their last sync, also when no further write comes.
+    fn sync_due(&self) {
+        let SyncMode::Interval(every) = self.settings.sync else {
+            return;
+        };
+        if let Ok(mut w) = self.writer.try_lock() {
+            if w.dirty && w.last_sync.elapsed() >= every {
+                if let Some(f) = &w.file {
+                    if let Err(e) = self.sync_data(f) {
+                        // The next write fails the same way and is written again elsewhere.
+                        tracing::error!(path = %self.dir.display(), error = %e, "disk queue: fdatasync failed");
+                    }
+                }
+                w.dirty = false;
+                w.last_sync = Instant::now();
+            }
+        }
+        let mut p = lock(&self.position);
+        if p.dirty && p.last_sync.elapsed() >= every {
+            if self.sync_data(&p.file).is_ok() {
+                p.dirty = false;
+                p.synced = self.recorded.load(Ordering::Acquire);
+            }
+            p.last_sync = Instant::now();
+        }
     }
 
     /// Deletes the segments every event of which is below `acked` (the record is written).
@@ -700,7 +746,7 @@ impl Disk {
                         failing = false;
                         self.recorded.store(settled, Ordering::Release);
                         self.notify();
-                        self.delete_settled(settled);
+                        self.delete_settled(self.deletable(settled));
                     }
                     Err(e) => {
                         if !failing {
@@ -711,6 +757,10 @@ impl Disk {
                     }
                 }
                 continue;
+            }
+            self.sync_due();
+            if self.settings.sync != SyncMode::None {
+                self.delete_settled(self.deletable(recorded));
             }
             if self.closing.load(Ordering::Acquire) {
                 let mut p = lock(&self.position);
