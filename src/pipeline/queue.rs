@@ -188,8 +188,9 @@ impl Shared {
         disk.settled_to(seq);
     }
 
-    /// Disk mode: the reader hands over `chunk` (seq, payload), and will read `next` next.
-    pub(crate) fn push_from_disk(&self, chunk: &mut Vec<(u64, Bytes)>, next: u64) {
+    /// Disk mode: the reader hands over `chunk` (seq, payload), and will read `next` next;
+    /// `caught_up`: it has nothing more to hand over for now.
+    pub(crate) fn push_from_disk(&self, chunk: &mut Vec<(u64, Bytes)>, next: u64, caught_up: bool) {
         let mut st = self.lock();
         let n = chunk.len();
         for (seq, bytes) in chunk.drain(..) {
@@ -214,8 +215,11 @@ impl Shared {
         self.update_gauge(&st);
         self.report_settled(&mut st);
         let idle = self.is_idle(&st);
+        // As publishers do: wake the sources once a batch is ready or nothing more is coming
+        // soon, not for every chunk (each wake-up is a thread switch).
+        let wake = n > 0 && (st.queued.len() >= st.wake_at || caught_up);
         drop(st);
-        if n > 0 {
+        if wake {
             self.ready.notify_waiters();
         }
         if idle {

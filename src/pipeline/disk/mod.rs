@@ -876,7 +876,8 @@ impl Disk {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            shared.push_from_disk(&mut chunk, next);
+            let caught_up = stalled || next >= target;
+            shared.push_from_disk(&mut chunk, next, caught_up);
             drop(shared);
             if stalled {
                 self.nap(seen);
