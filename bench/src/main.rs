@@ -402,7 +402,7 @@ fn main() -> anyhow::Result<()> {
             let events = (target / (mean_event + 16.0)) as u64;
             step(&format!("disk queue backlog of {events} events"));
             match scenarios::run_backlog(&env, events, &lines) {
-                Ok(b) => report.backlog.push(b),
+                Ok((fill, drain, bytes)) => report.backlog.push((bytes, fill, drain)),
                 Err(e) => step(&format!("backlog run failed: {e}")),
             }
         }

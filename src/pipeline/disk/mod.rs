@@ -46,6 +46,10 @@ pub(crate) const DISK_INPUT: InputId = InputId::MAX;
 const READ_CHUNK: usize = 256;
 /// Bytes read from a segment at a time.
 const READ_BUF: usize = 256 << 10;
+/// Payload bytes of the events just written that the reader may take from memory instead
+/// of reading them back (the common case: outputs keep up). Past it the oldest are
+/// forgotten and read from the segment; memory stays bounded whatever the backlog.
+const RECENT_BYTES: usize = 4 << 20;
 /// The longest a background thread sleeps without looking at its conditions again; a
 /// safety net, every change also notifies.
 const NAP: Duration = Duration::from_millis(200);
@@ -124,6 +128,13 @@ struct SegInfo {
     size: u64,
 }
 
+/// Events just written, by seq, for the reader (see `RECENT_BYTES`).
+#[derive(Debug, Default)]
+struct Recent {
+    events: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+}
+
 #[derive(Debug, Default)]
 struct Segs {
     list: VecDeque<SegInfo>,
@@ -161,6 +172,7 @@ pub(crate) struct Disk {
     dir_file: File,
     _lock: File,
     writer: Mutex<Writer>,
+    recent: Mutex<Recent>,
     segs: Mutex<Segs>,
     /// Writers waiting for space (with `segs`).
     space: Condvar,
@@ -326,6 +338,7 @@ impl Disk {
                 dirty: false,
                 buf: Vec::new(),
             }),
+            recent: Mutex::new(Recent::default()),
             segs: Mutex::new(segs),
             space: Condvar::new(),
             visible: AtomicU64::new(end),
@@ -472,6 +485,24 @@ impl Disk {
         w.buf = buf;
         r?;
         w.next_seq = first + out.written as u64;
+        {
+            let mut recent = lock(&self.recent);
+            let fits = events
+                .iter()
+                .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD);
+            for (i, ev) in fits.enumerate() {
+                recent.bytes += ev.bytes.len();
+                recent
+                    .events
+                    .push_back((first + i as u64, ev.bytes.clone()));
+            }
+            while recent.bytes > RECENT_BYTES {
+                let Some((_, b)) = recent.events.pop_front() else {
+                    break;
+                };
+                recent.bytes -= b.len();
+            }
+        }
         self.visible.store(w.next_seq, Ordering::Release);
         drop(w);
         self.notify();
@@ -806,6 +837,7 @@ impl Disk {
                 continue;
             }
             let mut stalled = false;
+            self.take_recent(&mut chunk, &mut next, target);
             while chunk.len() < READ_CHUNK && next < target && !stalled {
                 let later = {
                     let segs = lock(&self.segs);
@@ -882,6 +914,25 @@ impl Disk {
             if stalled {
                 self.nap(seen);
             }
+        }
+    }
+
+    /// Takes events `next..target` from the just-written ones while they are there; what is
+    /// not (older, forgotten) is read from the segments.
+    fn take_recent(&self, chunk: &mut Vec<(u64, Bytes)>, next: &mut u64, target: u64) {
+        let mut recent = lock(&self.recent);
+        while let Some((seq, b)) = recent.events.pop_front() {
+            if seq < *next {
+                recent.bytes -= b.len();
+                continue;
+            }
+            if seq > *next || seq >= target || chunk.len() >= READ_CHUNK {
+                recent.events.push_front((seq, b));
+                return;
+            }
+            recent.bytes -= b.len();
+            chunk.push((seq, b));
+            *next = seq + 1;
         }
     }
 

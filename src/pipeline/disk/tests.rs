@@ -320,3 +320,61 @@ async fn max_size_blocks_the_publisher_until_segments_are_deleted() {
     );
     q.close();
 }
+
+#[tokio::test]
+async fn a_failover_pair_shares_the_disk_queue_through_gates() {
+    use crate::pipeline::Gate;
+    let dir = tempfile::tempdir().unwrap();
+    let (q, _) = open(dir.path());
+    q.all_inputs_started();
+    publish(&q, 0..300);
+    let primary_gate = Arc::new(Gate::new(true));
+    let fallback_gate = Arc::new(Gate::new(false));
+    let mut primary = q.batch_source(40).gated(Arc::clone(&primary_gate), 40);
+    let mut fallback = q.batch_source(60).gated(Arc::clone(&fallback_gate), 60);
+    let first = primary.next_batch().await.unwrap();
+    assert!(first.len() <= 40);
+    let mut got: Vec<u64> = first.docs().map(id).collect();
+    first.ack();
+    // The primary fails: its batch goes back and the fallback side takes over.
+    let failed = primary.next_batch().await.unwrap();
+    failed.retry();
+    primary_gate.close();
+    fallback_gate.open();
+    let run = async {
+        while let Some(b) = fallback.next_batch().await {
+            assert!(b.len() <= 60, "the fallback's own bulk_max_size");
+            got.extend(b.docs().map(id));
+            b.ack();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the fallback drained the queue within 20s");
+    assert_eq!(got, (0..300).collect::<Vec<_>>(), "in order, nothing lost");
+    assert_eq!(q.close(), 0);
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_the_recent_events_in_memory_is_read_back_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::default());
+    let s = DiskSettings {
+        segment_size: 1 << 20,
+        ..settings(dir.path())
+    };
+    let q = Queue::with_disk(s, Arc::clone(&m)).unwrap();
+    q.all_inputs_started();
+    // ~6.5 MB, more than the 4 MiB of just-written events the reader may take from memory:
+    // the oldest come back from the segments, the newest from memory, in one order.
+    let mut p = q.publisher("gen");
+    for i in 0..60_000u64 {
+        p.publish(Bytes::from(format!("ev-{i:06}-{}", "y".repeat(90))))
+            .unwrap();
+    }
+    p.close().unwrap();
+    let got = deliver(&q, None).await;
+    assert_eq!(got.len(), 60_000);
+    assert!(got.iter().copied().eq(0..60_000), "in publish order");
+    assert_eq!(q.close(), 0);
+}
