@@ -118,6 +118,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
             max_size: d.max_size.bytes(),
             segment_size: d.effective_segment_size(),
             read_ahead: d.read_ahead.max(1),
+            write_ahead: d.write_ahead.max(1),
             retry_interval: d.retry_interval.get(),
             max_retry_interval: d.max_retry_interval.get(),
             sync: match d.sync.as_str() {

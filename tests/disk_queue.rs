@@ -29,6 +29,7 @@ fn config(queue: &Path, server: &str, run: u64, count: u64, eps: u64, extra: &st
         "skidder.inputs:\n  - type: generator\n    count: {count}\n    eps: {eps}\n\
          \x20   fields: {{run: {run}}}\n    fields_under_root: true\n\
          queue.disk:\n  path: {queue}\n  max_size: 20MB\n  segment_size: 1MB\n  read_ahead: {READ_AHEAD}\n\
+         \x20 write_ahead: 256\n\
          \x20 retry_interval: 50ms\n  max_retry_interval: 200ms\n{extra}\
          output.logstash:\n  hosts: [\"{server}\"]\n  timeout: 5s\n  bulk_max_size: {BULK}\n\
          \x20 backoff:\n    init: 50ms\n    max: 200ms\n\

@@ -478,6 +478,14 @@ mod tests {
     /// The key lists above must be exactly serde's field names, struct by struct.
     #[test]
     fn key_lists_match_the_serde_schema() {
+        // `queue.disk` is not serialized when unset (see QueueConfig::disk).
+        let mut queue = listed::<QueueConfig>();
+        queue.remove("disk");
+        assert_eq!(
+            queue,
+            serialized_keys(&QueueConfig::default()),
+            "QueueConfig"
+        );
         macro_rules! same {
             ($($ty:ty),*) => {$(
                 assert_eq!(listed::<$ty>(), serialized_keys(&<$ty>::default()), "{}", stringify!($ty));
@@ -490,8 +498,8 @@ mod tests {
             StdinInputConfig,
             GeneratorInputConfig,
             LumberjackInputConfig,
-            QueueConfig,
             MemQueueConfig,
+            DiskQueueConfig,
             FlushConfig,
             OutputsConfig,
             ConsoleOutputConfig,

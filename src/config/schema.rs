@@ -224,7 +224,8 @@ impl Default for LumberjackInputConfig {
 pub struct QueueConfig {
     /// `queue.mem.*`: the in-memory queue.
     pub mem: MemQueueConfig,
-    /// `queue.disk.*`: the disk queue (docs/disk-queue.md); exclusive with `queue.mem`.
+    /// `queue.disk.*`: the disk queue (docs/disk-queue.md); exclusive with `queue.mem`. Not
+    /// exported when unset: `queue.disk: ~` loads as a disk queue with its defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskQueueConfig>,
 }
@@ -242,8 +243,7 @@ pub struct DiskQueueConfig {
     pub segment_size: Option<ByteSize>,
     /// Events read ahead of the outputs. Default `512`.
     pub read_ahead: usize,
-    /// Accepted for Beats compatibility: skidder writes each input chunk (up to 256 events)
-    /// directly, so no separate write buffer exists. Default `2048`.
+    /// Events an input buffers before one write and one sync. Default `2048`.
     pub write_ahead: usize,
     /// First wait after a failed write. Default `1s`.
     pub retry_interval: Duration,

@@ -436,6 +436,12 @@ impl Queue {
         }
     }
 
+    /// Events a publisher collects before pushing them: a memory chunk, or with a disk
+    /// queue `queue.disk.write_ahead` (one write and one sync each).
+    fn chunk(shared: &Shared) -> usize {
+        shared.disk.as_ref().map_or(CHUNK, |d| d.write_ahead())
+    }
+
     /// Declares that every input has its publisher: from now on, when all publishers are
     /// closed and everything is settled, the run is over. Until this is called, batch
     /// sources never end (an output started before its inputs must not see an empty, finished
@@ -617,7 +623,7 @@ impl Publisher {
             input: self.input,
             bytes,
         });
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= Queue::chunk(&self.shared) {
             self.flush()?;
         }
         Ok(())
@@ -665,7 +671,7 @@ impl Publisher {
             input: self.input,
             bytes,
         });
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= Queue::chunk(&self.shared) {
             self.flush_async().await?;
         }
         Ok(())

@@ -17,6 +17,8 @@
 //! * A segment is deleted only after the record proving it settled is written (and synced).
 //! * A failed write or `fdatasync` is never retried on the same file: the segment is cut
 //!   back and the batch written again into a new one.
+//! * The reader takes the last `RECENT_BYTES` of written events from memory when it can
+//!   (outputs keeping up), and reads anything older back from the segments.
 
 pub mod format;
 
@@ -76,6 +78,8 @@ pub struct DiskSettings {
     pub segment_size: u64,
     /// `queue.disk.read_ahead`: events read ahead of the outputs.
     pub read_ahead: usize,
+    /// `queue.disk.write_ahead`: events an input buffers before one write (and one sync).
+    pub write_ahead: usize,
     /// `queue.disk.retry_interval`: first wait after a failed write.
     pub retry_interval: Duration,
     /// `queue.disk.max_retry_interval`: longest wait between write attempts.
@@ -387,6 +391,11 @@ impl Disk {
         {
             threads.push(h);
         }
+    }
+
+    /// `queue.disk.write_ahead`.
+    pub(crate) fn write_ahead(&self) -> usize {
+        self.settings.write_ahead
     }
 
     /// Frames with a smaller seq are readable.
@@ -838,13 +847,20 @@ impl Disk {
             }
             let mut stalled = false;
             self.take_recent(&mut chunk, &mut next, target);
+            // Read after `target`: a segment holding frames below it is already listed.
+            let mut later_of: Option<(u64, Option<u64>)> = None;
             while chunk.len() < READ_CHUNK && next < target && !stalled {
-                let later = {
-                    let segs = lock(&self.segs);
-                    match &cur {
-                        Some((s, ..)) => segs.list.iter().find(|x| x.id > s.id).map(|x| x.first),
-                        None => None,
-                    }
+                let later = match &cur {
+                    Some((s, ..)) => match later_of {
+                        Some((id, l)) if id == s.id => l,
+                        _ => {
+                            let segs = lock(&self.segs);
+                            let l = segs.list.iter().find(|x| x.id > s.id).map(|x| x.first);
+                            later_of = Some((s.id, l));
+                            l
+                        }
+                    },
+                    None => None,
                 };
                 let Some((seg, file, fr, at_eof)) = cur.as_mut() else {
                     match self.open_for(next) {

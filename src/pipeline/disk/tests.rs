@@ -18,6 +18,7 @@ fn settings(dir: &Path) -> DiskSettings {
         max_size: 0,
         segment_size: 4096,
         read_ahead: 16,
+        write_ahead: 256,
         retry_interval: Duration::from_millis(10),
         max_retry_interval: Duration::from_millis(50),
         sync: SyncMode::Batch,
