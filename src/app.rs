@@ -22,7 +22,7 @@ use crate::config::{Config, ConfigError, InputKind, Problem, SslConfig, Verifica
 use crate::credentials::TlsSettings;
 use crate::inputs::{self, InputError, InputPlan};
 use crate::outputs::{self, OutputError, OutputKnobs, OutputPlan};
-use crate::pipeline::{Metrics, Queue, QueueSettings};
+use crate::pipeline::{DiskError, DiskSettings, Metrics, Queue, QueueSettings, SyncMode};
 use crate::processors::pipeline::Global;
 use crate::telemetry::{self, Progress, ResourceUsage, TelemetryError, Totals};
 
@@ -65,6 +65,9 @@ pub enum AppError {
     /// The monitoring endpoint (`http.*`) cannot be used.
     #[error(transparent)]
     Http(crate::http::HttpError),
+    /// The disk queue cannot open (in use, unreadable, unknown format version).
+    #[error(transparent)]
+    Disk(#[from] DiskError),
 }
 
 impl AppError {
@@ -89,6 +92,8 @@ pub struct Plan {
     pub global: Arc<Global>,
     /// `http.*`, when enabled.
     pub monitoring: Option<crate::http::monitoring::Plan>,
+    /// `queue.disk.*`, when the disk queue is configured.
+    pub disk: Option<DiskSettings>,
 }
 
 /// Validates everything the run needs from `config`.
@@ -147,6 +152,23 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
         },
         global,
         monitoring,
+        disk: config.queue.disk.as_ref().map(|d| DiskSettings {
+            path: d.path.as_ref().map_or_else(
+                || data_dir(config).join("diskqueue"),
+                |p| resolve(&config.path.home, p),
+            ),
+            max_size: d.max_size.bytes(),
+            segment_size: d.effective_segment_size(),
+            read_ahead: d.read_ahead.max(1),
+            write_ahead: d.write_ahead.max(1),
+            retry_interval: d.retry_interval.get(),
+            max_retry_interval: d.max_retry_interval.get(),
+            sync: match d.sync.as_str() {
+                "interval" => SyncMode::Interval(d.sync_interval.get()),
+                "none" => SyncMode::None,
+                _ => SyncMode::Batch,
+            },
+        }),
     })
 }
 
@@ -436,7 +458,10 @@ async fn run_async(
     let started = Instant::now();
     let global = Arc::clone(&plan.global);
     let metrics = Arc::new(Metrics::default());
-    let queue = Queue::new(plan.queue, Arc::clone(&metrics));
+    let queue = match plan.disk {
+        Some(d) => Queue::with_disk(d, Arc::clone(&metrics))?,
+        None => Queue::new(plan.queue, Arc::clone(&metrics)),
+    };
     let mut signals = if opts.signals {
         Some(Signals::new().map_err(AppError::Runtime)?)
     } else {
@@ -546,11 +571,17 @@ async fn run_async(
     if let Some(p) = &progress {
         p.clear();
     }
+    // A disk queue keeps what is unsettled for the next start: those are its unacked.
+    let left_on_disk = queue.close();
     let snapshot = metrics.snapshot();
     let totals = Totals {
-        unacked: snapshot
-            .published
-            .saturating_sub(snapshot.acked + snapshot.dropped),
+        unacked: if queue.disk_path().is_some() {
+            left_on_disk
+        } else {
+            snapshot
+                .published
+                .saturating_sub(snapshot.acked + snapshot.dropped)
+        },
         snapshot,
         elapsed: started.elapsed(),
         usage: ResourceUsage::now(),

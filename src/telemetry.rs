@@ -478,7 +478,7 @@ impl Totals {
 
     /// One `key=value` line, stable for scripts and tests. When events were dropped it says
     /// so first, in words; `output_switches=` is appended only when `output.failover`
-    /// switched at least once.
+    /// switched at least once, the disk queue's counters only when it wrote.
     pub fn line(&self) -> String {
         let s = &self.snapshot;
         let dropped = self.dropped_by_policy();
@@ -506,6 +506,12 @@ impl Totals {
         }
         if s.credential_reloads > 0 {
             line.push_str(&format!(" credential_reloads={}", s.credential_reloads));
+        }
+        if s.disk_bytes_written > 0 || s.disk_events_lost > 0 {
+            line.push_str(&format!(
+                " disk_write_bytes={} fsyncs={} disk_events_lost={}",
+                s.disk_bytes_written, s.disk_fsyncs, s.disk_events_lost
+            ));
         }
         line
     }

@@ -42,6 +42,8 @@ enum Scenario {
     Relay,
     /// Single-core rate of the compression backend (always measured).
     Limit,
+    /// Disk queue (each `sync`) vs memory queue, and memory with a disk backlog.
+    Disk,
 }
 
 #[derive(Debug, Parser)]
@@ -372,6 +374,38 @@ fn main() -> anyhow::Result<()> {
                 b,
             ),
         );
+    }
+    if want(Scenario::Disk) {
+        use scenarios::QueueKind;
+        step("disk queue vs memory queue (alternating)");
+        let kinds = [
+            QueueKind::Memory,
+            QueueKind::Disk("batch"),
+            QueueKind::Disk("interval"),
+            QueueKind::Disk("none"),
+        ];
+        let mut samples: Vec<(Vec<Sample>, Option<String>)> =
+            kinds.iter().map(|_| (Vec::new(), None)).collect();
+        for _ in 0..runs {
+            for (kind, (got, stop)) in kinds.iter().zip(samples.iter_mut()) {
+                if stop.is_none() {
+                    record(scenarios::run_queue(&env, *kind, z3(true)), got, stop);
+                }
+            }
+        }
+        for (kind, (got, stop)) in kinds.iter().zip(samples) {
+            report.queues.push((kind.name(), collect(got, stop)));
+        }
+        // Backlogs of ~0.15 and ~1.5 GB (the shared disk allows no more); each is deleted
+        // right after it is measured.
+        for target in [150_000_000f64, 1_500_000_000f64] {
+            let events = (target / (mean_event + 16.0)) as u64;
+            step(&format!("disk queue backlog of {events} events"));
+            match scenarios::run_backlog(&env, events, &lines) {
+                Ok((fill, drain, bytes)) => report.backlog.push((bytes, fill, drain)),
+                Err(e) => step(&format!("backlog run failed: {e}")),
+            }
+        }
     }
     if opensearch_started {
         let _ = Command::new("bash")

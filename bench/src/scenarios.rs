@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
 use crate::measure::{spawn, tail, Running, Usage};
@@ -82,6 +82,10 @@ pub struct Sample {
     pub ack_p50_ms: Option<f64>,
     /// ACK latency p99, ms.
     pub ack_p99_ms: Option<f64>,
+    /// Disk queue: bytes written to segment files per event.
+    pub disk_bytes_per_event: Option<f64>,
+    /// Disk queue: fdatasync/fsync calls per million events.
+    pub fsyncs_per_m: Option<f64>,
 }
 
 /// A scenario the current build or machine cannot run, with the reason.
@@ -360,6 +364,8 @@ fn sample(count: u64, rate: f64, bytes: Option<u64>, usage: &Usage) -> Sample {
         max_rss_kib: usage.max_rss_kib,
         ack_p50_ms: None,
         ack_p99_ms: None,
+        disk_bytes_per_event: None,
+        fsyncs_per_m: None,
     }
 }
 
@@ -450,6 +456,169 @@ pub fn run_sender(env: &Env, sender: Sender, server_kind: Server, k: Knobs) -> R
         }
     }
     Ok(Ok(s))
+}
+
+/// The queue of a queue-comparison run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// `queue.mem` with its defaults.
+    Memory,
+    /// `queue.disk` with this `sync` (`batch`, `interval`, `none`), unbounded size.
+    Disk(&'static str),
+}
+
+impl QueueKind {
+    /// Name in the report.
+    pub fn name(self) -> String {
+        match self {
+            QueueKind::Memory => "memory queue".into(),
+            QueueKind::Disk(sync) => format!("disk queue, sync: {sync}"),
+        }
+    }
+
+    fn yaml(self, dir: &Path) -> String {
+        match self {
+            QueueKind::Memory => String::new(),
+            QueueKind::Disk(sync) => format!(
+                "queue.disk:\n  path: {:?}\n  max_size: 0\n  sync: {sync}\n",
+                dir.join("queue").display().to_string()
+            ),
+        }
+    }
+}
+
+/// skidder (generator replay → `queue` → output.logstash) → go-lumber server; skidder is
+/// measured, with what the disk queue wrote and synced.
+///
+/// # Errors
+/// [`BenchError`] when something broke.
+pub fn run_queue(env: &Env, queue: QueueKind, k: Knobs) -> RunResult {
+    let dir = unique(env, "queue")?;
+    let (server, server_addr, stats) = match start_server(env, &dir, Server::GoLumber, k.tls)? {
+        Ok(v) => v,
+        Err(u) => return Ok(Err(u)),
+    };
+    let output = logstash_output(env, server_addr, k) + &queue.yaml(&dir);
+    let config = skidder_config(env, &dir, &output);
+    let (usage, stderr) = match run_skidder(env, &dir, &config)? {
+        Ok(v) => v,
+        Err(u) => {
+            server.terminate(Duration::from_secs(5));
+            return Ok(Err(u));
+        }
+    };
+    let server_usage = server.wait(Duration::from_secs(30))?;
+    let stats = server_stats(Server::GoLumber, &stats)?;
+    let rate = server_rate(&stats, env.count).map_err(|detail| BenchError::RunFailed {
+        program: "go-lumber server".into(),
+        code: server_usage.code,
+        detail,
+    })?;
+    let mut s = sample(env.count, rate, None, &usage);
+    if let QueueKind::Disk(_) = queue {
+        let n = env.count as f64;
+        s.disk_bytes_per_event = totals_field(&stderr, "disk_write_bytes").map(|b| b / n);
+        s.fsyncs_per_m = totals_field(&stderr, "fsyncs").map(|f| f * 1e6 / n);
+        let _ = std::fs::remove_dir_all(dir.join("queue"));
+    }
+    Ok(Ok(s))
+}
+
+/// Peak RSS (KiB) of skidder filling a disk queue with `events` corpus events while the
+/// output is down, then of skidder draining that backlog to go-lumber; and the backlog's
+/// size on disk in bytes. The queue directory is deleted afterwards.
+///
+/// # Errors
+/// [`BenchError`] when something broke.
+pub fn run_backlog(
+    env: &Env,
+    events: u64,
+    lines: &[String],
+) -> Result<(u64, u64, u64), BenchError> {
+    let dir = unique(env, "backlog")?;
+    let queue = QueueKind::Disk("batch");
+    let qdir = dir.join("queue");
+    // Frames hold the corpus lines byte for byte, cycled, plus 16 bytes each.
+    let want: u64 = (0..events)
+        .map(|i| lines[i as usize % lines.len()].len() as u64 + 16)
+        .sum();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding a port"))?;
+    let dead_addr = dead.local_addr().map_err(io("reading a port"))?;
+    drop(dead);
+    let fill_env = Env {
+        count: events,
+        ..env.clone()
+    };
+    let output = format!(
+        "output.logstash:\n  hosts: [\"{dead_addr}\"]\n  backoff:\n    init: 1s\n    max: 5s\n"
+    ) + &queue.yaml(&dir)
+        + "shutdown_timeout: 0s\n";
+    let file = dir.join("fill.yml");
+    std::fs::write(&file, skidder_config(&fill_env, &dir, &output))
+        .map_err(io(format!("writing {}", file.display())))?;
+    let mut cmd = Command::new(&env.skidder);
+    cmd.arg("-c").arg(&file).arg("-e").current_dir(&dir);
+    let child = spawn(cmd, &dir, "fill")?;
+    let limit = Instant::now() + run_limit(events);
+    let on_disk = |d: &Path| -> u64 {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    while on_disk(&qdir) < want {
+        if Instant::now() > limit {
+            child.terminate(Duration::from_secs(5));
+            return Err(BenchError::RunFailed {
+                program: "skidder (backlog fill)".into(),
+                code: -1,
+                detail: format!("the queue reached only {} of {want} bytes", on_disk(&qdir)),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fill = child.terminate(Duration::from_secs(20));
+    let bytes = on_disk(&qdir);
+
+    // Drain: the backlog plus one fresh event.
+    let drain_env = Env {
+        count: events + 1,
+        ..env.clone()
+    };
+    let (server, addr, _stats) = match start_server(&drain_env, &dir, Server::GoLumber, false)? {
+        Ok(v) => v,
+        Err(Unavailable(why)) => {
+            return Err(BenchError::RunFailed {
+                program: "go-lumber server".into(),
+                code: -1,
+                detail: why,
+            })
+        }
+    };
+    let one = Env {
+        count: 1,
+        ..env.clone()
+    };
+    let k = Knobs {
+        level: 3,
+        pipelining: 2,
+        tls: false,
+        relay: false,
+    };
+    let output = logstash_output(env, addr, k) + &queue.yaml(&dir);
+    let r = run_skidder(&drain_env, &dir, &skidder_config(&one, &dir, &output))?;
+    server.wait(Duration::from_secs(30))?;
+    let _ = std::fs::remove_dir_all(&qdir);
+    let (drain, _) = r.map_err(|u| BenchError::RunFailed {
+        program: "skidder (backlog drain)".into(),
+        code: -1,
+        detail: u.0,
+    })?;
+    Ok((fill.max_rss_kib, drain.max_rss_kib, bytes))
 }
 
 /// go-lumber's async client with the window and pipelining of `k` (TLS flags included);

@@ -270,7 +270,20 @@ keys!(CopytruncateConfig {
 });
 
 keys!(QueueConfig {
-    mem: Shape::Section(MemQueueConfig::fields)
+    mem: Shape::Section(MemQueueConfig::fields),
+    disk: Shape::Optional(&Shape::Section(DiskQueueConfig::fields)),
+});
+
+keys!(DiskQueueConfig {
+    path: OPT_STR,
+    max_size: SIZE,
+    segment_size: Shape::Optional(&SIZE),
+    read_ahead: USIZE,
+    write_ahead: USIZE,
+    retry_interval: DUR,
+    max_retry_interval: DUR,
+    sync: STR,
+    sync_interval: DUR,
 });
 
 keys!(MemQueueConfig {
@@ -706,6 +719,14 @@ mod tests {
     /// The key lists above must be exactly serde's field names, struct by struct.
     #[test]
     fn key_lists_match_the_serde_schema() {
+        // `queue.disk` is not serialized when unset (see QueueConfig::disk).
+        let mut queue = listed::<QueueConfig>();
+        queue.remove("disk");
+        assert_eq!(
+            queue,
+            serialized_keys(&QueueConfig::default()),
+            "QueueConfig"
+        );
         macro_rules! same {
             ($($ty:ty),*) => {$(
                 assert_eq!(listed::<$ty>(), serialized_keys(&<$ty>::default()), "{}", stringify!($ty));
@@ -718,8 +739,8 @@ mod tests {
             StdinInputConfig,
             GeneratorInputConfig,
             LumberjackInputConfig,
-            QueueConfig,
             MemQueueConfig,
+            DiskQueueConfig,
             FlushConfig,
             OutputsConfig,
             ConsoleOutputConfig,

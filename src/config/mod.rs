@@ -266,6 +266,13 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
     };
     let notices = beats::apply(&mut merged, &paths.config, &mut problems);
     problems.extend(check::check_tree(&mut merged, Config::fields()));
+    let queue = merged.get("queue").and_then(|q| q.as_object());
+    if queue.is_some_and(|q| q.contains_key("mem") && q.contains_key("disk")) {
+        problems.push(Problem::new(
+            "queue.disk",
+            "queue.mem and queue.disk are exclusive (as in Beats): configure one queue",
+        ));
+    }
     if !problems.is_empty() {
         // Unknown keys are gone from `merged`; when what remains still deserializes, its
         // range and cross-field problems are reported in the same run.

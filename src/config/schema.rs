@@ -269,6 +269,62 @@ impl Default for LumberjackInputConfig {
 pub struct QueueConfig {
     /// `queue.mem.*`: the in-memory queue.
     pub mem: MemQueueConfig,
+    /// `queue.disk.*`: the disk queue (docs/disk-queue.md); exclusive with `queue.mem`. Not
+    /// exported when unset: `queue.disk: ~` loads as a disk queue with its defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskQueueConfig>,
+}
+
+/// `queue.disk.*`, Beats' names and defaults, plus `sync` and `sync_interval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiskQueueConfig {
+    /// Queue directory. Default `${path.data}/diskqueue`.
+    pub path: Option<PathBuf>,
+    /// Largest total size of the segment files; 0 = unbounded. Default `10GB`.
+    pub max_size: ByteSize,
+    /// Size at which a segment file is closed and the next begun. Default `max_size / 10`
+    /// (at least 1 MB; 100 MB when `max_size` is 0).
+    pub segment_size: Option<ByteSize>,
+    /// Events read ahead of the outputs. Default `512`.
+    pub read_ahead: usize,
+    /// Events an input buffers before one write and one sync. Default `2048`.
+    pub write_ahead: usize,
+    /// First wait after a failed write. Default `1s`.
+    pub retry_interval: Duration,
+    /// Longest wait between write attempts. Default `30s`.
+    pub max_retry_interval: Duration,
+    /// When written events are made durable: `batch`, `interval` or `none`. Default `batch`.
+    pub sync: String,
+    /// With `sync: interval`, the longest time between two syncs. Default `1s`.
+    pub sync_interval: Duration,
+}
+
+impl DiskQueueConfig {
+    /// `segment_size`, or its default: `max_size / 10`, at least 1 MB; 100 MB if unbounded.
+    pub fn effective_segment_size(&self) -> u64 {
+        match (self.segment_size, self.max_size.bytes()) {
+            (Some(s), _) => s.bytes(),
+            (None, 0) => 100_000_000,
+            (None, max) => (max / 10).max(1_000_000),
+        }
+    }
+}
+
+impl Default for DiskQueueConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_size: ByteSize(10_000_000_000),
+            segment_size: None,
+            read_ahead: 512,
+            write_ahead: 2048,
+            retry_interval: Duration::from_secs(1),
+            max_retry_interval: Duration::from_secs(30),
+            sync: "batch".to_string(),
+            sync_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `queue.mem.*`, Beats' names and defaults.

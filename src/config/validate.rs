@@ -203,6 +203,55 @@ fn check_hosts(out: &mut Vec<Problem>, path: &str, hosts: &[String], es: bool) {
     }
 }
 
+/// `queue.disk.*`: Beats' limits (segments ≥ 1 MB, `max_size` ≥ 10 MB and two segments).
+fn check_disk_queue(out: &mut Vec<Problem>, d: &super::schema::DiskQueueConfig) {
+    const MB: u64 = 1_000_000;
+    let max = d.max_size.bytes();
+    if max != 0 && max < 10 * MB {
+        out.push(Problem::new(
+            "queue.disk.max_size",
+            "must be at least 10MB (or 0 for unbounded)",
+        ));
+    }
+    let segment = d.effective_segment_size();
+    if segment < MB {
+        out.push(Problem::new(
+            "queue.disk.segment_size",
+            "must be at least 1MB",
+        ));
+    } else if max != 0 && max >= 10 * MB && max < 2 * segment {
+        out.push(Problem::new(
+            "queue.disk.max_size",
+            format!("must hold at least two segments (segment_size is {segment} bytes)"),
+        ));
+    }
+    if d.read_ahead == 0 {
+        out.push(Problem::new("queue.disk.read_ahead", "must be at least 1"));
+    }
+    if d.retry_interval.is_zero() {
+        out.push(Problem::new(
+            "queue.disk.retry_interval",
+            "must be more than 0s",
+        ));
+    } else if d.max_retry_interval.get() < d.retry_interval.get() {
+        out.push(Problem::new(
+            "queue.disk.max_retry_interval",
+            "must be at least queue.disk.retry_interval",
+        ));
+    }
+    if !["batch", "interval", "none"].contains(&d.sync.as_str()) {
+        out.push(Problem::new(
+            "queue.disk.sync",
+            format!("{:?} is not one of batch, interval, none", d.sync),
+        ));
+    } else if d.sync == "interval" && d.sync_interval.is_zero() {
+        out.push(Problem::new(
+            "queue.disk.sync_interval",
+            "must be more than 0s with sync: interval",
+        ));
+    }
+}
+
 impl Config {
     /// Range and cross-field rules, every problem collected: exactly one output enabled (or
     /// a failover pair), host lists and ports, compression levels, certificate/key pairs.
@@ -215,6 +264,9 @@ impl Config {
         self.validate_inputs(&mut out);
         if self.queue.mem.events == 0 {
             out.push(Problem::new("queue.mem.events", "must be at least 1"));
+        }
+        if let Some(disk) = &self.queue.disk {
+            check_disk_queue(&mut out, disk);
         }
         if self.logging.tracing_level().is_none() {
             out.push(Problem::new(

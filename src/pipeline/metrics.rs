@@ -40,6 +40,16 @@ pub struct Metrics {
     /// Seconds until the Elasticsearch API key in use expires, plus one (a gauge): 0 when
     /// unknown or the key never expires, so the metrics line shows it only when it matters.
     pub api_key_expiry_s_plus_one: AtomicU64,
+    /// Disk queue: bytes of segment files on disk (a gauge).
+    pub disk_bytes: AtomicU64,
+    /// Disk queue: 1 while inputs wait because `queue.disk.max_size` is reached (a gauge).
+    pub disk_full: AtomicU64,
+    /// Disk queue: events lost to damaged data (counted when skipped).
+    pub disk_events_lost: AtomicU64,
+    /// Disk queue: `fdatasync`/`fsync` calls.
+    pub disk_fsyncs: AtomicU64,
+    /// Disk queue: bytes written to segment files.
+    pub disk_bytes_written: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
     /// Per-host counters of `output.logstash`, for the monitoring endpoint.
     logstash_hosts: Mutex<Vec<Arc<HostMetrics>>>,
@@ -106,6 +116,16 @@ pub struct Snapshot {
     /// Seconds until the API key expires, if it does (from
     /// [`Metrics::api_key_expiry_s_plus_one`]).
     pub api_key_expires_in_s: Option<u64>,
+    /// See [`Metrics::disk_bytes`].
+    pub disk_bytes: u64,
+    /// See [`Metrics::disk_full`].
+    pub disk_full: u64,
+    /// See [`Metrics::disk_events_lost`].
+    pub disk_events_lost: u64,
+    /// See [`Metrics::disk_fsyncs`].
+    pub disk_fsyncs: u64,
+    /// See [`Metrics::disk_bytes_written`].
+    pub disk_bytes_written: u64,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
 }
@@ -203,6 +223,11 @@ impl Metrics {
             output_backing_off: r(&self.output_backing_off),
             credential_reloads: crate::credentials::reload::reloads(),
             api_key_expires_in_s: r(&self.api_key_expiry_s_plus_one).checked_sub(1),
+            disk_bytes: r(&self.disk_bytes),
+            disk_full: r(&self.disk_full),
+            disk_events_lost: r(&self.disk_events_lost),
+            disk_fsyncs: r(&self.disk_fsyncs),
+            disk_bytes_written: r(&self.disk_bytes_written),
             inputs,
         }
     }
@@ -223,6 +248,9 @@ impl Snapshot {
         }
         if full {
             parts.push("queue full: inputs are blocked".to_string());
+        }
+        if self.disk_full > 0 {
+            parts.push("disk queue full (queue.disk.max_size): inputs are blocked".to_string());
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -284,6 +312,22 @@ impl Snapshot {
             self.output_errors.saturating_sub(before.output_errors),
         );
         put("output.workers.backing_off".into(), self.output_backing_off);
+        put("queue.disk.bytes".into(), self.disk_bytes);
+        put("queue.disk.full".into(), self.disk_full);
+        put(
+            "queue.disk.events_lost".into(),
+            self.disk_events_lost
+                .saturating_sub(before.disk_events_lost),
+        );
+        put(
+            "queue.disk.fsyncs".into(),
+            self.disk_fsyncs.saturating_sub(before.disk_fsyncs),
+        );
+        put(
+            "queue.disk.write.bytes".into(),
+            self.disk_bytes_written
+                .saturating_sub(before.disk_bytes_written),
+        );
 
         for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate()
         {

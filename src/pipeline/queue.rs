@@ -26,6 +26,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::batch::Batch;
+use super::disk::{Appended, Disk, DiskError, DiskSettings, DISK_INPUT};
 use super::gate::{Admit, Gate};
 use super::metrics::{InputMetrics, Metrics};
 use crate::event::{Event, InputId};
@@ -111,6 +112,23 @@ pub(crate) struct State {
     setup_done: bool,
     stopping: bool,
     cancelled: bool,
+    /// Disk mode: `(memory position, seq)` breakpoints: the event at a position has the seq
+    /// of the last breakpoint at or before it, plus the distance (seqs skip lost events).
+    disk_map: VecDeque<(u64, u64)>,
+    /// Disk mode: the seq the reader hands over next (everything below is in memory,
+    /// settled, or lost to damage).
+    disk_read: u64,
+}
+
+impl State {
+    /// Disk mode: the seq of the event at memory position `pos`.
+    fn seq_at(&self, pos: u64) -> u64 {
+        self.disk_map
+            .iter()
+            .rev()
+            .find(|&&(p, _)| p <= pos)
+            .map_or(pos, |&(p, seq)| seq + (pos - p))
+    }
 }
 
 /// The queue shared by publishers, batch sources and batches.
@@ -132,6 +150,18 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
     acked_notify: Notify,
+    /// The disk queue behind the memory stage (`queue.disk`), if configured.
+    disk: Option<Arc<Disk>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A queue dropped without `Queue::close` (a test, an early error) still ends the
+        // disk threads; they hold no reference to this.
+        if let Some(d) = &self.disk {
+            d.request_close();
+        }
+    }
 }
 
 impl Shared {
@@ -148,8 +178,70 @@ impl Shared {
     }
 
     /// Every publisher closed and every event settled (the run's normal end).
-    fn is_idle(st: &State) -> bool {
-        st.open_publishers == 0 && st.queued.is_empty() && st.in_flight == 0
+    fn is_idle(&self, st: &State) -> bool {
+        st.open_publishers == 0 && st.queued.is_empty() && st.in_flight == 0 && self.unread(st) == 0
+    }
+
+    /// Disk mode: events on disk the reader has not handed over yet.
+    fn unread(&self, st: &State) -> u64 {
+        self.disk
+            .as_ref()
+            .map_or(0, |d| d.visible().saturating_sub(st.disk_read))
+    }
+
+    /// Disk mode: tells the disk queue how far the settled prefix reaches.
+    fn report_settled(&self, st: &mut State) {
+        let Some(disk) = &self.disk else { return };
+        let seq = match st.ranges.first_key_value() {
+            Some((&pos, _)) => st.seq_at(pos),
+            None if !st.queued.is_empty() => st.seq_at(st.head),
+            None => st.disk_read,
+        };
+        let pos = st.ranges.first_key_value().map_or(st.head, |(&p, _)| p);
+        while st.disk_map.len() >= 2 && st.disk_map[1].0 <= pos {
+            st.disk_map.pop_front();
+        }
+        disk.settled_to(seq);
+    }
+
+    /// Disk mode: the reader hands over `chunk` (seq, payload), and will read `next` next;
+    /// `caught_up`: it has nothing more to hand over for now.
+    pub(crate) fn push_from_disk(&self, chunk: &mut Vec<(u64, Bytes)>, next: u64, caught_up: bool) {
+        let mut st = self.lock();
+        let n = chunk.len();
+        for (seq, bytes) in chunk.drain(..) {
+            let pos = st.head + st.queued.len() as u64;
+            if st.queued.is_empty() && st.ranges.is_empty() && st.retry.is_empty() {
+                // Nothing older in memory: restart the map here.
+                st.disk_map.clear();
+            }
+            if st.disk_map.is_empty() || st.seq_at(pos) != seq {
+                st.disk_map.push_back((pos, seq));
+            }
+            st.queued.push_back(Event {
+                input: DISK_INPUT,
+                bytes,
+            });
+        }
+        st.disk_read = st.disk_read.max(next);
+        if n > 0 {
+            let end = st.head + st.queued.len() as u64;
+            st.chunk_times.push_back((end, Instant::now()));
+        }
+        self.update_gauge(&st);
+        self.report_settled(&mut st);
+        let idle = self.is_idle(&st);
+        // As publishers do: wake the sources once a batch is ready or nothing more is coming
+        // soon, not for every chunk (each wake-up is a thread switch).
+        let wake = n > 0 && (st.queued.len() >= st.wake_at || caught_up);
+        drop(st);
+        if wake {
+            self.ready.notify_waiters();
+        }
+        if idle {
+            self.idle.notify_waiters();
+            self.ready.notify_waiters();
+        }
     }
 
     fn update_gauge(&self, st: &State) {
@@ -207,7 +299,10 @@ impl Shared {
             reported = true;
         }
         self.update_gauge(&st);
-        let idle = Self::is_idle(&st);
+        if reported {
+            self.report_settled(&mut st);
+        }
+        let idle = self.is_idle(&st);
         drop(st);
         if idle {
             self.idle.notify_waiters();
@@ -247,6 +342,33 @@ pub struct Queue {
 impl Queue {
     /// An empty queue reporting into `metrics`.
     pub fn new(settings: QueueSettings, metrics: Arc<Metrics>) -> Self {
+        Self::build(settings, metrics, None)
+    }
+
+    /// A queue whose events are written to the disk queue in `settings.path` before their
+    /// publish returns (see [`super::disk`] and docs/disk-queue.md); what a previous run left
+    /// there is delivered first.
+    ///
+    /// # Errors
+    /// [`DiskError`] when the directory cannot be used: another process holds it, a file
+    /// cannot be read or written, or a file is of an unknown format version.
+    pub fn with_disk(settings: DiskSettings, metrics: Arc<Metrics>) -> Result<Self, DiskError> {
+        let disk = Arc::new(Disk::open(settings, Arc::clone(&metrics))?);
+        // The memory stage in front of the outputs: the reader bounds it (read window), so
+        // its own capacity never blocks; batches go out as soon as the reader has handed
+        // over what the disk holds.
+        let stage = QueueSettings {
+            capacity: usize::MAX / 2,
+            min_events: usize::MAX / 2,
+            flush_timeout: Duration::from_millis(5),
+        };
+        let q = Self::build(stage, metrics, Some(Arc::clone(&disk)));
+        q.shared.metrics.queue_capacity.store(0, Ordering::Relaxed);
+        disk.start_threads(Arc::downgrade(&q.shared));
+        Ok(q)
+    }
+
+    fn build(settings: QueueSettings, metrics: Arc<Metrics>, disk: Option<Arc<Disk>>) -> Self {
         let settings = QueueSettings {
             capacity: settings.capacity.max(1),
             ..settings
@@ -254,11 +376,12 @@ impl Queue {
         metrics
             .queue_capacity
             .store(settings.capacity as u64, Ordering::Relaxed);
+        let start = disk.as_ref().map_or(0, |d| d.start());
         Self {
             shared: Arc::new(Shared {
                 settings,
                 state: Mutex::new(State {
-                    queued: VecDeque::with_capacity(settings.capacity),
+                    queued: VecDeque::with_capacity(settings.capacity.min(1 << 16)),
                     chunk_times: VecDeque::new(),
                     head: 0,
                     in_flight: 0,
@@ -270,6 +393,8 @@ impl Queue {
                     setup_done: false,
                     stopping: false,
                     cancelled: false,
+                    disk_map: VecDeque::from([(0, start)]),
+                    disk_read: start,
                 }),
                 space: Condvar::new(),
                 space_async: Notify::new(),
@@ -278,8 +403,29 @@ impl Queue {
                 metrics,
                 inputs: Mutex::new(Vec::new()),
                 acked_notify: Notify::new(),
+                disk,
             }),
         }
+    }
+
+    /// The disk queue's directory, when this queue has one.
+    pub fn disk_path(&self) -> Option<&std::path::Path> {
+        self.shared.disk.as_deref().map(Disk::path)
+    }
+
+    /// Ends a disk queue: stops its threads, records the final position and syncs. Returns
+    /// the events left on disk for the next start (0 for the memory queue, whose unsettled
+    /// events are lost at exit and counted by the caller).
+    pub fn close(&self) -> u64 {
+        let Some(disk) = &self.shared.disk else {
+            return 0;
+        };
+        disk.close();
+        let left = disk.unsettled();
+        if left > 0 {
+            tracing::info!(path = %disk.path().display(), queued = left, "events remain in the disk queue; they are sent at the next start");
+        }
+        left
     }
 
     /// The metrics registry of this queue.
@@ -306,6 +452,12 @@ impl Queue {
         }
     }
 
+    /// Events a publisher collects before pushing them: a memory chunk, or with a disk
+    /// queue `queue.disk.write_ahead` (one write and one sync each).
+    fn chunk(shared: &Shared) -> usize {
+        shared.disk.as_ref().map_or(CHUNK, |d| d.write_ahead())
+    }
+
     /// Declares that every input has its publisher: from now on, when all publishers are
     /// closed and everything is settled, the run is over. Until this is called, batch
     /// sources never end (an output started before its inputs must not see an empty, finished
@@ -323,6 +475,9 @@ impl Queue {
     /// A source of batches of at most `bulk_max_size` events for one output worker.
     pub fn batch_source(&self, bulk_max_size: usize) -> BatchSource {
         let max = bulk_max_size.max(1);
+        if let Some(d) = &self.shared.disk {
+            d.fit_batch(max);
+        }
         let mut st = self.shared.lock();
         st.wake_at = st.wake_at.min(max);
         drop(st);
@@ -337,6 +492,9 @@ impl Queue {
     /// released to the outputs at once.
     pub fn stop_inputs(&self) {
         self.shared.lock().stopping = true;
+        if let Some(d) = &self.shared.disk {
+            d.stop_inputs();
+        }
         self.wake_all();
     }
 
@@ -346,6 +504,9 @@ impl Queue {
         st.stopping = true;
         st.cancelled = true;
         drop(st);
+        if let Some(d) = &self.shared.disk {
+            d.stop_inputs();
+        }
         self.wake_all();
     }
 
@@ -358,6 +519,9 @@ impl Queue {
 
     /// Events published but not yet settled (queued, in flight or waiting for a retry).
     pub fn unsettled(&self) -> usize {
+        if let Some(d) = &self.shared.disk {
+            return d.unsettled() as usize;
+        }
         let st = self.shared.lock();
         st.queued.len() + st.in_flight
     }
@@ -368,7 +532,7 @@ impl Queue {
             let notified = self.shared.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if Shared::is_idle(&self.shared.lock()) {
+            if self.shared.is_idle(&self.shared.lock()) {
                 return;
             }
             notified.await;
@@ -383,7 +547,7 @@ impl Queue {
             notified.as_mut().enable();
             {
                 let st = self.shared.lock();
-                if st.queued.is_empty() && st.in_flight == 0 {
+                if st.queued.is_empty() && st.in_flight == 0 && self.shared.unread(&st) == 0 {
                     return;
                 }
             }
@@ -475,7 +639,7 @@ impl Publisher {
             input: self.input,
             bytes,
         });
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= Queue::chunk(&self.shared) {
             self.flush()?;
         }
         Ok(())
@@ -486,6 +650,17 @@ impl Publisher {
     /// # Errors
     /// [`Stopped`] once shutdown has begun; the buffered events are not published.
     pub fn flush(&mut self) -> Result<(), Stopped> {
+        if let Some(disk) = self.shared.disk.clone() {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            if self.shared.lock().stopping {
+                return Err(self.abandon());
+            }
+            let events = std::mem::take(&mut self.buf);
+            let r = disk.append(&events);
+            return self.appended(r, events);
+        }
         let shared = Arc::clone(&self.shared);
         while !self.buf.is_empty() {
             let mut st = shared.lock();
@@ -512,7 +687,7 @@ impl Publisher {
             input: self.input,
             bytes,
         });
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= Queue::chunk(&self.shared) {
             self.flush_async().await?;
         }
         Ok(())
@@ -523,6 +698,28 @@ impl Publisher {
     /// # Errors
     /// [`Stopped`] once shutdown has begun; the buffered events are not published.
     pub async fn flush_async(&mut self) -> Result<(), Stopped> {
+        if let Some(disk) = self.shared.disk.clone() {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            if self.shared.lock().stopping {
+                return Err(self.abandon());
+            }
+            let events = std::mem::take(&mut self.buf);
+            // Writing and fdatasync block: off the runtime's threads.
+            let done = tokio::task::spawn_blocking(move || {
+                let r = disk.append(&events);
+                (r, events)
+            })
+            .await;
+            return match done {
+                Ok((r, events)) => self.appended(r, events),
+                Err(e) => {
+                    tracing::error!(error = %e, "disk queue write task failed");
+                    Err(Stopped { unpublished: 0 })
+                }
+            };
+        }
         let shared = Arc::clone(&self.shared);
         while !self.buf.is_empty() {
             let notified = shared.space_async.notified();
@@ -594,6 +791,27 @@ impl Publisher {
         r
     }
 
+    /// Disk mode: the events are durable in the queue, which is their acknowledgement to
+    /// this input (a relay input ACKs its own client now, docs/disk-queue.md §10).
+    fn appended(&mut self, r: Result<Appended, ()>, mut events: Vec<Event>) -> Result<(), Stopped> {
+        let unpublished = events.len();
+        events.clear();
+        self.buf = events;
+        let a = r.map_err(|()| Stopped { unpublished })?;
+        let n = a.written as u64;
+        self.shared
+            .metrics
+            .published
+            .fetch_add(n, Ordering::Relaxed);
+        self.metrics.published.fetch_add(n, Ordering::Relaxed);
+        self.metrics.acked.fetch_add(n, Ordering::Release);
+        self.metrics
+            .input_dropped
+            .fetch_add(a.oversize as u64, Ordering::Relaxed);
+        self.shared.acked_notify.notify_waiters();
+        Ok(())
+    }
+
     fn abandon(&mut self) -> Stopped {
         let unpublished = self.buf.len();
         self.buf.clear();
@@ -630,7 +848,7 @@ impl Publisher {
         self.closed = true;
         let mut st = self.shared.lock();
         st.open_publishers = st.open_publishers.saturating_sub(1);
-        let idle = Shared::is_idle(&st);
+        let idle = self.shared.is_idle(&st);
         drop(st);
         self.shared.ready.notify_waiters();
         if idle {
@@ -674,6 +892,9 @@ impl BatchSource {
     /// with its own batch size.
     pub fn gated(self, gate: Arc<Gate>, bulk_max_size: usize) -> Self {
         let max = bulk_max_size.max(1);
+        if let Some(d) = &self.shared.disk {
+            d.fit_batch(max);
+        }
         let mut st = self.shared.lock();
         st.wake_at = st.wake_at.min(max);
         drop(st);
@@ -697,7 +918,7 @@ impl BatchSource {
 
     fn run_over(&self) -> bool {
         let st = self.shared.lock();
-        st.cancelled || Shared::is_idle(&st)
+        st.cancelled || self.shared.is_idle(&st)
     }
 
     /// Waits until the run is over for this source (what makes [`Self::next_batch`] return
@@ -790,8 +1011,12 @@ impl BatchSource {
         let available = st.queued.len();
         let now = Instant::now();
         if available == 0 {
-            if st.open_publishers == 0 && st.in_flight == 0 {
+            if st.open_publishers == 0 && st.in_flight == 0 && shared.unread(&st) == 0 {
                 return Ok(None);
+            }
+            if shared.disk.is_some() {
+                // The disk reader wakes the sources when it hands events over.
+                return Err(None);
             }
             // Publishers do not wake sources for the first events of an empty queue, so
             // look again after `flush.timeout`: whatever came meanwhile is then due at its

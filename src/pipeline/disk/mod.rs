@@ -1,0 +1,1098 @@
+//! The disk queue (`queue.disk`): events are written to segment files before the input is
+//! told they are queued, read back into the memory stage a window at a time, and the
+//! position of the settled prefix is recorded so a restart resumes there.
+//!
+//! ```text
+//!  Publisher ──append (write, fdatasync)──▶ <id>.seg ... <id>.seg ──reader thread──▶ memory stage
+//!     ▲ input's "settled" = durable                                  (≤ window events)   │
+//!     └──────────────────────────────                                                     ▼
+//!                         position ◀──acker thread (record, then delete segments)◀── settled prefix
+//! ```
+//!
+//! The on-disk format, the crash table and the durability choices are in
+//! `docs/disk-queue.md`; [`format`] holds the bytes. Invariants:
+//! * The memory stage holds at most `window` events read from disk that are not recorded as
+//!   settled (`read seq < recorded + window`), which bounds both memory and what a crash
+//!   re-sends.
+//! * A segment is deleted only after the record proving it settled is written (and synced).
+//! * A failed write or `fdatasync` is never retried on the same file: the segment is cut
+//!   back and the batch written again into a new one.
+//! * The reader takes the last `RECENT_BYTES` of written events from memory when it can
+//!   (outputs keeping up), and reads anything older back from the segments.
+
+pub mod format;
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use self::format::{FrameReader, HeaderError, Slot, Step, HEADER_LEN, POSITION_LEN, SLOT_LEN};
+use super::metrics::Metrics;
+use super::queue::Shared;
+use crate::event::{Event, InputId};
+
+/// The input id of events read back from disk: no input of this run owns them, so their
+/// acknowledgement is counted for the pipeline only (the input was told at write time).
+pub(crate) const DISK_INPUT: InputId = InputId::MAX;
+
+/// Events the reader hands to the memory stage under one lock.
+const READ_CHUNK: usize = 256;
+/// Bytes read from a segment at a time.
+const READ_BUF: usize = 256 << 10;
+/// Payload bytes of the events just written that the reader may take from memory instead
+/// of reading them back (the common case: outputs keep up). Past it the oldest are
+/// forgotten and read from the segment; memory stays bounded whatever the backlog.
+const RECENT_BYTES: usize = 4 << 20;
+/// The longest a background thread sleeps without looking at its conditions again; a
+/// safety net, every change also notifies.
+const NAP: Duration = Duration::from_millis(200);
+
+/// When written data is made durable (`queue.disk.sync`); see docs/disk-queue.md §8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `fdatasync` every write batch before the publish returns (the default).
+    Batch,
+    /// `fdatasync` at most once per interval (`queue.disk.sync_interval`).
+    Interval(Duration),
+    /// Left to the OS; synced only at a clean stop.
+    None,
+}
+
+/// Validated `queue.disk.*` settings.
+#[derive(Debug, Clone)]
+pub struct DiskSettings {
+    /// `queue.disk.path`: the queue directory.
+    pub path: PathBuf,
+    /// `queue.disk.max_size` in bytes; 0 = unbounded.
+    pub max_size: u64,
+    /// `queue.disk.segment_size` in bytes.
+    pub segment_size: u64,
+    /// `queue.disk.read_ahead`: events read ahead of the outputs.
+    pub read_ahead: usize,
+    /// `queue.disk.write_ahead`: events an input buffers before one write (and one sync).
+    pub write_ahead: usize,
+    /// `queue.disk.retry_interval`: first wait after a failed write.
+    pub retry_interval: Duration,
+    /// `queue.disk.max_retry_interval`: longest wait between write attempts.
+    pub max_retry_interval: Duration,
+    /// `queue.disk.sync`.
+    pub sync: SyncMode,
+}
+
+/// Why the disk queue cannot open.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// A file or the directory cannot be created, read or written.
+    #[error("disk queue {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another process holds the lock.
+    #[error("disk queue directory {} is in use by another skidder process (lock file {}); give each process its own queue.disk.path", dir.display(), lock.display())]
+    Locked {
+        /// The queue directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A file of a format version this build does not read.
+    #[error("disk queue file {}: {source}; refusing to open it rather than misread it", path.display())]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Which version.
+        source: HeaderError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+    move |source| DiskError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SegInfo {
+    id: u64,
+    first: u64,
+    path: PathBuf,
+    size: u64,
+}
+
+/// Events just written, by seq, for the reader (see `RECENT_BYTES`).
+#[derive(Debug, Default)]
+struct Recent {
+    events: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Segs {
+    list: VecDeque<SegInfo>,
+    total: u64,
+}
+
+#[derive(Debug)]
+struct Writer {
+    file: Option<File>,
+    /// Bytes in the current segment.
+    size: u64,
+    next_seq: u64,
+    next_id: u64,
+    last_sync: Instant,
+    /// Written since the last `fdatasync` (sync modes other than batch).
+    dirty: bool,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Position {
+    file: File,
+    generation: u64,
+    last_sync: Instant,
+    dirty: bool,
+    /// The last `acked` known synced (what segment deletion may rely on).
+    synced: u64,
+}
+
+/// The disk queue's shared state (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Disk {
+    settings: DiskSettings,
+    dir: PathBuf,
+    dir_file: File,
+    _lock: File,
+    writer: Mutex<Writer>,
+    recent: Mutex<Recent>,
+    segs: Mutex<Segs>,
+    /// Writers waiting for space (with `segs`).
+    space: Condvar,
+    /// Frames with a smaller seq are readable (durable to the chosen point).
+    visible: AtomicU64,
+    /// Every event with a smaller seq is settled (the memory stage's prefix).
+    settled: AtomicU64,
+    /// `settled` as last written to `position`.
+    recorded: AtomicU64,
+    /// Events the reader may hold beyond `recorded`.
+    window: AtomicU64,
+    /// Inputs are stopping: a writer waiting for space gives up.
+    stop: AtomicBool,
+    closing: AtomicBool,
+    wake_gen: Mutex<u64>,
+    wake: Condvar,
+    position: Mutex<Position>,
+    metrics: Arc<Metrics>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The first seq the reader must deliver.
+    start: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a few assignments; a panic elsewhere cannot leave
+    // them half done in a way that loses events.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn seg_name(id: u64) -> String {
+    format!("{id:020}.seg")
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Appended {
+    /// Events written.
+    pub written: usize,
+    /// Events larger than a frame can hold, refused.
+    pub oversize: usize,
+}
+
+impl Disk {
+    /// Opens (or creates) the queue in `settings.path`: lock, recover, record.
+    pub(crate) fn open(settings: DiskSettings, metrics: Arc<Metrics>) -> Result<Self, DiskError> {
+        let dir = settings.path.clone();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock_path = dir.join("skidder.lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        if unsafe { libc::flock(lock_file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(DiskError::Locked {
+                    dir,
+                    lock: lock_path,
+                });
+            }
+            return Err(io_err(&lock_path)(e));
+        }
+        let dir_file = File::open(&dir).map_err(io_err(&dir))?;
+
+        let (mut segs, mut max_id) = scan_segments(&dir)?;
+        let mut next_seq = None;
+        if let Some(last) = segs.list.back().cloned() {
+            let (end_seq, end_offset) = scan_last(&last)?;
+            if end_offset < last.size {
+                tracing::debug!(file = %last.path.display(), offset = end_offset, "disk queue: torn tail after a crash cut back");
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&last.path)
+                    .map_err(io_err(&last.path))?;
+                f.set_len(end_offset).map_err(io_err(&last.path))?;
+                f.sync_all().map_err(io_err(&last.path))?;
+                segs.total -= last.size - end_offset;
+                if let Some(l) = segs.list.back_mut() {
+                    l.size = end_offset;
+                }
+            }
+            next_seq = Some(end_seq);
+        }
+        let pos_path = dir.join("position");
+        let existing = match std::fs::read(&pos_path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&pos_path)(e)),
+        };
+        let slot = match existing.as_deref().map(format::decode_position) {
+            Some(Ok(s)) => s,
+            Some(Err(source)) => {
+                return Err(DiskError::Version {
+                    path: pos_path,
+                    source,
+                })
+            }
+            None => None,
+        };
+        let oldest = segs.list.front().map(|s| s.first);
+        let end = next_seq.unwrap_or_else(|| slot.map_or(0, |s| s.acked));
+        let acked = match (slot, oldest) {
+            (Some(s), _) => s.acked,
+            (None, Some(first)) => {
+                tracing::error!(
+                    file = %pos_path.display(),
+                    offset = 0,
+                    events_lost = 0,
+                    resent = end.saturating_sub(first),
+                    "disk queue position record missing or damaged; reading again from the oldest segment, so up to `resent` events may be delivered twice"
+                );
+                first
+            }
+            (None, None) => end,
+        };
+        let acked = if acked > end {
+            tracing::warn!(recorded = acked, end, "disk queue position is past the last event on disk (data lost to a power cut with sync other than batch?); starting at the end");
+            end
+        } else {
+            acked
+        };
+        let generation = slot.map_or(0, |s| s.generation);
+        let pos_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&pos_path)
+            .map_err(io_err(&pos_path))?;
+        if slot.is_none() {
+            let mut both = [0u8; POSITION_LEN];
+            for g in 0..2u64 {
+                let s = format::encode_slot(Slot {
+                    generation: g,
+                    acked,
+                });
+                both[g as usize * SLOT_LEN..(g as usize + 1) * SLOT_LEN].copy_from_slice(&s);
+            }
+            pos_file
+                .write_all_at(&both, 0)
+                .and_then(|()| pos_file.sync_all())
+                .and_then(|()| dir_file.sync_all())
+                .map_err(io_err(&pos_path))?;
+        }
+        max_id = max_id.max(segs.list.back().map_or(0, |s| s.id));
+        let disk = Self {
+            window: AtomicU64::new(settings.read_ahead as u64),
+            settings,
+            dir,
+            dir_file,
+            _lock: lock_file,
+            writer: Mutex::new(Writer {
+                file: None,
+                size: 0,
+                next_seq: end,
+                next_id: max_id + 1,
+                last_sync: Instant::now(),
+                dirty: false,
+                buf: Vec::new(),
+            }),
+            recent: Mutex::new(Recent::default()),
+            segs: Mutex::new(segs),
+            space: Condvar::new(),
+            visible: AtomicU64::new(end),
+            settled: AtomicU64::new(acked),
+            recorded: AtomicU64::new(acked),
+            stop: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            wake_gen: Mutex::new(0),
+            wake: Condvar::new(),
+            position: Mutex::new(Position {
+                file: pos_file,
+                generation: generation.max(1),
+                last_sync: Instant::now(),
+                dirty: false,
+                synced: acked,
+            }),
+            metrics,
+            threads: Mutex::new(Vec::new()),
+            start: acked,
+        };
+        disk.delete_settled(acked);
+        disk.update_bytes();
+        tracing::info!(path = %disk.dir.display(), queued = end - acked, "disk queue opened");
+        Ok(disk)
+    }
+
+    /// The first seq to deliver (the recorded position at open).
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Starts the reader and acker threads.
+    pub(crate) fn start_threads(self: &Arc<Self>, shared: Weak<Shared>) {
+        let mut threads = lock(&self.threads);
+        let (d, s) = (Arc::clone(self), shared.clone());
+        if let Ok(h) = std::thread::Builder::new()
+            .name("skidder-dq-read".into())
+            .spawn(move || d.reader_loop(&s))
+        {
+            threads.push(h);
+        }
+        let d = Arc::clone(self);
+        if let Ok(h) = std::thread::Builder::new()
+            .name("skidder-dq-ack".into())
+            .spawn(move || d.acker_loop())
+        {
+            threads.push(h);
+        }
+    }
+
+    /// `queue.disk.write_ahead`.
+    pub(crate) fn write_ahead(&self) -> usize {
+        self.settings.write_ahead
+    }
+
+    /// Frames with a smaller seq are readable.
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Raises the read window to `read_ahead + bulk` for an output taking `bulk`-event batches.
+    pub(crate) fn fit_batch(&self, bulk: usize) {
+        let w = self.settings.read_ahead as u64 + bulk as u64;
+        self.window.fetch_max(w, Ordering::AcqRel);
+        self.notify();
+    }
+
+    /// The memory stage's settled prefix moved to `seq`.
+    pub(crate) fn settled_to(&self, seq: u64) {
+        if self.settled.fetch_max(seq, Ordering::AcqRel) < seq {
+            self.notify();
+        }
+    }
+
+    /// Inputs are stopping: a write waiting for space gives up.
+    pub(crate) fn stop_inputs(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.space.notify_all();
+        self.notify();
+    }
+
+    fn notify(&self) {
+        *lock(&self.wake_gen) += 1;
+        self.wake.notify_all();
+    }
+
+    /// Sleeps until notified after `seen`, or for at most `NAP`.
+    fn nap(&self, seen: u64) {
+        let g = lock(&self.wake_gen);
+        if *g == seen && !self.closing.load(Ordering::Acquire) {
+            drop(self.wake.wait_timeout(g, NAP));
+        }
+    }
+
+    fn wake_seen(&self) -> u64 {
+        *lock(&self.wake_gen)
+    }
+
+    fn update_bytes(&self) {
+        let total = lock(&self.segs).total;
+        self.metrics.disk_bytes.store(total, Ordering::Relaxed);
+    }
+
+    fn sync_data(&self, f: &File) -> std::io::Result<()> {
+        self.metrics.disk_fsyncs.fetch_add(1, Ordering::Relaxed);
+        f.sync_data()
+    }
+
+    fn sync_dir(&self) {
+        if self.settings.sync != SyncMode::None {
+            self.metrics.disk_fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.dir_file.sync_all() {
+                tracing::warn!(path = %self.dir.display(), error = %e, "disk queue: fsync of the directory failed");
+            }
+        }
+    }
+
+    /// Writes `events` as frames and makes them durable to the configured point; waits
+    /// while the queue is full or the disk refuses the write.
+    ///
+    /// # Errors
+    /// `Err(())` when inputs are stopping before the events could be written.
+    pub(crate) fn append(&self, events: &[Event]) -> Result<Appended, ()> {
+        let mut w = lock(&self.writer);
+        let mut out = Appended::default();
+        let mut buf = std::mem::take(&mut w.buf);
+        buf.clear();
+        let first = w.next_seq;
+        for ev in events {
+            if ev.bytes.len() > format::MAX_PAYLOAD {
+                out.oversize += 1;
+                continue;
+            }
+            format::encode_frame(&mut buf, first + out.written as u64, &ev.bytes);
+            out.written += 1;
+        }
+        if out.oversize > 0 {
+            tracing::error!(
+                events = out.oversize,
+                max_bytes = format::MAX_PAYLOAD,
+                "disk queue: events larger than a frame can hold were dropped"
+            );
+        }
+        if out.written == 0 {
+            w.buf = buf;
+            return Ok(out);
+        }
+        let r = self.write_durably(&mut w, &buf, first);
+        w.buf = buf;
+        r?;
+        w.next_seq = first + out.written as u64;
+        {
+            let mut recent = lock(&self.recent);
+            let fits = events
+                .iter()
+                .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD);
+            for (i, ev) in fits.enumerate() {
+                recent.bytes += ev.bytes.len();
+                recent
+                    .events
+                    .push_back((first + i as u64, ev.bytes.clone()));
+            }
+            while recent.bytes > RECENT_BYTES {
+                let Some((_, b)) = recent.events.pop_front() else {
+                    break;
+                };
+                recent.bytes -= b.len();
+            }
+        }
+        self.visible.store(w.next_seq, Ordering::Release);
+        drop(w);
+        self.notify();
+        Ok(out)
+    }
+
+    fn write_durably(&self, w: &mut Writer, buf: &[u8], first: u64) -> Result<(), ()> {
+        let mut backoff = self.settings.retry_interval;
+        let mut last_error: Option<Instant> = None;
+        loop {
+            self.wait_for_space(buf.len() as u64)?;
+            match self.try_write(w, buf, first) {
+                Ok(()) => {
+                    if last_error.is_some() {
+                        tracing::info!(path = %self.dir.display(), "disk queue: writing again");
+                    }
+                    return Ok(());
+                }
+                Err((path, e)) => {
+                    if last_error.is_none_or(|t| t.elapsed() >= self.settings.max_retry_interval) {
+                        tracing::error!(path = %path.display(), error = %e, retry_in = ?backoff, "disk queue: cannot write; inputs wait, nothing queued is lost");
+                        last_error = Some(Instant::now());
+                    }
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until {
+                        if self.stop.load(Ordering::Acquire) {
+                            return Err(());
+                        }
+                        let seen = self.wake_seen();
+                        self.nap(seen);
+                    }
+                    backoff = (backoff * 2).min(self.settings.max_retry_interval);
+                }
+            }
+        }
+    }
+
+    fn wait_for_space(&self, len: u64) -> Result<(), ()> {
+        let max = self.settings.max_size;
+        let mut segs = lock(&self.segs);
+        let mut logged = false;
+        while max > 0 && segs.total + len > max && segs.list.len() > 1 {
+            if self.stop.load(Ordering::Acquire) {
+                self.metrics.disk_full.store(0, Ordering::Relaxed);
+                return Err(());
+            }
+            if !logged {
+                tracing::warn!(path = %self.dir.display(), max_size = max, "disk queue full: inputs wait until the output catches up");
+                self.metrics.disk_full.store(1, Ordering::Relaxed);
+                logged = true;
+            }
+            segs = self
+                .space
+                .wait_timeout(segs, NAP)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if logged {
+            self.metrics.disk_full.store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// One attempt; on failure the segment is cut back and closed (the next attempt opens a
+    /// new one). The error names the file.
+    fn try_write(
+        &self,
+        w: &mut Writer,
+        buf: &[u8],
+        first: u64,
+    ) -> Result<(), (PathBuf, std::io::Error)> {
+        if w.file.is_none() || w.size >= self.settings.segment_size {
+            self.roll(w, first)?;
+        }
+        let path = lock(&self.segs)
+            .list
+            .back()
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
+        let Some(file) = w.file.as_mut() else {
+            return Err((path, std::io::Error::other("no open segment")));
+        };
+        let sync = match self.settings.sync {
+            SyncMode::Batch => true,
+            SyncMode::Interval(i) => w.last_sync.elapsed() >= i,
+            SyncMode::None => false,
+        };
+        let mut r = file.write_all(buf);
+        if r.is_ok() && sync {
+            self.metrics.disk_fsyncs.fetch_add(1, Ordering::Relaxed);
+            r = file.sync_data();
+        }
+        if let Err(e) = r {
+            // fsyncgate: after a failed write or fdatasync the page cache may have dropped
+            // the data; cut back to the last good batch and write it again elsewhere.
+            let size = w.size;
+            if let Some(f) = w.file.take() {
+                let _ = f.set_len(size);
+            }
+            return Err((path, e));
+        }
+        if sync {
+            w.last_sync = Instant::now();
+        }
+        w.dirty = !sync;
+        w.size += buf.len() as u64;
+        let mut segs = lock(&self.segs);
+        segs.total += buf.len() as u64;
+        if let Some(s) = segs.list.back_mut() {
+            s.size = w.size;
+        }
+        let total = segs.total;
+        drop(segs);
+        self.metrics.disk_bytes.store(total, Ordering::Relaxed);
+        self.metrics
+            .disk_bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Closes the current segment (synced) and creates the next, starting at seq `first`.
+    fn roll(&self, w: &mut Writer, first: u64) -> Result<(), (PathBuf, std::io::Error)> {
+        if let Some(f) = w.file.take() {
+            if self.settings.sync != SyncMode::None {
+                if let Err(e) = self.sync_data(&f) {
+                    let path = lock(&self.segs)
+                        .list
+                        .back()
+                        .map(|s| s.path.clone())
+                        .unwrap_or_default();
+                    let _ = f.set_len(w.size);
+                    return Err((path, e));
+                }
+            }
+        }
+        let id = w.next_id;
+        w.next_id += 1;
+        let path = self.dir.join(seg_name(id));
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(&format::encode_header(first))?;
+                if self.settings.sync != SyncMode::None {
+                    self.sync_data(&f)?;
+                }
+                Ok(f)
+            });
+        let f = match created {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err((path, e));
+            }
+        };
+        self.sync_dir();
+        w.file = Some(f);
+        w.size = HEADER_LEN as u64;
+        let mut segs = lock(&self.segs);
+        segs.total += HEADER_LEN as u64;
+        segs.list.push_back(SegInfo {
+            id,
+            first,
+            path,
+            size: HEADER_LEN as u64,
+        });
+        Ok(())
+    }
+
+    /// Writes `acked` to the position record (synced as configured).
+    fn record(&self, acked: u64) -> std::io::Result<()> {
+        let mut p = lock(&self.position);
+        let generation = p.generation + 1;
+        let slot = format::encode_slot(Slot { generation, acked });
+        let at = (generation % 2) * SLOT_LEN as u64;
+        p.file.write_all_at(&slot, at)?;
+        p.generation = generation;
+        p.dirty = true;
+        let sync = match self.settings.sync {
+            SyncMode::Batch => true,
+            SyncMode::Interval(i) => p.last_sync.elapsed() >= i,
+            SyncMode::None => false,
+        };
+        if sync {
+            self.sync_data(&p.file)?;
+            p.last_sync = Instant::now();
+            p.dirty = false;
+            p.synced = acked;
+        }
+        Ok(())
+    }
+
+    /// The position segment deletion may rely on: with `sync: none` nothing is synced and
+    /// nothing is promised on power loss, so the written one; otherwise the synced one, so a
+    /// power cut never leaves a record pointing into a deleted segment.
+    fn deletable(&self, recorded: u64) -> u64 {
+        match self.settings.sync {
+            SyncMode::None => recorded,
+            _ => lock(&self.position).synced,
+        }
+    }
+
+    /// `sync: interval`: syncs the segment and the position record once the interval has
+    /// passed since their last sync, also when no further write comes.
+    fn sync_due(&self) {
+        let SyncMode::Interval(every) = self.settings.sync else {
+            return;
+        };
+        if let Ok(mut w) = self.writer.try_lock() {
+            if w.dirty && w.last_sync.elapsed() >= every {
+                if let Some(f) = &w.file {
+                    if let Err(e) = self.sync_data(f) {
+                        // The next write fails the same way and is written again elsewhere.
+                        tracing::error!(path = %self.dir.display(), error = %e, "disk queue: fdatasync failed");
+                    }
+                }
+                w.dirty = false;
+                w.last_sync = Instant::now();
+            }
+        }
+        let mut p = lock(&self.position);
+        if p.dirty && p.last_sync.elapsed() >= every {
+            if self.sync_data(&p.file).is_ok() {
+                p.dirty = false;
+                p.synced = self.recorded.load(Ordering::Acquire);
+            }
+            p.last_sync = Instant::now();
+        }
+    }
+
+    /// Deletes the segments every event of which is below `acked` (the record is written).
+    fn delete_settled(&self, acked: u64) {
+        let mut deleted = false;
+        loop {
+            let mut segs = lock(&self.segs);
+            let done = segs.list.len() >= 2 && segs.list[1].first <= acked;
+            if !done {
+                break;
+            }
+            let Some(s) = segs.list.pop_front() else {
+                break;
+            };
+            segs.total = segs.total.saturating_sub(s.size);
+            drop(segs);
+            match std::fs::remove_file(&s.path) {
+                Ok(()) => deleted = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // Left behind: the next open deletes it (same rule).
+                    tracing::warn!(file = %s.path.display(), error = %e, "disk queue: cannot delete an acknowledged segment");
+                }
+            }
+        }
+        if deleted {
+            self.sync_dir();
+            self.update_bytes();
+            self.space.notify_all();
+        }
+    }
+
+    fn acker_loop(&self) {
+        let mut failing = false;
+        loop {
+            let seen = self.wake_seen();
+            let settled = self.settled.load(Ordering::Acquire);
+            let recorded = self.recorded.load(Ordering::Acquire);
+            if settled > recorded {
+                match self.record(settled) {
+                    Ok(()) => {
+                        failing = false;
+                        self.recorded.store(settled, Ordering::Release);
+                        self.notify();
+                        self.delete_settled(self.deletable(settled));
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(file = %self.dir.join("position").display(), error = %e, "disk queue: cannot record the acknowledged position; reading pauses (nothing is lost)");
+                        }
+                        failing = true;
+                        self.nap(seen);
+                    }
+                }
+                continue;
+            }
+            self.sync_due();
+            if self.settings.sync != SyncMode::None {
+                self.delete_settled(self.deletable(recorded));
+            }
+            if self.closing.load(Ordering::Acquire) {
+                let mut p = lock(&self.position);
+                if p.dirty {
+                    if let Err(e) = self.sync_data(&p.file) {
+                        tracing::warn!(error = %e, "disk queue: final sync of the position record failed");
+                    }
+                    p.dirty = false;
+                }
+                return;
+            }
+            self.nap(seen);
+        }
+    }
+
+    fn report_lost(&self, file: &Path, offset: u64, lost: u64) {
+        if lost == 0 {
+            return;
+        }
+        self.metrics
+            .disk_events_lost
+            .fetch_add(lost, Ordering::Relaxed);
+        tracing::error!(file = %file.display(), offset, events_lost = lost, "disk queue: damaged data skipped; these events are lost");
+    }
+
+    fn reader_loop(&self, shared: &Weak<Shared>) {
+        let mut next = self.start;
+        let mut cur: Option<(SegInfo, File, FrameReader, bool)> = None;
+        let mut chunk: Vec<(u64, Bytes)> = Vec::with_capacity(READ_CHUNK);
+        let mut rbuf = vec![0u8; READ_BUF];
+        loop {
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let seen = self.wake_seen();
+            let limit = self
+                .recorded
+                .load(Ordering::Acquire)
+                .saturating_add(self.window.load(Ordering::Acquire));
+            let target = self.visible().min(limit);
+            if next >= target {
+                self.nap(seen);
+                continue;
+            }
+            let mut stalled = false;
+            self.take_recent(&mut chunk, &mut next, target);
+            // Read after `target`: a segment holding frames below it is already listed.
+            let mut later_of: Option<(u64, Option<u64>)> = None;
+            while chunk.len() < READ_CHUNK && next < target && !stalled {
+                let later = match &cur {
+                    Some((s, ..)) => match later_of {
+                        Some((id, l)) if id == s.id => l,
+                        _ => {
+                            let segs = lock(&self.segs);
+                            let l = segs.list.iter().find(|x| x.id > s.id).map(|x| x.first);
+                            later_of = Some((s.id, l));
+                            l
+                        }
+                    },
+                    None => None,
+                };
+                let Some((seg, file, fr, at_eof)) = cur.as_mut() else {
+                    match self.open_for(next) {
+                        Some((seg, file, gap_from)) => {
+                            if let Some(from) = gap_from {
+                                self.report_lost(&seg.path, 0, seg.first - from);
+                                next = seg.first;
+                            }
+                            let fr = FrameReader::new(seg.first);
+                            cur = Some((seg, file, fr, false));
+                        }
+                        None => stalled = true,
+                    }
+                    continue;
+                };
+                let eof = *at_eof && later.is_some();
+                match fr.next(eof) {
+                    Step::NeedMore => match file.read(&mut rbuf) {
+                        Ok(0) => {
+                            if later.is_some() {
+                                *at_eof = true;
+                            } else {
+                                stalled = true;
+                            }
+                        }
+                        Ok(n) => fr.feed(&rbuf[..n]),
+                        Err(e) => {
+                            tracing::error!(file = %seg.path.display(), error = %e, "disk queue: cannot read a segment; trying again");
+                            stalled = true;
+                        }
+                    },
+                    Step::Frame { seq, payload, .. } => {
+                        if later.is_some_and(|l| seq >= l) {
+                            // Bytes a failed write left past the segment's real end.
+                            cur = None;
+                        } else if seq >= next {
+                            chunk.push((seq, Bytes::from(payload)));
+                            next = seq + 1;
+                        }
+                    }
+                    Step::Damaged { offset, .. } => {
+                        let resume = fr.expected();
+                        if resume > next {
+                            self.report_lost(&seg.path, offset, resume - next);
+                            next = resume;
+                        }
+                    }
+                    Step::Tail { offset } | Step::End { offset } => {
+                        if let Some(l) = later {
+                            if l > next {
+                                self.report_lost(&seg.path, offset, l - next);
+                                next = l;
+                            }
+                            cur = None;
+                        } else {
+                            stalled = true;
+                        }
+                    }
+                }
+            }
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let caught_up = stalled || next >= target;
+            shared.push_from_disk(&mut chunk, next, caught_up);
+            drop(shared);
+            if stalled {
+                self.nap(seen);
+            }
+        }
+    }
+
+    /// Takes events `next..target` from the just-written ones while they are there; what is
+    /// not (older, forgotten) is read from the segments.
+    fn take_recent(&self, chunk: &mut Vec<(u64, Bytes)>, next: &mut u64, target: u64) {
+        let mut recent = lock(&self.recent);
+        while let Some((seq, b)) = recent.events.pop_front() {
+            if seq < *next {
+                recent.bytes -= b.len();
+                continue;
+            }
+            if seq > *next || seq >= target || chunk.len() >= READ_CHUNK {
+                recent.events.push_front((seq, b));
+                return;
+            }
+            recent.bytes -= b.len();
+            chunk.push((seq, b));
+            *next = seq + 1;
+        }
+    }
+
+    /// The segment holding `seq` (or the first after it, with the seq the gap starts at),
+    /// opened and positioned after its header.
+    fn open_for(&self, seq: u64) -> Option<(SegInfo, File, Option<u64>)> {
+        let seg = {
+            let segs = lock(&self.segs);
+            let holding = segs.list.iter().rev().find(|s| s.first <= seq).cloned();
+            holding.or_else(|| segs.list.front().cloned())?
+        };
+        let mut file = match File::open(&seg.path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(file = %seg.path.display(), error = %e, "disk queue: cannot open a segment; trying again");
+                return None;
+            }
+        };
+        if let Err(e) = file.seek(SeekFrom::Start(HEADER_LEN as u64)) {
+            tracing::error!(file = %seg.path.display(), error = %e, "disk queue: cannot read a segment; trying again");
+            return None;
+        }
+        let gap = (seg.first > seq).then_some(seq);
+        Some((seg, file, gap))
+    }
+
+    /// Events on disk not yet settled.
+    pub(crate) fn unsettled(&self) -> u64 {
+        self.visible()
+            .saturating_sub(self.settled.load(Ordering::Acquire))
+    }
+
+    /// The queue directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Asks the threads to end without waiting for them (the queue was dropped).
+    pub(crate) fn request_close(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.closing.store(true, Ordering::Release);
+        self.space.notify_all();
+        self.notify();
+    }
+
+    /// Stops the threads, records the final position and syncs what `sync` left unsynced.
+    pub(crate) fn close(&self) {
+        self.stop_inputs();
+        self.closing.store(true, Ordering::Release);
+        self.notify();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            let _ = t.join();
+        }
+        let w = lock(&self.writer);
+        if let Some(f) = &w.file {
+            if self.settings.sync != SyncMode::Batch {
+                if let Err(e) = self.sync_data(f) {
+                    tracing::error!(path = %self.dir.display(), error = %e, "disk queue: final sync failed");
+                }
+            }
+        }
+    }
+}
+
+/// Lists `<20 digits>.seg` files in `dir` by id, reading each header; a segment whose header
+/// is damaged is set aside as `<name>.bad` (reported). Returns the list and the largest id.
+fn scan_segments(dir: &Path) -> Result<(Segs, u64), DiskError> {
+    let mut found: Vec<(u64, PathBuf, u64)> = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+    for e in entries {
+        let e = e.map_err(io_err(dir))?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        let Ok(id) = stem.parse::<u64>() else {
+            continue;
+        };
+        let size = e.metadata().map_err(io_err(&e.path()))?.len();
+        found.push((id, e.path(), size));
+    }
+    found.sort();
+    let max_id = found.last().map_or(0, |f| f.0);
+    let mut segs = Segs::default();
+    let count = found.len();
+    for (i, (id, path, size)) in found.into_iter().enumerate() {
+        let mut head = [0u8; HEADER_LEN];
+        let read = File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .map_err(io_err(&path))?;
+        match format::decode_header(&head[..read]) {
+            Ok(first) => {
+                segs.total += size;
+                segs.list.push_back(SegInfo {
+                    id,
+                    first,
+                    path,
+                    size,
+                });
+            }
+            Err(source @ HeaderError::UnknownVersion { .. }) => {
+                return Err(DiskError::Version { path, source });
+            }
+            Err(_) if i + 1 == count && size <= HEADER_LEN as u64 => {
+                // A crash while the segment was being created: it holds no frame.
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+            Err(_) => {
+                let bad = path.with_extension("seg.bad");
+                tracing::error!(file = %path.display(), offset = 0, set_aside = %bad.display(), "disk queue: segment header damaged; its events are reported lost when the reader reaches them");
+                std::fs::rename(&path, &bad).map_err(io_err(&path))?;
+            }
+        }
+    }
+    Ok((segs, max_id))
+}
+
+/// Scans the last segment: the seq after its last good frame and where that frame ends.
+fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
+    let mut file = File::open(&seg.path).map_err(io_err(&seg.path))?;
+    file.seek(SeekFrom::Start(HEADER_LEN as u64))
+        .map_err(io_err(&seg.path))?;
+    let mut fr = FrameReader::new(seg.first);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut eof = false;
+    let mut end = (seg.first, HEADER_LEN as u64);
+    loop {
+        match fr.next(eof) {
+            Step::NeedMore => {
+                let n = file.read(&mut buf).map_err(io_err(&seg.path))?;
+                if n == 0 {
+                    eof = true;
+                } else {
+                    fr.feed(&buf[..n]);
+                }
+            }
+            Step::Frame { seq, .. } => end = (seq + 1, fr.offset()),
+            Step::Damaged { .. } => {}
+            Step::Tail { .. } | Step::End { .. } => return Ok(end),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! The disk queue through the pipeline's own interface: publishers in, batches out, then
+//! reopened as a restart would.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::format::{self, HEADER_LEN};
+use super::{DiskError, DiskSettings, SyncMode};
+use crate::pipeline::{Metrics, Queue};
+
+fn settings(dir: &Path) -> DiskSettings {
+    DiskSettings {
+        path: dir.to_path_buf(),
+        max_size: 0,
+        segment_size: 4096,
+        read_ahead: 16,
+        write_ahead: 256,
+        retry_interval: Duration::from_millis(10),
+        max_retry_interval: Duration::from_millis(50),
+        sync: SyncMode::Batch,
+    }
+}
+
+fn open(dir: &Path) -> (Queue, Arc<Metrics>) {
+    let m = Arc::new(Metrics::default());
+    (Queue::with_disk(settings(dir), Arc::clone(&m)).unwrap(), m)
+}
+
+/// Publishes `ev-<i>` for `i` in `range` (padded so a segment holds a few dozen), 20
+/// events per write.
+fn publish(q: &Queue, range: std::ops::Range<u64>) {
+    let mut p = q.publisher("gen");
+    for i in range {
+        p.publish(Bytes::from(format!("ev-{i:06}-{}", "x".repeat(60))))
+            .unwrap();
+        if i % 20 == 19 {
+            p.flush().unwrap();
+        }
+    }
+    p.close().unwrap();
+}
+
+fn id(doc: &Bytes) -> u64 {
+    std::str::from_utf8(&doc[3..9]).unwrap().parse().unwrap()
+}
+
+/// Takes batches and acknowledges them until `stop_after` events are acknowledged (the
+/// batch crossing it is acknowledged up to it and the rest retried), or until the run
+/// ends. Returns the ids acknowledged.
+async fn deliver(q: &Queue, stop_after: Option<usize>) -> Vec<u64> {
+    let mut src = q.batch_source(50);
+    let mut got = Vec::new();
+    let limit = stop_after.unwrap_or(usize::MAX);
+    let run = async {
+        while got.len() < limit {
+            let Some(b) = src.next_batch().await else {
+                break;
+            };
+            let take = b.len().min(limit - got.len());
+            got.extend(b.docs().take(take).map(id));
+            let rest = b.len() - take;
+            b.retry_events(rest);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the queue delivered within 20s");
+    got
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes 0..n, acknowledges nothing, closes: a backlog on disk.
+async fn backlog(dir: &Path, n: u64) {
+    let (q, _) = open(dir);
+    q.all_inputs_started();
+    publish(&q, 0..n);
+    q.stop_inputs();
+    q.cancel();
+    assert_eq!(q.close(), n, "everything is still queued");
+}
+
+/// Reopens and delivers everything; returns ids and events counted lost.
+async fn reopen_all(dir: &Path) -> (Vec<u64>, u64) {
+    let (q, m) = open(dir);
+    q.all_inputs_started();
+    let got = deliver(&q, None).await;
+    q.close();
+    (got, m.disk_events_lost.load(Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn delivered_events_are_not_sent_again_after_a_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (q, m) = open(dir.path());
+        q.all_inputs_started();
+        publish(&q, 0..500);
+        let got = deliver(&q, None).await;
+        assert_eq!(got, (0..500).collect::<Vec<_>>(), "in publish order");
+        assert_eq!(q.close(), 0);
+        assert_eq!(m.acked.load(Ordering::Relaxed), 500);
+        assert!(m.disk_fsyncs.load(Ordering::Relaxed) >= 2);
+    }
+    let (got, lost) = reopen_all(dir.path()).await;
+    assert_eq!(got, Vec::<u64>::new(), "nothing re-sent");
+    assert_eq!(lost, 0);
+    assert!(
+        segments(dir.path()).len() <= 1,
+        "acknowledged segments are deleted: {:?}",
+        segments(dir.path())
+    );
+}
+
+#[tokio::test]
+async fn unsettled_events_survive_a_restart_and_only_they_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (q, _) = open(dir.path());
+        q.all_inputs_started();
+        publish(&q, 0..500);
+        let got = deliver(&q, Some(321)).await;
+        assert_eq!(got.len(), 321);
+        q.stop_inputs();
+        q.cancel();
+        let left = q.close();
+        // The batch the output acknowledged in part is recorded from its start.
+        assert!((179..=179 + 50).contains(&left), "left on disk: {left}");
+    }
+    let (got, lost) = reopen_all(dir.path()).await;
+    let from = got[0];
+    assert!((321 - 50..=321).contains(&from), "resumed at {from}");
+    assert_eq!(got, (from..500).collect::<Vec<_>>());
+    assert_eq!(lost, 0);
+}
+
+#[tokio::test]
+async fn the_publisher_is_acknowledged_when_its_events_are_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, _) = open(dir.path());
+    q.all_inputs_started();
+    let mut p = q.publisher("relay");
+    p.publish(Bytes::from_static(b"one")).unwrap();
+    assert_eq!(p.settled(), 0, "buffered, not yet written");
+    p.flush().unwrap();
+    assert_eq!(p.settled(), 1, "durable: the input may ACK its client");
+    let on_disk: u64 = segments(dir.path())
+        .iter()
+        .map(|s| std::fs::metadata(s).unwrap().len())
+        .sum();
+    assert_eq!(on_disk, (HEADER_LEN + format::frame_len(3)) as u64);
+    p.close().unwrap();
+    q.cancel();
+    q.close();
+}
+
+#[tokio::test]
+async fn a_second_queue_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, _) = open(dir.path());
+    let err = Queue::with_disk(settings(dir.path()), Arc::new(Metrics::default())).unwrap_err();
+    assert!(matches!(err, DiskError::Locked { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("in use by another skidder process"), "{text}");
+    assert!(text.contains("skidder.lock"), "{text}");
+    q.close();
+    drop(q);
+}
+
+#[tokio::test]
+async fn a_flipped_byte_loses_one_event_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    backlog(dir.path(), 300).await;
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    let mid = &segs[1];
+    let mut b = std::fs::read(mid).unwrap();
+    let at = HEADER_LEN + format::frame_len(70) + 30; // inside the second frame's payload
+    b[at] ^= 0x20;
+    std::fs::write(mid, &b).unwrap();
+    let (got, lost) = reopen_all(dir.path()).await;
+    assert_eq!(lost, 1);
+    assert_eq!(got.len(), 299);
+    let missing: Vec<u64> = (0..300).filter(|i| !got.contains(i)).collect();
+    assert_eq!(missing.len(), 1);
+}
+
+#[tokio::test]
+async fn a_zeroed_block_and_a_truncated_segment_lose_only_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    backlog(dir.path(), 400).await;
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 4, "{segs:?}");
+    // Zero 1 KiB in the middle of the second segment.
+    let mut b = std::fs::read(&segs[1]).unwrap();
+    b[1024..2048].fill(0);
+    std::fs::write(&segs[1], &b).unwrap();
+    // Cut the third segment in half.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[2])
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len / 2).unwrap();
+    let (got, lost) = reopen_all(dir.path()).await;
+    assert!(lost > 0);
+    assert_eq!(
+        got.len() as u64 + lost,
+        400,
+        "every event delivered or counted lost"
+    );
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, got, "order kept across the skipped stretches");
+}
+
+#[tokio::test]
+async fn a_missing_position_record_resends_from_the_oldest_segment_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (q, _) = open(dir.path());
+        q.all_inputs_started();
+        publish(&q, 0..200);
+        assert_eq!(deliver(&q, Some(120)).await.len(), 120);
+        q.stop_inputs();
+        q.cancel();
+        q.close();
+    }
+    let oldest = format::decode_header(&std::fs::read(&segments(dir.path())[0]).unwrap()).unwrap();
+    std::fs::remove_file(dir.path().join("position")).unwrap();
+    let (got, lost) = reopen_all(dir.path()).await;
+    assert_eq!(lost, 0);
+    assert_eq!(
+        got,
+        (oldest..200).collect::<Vec<_>>(),
+        "re-sent, never lost"
+    );
+    assert!(oldest <= 120);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    backlog(dir.path(), 100).await;
+    let last = segments(dir.path()).pop().unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[7u8; 10]).unwrap(); // half a frame header
+    let (got, lost) = reopen_all(dir.path()).await;
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    assert_eq!(lost, 0, "a torn tail is the normal crash case, not a loss");
+}
+
+#[tokio::test]
+async fn an_unknown_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    backlog(dir.path(), 10).await;
+    let seg = segments(dir.path()).remove(0);
+    let mut b = std::fs::read(&seg).unwrap();
+    b[4] = 9;
+    let crc = crc32fast::hash(&b[0..20]);
+    b[20..24].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, &b).unwrap();
+    let err = Queue::with_disk(settings(dir.path()), Arc::new(Metrics::default())).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, DiskError::Version { .. }), "{text}");
+    assert!(
+        text.contains("version 9") && text.contains(".seg"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn max_size_blocks_the_publisher_until_segments_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::default());
+    let s = DiskSettings {
+        max_size: 3 * 4096,
+        ..settings(dir.path())
+    };
+    let q = Queue::with_disk(s, Arc::clone(&m)).unwrap();
+    q.all_inputs_started();
+    let writer = {
+        let q = q.clone();
+        std::thread::spawn(move || publish(&q, 0..1000))
+    };
+    // The writer cannot finish alone: 1000 events need ~90 KB, the queue holds 12 KB.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while m.disk_full.load(Ordering::Relaxed) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never reported full"
+        );
+        std::thread::yield_now();
+    }
+    assert!(m
+        .snapshot()
+        .output_state()
+        .unwrap()
+        .contains("disk queue full"));
+    let got = deliver(&q, None).await;
+    writer.join().unwrap();
+    assert_eq!(
+        got,
+        (0..1000).collect::<Vec<_>>(),
+        "slowed, nothing dropped"
+    );
+    q.close();
+}
+
+#[tokio::test]
+async fn a_failover_pair_shares_the_disk_queue_through_gates() {
+    use crate::pipeline::Gate;
+    let dir = tempfile::tempdir().unwrap();
+    let (q, _) = open(dir.path());
+    q.all_inputs_started();
+    publish(&q, 0..300);
+    let primary_gate = Arc::new(Gate::new(true));
+    let fallback_gate = Arc::new(Gate::new(false));
+    let mut primary = q.batch_source(40).gated(Arc::clone(&primary_gate), 40);
+    let mut fallback = q.batch_source(60).gated(Arc::clone(&fallback_gate), 60);
+    let first = primary.next_batch().await.unwrap();
+    assert!(first.len() <= 40);
+    let mut got: Vec<u64> = first.docs().map(id).collect();
+    first.ack();
+    // The primary fails: its batch goes back and the fallback side takes over.
+    let failed = primary.next_batch().await.unwrap();
+    failed.retry();
+    primary_gate.close();
+    fallback_gate.open();
+    let run = async {
+        while let Some(b) = fallback.next_batch().await {
+            assert!(b.len() <= 60, "the fallback's own bulk_max_size");
+            got.extend(b.docs().map(id));
+            b.ack();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the fallback drained the queue within 20s");
+    assert_eq!(got, (0..300).collect::<Vec<_>>(), "in order, nothing lost");
+    assert_eq!(q.close(), 0);
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_the_recent_events_in_memory_is_read_back_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::default());
+    let s = DiskSettings {
+        segment_size: 1 << 20,
+        ..settings(dir.path())
+    };
+    let q = Queue::with_disk(s, Arc::clone(&m)).unwrap();
+    q.all_inputs_started();
+    // ~6.5 MB, more than the 4 MiB of just-written events the reader may take from memory:
+    // the oldest come back from the segments, the newest from memory, in one order.
+    let mut p = q.publisher("gen");
+    for i in 0..60_000u64 {
+        p.publish(Bytes::from(format!("ev-{i:06}-{}", "y".repeat(90))))
+            .unwrap();
+    }
+    p.close().unwrap();
+    let got = deliver(&q, None).await;
+    assert_eq!(got.len(), 60_000);
+    assert!(got.iter().copied().eq(0..60_000), "in publish order");
+    assert_eq!(q.close(), 0);
+}
