@@ -42,8 +42,9 @@ fn config(queue: &Path, server: &str, run: u64, count: u64, eps: u64, extra: &st
 fn delivered(out: &Path) -> BTreeMap<(u64, u64), u32> {
     let mut m = BTreeMap::new();
     let text = std::fs::read_to_string(out).unwrap_or_default();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    // The server may be mid-write: only whole lines count.
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
         let key = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
         *m.entry(key).or_insert(0) += 1;
     }
