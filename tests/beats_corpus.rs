@@ -198,3 +198,31 @@ fn beats_8_output_keys_load_and_a_preset_names_what_it_overrides() {
         "{out}"
     );
 }
+
+#[test]
+fn filebeats_own_filebeat_yml_loads_as_written() {
+    let text =
+        std::fs::read_to_string(filebeat::beats_source().join("filebeat/filebeat.yml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // As shipped its one input is disabled: Filebeat idles, skidder says there is nothing
+    // to ship (a deliberate difference, docs/beats-compatibility.md).
+    let (code, out, _) = test_config(dir.path(), &text);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no input is configured"), "{out}");
+    // As a user turns it on.
+    let yaml = text.replace("enabled: false", "enabled: true");
+    let (code, out, warns) = test_config(dir.path(), &yaml);
+    assert_eq!(code, Some(0), "filebeat.yml refused:\n{out}");
+    assert!(out.contains("Config OK"), "{out}");
+    assert_warns(
+        "filebeat.yml",
+        &warns,
+        &[
+            "setup: ignored",
+            "filebeat.config.modules: ignored",
+            "processors.1.add_cloud_metadata: loaded but not applied",
+            "processors.2.add_docker_metadata: loaded but not applied",
+            "processors.3.add_kubernetes_metadata: loaded but not applied",
+        ],
+    );
+}

@@ -566,6 +566,23 @@ impl Monitoring {
             "Seconds until our TLS certificate expires (negative: expired).",
             &certs,
         );
+        // Read by output.elasticsearch at start, hourly and after each rotation; absent
+        // while unknown or when the key never expires.
+        let api_key: Vec<(String, f64)> = self
+            .metrics
+            .api_key_expiry_s_plus_one
+            .load(Ordering::Relaxed)
+            .checked_sub(1)
+            .map(|left| (String::new(), left as f64))
+            .into_iter()
+            .collect();
+        family(
+            &mut out,
+            "api_key_expiry_seconds",
+            "gauge",
+            "Seconds until output.elasticsearch's API key expires.",
+            &api_key,
+        );
         family(
             &mut out,
             "process_cpu_seconds_total",
@@ -701,5 +718,20 @@ mod tests {
         assert_eq!(m.answer(&Method::GET, "/nope", "", true).status(), 404);
         assert_eq!(m.answer(&Method::POST, "/stats", "", true).status(), 405);
         assert_eq!(m.answer(&Method::GET, "/stats", "", false).status(), 401);
+    }
+
+    #[test]
+    fn the_api_key_expiry_is_a_gauge_once_known() {
+        let m = monitoring();
+        assert!(!m.prometheus().contains("\nskidder_api_key_expiry_seconds "));
+        m.metrics
+            .api_key_expiry_s_plus_one
+            .store(3601, Ordering::Relaxed);
+        assert!(
+            m.prometheus()
+                .contains("\nskidder_api_key_expiry_seconds 3600\n"),
+            "{}",
+            m.prometheus()
+        );
     }
 }

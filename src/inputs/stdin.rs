@@ -10,16 +10,14 @@
 //! reason in `error.message`, tag `_jsonparsefailure`) or a counted drop logged with its
 //! line number.
 
-use std::fmt;
 use std::io::{BufRead, Read};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::filestream::parsers::{write_decoded, Decoded, Ndjson};
+use super::filestream::parsers::{write_decoded, Decoded, Ndjson, Pairs};
 use super::CommonFields;
 use crate::config::filestream::NdjsonConfig;
 use crate::config::{JsonErrorPolicy, StdinInputConfig};
@@ -46,29 +44,6 @@ pub enum Line {
     Dropped(String),
     /// A processor dropped the event (`drop_event`): filtered, not lost.
     Filtered,
-}
-
-/// The pairs of a JSON object, keys decoded, values verbatim.
-pub(crate) struct Pairs<'a>(pub(crate) Vec<(String, &'a RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for Pairs<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Pairs<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Pairs(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 impl StdinInput {

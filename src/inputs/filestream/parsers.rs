@@ -72,8 +72,9 @@ impl Decoded {
     }
 }
 
-/// The pairs of a JSON object, keys decoded, values as raw text.
-struct Pairs<'a>(Vec<(String, &'a RawValue)>);
+/// The pairs of a JSON object, keys decoded, values as raw text (also the HTTP intake's
+/// `prefix: .` objects).
+pub(crate) struct Pairs<'a>(pub(crate) Vec<(String, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Pairs<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::event::EventEncoder;
-use crate::inputs::stdin::{json_object_event, Pairs};
+use crate::inputs::filestream::parsers::Pairs;
+use crate::inputs::stdin::json_object_event;
 use crate::inputs::CommonFields;
 
 /// Why a body was refused.
