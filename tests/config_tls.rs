@@ -211,7 +211,7 @@ output.logstash:
     let (_child, mut lines) = spawn_run(dir.path(), &cfg);
     for needle in [
         "output.logstash.ssl.supported_protocols: TLSv1.1 dropped",
-        "output.logstash.ssl.renegotiation is freely",
+        "output.logstash.ssl.renegotiation: freely is not applied",
     ] {
         lines.wait_for_line(
             &format!("a WARN containing {needle:?}"),
