@@ -11,15 +11,23 @@ use std::time::Duration;
 /// A pseudo-terminal pair: (controller, the terminal the child writes to).
 fn openpty() -> (OwnedFd, OwnedFd) {
     let (mut controller, mut terminal) = (-1, -1);
-    // SAFETY: openpty writes two descriptors into the ints we pass; the other arguments may
-    // be null.
+    // A window of a common size: without one the terminal reports 0x0 and the progress line's
+    // width is a guess.
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the ints we pass; the name may be null, and
+    // the termios and winsize pointers are read only.
     let rc = unsafe {
         libc::openpty(
             &mut controller,
             &mut terminal,
             std::ptr::null_mut(),
             std::ptr::null(),
-            std::ptr::null(),
+            &size,
         )
     };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
