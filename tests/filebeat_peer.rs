@@ -23,21 +23,9 @@ fn filebeat_ships_a_file_over_mutual_tls_to_skidder_receive() {
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
     let out = dir.path().join("received.ndjson");
     let out_s = out.display().to_string();
-    let rx = Receiver::receive(&[
-        "--out",
-        &out_s,
-        "--tls-cert",
-        &p.server_cert,
-        "--tls-key",
-        &p.server_key,
-        "--tls-ca",
-        &p.ca,
-        "--require-client-cert",
-        "--expect",
-        "500",
-        "--deadline",
-        "120s",
-    ]);
+    let mut args = vec!["--out", &out_s, "--expect", "500", "--deadline", "120s"];
+    args.extend(p.receive_args());
+    let rx = Receiver::receive(&args);
     let yaml = format!(
         "filebeat.inputs:\n\
          - type: filestream\n  id: app\n  paths: [{log}]\n\

@@ -39,17 +39,9 @@ impl Rig {
         let p = Pki::new("filestream-test-ca", "shipper");
         let out = p.files.path("received.ndjson");
         let out_s = out.display().to_string();
-        let rx = Receiver::receive(&[
-            "--out",
-            &out_s,
-            "--tls-cert",
-            &p.server_cert,
-            "--tls-key",
-            &p.server_key,
-            "--tls-ca",
-            &p.ca,
-            "--require-client-cert",
-        ]);
+        let mut args = vec!["--out", out_s.as_str()];
+        args.extend(p.receive_args());
+        let rx = Receiver::receive(&args);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("logs")).unwrap();
         Self { p, rx, out, dir }

@@ -125,6 +125,20 @@ pub struct MutualTlsFiles {
 }
 
 impl MutualTlsFiles {
+    /// `skidder receive`'s flags for a listener that serves the server certificate and
+    /// requires a client certificate from this CA.
+    pub fn receive_args(&self) -> Vec<&str> {
+        vec![
+            "--tls-cert",
+            &self.server_cert,
+            "--tls-key",
+            &self.server_key,
+            "--tls-ca",
+            &self.ca,
+            "--require-client-cert",
+        ]
+    }
+
     /// A fresh CA named `ca_name` issuing the server and a client named `client_cn`.
     pub fn new(ca_name: &str, client_cn: &str) -> Self {
         let ca = Ca::new(ca_name);
