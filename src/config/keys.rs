@@ -335,6 +335,7 @@ keys!(LogstashOutputConfig {
     enabled: BOOL,
     hosts: STR_LIST,
     loadbalance: BOOL,
+    loadbalance_strategy: Shape::Enum(&["capacity", "round_robin"]),
     worker: USIZE,
     pipelining: USIZE,
     compression_level: U32,

@@ -491,6 +491,8 @@ pub struct LogstashOutputConfig {
     pub hosts: Vec<String>,
     /// Spread batches over all hosts (`true`) or use one and fail over (`false`). Default `false`.
     pub loadbalance: bool,
+    /// With `loadbalance`: which connection takes the next window. Default `capacity`.
+    pub loadbalance_strategy: LoadbalanceStrategy,
     /// Connections per host. Default `1`.
     pub worker: usize,
     /// Windows in flight per connection; `0` = wait for each ACK. Default `2`.
@@ -528,6 +530,7 @@ impl Default for LogstashOutputConfig {
             enabled: true,
             hosts: Vec::new(),
             loadbalance: false,
+            loadbalance_strategy: LoadbalanceStrategy::default(),
             worker: 1,
             pipelining: 2,
             compression_level: 3,
@@ -663,6 +666,18 @@ impl Default for ElasticsearchOutputConfig {
             idle_connection_timeout: Duration::default(),
         }
     }
+}
+
+/// `output.logstash.loadbalance_strategy` (see `outputs::logstash::balance`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadbalanceStrategy {
+    /// The connection with the least expected completion time (outstanding windows × recent
+    /// ACK latency) takes the next window; a far slower host is ejected for a while.
+    #[default]
+    Capacity,
+    /// Beats' behaviour: strict turns, so a slow host holds the others back.
+    RoundRobin,
 }
 
 /// `output.elasticsearch.document_id`: where a bulk item's `_id` comes from, so that a batch

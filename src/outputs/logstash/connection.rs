@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use skidder_protocol::{ClientConfig, ClientEvent, ClientSession, Compressor, ProtocolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::balance::Decision;
 use super::compress::WireCompressor;
+use super::fleet::Lease;
 use super::metrics::{ErrorKind, HostMetrics};
 use super::transport::Connected;
 use super::window::Window;
@@ -128,6 +130,8 @@ impl ConnectionError {
 
 /// What a connection needs from its worker.
 pub struct Ctx<'a> {
+    /// With `loadbalance`: asked before each batch is taken, told of each window.
+    pub balance: Option<&'a Lease>,
     /// `host:port`.
     pub host: &'a str,
     /// The host's counters.
@@ -226,6 +230,9 @@ pub async fn serve(
                 }
             }
             sent_at.push_back(Instant::now());
+            if let Some(b) = ctx.balance {
+                b.sent();
+            }
             ctx.host_metrics.windows.fetch_add(1, Ordering::Relaxed);
             ctx.metrics
                 .output_bytes
@@ -238,12 +245,26 @@ pub async fn serve(
         }
         let all_sent = held.iter().all(|h| h.sent == h.batch.len());
         let want_batch = all_sent && s.in_flight() < ctx.windows_in_flight && !ttl_due;
+        // Whether the balancer lets this connection take it (see balance.rs); it is asked
+        // again whenever it changes.
+        let (take, seen, recheck) = match ctx.balance {
+            Some(b) if want_batch => match b.decide() {
+                (Decision::Take, v) => (true, Some(v), None),
+                (Decision::Wait { recheck }, v) => (false, Some(v), recheck),
+            },
+            _ => (want_batch, None, None),
+        };
         let deadline = s.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             // Either the next batch, or (while the pipeline is full) the end of the run,
             // which only a cancelled run reaches while batches are held.
-            batch = next_or_end(source, want_batch) => match batch {
-                Some(batch) => held.push_back(Held { batch, sent: 0, acked: 0 }),
+            batch = next_or_end(source, take) => match batch {
+                Some(batch) => {
+                    if let Some(b) = ctx.balance {
+                        b.taken();
+                    }
+                    held.push_back(Held { batch, sent: 0, acked: 0 });
+                }
                 None => {
                     // The run is over (or cancelled): whatever is still held goes back.
                     for h in held.drain(..) {
@@ -289,6 +310,7 @@ pub async fn serve(
                 }
             },
             () = sleep_until_opt(ttl_at.filter(|_| !ttl_due)) => {}
+            () = balance_changed(ctx.balance, seen, recheck) => {}
             () = recalled(gate.as_deref(), recalls_seen) => {
                 if !held.is_empty() {
                     return Ended::Recalled;
@@ -315,6 +337,15 @@ async fn recalled(gate: Option<&Gate>, seen: u64) {
     match gate {
         Some(g) => g.recalled_after(seen).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the balancer changed after version `seen`, or at `recheck`; never
+/// without a balancer or when nothing was asked of it.
+async fn balance_changed(lease: Option<&Lease>, seen: Option<u64>, recheck: Option<Instant>) {
+    match (lease, seen) {
+        (Some(l), Some(v)) => l.changed(v, recheck).await,
+        _ => std::future::pending().await,
     }
 }
 
@@ -353,6 +384,9 @@ fn drain_acks(
         if window_done {
             if let Some(t) = sent_at.pop_front() {
                 ctx.host_metrics.ack_latency(t.elapsed());
+                if let Some(b) = ctx.balance {
+                    b.acked();
+                }
             }
         }
         while held.front().is_some_and(|h| h.acked == h.batch.len()) {

@@ -61,6 +61,8 @@ pub struct HostMetrics {
     pub retries: AtomicU64,
     /// Connections established.
     pub connections: AtomicU64,
+    /// Times the balancer ejected this endpoint for being far slower than the others.
+    pub ejections: AtomicU64,
     errors: [AtomicU64; 5],
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
     /// Sum of all recorded latencies, microseconds (a Prometheus histogram's `_sum`).
@@ -77,6 +79,7 @@ impl HostMetrics {
             events_acked: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            ejections: AtomicU64::new(0),
             errors: Default::default(),
             latency: Default::default(),
             latency_sum_us: AtomicU64::new(0),
@@ -140,12 +143,13 @@ impl HostMetrics {
     /// One line for the log: counters, errors by kind and latency quantiles.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "connections={} windows={} batches={} events_acked={} retries={}",
+            "connections={} windows={} batches={} events_acked={} retries={} ejections={}",
             self.connections.load(Ordering::Relaxed),
             self.windows.load(Ordering::Relaxed),
             self.batches.load(Ordering::Relaxed),
             self.events_acked.load(Ordering::Relaxed),
             self.retries.load(Ordering::Relaxed),
+            self.ejections.load(Ordering::Relaxed),
         );
         for kind in ErrorKind::ALL {
             let _ = write!(s, " errors_{}={}", kind.name(), self.errors(kind));

@@ -13,7 +13,10 @@
 //!
 //! * Event bytes are sent exactly as the input encoded them (libbeat's document layout).
 //! * Hosts: `loadbalance: true` runs `worker` workers per host, all pulling from the
-//!   shared queue; a failing host's workers sit in backoff and take nothing. With
+//!   shared queue, each asking the [`fleet`]'s balancer before it takes a batch
+//!   ([`balance`]: least expected completion time from measured ACK latency, slow-host
+//!   ejection and probing; or Beats' strict `round_robin`); a failing host's workers sit
+//!   in backoff and take nothing. With
 //!   `loadbalance: false`, `worker` workers start at a random host and move to the next one
 //!   on failure.
 //! * A failed connection (closed, timeout, protocol error) hands back exactly the
@@ -40,8 +43,10 @@
 //! the J frames (one copy of each event) ~4 %, the rest is TLS, syscalls, thread wake-ups
 //! and the input. skidder ships 81 % of what libdeflate alone compresses per core.
 
+pub mod balance;
 pub mod compress;
 pub mod connection;
+pub mod fleet;
 pub mod metrics;
 pub mod settings;
 pub mod transport;
@@ -89,10 +94,14 @@ pub fn build(
         .hosts
         .iter()
         .map(|h| Arc::new(metrics::HostMetrics::new(h.to_string())))
-        .collect();
+        .collect::<Vec<_>>();
+    let fleet = settings
+        .loadbalance
+        .then(|| Arc::new(fleet::Fleet::new(settings.loadbalance_strategy, &hosts)));
     let shared = Arc::new(worker::Shared {
         settings: settings.clone(),
         connector,
+        fleet,
         hosts,
         running: AtomicUsize::new(0),
         refusing: AtomicUsize::new(0),

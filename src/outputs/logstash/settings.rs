@@ -55,6 +55,8 @@ pub struct LogstashSettings {
     pub hosts: Vec<Endpoint>,
     /// `loadbalance`.
     pub loadbalance: bool,
+    /// `loadbalance_strategy`.
+    pub loadbalance_strategy: crate::config::LoadbalanceStrategy,
     /// `worker`: connections per host (at least 1).
     pub worker: usize,
     /// `pipelining`: windows in flight per connection; 0 means 1 (wait for each ACK).
@@ -162,6 +164,7 @@ impl LogstashSettings {
         Ok(Self {
             hosts,
             loadbalance: cfg.loadbalance,
+            loadbalance_strategy: cfg.loadbalance_strategy,
             worker: cfg.worker,
             pipelining: cfg.pipelining,
             compression_level: cfg.compression_level,

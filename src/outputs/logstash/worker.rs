@@ -31,6 +31,8 @@ pub struct Shared {
     pub settings: LogstashSettings,
     /// Opens connections.
     pub connector: Connector,
+    /// With `loadbalance`: which connection takes the next window (endpoint = host index).
+    pub fleet: Option<Arc<super::fleet::Fleet>>,
     /// One entry per host, in `hosts` order.
     pub hosts: Vec<Arc<HostMetrics>>,
     /// Workers still running; the last one logs the per-host summary.
@@ -220,7 +222,9 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
         } else {
             span.in_scope(|| tracing::debug!("connected"));
         }
+        let lease = w.shared.fleet.as_ref().map(|f| f.join(index));
         let ctx = Ctx {
+            balance: lease.as_ref(),
             host: &host,
             host_metrics,
             metrics: &metrics,
@@ -233,6 +237,8 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
         let ended = connection::serve(conn, &ctx, &mut source, &mut held, &mut window, &mut out)
             .instrument(span.clone())
             .await;
+        // Out of the balancer before any backoff: a connection that is gone takes nothing.
+        drop(lease);
         if host_metrics.events_acked.load(Ordering::Relaxed) > acked_before {
             backoff.reset();
         }
