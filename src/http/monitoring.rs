@@ -497,6 +497,13 @@ impl Monitoring {
         );
         family(
             &mut out,
+            "logstash_ejections_total",
+            "counter",
+            "Times a Logstash endpoint was ejected by the balancer for being far slower than the others.",
+            &per_host(&|h| h.ejections.load(Ordering::Relaxed)),
+        );
+        family(
+            &mut out,
             "logstash_retries_total",
             "counter",
             "Events handed back for another attempt after a failure on a Logstash host.",

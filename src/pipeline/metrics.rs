@@ -128,6 +128,9 @@ pub struct Snapshot {
     pub disk_bytes_written: u64,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
+    /// Per `output.logstash` endpoint: name, windows, events acked, ejections, ACK latency
+    /// p90 in ms (0 without samples).
+    pub logstash: Vec<(String, u64, u64, u64, u64)>,
 }
 
 impl Metrics {
@@ -229,6 +232,19 @@ impl Metrics {
             disk_fsyncs: r(&self.disk_fsyncs),
             disk_bytes_written: r(&self.disk_bytes_written),
             inputs,
+            logstash: self
+                .logstash_hosts()
+                .iter()
+                .map(|h| {
+                    (
+                        h.host.clone(),
+                        r(&h.windows),
+                        r(&h.events_acked),
+                        r(&h.ejections),
+                        h.latency_quantile_ms(0.9).unwrap_or(0),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -312,6 +328,24 @@ impl Snapshot {
             self.output_errors.saturating_sub(before.output_errors),
         );
         put("output.workers.backing_off".into(), self.output_backing_off);
+        // Per Logstash endpoint: what it carried in the period, and its p90 ACK latency
+        // (a bucket bound) while it carried anything.
+        for (host, windows, events, ejections, p90) in &self.logstash {
+            let old = before.logstash.iter().find(|b| &b.0 == host);
+            let moved = windows.saturating_sub(old.map_or(0, |b| b.1));
+            put(format!("output.logstash.{host}.windows"), moved);
+            put(
+                format!("output.logstash.{host}.events.acked"),
+                events.saturating_sub(old.map_or(0, |b| b.2)),
+            );
+            put(
+                format!("output.logstash.{host}.ejections"),
+                ejections.saturating_sub(old.map_or(0, |b| b.3)),
+            );
+            if moved > 0 {
+                put(format!("output.logstash.{host}.ack_latency.p90_ms"), *p90);
+            }
+        }
         put("queue.disk.bytes".into(), self.disk_bytes);
         put("queue.disk.full".into(), self.disk_full);
         put(
