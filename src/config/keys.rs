@@ -350,6 +350,14 @@ keys!(LogstashOutputConfig {
     proxy_url: OPT_STR,
     proxy_use_local_resolver: BOOL,
     ssl: Shape::Section(SslConfig::fields),
+    dns: Shape::Section(LogstashDnsConfig::fields),
+});
+
+keys!(LogstashDnsConfig {
+    expand: BOOL,
+    srv: BOOL,
+    refresh_interval: DUR,
+    nameservers: STR_LIST,
 });
 
 keys!(ElasticsearchOutputConfig {

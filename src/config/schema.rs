@@ -522,6 +522,33 @@ pub struct LogstashOutputConfig {
     pub proxy_use_local_resolver: bool,
     /// TLS settings.
     pub ssl: SslConfig,
+    /// DNS discovery: one endpoint per address, re-resolved periodically.
+    pub dns: LogstashDnsConfig,
+}
+
+/// `output.logstash.dns` (see `outputs::logstash::dns`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogstashDnsConfig {
+    /// One endpoint per address a host resolves to; needs `loadbalance`. Default `false`.
+    pub expand: bool,
+    /// Hosts are SRV names (`_lumberjack._tcp.` added unless given). Default `false`.
+    pub srv: bool,
+    /// How often names are resolved again. Default `30s`.
+    pub refresh_interval: Duration,
+    /// `ip[:port]` of the DNS servers to ask (port 53 by default); empty = resolv.conf.
+    pub nameservers: Vec<String>,
+}
+
+impl Default for LogstashDnsConfig {
+    fn default() -> Self {
+        Self {
+            expand: false,
+            srv: false,
+            refresh_interval: Duration::from_secs(30),
+            nameservers: Vec::new(),
+        }
+    }
 }
 
 impl Default for LogstashOutputConfig {
@@ -545,6 +572,7 @@ impl Default for LogstashOutputConfig {
             proxy_url: None,
             proxy_use_local_resolver: false,
             ssl: SslConfig::default(),
+            dns: LogstashDnsConfig::default(),
         }
     }
 }

@@ -882,6 +882,16 @@ pub struct BatchSource {
 }
 
 impl BatchSource {
+    /// Another source of the same queue, batch size and gate: for workers started while the
+    /// run goes on (`output.logstash` `dns.expand` adds one per address that joins).
+    pub fn fork(&self) -> BatchSource {
+        BatchSource {
+            shared: Arc::clone(&self.shared),
+            max: self.max,
+            gate: self.gate.clone(),
+        }
+    }
+
     /// The largest batch this source hands out (`bulk_max_size`).
     pub fn bulk_max_size(&self) -> usize {
         self.max

@@ -105,6 +105,8 @@ pub enum Decision {
         /// When the answer may change by time alone (an ejection ends, a window ages).
         recheck: Option<Instant>,
     },
+    /// The endpoint was removed and this connection has nothing outstanding: end it.
+    Leave,
 }
 
 /// An endpoint's admission state.
@@ -119,6 +121,8 @@ pub enum Health {
     },
     /// Takes one window; its ACK decides.
     Probing,
+    /// Gone from DNS: takes nothing; its connections leave once their windows are answered.
+    Removed,
 }
 
 /// Something the caller logs and counts.
@@ -235,6 +239,15 @@ impl Balancer {
         }
     }
 
+    /// Removes `endpoint` (gone from DNS): it takes no new window, and each of its
+    /// connections is told to [`Decision::Leave`] once its windows are acknowledged.
+    pub fn remove_endpoint(&mut self, endpoint: EndpointId) {
+        if let Some(e) = self.endpoints.get_mut(endpoint) {
+            e.health = Health::Removed;
+            e.over_since = None;
+        }
+    }
+
     /// An endpoint's admission state.
     pub fn health(&self, endpoint: EndpointId) -> Option<Health> {
         self.endpoints.get(endpoint).map(|e| e.health)
@@ -249,6 +262,16 @@ impl Balancer {
     /// ending or starting), returned for logging.
     pub fn decide(&mut self, conn: ConnId, now: Instant) -> (Decision, Vec<Change>) {
         let changes = self.review(now);
+        if let Some(c) = self.conns.get(&conn) {
+            if self.health(c.endpoint) == Some(Health::Removed) {
+                let decision = if c.outstanding.is_empty() {
+                    Decision::Leave
+                } else {
+                    Decision::Wait { recheck: None }
+                };
+                return (decision, changes);
+            }
+        }
         let decision = match self.strategy {
             LoadbalanceStrategy::RoundRobin => self.decide_round_robin(conn),
             LoadbalanceStrategy::Capacity => self.decide_capacity(conn, now),
@@ -257,8 +280,8 @@ impl Balancer {
     }
 
     fn decide_round_robin(&mut self, conn: ConnId) -> Decision {
-        if self.turn.is_none_or(|t| !self.conns.contains_key(&t)) {
-            self.turn = self.conns.keys().next().copied();
+        if self.turn.is_none_or(|t| !self.takes(t)) {
+            self.turn = self.after(self.turn.unwrap_or(ConnId(u64::MAX)));
         }
         if self.turn == Some(conn) {
             Decision::Take
@@ -346,13 +369,20 @@ impl Balancer {
         }
     }
 
-    /// The connection after `conn` in connection order, wrapping.
+    /// The connection after `conn` in connection order that may take windows, wrapping.
     fn after(&self, conn: ConnId) -> Option<ConnId> {
-        self.conns
-            .range(ConnId(conn.0 + 1)..)
-            .next()
-            .or_else(|| self.conns.iter().next())
+        let later = self.conns.range(ConnId(conn.0.saturating_add(1))..);
+        later
+            .chain(self.conns.range(..=conn))
             .map(|(id, _)| *id)
+            .find(|id| self.takes(*id))
+    }
+
+    /// Whether `conn` exists and its endpoint is not removed.
+    fn takes(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| self.health(c.endpoint) != Some(Health::Removed))
     }
 
     /// `conn` wrote a window at `now`.
@@ -718,6 +748,31 @@ mod tests {
             .review(at(60_000))
             .iter()
             .all(|c| !matches!(c, Change::Ejected { .. })));
+    }
+
+    #[test]
+    fn a_removed_endpoint_takes_nothing_and_leaves_once_answered() {
+        let t0 = Instant::now();
+        for strategy in [
+            LoadbalanceStrategy::Capacity,
+            LoadbalanceStrategy::RoundRobin,
+        ] {
+            let mut b = Balancer::new(strategy, Rules::default());
+            let (keep, gone) = (b.add_endpoint(), b.add_endpoint());
+            let (k, g) = (b.join(keep), b.join(gone));
+            b.sent(g, t0);
+            b.remove_endpoint(gone);
+            assert_eq!(b.decide(g, t0).0, Decision::Wait { recheck: None });
+            assert_eq!(b.decide(k, t0).0, Decision::Take, "{strategy:?}");
+            b.taken(k);
+            assert_eq!(
+                b.decide(k, t0).0,
+                Decision::Take,
+                "the turn skips {strategy:?}"
+            );
+            b.acked(g, t0 + ms(4));
+            assert_eq!(b.decide(g, t0 + ms(4)).0, Decision::Leave);
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum Ended {
     /// The source's gate closed (`output.failover` switched away) while batches were held:
     /// the connection is given up so they go back to the queue for the other output.
     Recalled,
+    /// Its address left the DNS answer and every window was acknowledged (`dns.expand`).
+    Drained,
 }
 
 /// Why a connection was given up.
@@ -251,6 +253,8 @@ pub async fn serve(
             Some(b) if want_batch => match b.decide() {
                 (Decision::Take, v) => (true, Some(v), None),
                 (Decision::Wait { recheck }, v) => (false, Some(v), recheck),
+                (Decision::Leave, _) if held.is_empty() => return Ended::Drained,
+                (Decision::Leave, v) => (false, Some(v), None),
             },
             _ => (want_batch, None, None),
         };

@@ -82,6 +82,36 @@ impl Fleet {
         }
     }
 
+    /// Adds an endpoint (an address from DNS) counted in `metrics`.
+    pub fn add_endpoint(&self, metrics: Arc<HostMetrics>) -> EndpointId {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let id = self.lock().add_endpoint();
+        endpoints.push(metrics);
+        drop(endpoints);
+        self.bump();
+        id
+    }
+
+    /// Drains `endpoint` (gone from DNS): no new window; its connections leave once
+    /// answered.
+    pub fn remove_endpoint(&self, endpoint: EndpointId) {
+        self.lock().remove_endpoint(endpoint);
+        self.bump();
+    }
+
+    /// Whether `endpoint` was removed.
+    pub fn is_removed(&self, endpoint: EndpointId) -> bool {
+        self.lock().health(endpoint) == Some(super::balance::Health::Removed)
+    }
+
+    /// The counters of every endpoint, configured hosts first, then addresses from DNS.
+    pub fn endpoint_metrics(&self) -> Vec<Arc<HostMetrics>> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// A connection to `endpoint` joins.
     pub fn join(self: &Arc<Self>, endpoint: EndpointId) -> Lease {
         let conn = self.lock().join(endpoint);

@@ -63,6 +63,8 @@ pub struct HostMetrics {
     pub connections: AtomicU64,
     /// Times the balancer ejected this endpoint for being far slower than the others.
     pub ejections: AtomicU64,
+    /// Addresses that joined or left this host's DNS answer (`dns.expand`).
+    pub dns_changes: AtomicU64,
     errors: [AtomicU64; 5],
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
     /// Sum of all recorded latencies, microseconds (a Prometheus histogram's `_sum`).
@@ -80,6 +82,7 @@ impl HostMetrics {
             retries: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             ejections: AtomicU64::new(0),
+            dns_changes: AtomicU64::new(0),
             errors: Default::default(),
             latency: Default::default(),
             latency_sum_us: AtomicU64::new(0),
@@ -143,13 +146,14 @@ impl HostMetrics {
     /// One line for the log: counters, errors by kind and latency quantiles.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "connections={} windows={} batches={} events_acked={} retries={} ejections={}",
+            "connections={} windows={} batches={} events_acked={} retries={} ejections={} dns_changes={}",
             self.connections.load(Ordering::Relaxed),
             self.windows.load(Ordering::Relaxed),
             self.batches.load(Ordering::Relaxed),
             self.events_acked.load(Ordering::Relaxed),
             self.retries.load(Ordering::Relaxed),
             self.ejections.load(Ordering::Relaxed),
+            self.dns_changes.load(Ordering::Relaxed),
         );
         for kind in ErrorKind::ALL {
             let _ = write!(s, " errors_{}={}", kind.name(), self.errors(kind));

@@ -19,6 +19,8 @@
 //!   in backoff and take nothing. With
 //!   `loadbalance: false`, `worker` workers start at a random host and move to the next one
 //!   on failure.
+//! * `dns.expand`: every address of a host is an endpoint of its own, re-resolved every
+//!   `dns.refresh_interval`; vanished addresses drain and leave ([`dns`]).
 //! * A failed connection (closed, timeout, protocol error) hands back exactly the
 //!   unacknowledged events (partial ACKs are kept); `max_retries` counts attempts per batch.
 //! * `ttl` is honoured with pipelining: when it passes, no new window is started, the
@@ -46,6 +48,7 @@
 pub mod balance;
 pub mod compress;
 pub mod connection;
+pub mod dns;
 pub mod fleet;
 pub mod metrics;
 pub mod settings;
@@ -108,7 +111,18 @@ pub fn build(
     });
     let n = settings.hosts.len();
     let mut workers = Vec::new();
-    if settings.loadbalance {
+    if settings.dns.expand {
+        // One discovery worker per host; it starts `worker` workers per address it finds.
+        for host in 0..n {
+            let id = workers.len();
+            workers.push(LogstashWorker::with_role(
+                Arc::clone(&shared),
+                vec![host],
+                id,
+                worker::Role::Discover,
+            ));
+        }
+    } else if settings.loadbalance {
         for host in 0..n {
             for _ in 0..settings.worker {
                 let id = workers.len();

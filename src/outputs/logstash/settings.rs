@@ -85,6 +85,8 @@ pub struct LogstashSettings {
     pub proxy: Option<ProxySettings>,
     /// `ssl.*` when TLS is on.
     pub tls: Option<TlsSettings>,
+    /// `dns.*`.
+    pub dns: super::dns::DnsSettings,
 }
 
 /// A setting of `output.logstash` that cannot be used.
@@ -161,6 +163,7 @@ impl LogstashSettings {
             .map(|u| parse_proxy(u, cfg.proxy_use_local_resolver))
             .transpose()?;
         let tls = TlsSettings::from_config(&cfg.ssl)?;
+        let dns = dns_settings(cfg, proxy.is_some())?;
         Ok(Self {
             hosts,
             loadbalance: cfg.loadbalance,
@@ -179,6 +182,7 @@ impl LogstashSettings {
             index: cfg.index.as_deref().unwrap_or("skidder").to_lowercase(),
             proxy,
             tls: tls.is_enabled().then_some(tls),
+            dns,
         })
     }
 
@@ -186,6 +190,57 @@ impl LogstashSettings {
     pub fn windows_in_flight(&self) -> usize {
         self.pipelining.max(1)
     }
+}
+
+/// `dns.*`: `expand` needs `loadbalance` and no proxy; nameservers are `ip[:port]`.
+fn dns_settings(
+    cfg: &LogstashOutputConfig,
+    proxied: bool,
+) -> Result<super::dns::DnsSettings, SettingsError> {
+    let d = &cfg.dns;
+    if d.expand && !cfg.loadbalance {
+        return Err(invalid(
+            "dns.expand",
+            "needs loadbalance: true (every address is an endpoint to balance over)",
+        ));
+    }
+    if d.expand && proxied {
+        return Err(invalid(
+            "dns.expand",
+            "cannot be used with proxy_url (the proxy resolves names)",
+        ));
+    }
+    if d.srv && !d.expand {
+        return Err(invalid("dns.srv", "needs dns.expand: true"));
+    }
+    if d.refresh_interval.is_zero() {
+        return Err(invalid("dns.refresh_interval", "must be above 0s"));
+    }
+    let nameservers = d
+        .nameservers
+        .iter()
+        .map(|n| {
+            n.parse::<std::net::SocketAddr>()
+                .or_else(|_| {
+                    n.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    invalid(
+                        "dns.nameservers",
+                        format!("{n:?} is not an ip or ip:port (names cannot be used here)"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(super::dns::DnsSettings {
+        expand: d.expand,
+        srv: d.srv,
+        refresh_interval: d.refresh_interval.get(),
+        nameservers,
+    })
 }
 
 fn parse_proxy(text: &str, local_resolver: bool) -> Result<ProxySettings, SettingsError> {
@@ -289,6 +344,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no proxy port"));
+    }
+
+    #[test]
+    fn dns_settings_are_checked() {
+        let mut c = cfg(&["ls.test"]);
+        c.dns.expand = true;
+        assert_eq!(
+            LogstashSettings::from_config(&c).unwrap_err().to_string(),
+            "output.logstash.dns.expand: needs loadbalance: true (every address is an endpoint to balance over)"
+        );
+        c.loadbalance = true;
+        c.dns.nameservers = vec!["127.0.0.1:5353".into(), "::1".into()];
+        let s = LogstashSettings::from_config(&c).unwrap();
+        assert_eq!(
+            s.dns.nameservers,
+            [
+                "127.0.0.1:5353".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        c.dns.nameservers = vec!["dns.local".into()];
+        assert!(LogstashSettings::from_config(&c)
+            .unwrap_err()
+            .to_string()
+            .starts_with("output.logstash.dns.nameservers: \"dns.local\" is not an ip"));
     }
 
     #[test]

@@ -226,6 +226,39 @@ impl Connector {
         })
     }
 
+    /// Opens a connection to `addr` (an address `dns.expand` found for `host`): no name
+    /// resolution; TLS checks `host`'s name as usual.
+    ///
+    /// # Errors
+    /// [`ConnectError`] naming the phase that failed, the host, and the reason or timeout.
+    pub async fn connect_addr(
+        &self,
+        host: &Endpoint,
+        addr: SocketAddr,
+    ) -> Result<Connected, ConnectError> {
+        let tcp = connect_any(host, &[addr], self.timeout).await?;
+        let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+        let Some(tls) = &self.tls else {
+            return Ok(Connected {
+                stream: Box::new(tcp),
+                peer: addr,
+                local_port,
+                tls_version: "none".to_string(),
+            });
+        };
+        let stream = self.handshake(tls, host, tcp).await?;
+        let tls_version = stream.get_ref().1.protocol_version().map_or_else(
+            || "unknown".to_string(),
+            crate::credentials::tls_version_name,
+        );
+        Ok(Connected {
+            stream: Box::new(stream),
+            peer: addr,
+            local_port,
+            tls_version,
+        })
+    }
+
     /// Walks the phases of [`Self::connect`] once for `skidder test output`, recording each
     /// completed phase with its duration and, on TLS, what the handshake negotiated and
     /// showed. Nothing is written after the handshake: the open connection is handed back

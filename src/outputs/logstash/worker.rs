@@ -49,13 +49,52 @@ pub struct LogstashWorker {
     /// Indexes into `shared.settings.hosts` this worker may use, in the order it tries them.
     hosts: Vec<usize>,
     id: usize,
+    role: Role,
+}
+
+/// What a worker connects to.
+#[derive(Debug)]
+pub enum Role {
+    /// The configured hosts at `hosts`, by name.
+    Hosts,
+    /// `dns.expand`: resolves its host and runs address workers (see [`super::dns`]).
+    Discover,
+    /// `dns.expand`: one address of its host, until the address leaves the DNS answer.
+    Address {
+        /// The address and the name TLS checks.
+        found: super::dns::Found,
+        /// Its endpoint in the fleet.
+        endpoint: super::balance::EndpointId,
+        /// Its counters.
+        metrics: Arc<HostMetrics>,
+    },
 }
 
 impl LogstashWorker {
     /// A worker using the hosts at `hosts` (indexes into the settings' host list).
     pub fn new(shared: Arc<Shared>, hosts: Vec<usize>, id: usize) -> Self {
+        Self::with_role(shared, hosts, id, Role::Hosts)
+    }
+
+    /// A worker of `role` for the host at `host`.
+    pub fn with_role(shared: Arc<Shared>, hosts: Vec<usize>, id: usize, role: Role) -> Self {
         shared.running.fetch_add(1, Ordering::Relaxed);
-        Self { shared, hosts, id }
+        Self {
+            shared,
+            hosts,
+            id,
+            role,
+        }
+    }
+
+    /// The worker's number (thread names, logs).
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The first host this worker uses (index into the settings' host list).
+    pub fn host_index(&self) -> usize {
+        self.hosts.first().copied().unwrap_or(0)
     }
 
     /// What this worker shares with the other workers of its output (counters, health).
@@ -98,7 +137,19 @@ impl Output for LogstashWorker {
     /// CPU and half the thread switches. Dropping the returned future (an aborted run)
     /// stops the worker, whose held batches then go back to the queue as before.
     fn run(self: Box<Self>, batches: BatchSource, metrics: Arc<Metrics>) -> WorkerFuture {
-        metrics.add_logstash_hosts(&self.shared.hosts);
+        if matches!(self.role, Role::Discover) {
+            // Resolving and starting address workers needs no thread of its own.
+            let shared = Arc::clone(&self.shared);
+            let discovery = super::dns::run_discovery(*self, batches, metrics);
+            return Box::pin(async move {
+                let outcome = discovery.await;
+                finish(&shared);
+                outcome
+            });
+        }
+        if !matches!(self.role, Role::Address { .. }) {
+            metrics.add_logstash_hosts(&self.shared.hosts);
+        }
         if let Some(tls) = self.shared.connector.tls() {
             metrics.add_certificate("output.logstash.ssl", tls);
         }
@@ -148,13 +199,22 @@ impl Output for LogstashWorker {
                     }
                 }
             };
-            if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-                for h in &shared.hosts {
-                    tracing::info!(host = %h.host, summary = %h.summary(), "logstash output host totals");
-                }
-            }
+            finish(&shared);
             outcome
         })
+    }
+}
+
+/// One worker ended; the last one logs the totals of every host (and DNS address).
+fn finish(shared: &Shared) {
+    if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let all = shared
+            .fleet
+            .as_ref()
+            .map_or_else(|| shared.hosts.clone(), |f| f.endpoint_metrics());
+        for h in &all {
+            tracing::info!(host = %h.host, summary = %h.summary(), "logstash output host totals");
+        }
     }
 }
 
@@ -184,10 +244,43 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
     loop {
         let index = w.hosts[pos % w.hosts.len()];
         let endpoint: &Endpoint = &s.hosts[index];
-        let host_metrics = &w.shared.hosts[index];
-        let host = endpoint.to_string();
+        let (host_metrics, fleet_endpoint, address) = match &w.role {
+            Role::Address {
+                found,
+                endpoint: id,
+                metrics,
+            } => (metrics, *id, Some(found)),
+            _ => (&w.shared.hosts[index], index, None),
+        };
+        if address.is_some()
+            && w.shared
+                .fleet
+                .as_ref()
+                .is_some_and(|f| f.is_removed(fleet_endpoint))
+        {
+            // The address left the DNS answer and nothing of ours is on it any more.
+            return;
+        }
+        let host = address.map_or_else(|| endpoint.to_string(), ToString::to_string);
+        let connect = async {
+            match address {
+                Some(a) => {
+                    w.shared
+                        .connector
+                        .connect_addr(
+                            &Endpoint {
+                                host: a.name.clone(),
+                                port: a.addr.port(),
+                            },
+                            a.addr,
+                        )
+                        .await
+                }
+                None => w.shared.connector.connect(endpoint).await,
+            }
+        };
         let connected = tokio::select! {
-            c = w.shared.connector.connect(endpoint) => c,
+            c = connect => c,
             () = source.finished() => return,
         };
         refusing.set(connected.is_err());
@@ -222,7 +315,7 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
         } else {
             span.in_scope(|| tracing::debug!("connected"));
         }
-        let lease = w.shared.fleet.as_ref().map(|f| f.join(index));
+        let lease = w.shared.fleet.as_ref().map(|f| f.join(fleet_endpoint));
         let ctx = Ctx {
             balance: lease.as_ref(),
             host: &host,
@@ -243,7 +336,7 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
             backoff.reset();
         }
         match ended {
-            Ended::Finished => return,
+            Ended::Finished | Ended::Drained => return,
             Ended::Ttl => {
                 span.in_scope(|| tracing::debug!("ttl reached; reconnecting"));
             }
