@@ -332,7 +332,36 @@ impl Monitoring {
                     "norm": { "1": norm(load[0]), "5": norm(load[1]), "15": norm(load[2]) },
                 },
             },
+            // Beyond libbeat's shape: output.logstash per endpoint (configured host, or
+            // address with `dns.expand`).
+            "skidder": { "output": { "logstash": { "endpoints": self.logstash_endpoints() } } },
         })
+    }
+
+    /// Per `output.logstash` endpoint: counters and ACK latency quantiles (bucket bounds, ms;
+    /// `null` without samples or above the last bound).
+    fn logstash_endpoints(&self) -> serde_json::Value {
+        let all: Vec<serde_json::Value> = self
+            .metrics
+            .logstash_hosts()
+            .iter()
+            .map(|h| {
+                json!({
+                    "host": h.host,
+                    "connections": h.connections.load(Ordering::Relaxed),
+                    "windows": h.windows.load(Ordering::Relaxed),
+                    "events": { "acked": h.events_acked.load(Ordering::Relaxed), "retried": h.retries.load(Ordering::Relaxed) },
+                    "ejections": h.ejections.load(Ordering::Relaxed),
+                    "dns_changes": h.dns_changes.load(Ordering::Relaxed),
+                    "ack_latency_ms": {
+                        "p50": h.latency_quantile_ms(0.5),
+                        "p90": h.latency_quantile_ms(0.9),
+                        "p99": h.latency_quantile_ms(0.99),
+                    },
+                })
+            })
+            .collect();
+        serde_json::Value::Array(all)
     }
 
     /// `GET /metrics`: the same counters in Prometheus' text format (0.0.4).
@@ -501,6 +530,13 @@ impl Monitoring {
             "counter",
             "Times a Logstash endpoint was ejected by the balancer for being far slower than the others.",
             &per_host(&|h| h.ejections.load(Ordering::Relaxed)),
+        );
+        family(
+            &mut out,
+            "logstash_dns_changes_total",
+            "counter",
+            "Addresses that joined or left a Logstash host's DNS answer (dns.expand).",
+            &per_host(&|h| h.dns_changes.load(Ordering::Relaxed)),
         );
         family(
             &mut out,
@@ -725,6 +761,46 @@ mod tests {
         assert_eq!(m.answer(&Method::GET, "/nope", "", true).status(), 404);
         assert_eq!(m.answer(&Method::POST, "/stats", "", true).status(), 405);
         assert_eq!(m.answer(&Method::GET, "/stats", "", false).status(), 401);
+    }
+
+    #[test]
+    fn logstash_endpoints_show_in_stats_metrics_and_the_periodic_line() {
+        let m = monitoring();
+        let before = m.metrics.snapshot();
+        let h = Arc::new(HostMetrics::new("127.0.0.2:5044 (ls.test)".into()));
+        m.metrics.add_logstash_hosts(std::slice::from_ref(&h));
+        h.windows.fetch_add(3, Ordering::Relaxed);
+        h.events_acked.fetch_add(300, Ordering::Relaxed);
+        h.ejections.fetch_add(1, Ordering::Relaxed);
+        h.dns_changes.fetch_add(2, Ordering::Relaxed);
+        for ms in [3, 4, 900] {
+            h.ack_latency(std::time::Duration::from_millis(ms));
+        }
+        let stats = m.stats();
+        let e = &stats["skidder"]["output"]["logstash"]["endpoints"][0];
+        assert_eq!(e["host"], "127.0.0.2:5044 (ls.test)");
+        assert_eq!(e["windows"], 3);
+        assert_eq!(e["events"]["acked"], 300);
+        assert_eq!(
+            (e["ejections"].clone(), e["dns_changes"].clone()),
+            (json!(1), json!(2))
+        );
+        assert_eq!(e["ack_latency_ms"]["p50"], 5);
+        assert_eq!(e["ack_latency_ms"]["p90"], 1000);
+        let text = m.prometheus();
+        for line in [
+            "skidder_logstash_ejections_total{host=\"127.0.0.2:5044 (ls.test)\"} 1",
+            "skidder_logstash_dns_changes_total{host=\"127.0.0.2:5044 (ls.test)\"} 2",
+            "skidder_logstash_windows_total{host=\"127.0.0.2:5044 (ls.test)\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        let period = m.metrics.snapshot().nonzero_since(&before);
+        let key = |k: &str| format!("output.logstash.127.0.0.2:5044 (ls.test).{k}");
+        assert_eq!(period[&key("windows")], 3);
+        assert_eq!(period[&key("events.acked")], 300);
+        assert_eq!(period[&key("ejections")], 1);
+        assert_eq!(period[&key("ack_latency.p90_ms")], 1000);
     }
 
     #[test]
