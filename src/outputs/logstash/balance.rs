@@ -23,11 +23,15 @@
 //! A connection's expected completion time for one more window is
 //! `(windows outstanding + 1) × max(EWMA, age of its oldest outstanding window)`: the age
 //! term makes a host that stops answering look slower at once, without waiting for its ACK.
-//! A connection may take the next batch when its expected time is within [`Rules::slack`]
-//! of the best other measured connection's; otherwise it waits and decides again when
-//! anything changes. The best connection can therefore always take, and a slow one only
-//! gets a window when the fast ones are busy enough that it would finish first. An
-//! endpoint not yet measured gets one window at a time until its first ACK measures it.
+//! A connection may take the next batch when its expected time is at most
+//! [`Rules::tolerance`] × the best other measured connection's plus [`Rules::slack`];
+//! otherwise it waits and decides again when anything changes. The best connection can
+//! therefore always take; hosts of similar speed share the load as they pull it, and a far
+//! slower one only gets a window when the fast ones are busy enough that it would finish
+//! first. An endpoint not yet measured gets one window at a time until its first ACK
+//! measures it, and an admitted endpoint that got nothing for [`Rules::remeasure`] gets one
+//! window, so a host that was slow once (a cold start, a pause) is measured again instead of
+//! being judged by an old sample forever.
 //!
 //! # Ejection (capacity only)
 //! An endpoint is **ejected** when, continuously for [`Rules::eject_after`], its latency —
@@ -57,8 +61,12 @@ use crate::config::LoadbalanceStrategy;
 pub struct Rules {
     /// Weight of the newest sample in the EWMA. Default 0.3.
     pub ewma_weight: f64,
-    /// Expected completion times this close count as equal. Default 2 ms.
+    /// Expected completion times up to this multiple of the best count as equal. Default 1.5.
+    pub tolerance: f64,
+    /// And up to this much above it. Default 5 ms.
     pub slack: Duration,
+    /// An admitted endpoint idle this long gets one window to be measured again. Default 1 s.
+    pub remeasure: Duration,
     /// Ejection: latency above this multiple of the others' median. Default 5.
     pub eject_ratio: f64,
     /// Ejection: and at least this much above it. Default 100 ms.
@@ -77,7 +85,9 @@ impl Default for Rules {
     fn default() -> Self {
         Self {
             ewma_weight: 0.3,
-            slack: Duration::from_millis(2),
+            tolerance: 1.5,
+            slack: Duration::from_millis(5),
+            remeasure: Duration::from_secs(1),
             eject_ratio: 5.0,
             eject_margin: Duration::from_millis(100),
             eject_after: Duration::from_secs(1),
@@ -159,6 +169,8 @@ struct Endpoint {
     samples: VecDeque<Duration>,
     health: Health,
     over_since: Option<Instant>,
+    /// When its last window was acknowledged.
+    last_ack: Option<Instant>,
     /// Consecutive ejections, for the doubling.
     streak: u32,
     /// Connections to it.
@@ -204,6 +216,7 @@ impl Balancer {
             samples: VecDeque::new(),
             health: Health::Admitted,
             over_since: None,
+            last_ack: None,
             streak: 0,
             conns: 0,
         });
@@ -325,6 +338,16 @@ impl Balancer {
                 Decision::Wait { recheck: None }
             };
         };
+        let idle = !self
+            .conns
+            .values()
+            .any(|o| o.endpoint == c.endpoint && !o.outstanding.is_empty());
+        if idle
+            && e.last_ack
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.rules.remeasure)
+        {
+            return Decision::Take;
+        }
         let best_other = self
             .conns
             .iter()
@@ -337,12 +360,12 @@ impl Balancer {
             })
             .filter_map(|(_, o)| self.score(o, now))
             .min();
-        match best_other {
-            Some(best) if mine > best + self.rules.slack => {
+        match best_other.map(|b| b.mul_f64(self.rules.tolerance) + self.rules.slack) {
+            Some(bound) if mine > bound => {
                 // The others' scores grow at least as fast as time while their windows age,
-                // so the answer cannot change by time alone before this.
-                let gap = (mine - best - self.rules.slack)
-                    .clamp(Duration::from_millis(1), Duration::from_secs(1));
+                // so the answer cannot change by time alone before this; an idle endpoint
+                // is measured again after `remeasure`.
+                let gap = (mine - bound).clamp(Duration::from_millis(1), self.rules.remeasure);
                 Decision::Wait {
                     recheck: Some(now + gap),
                 }
@@ -407,6 +430,7 @@ impl Balancer {
         let mut changes = Vec::new();
         let rules = &self.rules;
         if let Some(e) = self.endpoints.get_mut(endpoint) {
+            e.last_ack = Some(now);
             e.samples.push_back(latency);
             while e.samples.len() > rules.samples.max(1) {
                 e.samples.pop_front();
@@ -773,6 +797,30 @@ mod tests {
             b.acked(g, t0 + ms(4));
             assert_eq!(b.decide(g, t0 + ms(4)).0, Decision::Leave);
         }
+    }
+
+    #[test]
+    fn a_somewhat_slower_endpoint_shares_light_load_and_an_idle_one_is_measured_again() {
+        let t0 = Instant::now();
+        let at = |n: u64| t0 + ms(n);
+        let mut b = Balancer::new(LoadbalanceStrategy::Capacity, Rules::default());
+        let (fast, other) = (b.add_endpoint(), b.add_endpoint());
+        let (f, o) = (b.join(fast), b.join(other));
+        b.sent(f, at(0));
+        b.acked(f, at(1));
+        b.sent(o, at(0));
+        b.acked(o, at(4));
+        // 4 ms against 1 ms idle: within 1.5 × 1 + 5 ms, both pull.
+        assert_eq!(b.decide(o, at(10)).0, Decision::Take);
+        // One cold window of 40 ms (EWMA 14.8 ms) keeps it out while the fast one idles ...
+        b.sent(o, at(10));
+        b.acked(o, at(50));
+        assert!(matches!(b.decide(o, at(51)).0, Decision::Wait { .. }));
+        // ... until it has been idle for `remeasure`: one window measures it again.
+        assert_eq!(b.decide(o, at(1_050)).0, Decision::Take);
+        b.sent(o, at(1_050));
+        assert!(matches!(b.decide(o, at(1_051)).0, Decision::Wait { .. }));
+        assert_eq!(b.health(other), Some(Health::Admitted));
     }
 
     #[test]
