@@ -66,7 +66,12 @@ output.logstash:
 logging.metrics.enabled: false
 YAML
     local line
-    line=$("$SKIDDER" run -e -c "$WORK/skidder.yml" 2>&1 | grep '^skidder totals:')
+    "$SKIDDER" run -e -c "$WORK/skidder.yml" >"$WORK/run.log" 2>&1 || true
+    line=$(grep '^skidder totals:' "$WORK/run.log" || true)
+    if [[ -z "$line" ]]; then
+        echo "case $1: no totals line; skidder's last lines:" >&2
+        tail -5 "$WORK/run.log" >&2
+    fi
     local eps elapsed
     eps=$(sed -n 's/.*events_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
     elapsed=$(sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p' <<<"$line")
