@@ -29,6 +29,17 @@ pub struct Limit {
     pub bytes_per_event: f64,
 }
 
+/// The compressor `WireCompressor::for_level` gives each `compression_level` 1..=9 in
+/// this build, as "backend level N".
+pub fn mapping() -> Vec<(u32, String)> {
+    (1..=9)
+        .map(|level| {
+            let c = WireCompressor::for_level(level);
+            (level, c.map_or_else(String::new, |c| format!("{c:?}")))
+        })
+        .collect()
+}
+
 /// CPU time of the calling thread: the harness shares the machine, and wall time
 /// would count other processes' slices.
 fn thread_cpu() -> Duration {

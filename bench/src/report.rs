@@ -279,16 +279,8 @@ impl Report {
             ],
         )
         .is_some_and(|s| !s.is_empty());
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|s| s.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let machine = skidder_bench::machine::detect();
+        let (cpu, cores) = (machine.cpu.clone(), machine.cores);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
         let _ = writeln!(m, "# skidder benchmarks\n");
@@ -298,9 +290,11 @@ impl Report {
         );
         let _ = writeln!(
             m,
-            "- Commit: `{commit}`{}\n- Machine: {cpu}, {cores} cores available to processes, Linux {}\n- Date: {date}; the whole run took {:.0} s\n- Mode: {}; {} events per run; pairs run alternately (A B A B …), {} runs per side, medians quoted\n- Corpus: {} NDJSON lines of Beats-shaped nginx access, application and sshd auth events (fixed seed, mean {:.0} bytes), cycled; every sender sends exactly these bytes (skidder: generator `replay`, go-lumber client: `--file`, ferro peer: the same file)\n",
+            "- Commit: `{commit}`{}\n- Machine: {cpu}, {cores} cores available to processes, Linux {}\n- SIMD: {} (ISA-L igzip dispatches to its {} code)\n- Date: {date}; the whole run took {:.0} s\n- Mode: {}; {} events per run; pairs run alternately (A B A B …), {} runs per side, medians quoted\n- Corpus: {} NDJSON lines of Beats-shaped nginx access, application and sshd auth events (fixed seed, mean {:.0} bytes), cycled; every sender sends exactly these bytes (skidder: generator `replay`, go-lumber client: `--file`, ferro peer: the same file)\n",
             if dirty { " (with uncommitted changes)" } else { "" },
             kernel.trim(),
+            machine.features_text(),
+            machine.igzip_path(),
             self.elapsed.as_secs_f64(),
             if self.short { "short (CI)" } else { "full" },
             thousands(Some(self.count as f64)),
@@ -395,7 +389,24 @@ impl Report {
             );
         }
 
-        let _ = writeln!(m, "\n## Targets\n");
+        let _ = writeln!(
+            m,
+            "\nThe compressor each `compression_level` uses in this build (`WireCompressor::for_level`; `SKIDDER_DEFLATE_BACKEND` {}):\n",
+            skidder::outputs::logstash::compress::Backend::forced()
+                .map_or("unset".to_string(), |b| format!("forces {b}"))
+        );
+        let _ = writeln!(m, "| compression_level | backend and its level |");
+        let _ = writeln!(m, "|---:|---|");
+        for (level, backend) in crate::limit::mapping() {
+            let _ = writeln!(m, "| {level} | {backend} |");
+        }
+
+        let _ = writeln!(m, "\n## Targets on {cpu}\n");
+        let _ = writeln!(
+            m,
+            "Evaluated on this machine only ({cpu}; SIMD: {}): another CPU needs its own run.\n",
+            machine.features_text()
+        );
         for line in self.targets() {
             let _ = writeln!(m, "- {line}");
         }
@@ -443,14 +454,16 @@ impl Report {
                 (
                     "sender CPU per event",
                     &|s| s.cpu_s_per_m,
-                    |r| r <= 0.5,
-                    "≤ 0.50",
+                    |r| r <= 0.45,
+                    "≤ 0.45",
                 ),
+                // The mapping may trade up to 2 % more bytes for ≥ 20 % less CPU
+                // (outputs::logstash::compress).
                 (
                     "wire bytes per event",
                     &|s| s.bytes_per_event,
-                    |r| r <= 1.0,
-                    "≤ 1.00",
+                    |r| r <= 1.02,
+                    "≤ 1.02",
                 ),
                 ("events/s", &|s| s.events_per_s, |r| r >= 1.0, "≥ 1.00"),
             ];
@@ -491,11 +504,11 @@ impl Report {
                 let per_cpu_s = 1e6 / cpu_per_m;
                 let pct = per_cpu_s / l.events_per_s * 100.0;
                 out.push(format!(
-                    "machine limit: skidder over mTLS at compression_level 3 ships {} events per CPU-second; its compressor alone ({}) does {} events/s on one core: {pct:.0}% of the limit per core used (target ≥ 80%) — {}",
+                    "machine limit: skidder over mTLS at compression_level 3 ships {} events per CPU-second; its compressor alone ({}) does {} events/s on one core: {pct:.0}% of the limit per core used (target ≥ 85%) — {}",
                     thousands(Some(per_cpu_s)),
                     l.backend,
                     thousands(Some(l.events_per_s)),
-                    verdict(pct >= 80.0)
+                    verdict(pct >= 85.0)
                 ));
             }
             _ => out.push(
@@ -624,6 +637,32 @@ mod tests {
         assert_eq!(thousands(Some(1234567.4)), "1,234,567");
         assert_eq!(thousands(Some(999.0)), "999");
         assert_eq!(thousands(None), "—");
+    }
+
+    #[test]
+    fn report_names_the_machine_and_the_compressor_per_level() {
+        let md = Report::new(Path::new("/nonexistent"), true, 1000, 3, 450.0, 10).markdown();
+        let machine = skidder_bench::machine::detect();
+        assert!(
+            md.contains(&format!("- SIMD: {}", machine.features_text())),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!("## Targets on {}", machine.cpu)),
+            "{md}"
+        );
+        for (level, backend) in crate::limit::mapping() {
+            assert!(!backend.is_empty());
+            assert!(md.contains(&format!("| {level} | {backend} |")), "{md}");
+        }
+        // The default build maps every level to a real backend level, by name.
+        let three = &crate::limit::mapping()[2].1;
+        assert!(
+            ["isal level", "libdeflate level", "flate2 level"]
+                .iter()
+                .any(|b| three.starts_with(b)),
+            "{three}"
+        );
     }
 
     #[test]

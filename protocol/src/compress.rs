@@ -21,7 +21,8 @@ pub trait Compressor {
     /// backend fails; `out` may then hold a partial stream and must be discarded.
     fn compress_zlib(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError>;
 
-    /// The compression level, 1 (fastest) to 9 (smallest).
+    /// The backend's own compression level: zlib's 1 (fastest) to 9 (smallest), or
+    /// igzip's 0 (fastest) to 3 (smallest).
     fn level(&self) -> u32;
 }
 
@@ -145,6 +146,157 @@ impl Compressor for LibdeflateCompressor {
                 source: Box::new(err),
             }),
         }
+    }
+
+    fn level(&self) -> u32 {
+        self.level
+    }
+}
+
+/// [`Compressor`] backed by Intel ISA-L's igzip through `isal-sys`: stateless one-shot
+/// deflate of the whole window (`isal_deflate_stateless`) with one level buffer allocated
+/// once per compressor and reused. igzip picks its SSE/AVX2/AVX-512 code at run time.
+/// Its levels are 0..=3 (0 = fastest, hash only; 3 = smallest); they are not zlib's
+/// levels, so output.logstash maps `compression_level` onto them by measurement.
+/// Enabled by the `isal` feature.
+#[cfg(feature = "isal")]
+pub struct IsalCompressor {
+    /// igzip's stream: ~80 KiB of hash state, so boxed. Its pointers are set just
+    /// before each call and cleared right after, so none outlives the buffers it names.
+    stream: Box<isal_sys::igzip_lib::isal_zstream>,
+    /// The level buffer igzip levels 1..=3 need (empty for level 0).
+    level_buf: Vec<u8>,
+    level: u32,
+}
+
+// SAFETY: the raw pointers inside `isal_zstream` are null between calls (see
+// `compress_zlib`) except `hufftables`, which points at igzip's static default table; the
+// stream is owned, and `&mut self` keeps calls exclusive, so moving it to another thread is
+// sound.
+#[cfg(feature = "isal")]
+unsafe impl Send for IsalCompressor {}
+
+/// An igzip return code other than `COMP_OK`.
+#[cfg(feature = "isal")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsalError {
+    /// igzip's return code.
+    pub code: i32,
+}
+
+#[cfg(feature = "isal")]
+impl std::fmt::Display for IsalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use isal_sys::igzip_lib as z;
+        let what = match self.code {
+            z::STATELESS_OVERFLOW => "output buffer too small (STATELESS_OVERFLOW)",
+            z::INVALID_FLUSH => "invalid flush (INVALID_FLUSH)",
+            z::INVALID_PARAM => "invalid parameter (INVALID_PARAM)",
+            z::ISAL_INVALID_LEVEL => "invalid level (ISAL_INVALID_LEVEL)",
+            z::ISAL_INVALID_LEVEL_BUF => "level buffer too small (ISAL_INVALID_LEVEL_BUF)",
+            z::ISAL_INVALID_STATE => "invalid state (ISAL_INVALID_STATE)",
+            _ => "unknown error",
+        };
+        write!(f, "igzip returned {}: {what}", self.code)
+    }
+}
+
+#[cfg(feature = "isal")]
+impl std::error::Error for IsalError {}
+
+#[cfg(feature = "isal")]
+impl IsalCompressor {
+    /// A compressor at igzip level `level` (clamped to 0..=3).
+    pub fn new(level: u32) -> Self {
+        use isal_sys::igzip_lib as z;
+        let level = level.min(z::ISAL_DEF_MAX_LEVEL);
+        let buf_size = match level {
+            0 => 0,
+            1 => z::ISAL_DEF_LVL1_DEFAULT,
+            2 => z::ISAL_DEF_LVL2_DEFAULT,
+            _ => z::ISAL_DEF_LVL3_DEFAULT,
+        };
+        // Allocated zeroed in place: built on the stack first, ~80 KiB would be copied.
+        let layout = std::alloc::Layout::new::<z::isal_zstream>();
+        // SAFETY: the layout is isal_zstream's (not zero-sized); isal_zstream is
+        // integers, raw pointers and arrays of them, so all-zero is a valid value (null
+        // pointers), and isal_deflate_stateless_init sets it up before every use. The
+        // allocation is the global allocator's with this layout, as Box::from_raw needs.
+        let stream = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout).cast::<z::isal_zstream>();
+            if ptr.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(ptr)
+        };
+        Self {
+            stream,
+            level_buf: vec![0; buf_size as usize],
+            level,
+        }
+    }
+}
+
+#[cfg(feature = "isal")]
+impl std::fmt::Debug for IsalCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsalCompressor")
+            .field("level", &self.level)
+            .finish()
+    }
+}
+
+#[cfg(feature = "isal")]
+impl Compressor for IsalCompressor {
+    fn compress_zlib(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+        use isal_sys::igzip_lib as z;
+        let fail = |code: i32| ProtocolError::Deflate {
+            backend: "isal",
+            source: Box::new(IsalError { code }),
+        };
+        let avail_in = u32::try_from(input.len()).map_err(|_| fail(z::INVALID_PARAM))?;
+        // igzip writes straight into `out`'s spare capacity: stateless output never
+        // exceeds the input plus stored-block headers and the zlib wrapper, which zlib's
+        // compressBound covers.
+        out.reserve(zlib_bound(input.len()));
+        let spare = out.capacity() - out.len();
+        let avail_out = u32::try_from(spare).unwrap_or(u32::MAX);
+        let s = &mut *self.stream;
+        // SAFETY: `s` is a valid, exclusively borrowed stream. next_in/avail_in describe
+        // `input` (igzip only reads it; the *mut is the C signature), next_out/avail_out
+        // the spare capacity of `out` (writable, maybe uninitialised: igzip only writes
+        // it), level_buf/level_buf_size our own buffer. All live for the call; the
+        // pointers are cleared before returning.
+        let (rc, written) = unsafe {
+            z::isal_deflate_stateless_init(s);
+            s.level = self.level;
+            s.level_buf = if self.level_buf.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                self.level_buf.as_mut_ptr()
+            };
+            s.level_buf_size = self.level_buf.len() as u32;
+            s.gzip_flag = z::IGZIP_ZLIB as u16;
+            s.end_of_stream = 1;
+            s.flush = z::NO_FLUSH as u16;
+            s.next_in = input.as_ptr().cast_mut();
+            s.avail_in = avail_in;
+            s.next_out = out.as_mut_ptr().add(out.len());
+            s.avail_out = avail_out;
+            let rc = z::isal_deflate_stateless(s);
+            let written = (avail_out - s.avail_out) as usize;
+            s.next_in = std::ptr::null_mut();
+            s.next_out = std::ptr::null_mut();
+            s.level_buf = std::ptr::null_mut();
+            (rc, written)
+        };
+        if rc != z::COMP_OK as i32 {
+            return Err(fail(rc));
+        }
+        // SAFETY: igzip initialised exactly `written` bytes after the old length, within
+        // the capacity reserved above.
+        unsafe { out.set_len(out.len() + written) };
+        Ok(())
     }
 
     fn level(&self) -> u32 {
@@ -324,6 +476,45 @@ mod tests {
             Inflater::new().inflate(&z, &mut back, data.len()).unwrap();
             assert_eq!(back, data);
         }
+    }
+
+    #[cfg(feature = "isal")]
+    #[test]
+    fn isal_streams_are_zlib_at_every_level_and_append() {
+        let data = b"{\"message\":\"hello hello hello\",\"n\":1}".repeat(3000);
+        for level in 0..=3 {
+            let mut c = IsalCompressor::new(level);
+            assert_eq!(c.level(), level);
+            // Reused: the second window must not see the first's state.
+            for input in [&data[..], b"", &data[..777], &data[..]] {
+                let mut z = b"head".to_vec();
+                c.compress_zlib(input, &mut z).unwrap();
+                assert_eq!(&z[..4], b"head");
+                assert_eq!(z[4] & 0x0f, 8, "level {level}: zlib CM 8");
+                assert_eq!(u16::from_be_bytes([z[4], z[5]]) % 31, 0, "FCHECK");
+                let mut back = Vec::new();
+                Inflater::new()
+                    .inflate(&z[4..], &mut back, input.len())
+                    .unwrap();
+                assert_eq!(back, input, "level {level}");
+            }
+        }
+        assert_eq!(
+            IsalCompressor::new(9).level(),
+            3,
+            "clamped to igzip's range"
+        );
+        // Incompressible input still fits the reserved bound (stored blocks).
+        let noise: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let mut z = Vec::new();
+        IsalCompressor::new(1)
+            .compress_zlib(&noise, &mut z)
+            .unwrap();
+        let mut back = Vec::new();
+        Inflater::new().inflate(&z, &mut back, noise.len()).unwrap();
+        assert_eq!(back, noise);
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub mod limits;
 pub mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientSession, SendError};
+#[cfg(feature = "isal")]
+pub use compress::IsalCompressor;
 #[cfg(feature = "libdeflate")]
 pub use compress::LibdeflateCompressor;
 pub use compress::{Compressor, Flate2Compressor, Inflater};

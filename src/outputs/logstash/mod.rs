@@ -28,8 +28,9 @@
 //! * Every connection runs in a `lumberjack` span with host, peer, local port and TLS
 //!   version; per-host counters and an ACK latency histogram are in [`metrics`] and logged
 //!   when the output stops.
-//! * Compression: libdeflate by default, with `compression_level` mapped so the wire is
-//!   never larger than Beats' at the same level ([`compress`] has the table).
+//! * Compression: ISA-L igzip by default (libdeflate and flate2 as build- or run-time
+//!   fallbacks), with `compression_level` mapped by measurement against Beats' wire size
+//!   at the same level ([`compress`] has the table and the rule).
 //!
 //! * Each worker owns a thread with a single-threaded runtime ([`LogstashWorker`]): it
 //!   compresses its windows in place, and `worker × hosts` workers compress in parallel.
@@ -76,6 +77,9 @@ pub enum BuildError {
     /// The TLS material could not be loaded.
     #[error("output.logstash.ssl: {0}")]
     Tls(#[from] CredentialError),
+    /// `SKIDDER_DEFLATE_BACKEND` names no backend of this build.
+    #[error(transparent)]
+    Compression(#[from] compress::BackendError),
 }
 
 /// Builds the workers of `output.logstash`: `worker` per host with `loadbalance`,
@@ -87,6 +91,7 @@ pub fn build(
     cfg: &LogstashOutputConfig,
 ) -> Result<(LogstashSettings, Vec<LogstashWorker>), BuildError> {
     let settings = LogstashSettings::from_config(cfg)?;
+    compress::Backend::from_env()?;
     let tls = settings
         .tls
         .clone()

@@ -14,6 +14,7 @@ const usage = `usage:
   golumber server [flags]   Lumberjack v1/v2 receiver (go-lumber, or a raw fault-injecting server)
   golumber client [flags]   go-lumber v2 client that sends events and reports throughput
   golumber socks5 [flags]   SOCKS5 proxy (github.com/armon/go-socks5) for proxy_url tests
+  golumber deflate [flags]  go-lumber's C-frame size and CPU per zlib level on an NDJSON file
 run "golumber server -h", "golumber client -h" or "golumber socks5 -h" for the flags`
 
 func main() {
@@ -29,6 +30,8 @@ func main() {
 		code = runClient(os.Args[2:])
 	case "socks5":
 		code = runSocks5(os.Args[2:])
+	case "deflate":
+		code = runDeflate(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 	default:
