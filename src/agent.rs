@@ -138,6 +138,17 @@ impl Agent {
         })
     }
 
+    /// When skidder first ran on this data directory (`meta.json`'s `first_start`); `None`
+    /// when the stored text is not RFC 3339.
+    pub fn first_start(&self) -> Option<std::time::SystemTime> {
+        time::OffsetDateTime::parse(
+            &self.first_start,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()
+        .map(std::time::SystemTime::from)
+    }
+
     /// Writes `meta.json` when it does not hold this id yet (atomically, mode 0600).
     ///
     /// # Errors

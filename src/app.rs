@@ -115,6 +115,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
         output.meta.beat = index.to_lowercase();
     }
     let agent = Agent::load(&data_dir(config), config.name.as_deref())?;
+    let first_start = agent.first_start();
     let global = Global::new(config, agent).map_err(|errors| {
         let problems = errors
             .into_iter()
@@ -139,6 +140,9 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
     for (_, input) in &mut inputs {
         if let InputPlan::Filestream(f) = input {
             f.set_data_dir(data_dir(config));
+            if let Some(at) = first_start {
+                f.set_first_start(at);
+            }
         }
     }
     let mem = &config.queue.mem;

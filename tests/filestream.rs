@@ -54,9 +54,14 @@ impl Rig {
     /// A configuration: one filestream input with `extra` input keys (each line indented
     /// by four spaces), a fast queue, output.logstash to the receiver.
     fn config(&self, paths: &str, extra: &str) -> PathBuf {
+        self.config_to(&self.rx.addr, "100ms", paths, extra)
+    }
+
+    /// [`Rig::config`] shipping to `host`, scanning every `check_interval`.
+    fn config_to(&self, host: &str, check_interval: &str, paths: &str, extra: &str) -> PathBuf {
         let yaml = format!(
             "skidder.inputs:\n  - type: filestream\n    id: logs\n    paths: [\"{}/{paths}\"]\n\
-             \x20   prospector.scanner.check_interval: 100ms\n{extra}\
+             \x20   prospector.scanner.check_interval: {check_interval}\n{extra}\
              queue.mem:\n  events: 512\n  flush:\n    min_events: 64\n    timeout: 10ms\n\
              path.data: {}/data\n\
              output.logstash:\n  hosts: [\"{}\"]\n  bulk_max_size: 128\n  timeout: 10s\n  max_retries: -1\n\
@@ -64,7 +69,7 @@ impl Rig {
              \x20 ssl:\n    certificate_authorities: [\"{}\"]\n    certificate: \"{}\"\n    key: \"{}\"\n",
             self.logs().display(),
             self.dir.path().display(),
-            self.rx.addr,
+            host,
             self.p.ca,
             self.p.client_cert,
             self.p.client_key
@@ -375,4 +380,574 @@ fn kill_9_at_random_points_loses_no_line_and_bounds_duplicates() {
         "{duplicates} duplicates over {RESTARTS} kills (bound {bound}) for {written} lines"
     );
     eprintln!("kill -9 x{RESTARTS}: {written} lines, {duplicates} duplicates");
+}
+
+// ---- Scale, harvester_limit, backpressure, cleaning, identities ----
+
+/// What `/proc/PID` says about a running skidder.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sample {
+    /// Open descriptors, all kinds.
+    fds: usize,
+    /// Open descriptors on files under the logs directory.
+    log_fds: usize,
+    /// Threads.
+    threads: usize,
+    /// Resident memory, KiB.
+    rss_kib: u64,
+}
+
+fn sample(pid: u32, logs: &Path) -> Option<Sample> {
+    // Files under it, not the directory a scan reads.
+    let logs = format!("{}/", logs.display());
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    Some(Sample {
+        fds: fds.len(),
+        log_fds: fds.iter().filter(|p| p.starts_with(&logs)).count(),
+        threads,
+        rss_kib,
+    })
+}
+
+/// Samples `pid` every few milliseconds in a thread until stopped; keeps the maxima.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(Sample, usize)>,
+}
+
+impl Sampler {
+    fn start(pid: u32, logs: PathBuf) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut max = Sample::default();
+            let mut n = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(s) = sample(pid, &logs) {
+                    max.fds = max.fds.max(s.fds);
+                    max.log_fds = max.log_fds.max(s.log_fds);
+                    max.threads = max.threads.max(s.threads);
+                    max.rss_kib = max.rss_kib.max(s.rss_kib);
+                    n += 1;
+                }
+                // The sampling period of an observer, not a synchronisation.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (max, n)
+        });
+        Self { stop, handle }
+    }
+
+    /// The maxima and the number of samples taken.
+    fn finish(self) -> (Sample, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// The input's stored registry entries (`docs/registry.md`), empty when none was written.
+fn registry_entries(rig: &Rig) -> Vec<serde_json::Value> {
+    let path = rig.dir.path().join("data/registry/filestream/logs.json");
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["entries"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Waits until the receiver wrote at least `n` events (counting lines, not parsing them:
+/// the 10,000-file test would otherwise parse megabytes at every poll).
+fn wait_count(rig: &Rig, n: usize, limit: Duration) {
+    let count = || {
+        std::fs::read(&rig.out)
+            .map(|b| b.iter().filter(|c| **c == b'\n').count())
+            .unwrap_or(0)
+    };
+    if common::poll(limit, || (count() >= n).then_some(())).is_none() {
+        panic!("only {} of {n} events arrived within {limit:?}", count());
+    }
+}
+
+/// Each message of `events` exactly once.
+fn assert_once(events: &[serde_json::Value]) {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for e in events {
+        *count
+            .entry(e["message"].as_str().unwrap_or(""))
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(twice.is_empty(), "lines shipped more than once: {twice:?}");
+}
+
+#[test]
+fn ten_thousand_files_under_one_glob_with_bounded_descriptors_and_threads() {
+    const FILES: usize = 10_000;
+    const LIMIT_K: usize = 64;
+    let rig = Rig::new();
+    for i in 0..FILES {
+        std::fs::write(
+            rig.logs().join(format!("f{i:05}.log")),
+            format!("file {i:05}\n"),
+        )
+        .unwrap();
+    }
+    let cfg = rig.config_to(
+        &rig.rx.addr,
+        "1s",
+        "*.log",
+        &format!("    harvester_limit: {LIMIT_K}\n"),
+    );
+    let child = Reap(rig.spawn(&cfg, false));
+    let sampler = Sampler::start(child.0.id(), rig.logs());
+    wait_count(&rig, FILES, Duration::from_secs(60));
+    let (max, samples) = sampler.finish();
+    let events = rig.received();
+    assert_eq!(events.len(), FILES, "every file's line once, no duplicate");
+    let files: std::collections::HashSet<&str> = events
+        .iter()
+        .filter_map(|e| e["log"]["file"]["path"].as_str())
+        .collect();
+    assert_eq!(files.len(), FILES);
+    assert!(samples > 10, "only {samples} samples of /proc were taken");
+    // Beside the log files: stdio, the runtime's poll and wake descriptors, the
+    // connection, the registry lock and a registry write.
+    assert!(
+        max.log_fds <= LIMIT_K && max.fds <= LIMIT_K + 32,
+        "open descriptors went over harvester_limit {LIMIT_K}: {max:?}"
+    );
+    assert!(max.threads <= 32, "threads grew with the files: {max:?}");
+    eprintln!("10,000 files: peak {max:?} over {samples} samples");
+}
+
+#[test]
+fn harvester_limit_bounds_open_files_and_every_file_finishes_twice() {
+    const FILES: u64 = 12;
+    const LIMIT_K: usize = 3;
+    let rig = Rig::new();
+    let path = |i: u64| rig.logs().join(format!("h{i:02}.log"));
+    for i in 0..FILES {
+        append(&path(i), &lines(&format!("h{i:02}"), 0..500));
+    }
+    let cfg = rig.config("*.log", &format!("    harvester_limit: {LIMIT_K}\n"));
+    let child = Reap(rig.spawn(&cfg, false));
+    let sampler = Sampler::start(child.0.id(), rig.logs());
+    let mut want: Vec<String> = (0..FILES)
+        .flat_map(|i| lines(&format!("h{i:02}"), 0..500))
+        .collect();
+    rig.wait_messages(&want, LIMIT);
+    // Every file grows again: the files closed to free their slot are reopened after
+    // what they already shipped.
+    for i in 0..FILES {
+        append(&path(i), &lines(&format!("h{i:02}"), 500..600));
+    }
+    want.extend((0..FILES).flat_map(|i| lines(&format!("h{i:02}"), 500..600)));
+    let events = rig.wait_messages(&want, LIMIT);
+    let (max, _) = sampler.finish();
+    assert!(
+        max.log_fds <= LIMIT_K,
+        "{} log files open at once, harvester_limit is {LIMIT_K}",
+        max.log_fds
+    );
+    assert_once(&events);
+    assert_eq!(events.len(), want.len());
+}
+
+#[test]
+fn a_dead_output_pauses_reading_with_bounded_memory_and_loses_nothing() {
+    const LINE: usize = 1000;
+    const LINES: usize = 100_000; // 100 MB
+    let rig = Rig::new();
+    let log = rig.logs().join("big.log");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        let pad = "x".repeat(LINE - 16);
+        for i in 0..LINES {
+            writeln!(f, "b {i:08} {pad}").unwrap();
+        }
+        f.flush().unwrap();
+    }
+    let size = std::fs::metadata(&log).unwrap().len();
+    // A port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let cfg = rig.config_to(&host, "100ms", "*.log", "");
+    let mut child = Reap(rig.spawn(&cfg, true));
+    let pid = child.0.id();
+    // The reader's position in the file, from the kernel's view of its descriptor.
+    let position = || -> Option<u64> {
+        let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        dir.flatten().find_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            if target != log {
+                return None;
+            }
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                e.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            info.lines()
+                .find_map(|l| l.strip_prefix("pos:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    };
+    common::wait_until("skidder to start reading", LIMIT, || {
+        position().is_some_and(|p| p > 0)
+    });
+    // An observation window: with the output down for all of it, reading stays paused
+    // at what the queue and one read turn hold, and memory does not follow the file.
+    let window = std::time::Instant::now();
+    let mut peak = Sample::default();
+    let mut furthest = 0;
+    while window.elapsed() < Duration::from_secs(3) {
+        let s = sample(pid, &rig.logs()).expect("skidder is running");
+        peak.rss_kib = peak.rss_kib.max(s.rss_kib);
+        peak.fds = peak.fds.max(s.fds);
+        furthest = furthest.max(position().unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        furthest < 8 << 20,
+        "read {furthest} of {size} bytes with no output: reading did not pause"
+    );
+    assert!(
+        peak.rss_kib < 64 * 1024,
+        "RSS reached {} KiB with the output down",
+        peak.rss_kib
+    );
+    assert!(peak.fds < 40, "{} descriptors open", peak.fds);
+    let offsets: Vec<u64> = registry_entries(&rig)
+        .iter()
+        .filter_map(|e| e["offset"].as_u64())
+        .collect();
+    assert!(
+        offsets.iter().all(|o| *o == 0),
+        "offsets moved with nothing acknowledged: {offsets:?}"
+    );
+    // The server comes back on that port: everything arrives and --once ends.
+    let mut cmd = common::bin();
+    let mut args = vec![
+        "receive",
+        "--listen",
+        host.as_str(),
+        "--out",
+        "discard",
+        "--stats",
+    ];
+    args.extend(rig.p.receive_args());
+    cmd.args(&args);
+    let rx = Receiver::start(cmd);
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(180));
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        common::totals(&stderr)["acked"],
+        LINES.to_string(),
+        "{stderr}"
+    );
+    let offsets: Vec<u64> = registry_entries(&rig)
+        .iter()
+        .filter_map(|e| e["offset"].as_u64())
+        .collect();
+    assert_eq!(offsets, vec![size]);
+    rx.terminate();
+    let (_, rx_err) = rx.finish(LIMIT);
+    let stats = peers::receive_stats(&rx_err);
+    assert!(stats["events"].as_u64().unwrap() >= LINES as u64, "{stats}");
+    eprintln!(
+        "dead output: paused at {furthest} of {size} bytes, peak RSS {} KiB",
+        peak.rss_kib
+    );
+}
+
+#[test]
+fn clean_inactive_forgets_a_finished_file_which_is_not_read_again() {
+    let rig = Rig::new();
+    // Filebeat's rule: clean_inactive > ignore_older + check_interval.
+    let cfg = rig.config(
+        "*.log",
+        "    ignore_older: 1s\n    clean_inactive: 2s\n\
+         \x20   close.on_state_change.inactive: 200ms\n    close.on_state_change.check_interval: 100ms\n",
+    );
+    let log = rig.logs().join("old.log");
+    append(&log, &lines("o", 0..20));
+    let child = Reap(rig.spawn(&cfg, false));
+    rig.wait_messages(&lines("o", 0..20), LIMIT);
+    common::wait_until("the registry to hold old.log", LIMIT, || {
+        registry_entries(&rig).len() == 1
+    });
+    common::wait_until("clean_inactive to remove old.log's entry", LIMIT, || {
+        registry_entries(&rig).is_empty()
+    });
+    // An observation window of many scans: the unchanged file is neither re-read nor
+    // tracked again.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        assert!(registry_entries(&rig).is_empty(), "old.log tracked again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rig.received().len(), 20, "old.log was read again");
+    // It grows: only the new line is shipped, from where the file was finished.
+    append(&log, &lines("o", 20..21));
+    let events = rig.wait_messages(&lines("o", 0..21), LIMIT);
+    assert_once(&events);
+    let e = events.iter().find(|e| e["message"] == "o 000020").unwrap();
+    assert_eq!(e["log"]["offset"], 20 * 9, "{e}");
+    drop(child);
+}
+
+#[test]
+fn clean_inactive_without_ignore_older_is_refused() {
+    let rig = Rig::new();
+    let cfg = rig.config("*.log", "    clean_inactive: 1m\n");
+    let run = common::wait_output(rig.spawn(&cfg, true), LIMIT);
+    assert_eq!(run.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("clean_inactive"), "{}", run.stderr);
+    assert!(run.stderr.contains("ignore_older"), "{}", run.stderr);
+}
+
+#[test]
+fn clean_removed_forgets_a_deleted_file_and_keeps_it_when_false() {
+    for clean in [true, false] {
+        let rig = Rig::new();
+        let cfg = rig.config(
+            "*.log",
+            &format!(
+                "    clean_removed: {clean}\n    close.on_state_change.check_interval: 100ms\n"
+            ),
+        );
+        let log = rig.logs().join("gone.log");
+        append(&log, &lines("r", 0..10));
+        let child = Reap(rig.spawn(&cfg, false));
+        rig.wait_messages(&lines("r", 0..10), LIMIT);
+        common::wait_until("the entry's offset to reach the end", LIMIT, || {
+            registry_entries(&rig)
+                .first()
+                .is_some_and(|e| e["offset"] == 90)
+        });
+        std::fs::remove_file(&log).unwrap();
+        let pid = child.0.id();
+        common::wait_until("the deleted file to be closed", LIMIT, || {
+            deleted_fds(pid).is_empty()
+        });
+        if clean {
+            common::wait_until("clean_removed to remove the entry", LIMIT, || {
+                registry_entries(&rig).is_empty()
+            });
+        } else {
+            // Several scans after the close: the entry stays.
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(800) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(
+                registry_entries(&rig).len(),
+                1,
+                "clean_removed: false forgot"
+            );
+        }
+    }
+}
+
+/// Rotation by rename inside the glob keeps a file's identity (nothing read twice) and the
+/// new file at the old path is read from 0; so is a file replaced in place.
+fn identity_end_to_end(extra: &str, rig: &Rig) {
+    // 70-byte lines: the first line alone covers a 64-byte fingerprint.
+    let long = |prefix: &str, r: std::ops::Range<u64>| -> Vec<String> {
+        r.map(|i| format!("{prefix} {i:06} {}", "y".repeat(60)))
+            .collect()
+    };
+    let cfg = rig.config("app.log*", extra);
+    let log = rig.logs().join("app.log");
+    append(&log, &long("first", 0..50));
+    let child = Reap(rig.spawn(&cfg, false));
+    rig.wait_messages(&long("first", 0..50), LIMIT);
+    std::fs::rename(&log, rig.logs().join("app.log.1")).unwrap();
+    append(&rig.logs().join("app.log.1"), &long("first", 50..60));
+    append(&log, &long("second", 0..30));
+    let mut want = long("first", 0..60);
+    want.extend(long("second", 0..30));
+    let events = rig.wait_messages(&want, LIMIT);
+    let e = events
+        .iter()
+        .find(|e| e["message"] == long("second", 0..1)[0])
+        .unwrap();
+    assert_eq!(e["log"]["offset"], 0, "{e}");
+    // Replaced in place (a new file under the same name, while the rotated one stays).
+    let tmp = rig.dir.path().join("new.log");
+    append(&tmp, &long("third", 0..5));
+    std::fs::rename(&tmp, &log).unwrap();
+    want.extend(long("third", 0..5));
+    let events = rig.wait_messages(&want, LIMIT);
+    let e = events
+        .iter()
+        .find(|e| e["message"] == long("third", 0..1)[0])
+        .unwrap();
+    assert_eq!(e["log"]["offset"], 0, "{e}");
+    assert_once(&events);
+    drop(child);
+}
+
+#[test]
+fn inode_marker_identity_follows_renames_and_reads_new_files_from_zero() {
+    let rig = Rig::new();
+    let marker = rig.dir.path().join("marker");
+    std::fs::write(&marker, "disk-a").unwrap();
+    identity_end_to_end(
+        &format!(
+            "    file_identity.inode_marker.path: {}\n",
+            marker.display()
+        ),
+        &rig,
+    );
+    let keys: Vec<String> = registry_entries(&rig)
+        .iter()
+        .filter_map(|e| e["key"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !keys.is_empty()
+            && keys
+                .iter()
+                .all(|k| k.starts_with("inode_marker::") && k.ends_with("-disk-a")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn fingerprint_identity_follows_renames_and_reads_new_files_from_zero() {
+    let rig = Rig::new();
+    identity_end_to_end(
+        "    prospector.scanner.fingerprint.enabled: true\n    prospector.scanner.fingerprint.length: 64\n\
+         \x20   file_identity.fingerprint: ~\n",
+        &rig,
+    );
+    let keys: Vec<String> = registry_entries(&rig)
+        .iter()
+        .filter_map(|e| e["key"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.starts_with("fingerprint::")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn ignore_inactive_since_last_start_skips_files_untouched_since_the_start() {
+    let rig = Rig::new();
+    let old = rig.logs().join("old.log");
+    append(&old, &lines("s", 0..10));
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let cfg = rig.config("*.log", "    ignore_inactive: since_last_start\n");
+    let child = Reap(rig.spawn(&cfg, false));
+    common::wait_until("old.log to be tracked at its end", LIMIT, || {
+        registry_entries(&rig)
+            .first()
+            .is_some_and(|e| e["offset"] == 90)
+    });
+    append(&rig.logs().join("new.log"), &lines("n", 0..3));
+    append(&old, &lines("s", 10..11));
+    let mut want = lines("n", 0..3);
+    want.extend(lines("s", 10..11));
+    let events = rig.wait_messages(&want, LIMIT);
+    assert!(
+        !events.iter().any(|e| e["message"] == "s 000000"),
+        "a file untouched since the start was read"
+    );
+    let e = events.iter().find(|e| e["message"] == "s 000010").unwrap();
+    assert_eq!(e["log"]["offset"], 90, "{e}");
+    drop(child);
+}
+
+#[test]
+fn resend_on_touch_reads_a_touched_file_again_from_its_start() {
+    let rig = Rig::new();
+    let cfg = rig.config("*.log", "    prospector.scanner.resend_on_touch: true\n");
+    let log = rig.logs().join("t.log");
+    append(&log, &lines("t", 0..5));
+    let child = Reap(rig.spawn(&cfg, false));
+    rig.wait_messages(&lines("t", 0..5), LIMIT);
+    common::wait_until("the offset to reach the end", LIMIT, || {
+        registry_entries(&rig)
+            .first()
+            .is_some_and(|e| e["offset"] == 45)
+    });
+    std::fs::File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    common::wait_until("every line a second time", LIMIT, || {
+        rig.received().len() == 10
+    });
+    let events = rig.received();
+    assert_eq!(events[5]["message"], "t 000000");
+    assert_eq!(events[5]["log"]["offset"], 0);
+    drop(child);
+}
+
+#[test]
+fn backoff_settings_pace_the_reader_at_end_of_file() {
+    let rig = Rig::new();
+    // Scans are 30 s apart: what picks up appended lines is the reader's own backoff.
+    let cfg = rig.config_to(
+        &rig.rx.addr,
+        "30s",
+        "*.log",
+        "    backoff.init: 20ms\n    backoff.max: 100ms\n",
+    );
+    let log = rig.logs().join("b.log");
+    append(&log, &lines("b", 0..3));
+    let child = Reap(rig.spawn(&cfg, false));
+    rig.wait_messages(&lines("b", 0..3), LIMIT);
+    append(&log, &lines("b", 3..6));
+    rig.wait_messages(&lines("b", 0..6), Duration::from_secs(10));
+    drop(child);
+}
+
+#[test]
+fn bad_reader_settings_are_refused_naming_the_key() {
+    for (extra, key) in [
+        ("    backoff.init: 0s\n", "backoff.init"),
+        ("    backoff.max: 0s\n", "backoff.max"),
+        (
+            "    close.on_state_change.check_interval: 0s\n",
+            "close.on_state_change.check_interval",
+        ),
+        ("    ignore_inactive: yesterday\n", "ignore_inactive"),
+        (
+            "    ignore_older: 10m\n    clean_inactive: 10m\n",
+            "clean_inactive",
+        ),
+    ] {
+        let rig = Rig::new();
+        let cfg = rig.config("*.log", extra);
+        let run = common::wait_output(rig.spawn(&cfg, true), LIMIT);
+        assert_eq!(run.code(), Some(1), "{extra}: {}", run.stderr);
+        assert!(run.stderr.contains(key), "{extra}: {}", run.stderr);
+    }
 }

@@ -4,3 +4,4 @@
 pub mod corpus;
 pub mod error;
 pub mod machine;
+pub mod sections;

@@ -5,6 +5,7 @@
 //! compression backend's single-core rate, and writes BENCHMARKS.md and bench/plots/*.png.
 //! `--short` is the CI mode: fewer events and runs, report under target/bench/.
 
+mod filestream;
 mod limit;
 mod measure;
 mod plot;
@@ -21,7 +22,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::report::{Outcome, Report, Row};
 use crate::scenarios::{Env, Knobs, RunResult, Sender, Server};
-use skidder_bench::{corpus, error};
+use skidder_bench::{corpus, error, sections};
 
 /// Scenario groups of the issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,6 +45,8 @@ enum Scenario {
     Limit,
     /// Disk queue (each `sync`) vs memory queue, and memory with a disk backlog.
     Disk,
+    /// Filestream input vs Filebeat 7.17.29's, from log files (its own BENCHMARKS.md section).
+    Filestream,
 }
 
 #[derive(Debug, Parser)]
@@ -407,6 +410,17 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    let filestream_section = if want(Scenario::Filestream) {
+        Some(run_filestream(
+            &root,
+            &env,
+            runs,
+            args.no_build,
+            args.short,
+        )?)
+    } else {
+        None
+    };
     if opensearch_started {
         let _ = Command::new("bash")
             .arg(root.join(".ci/peers/opensearch.sh"))
@@ -422,7 +436,18 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let text = report.markdown();
+    let old = std::fs::read_to_string(&out).unwrap_or_default();
+    let only_filestream = args.scenario.iter().all(|s| *s == Scenario::Filestream);
+    // A run of the filestream scenario alone rewrites its own section and nothing else.
+    let text = if only_filestream {
+        old.clone()
+    } else {
+        sections::keep(&old, &report.markdown())
+    };
+    let text = match &filestream_section {
+        Some(section) => sections::splice(&text, "filestream", section),
+        None => text,
+    };
     std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", report.summary());
     println!(
@@ -576,4 +601,79 @@ fn alternate(
         }
     }
     (collect(sa, stop_a), collect(sb, stop_b))
+}
+
+/// `--scenario filestream`: writes the two files, alternates Filebeat and skidder per case,
+/// measures skidder into output.discard, deletes the files, returns the report section.
+fn run_filestream(
+    root: &Path,
+    env: &Env,
+    runs: usize,
+    no_build: bool,
+    short: bool,
+) -> anyhow::Result<String> {
+    use filestream::{Case, CaseResult, Shipper};
+    if !no_build {
+        step("building Filebeat 7.17.29 (.ci/peers/filebeat.sh)");
+        run_build(
+            Command::new("bash").arg(root.join(".ci/peers/filebeat.sh")),
+            "Filebeat peer",
+        )?;
+    }
+    let filebeat = root.join("tests/peers/filebeat/bin/filebeat");
+    if !filebeat.exists() {
+        bail!(
+            "{} is missing: run bash .ci/peers/filebeat.sh",
+            filebeat.display()
+        );
+    }
+    step(&format!(
+        "filestream: writing {} lines of NDJSON and of plain text",
+        env.count
+    ));
+    let dir = env.work.join("filestream-files");
+    let files = filestream::write_files(&dir, env.count)?;
+    let mut results = Vec::new();
+    for case in [Case::Ndjson, Case::Plain, Case::NdjsonHostMetadata] {
+        let mut r = CaseResult::default();
+        for i in 0..runs {
+            step(&format!(
+                "filestream {}: run {} of {runs}",
+                case.name(),
+                i + 1
+            ));
+            for who in [Shipper::Filebeat, Shipper::Skidder] {
+                match filestream::run(env, &filebeat, &files, who, case) {
+                    Ok(s) => match who {
+                        Shipper::Filebeat => r.filebeat.push(s),
+                        Shipper::Skidder => r.skidder.push(s),
+                    },
+                    Err(e) => {
+                        step(&format!("filestream {} {who:?} failed: {e}", case.name()));
+                        r.failed = Some(e.to_string());
+                    }
+                }
+            }
+            if r.failed.is_some() {
+                break;
+            }
+        }
+        if case != Case::NdjsonHostMetadata {
+            for _ in 0..runs {
+                match filestream::discard(env, &files, case) {
+                    Ok((mbs, _)) => r.discard.push(mbs),
+                    Err(e) => step(&format!("filestream discard {} failed: {e}", case.name())),
+                }
+            }
+        }
+        results.push((case, r));
+    }
+    // The files are ~0.4 GB at a million lines: not left on the shared disk.
+    let _ = std::fs::remove_dir_all(&dir);
+    let cmd = format!(
+        "skidder-bench --scenario filestream{} --count {} --runs {runs}",
+        if short { " --short" } else { "" },
+        env.count
+    );
+    Ok(filestream::section(&files, runs, &results, &cmd))
 }

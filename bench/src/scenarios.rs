@@ -95,17 +95,17 @@ pub struct Unavailable(pub String);
 /// Result of one run: a sample, the reason it cannot run here, or an error.
 pub type RunResult = Result<Result<Sample, Unavailable>, BenchError>;
 
-fn run_limit(count: u64) -> Duration {
+pub(crate) fn run_limit(count: u64) -> Duration {
     // Generous: 20k events/s would already be a failure worth reporting, not a hang.
     Duration::from_secs(60 + count / 20_000)
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     let what = what.into();
     move |source| BenchError::Io { what, source }
 }
 
-fn unique(env: &Env, name: &str) -> Result<PathBuf, BenchError> {
+pub(crate) fn unique(env: &Env, name: &str) -> Result<PathBuf, BenchError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = env.work.join(format!("{n:03}-{name}"));
@@ -133,11 +133,11 @@ impl Server {
 }
 
 /// A started server: the process, where it listens, where its JSON stats will be.
-type Started = (Running, SocketAddr, PathBuf);
+pub(crate) type Started = (Running, SocketAddr, PathBuf);
 
 /// Starts `kind` expecting `env.count` events; `Unavailable` if this build has no
 /// `skidder receive`.
-fn start_server(
+pub(crate) fn start_server(
     env: &Env,
     dir: &Path,
     kind: Server,
@@ -206,7 +206,7 @@ fn start_server(
 
 /// The server's JSON stats: go-lumber's stats file, or the `skidder receive: {...}`
 /// line `--stats` prints on stderr.
-fn server_stats(kind: Server, path: &Path) -> Result<serde_json::Value, BenchError> {
+pub(crate) fn server_stats(kind: Server, path: &Path) -> Result<serde_json::Value, BenchError> {
     let text = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
     let json = match kind {
         Server::GoLumber => text.trim().to_string(),
@@ -245,7 +245,7 @@ fn parse_addr(line: &str, after: &str) -> Result<SocketAddr, BenchError> {
 }
 
 /// Events/s from a server's JSON stats (go-lumber's stats file or `skidder receive --stats`).
-fn server_rate(stats: &serde_json::Value, count: u64) -> Result<f64, String> {
+pub(crate) fn server_rate(stats: &serde_json::Value, count: u64) -> Result<f64, String> {
     let events = stats["events"].as_u64().unwrap_or(0);
     if events < count {
         return Err(format!("server accepted {events} of {count} events"));

@@ -16,10 +16,17 @@ pub struct FilestreamInputConfig {
     pub prospector: ProspectorConfig,
     /// Files not modified for this long are skipped (their offset set to their size); `0s` = off.
     pub ignore_older: Duration,
+    /// Skip files not modified since skidder's first start (`since_first_start`, kept in
+    /// `<path.data>/meta.json`) or since this process started (`since_last_start`), as
+    /// `ignore_older` skips them. Default: unset (off).
+    pub ignore_inactive: Option<IgnoreInactive>,
     /// `close.*`: when a file's descriptor is closed.
     pub close: CloseConfig,
-    /// Forget a file's offset this long after it last moved, once the file is closed; `0s` =
-    /// never. Default `0s` (Filebeat 7.17 ignores its own setting and forgets after 30m).
+    /// Forget the offset of a file read to its end this long after the offset last moved, once
+    /// the file is closed; `0s` = never. Must be longer than `ignore_older` +
+    /// `prospector.scanner.check_interval` (Filebeat's rule), so a forgotten file is an ignored
+    /// one and is not read again. Default `0s` (Filebeat 7.17 ignores its own setting and
+    /// forgets after 30m).
     pub clean_inactive: Duration,
     /// Forget the offsets of files that no longer exist. Default `true`.
     pub clean_removed: bool,
@@ -27,6 +34,8 @@ pub struct FilestreamInputConfig {
     pub harvester_limit: usize,
     /// Bytes read from a file at a time. Default `16384`.
     pub buffer_size: usize,
+    /// `backoff.*`: how long the reader waits when every open file is at its end.
+    pub backoff: ReaderBackoffConfig,
     /// Longest message in bytes; longer lines are cut and flagged `truncated`. Default `10485760`.
     pub message_max_bytes: usize,
     /// The files' character encoding (`utf-8`, `utf-16le`, `latin1`, `shift_jis`, … any WHATWG
@@ -52,11 +61,13 @@ impl Default for FilestreamInputConfig {
             paths: Vec::new(),
             prospector: ProspectorConfig::default(),
             ignore_older: Duration::default(),
+            ignore_inactive: None,
             close: CloseConfig::default(),
             clean_inactive: Duration::default(),
             clean_removed: true,
             harvester_limit: 0,
             buffer_size: 16 * 1024,
+            backoff: ReaderBackoffConfig::default(),
             message_max_bytes: 10 * 1024 * 1024,
             encoding: "utf-8".to_string(),
             line_terminator: LineTerminator::Auto,
@@ -65,6 +76,36 @@ impl Default for FilestreamInputConfig {
             file_identity: FileIdentityConfig::default(),
             rotation: RotationConfig::default(),
             parsers: Vec::new(),
+        }
+    }
+}
+
+/// `ignore_inactive`: Filebeat's two reference points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoreInactive {
+    /// Files last modified before skidder's first start on this `path.data`.
+    SinceFirstStart,
+    /// Files last modified before this process started.
+    SinceLastStart,
+}
+
+/// `backoff.*` of the file reader (Filebeat's filestream defaults, not the outputs').
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReaderBackoffConfig {
+    /// First wait once every open file is at its end; reset by any read. Default `2s`.
+    pub init: Duration,
+    /// Longest wait; the wait doubles up to it. Default `10s`. A scan
+    /// (`prospector.scanner.check_interval`) that sees a file grow ends the wait early.
+    pub max: Duration,
+}
+
+impl Default for ReaderBackoffConfig {
+    fn default() -> Self {
+        Self {
+            init: Duration::from_secs(2),
+            max: Duration::from_secs(10),
         }
     }
 }
@@ -89,6 +130,12 @@ pub struct ScannerConfig {
     pub include_files: Vec<String>,
     /// Follow symlinks (the path shipped is the link's). Default `false`.
     pub symlinks: bool,
+    /// `**` in a glob matches any number of directories; `false` makes it a plain `*`.
+    /// Default `true`.
+    pub recursive_glob: bool,
+    /// A file whose size did not change but whose modification time did is read again from
+    /// its start (Filebeat treats it as truncated). Default `false`.
+    pub resend_on_touch: bool,
     /// `fingerprint.*`: identify files by a hash of their first bytes.
     pub fingerprint: FingerprintConfig,
 }
@@ -100,6 +147,8 @@ impl Default for ScannerConfig {
             exclude_files: Vec::new(),
             include_files: Vec::new(),
             symlinks: false,
+            recursive_glob: true,
+            resend_on_touch: false,
             fingerprint: FingerprintConfig::default(),
         }
     }
@@ -141,6 +190,9 @@ pub struct CloseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CloseOnStateChange {
+    /// How often an open file is checked for being removed, renamed or inactive; must be
+    /// longer than `0s`. Default `5s`.
+    pub check_interval: Duration,
     /// Close a file nothing was read from for this long; `0s` = never. Default `5m` (Filebeat
     /// 7.17's code default is `0s`, against its own documentation).
     pub inactive: Duration,
@@ -153,6 +205,7 @@ pub struct CloseOnStateChange {
 impl Default for CloseOnStateChange {
     fn default() -> Self {
         Self {
+            check_interval: Duration::from_secs(5),
             inactive: Duration::from_secs(300),
             renamed: false,
             removed: true,

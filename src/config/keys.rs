@@ -175,11 +175,13 @@ keys!(FilestreamInputConfig {
     paths: STR_LIST,
     prospector: Shape::Section(ProspectorConfig::fields),
     ignore_older: DUR,
+    ignore_inactive: Shape::Optional(&Shape::Enum(&["since_first_start", "since_last_start"])),
     close: Shape::Section(CloseConfig::fields),
     clean_inactive: DUR,
     clean_removed: BOOL,
     harvester_limit: USIZE,
     buffer_size: USIZE,
+    backoff: Shape::Section(ReaderBackoffConfig::fields),
     message_max_bytes: USIZE,
     encoding: STR,
     line_terminator: Shape::Enum(&[
@@ -212,7 +214,14 @@ keys!(ScannerConfig {
     exclude_files: STR_LIST,
     include_files: STR_LIST,
     symlinks: BOOL,
+    recursive_glob: BOOL,
+    resend_on_touch: BOOL,
     fingerprint: Shape::Section(FingerprintConfig::fields),
+});
+
+keys!(ReaderBackoffConfig {
+    init: DUR,
+    max: DUR,
 });
 
 keys!(FingerprintConfig {
@@ -227,6 +236,7 @@ keys!(CloseConfig {
 });
 
 keys!(CloseOnStateChange {
+    check_interval: DUR,
     inactive: DUR,
     renamed: BOOL,
     removed: BOOL,
@@ -777,6 +787,7 @@ mod tests {
             FilestreamInputConfig,
             ProspectorConfig,
             ScannerConfig,
+            ReaderBackoffConfig,
             FingerprintConfig,
             CloseConfig,
             CloseOnStateChange,

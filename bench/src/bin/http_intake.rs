@@ -379,16 +379,9 @@ fn main() -> anyhow::Result<()> {
 /// Replaces the marked section of `path` (or appends it).
 fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let new = match (
-        text.find("<!-- http_intake:begin -->"),
-        text.find("<!-- http_intake:end -->"),
-    ) {
-        (Some(a), Some(b)) => {
-            let end = b + "<!-- http_intake:end -->\n".len();
-            format!("{}{section}{}", &text[..a], &text[end.min(text.len())..])
-        }
-        _ => format!("{text}\n{section}"),
-    };
-    std::fs::write(path, new)?;
+    std::fs::write(
+        path,
+        skidder_bench::sections::splice(&text, "http_intake", section),
+    )?;
     Ok(())
 }

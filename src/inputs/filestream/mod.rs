@@ -24,7 +24,7 @@ pub mod reader;
 pub mod registry;
 pub mod scanner;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -37,7 +37,7 @@ use bytes::{Bytes, BytesMut};
 use regex::Regex;
 
 use super::{CommonFields, InputError};
-use crate::config::filestream::{FilestreamInputConfig, ParserConfig};
+use crate::config::filestream::{FilestreamInputConfig, IgnoreInactive, ParserConfig};
 use crate::event::{write_json, EventEncoder, EventMeta};
 use crate::pipeline::{InputMetrics, Publisher};
 use parsers::{deep_merge, Chain, Decoded, Msg};
@@ -49,8 +49,6 @@ use scanner::{Found, Identity, Scanner};
 pub const TURN_BYTES: usize = 1 << 20;
 /// Shortest time between two registry writes while running.
 pub const REGISTRY_FLUSH: Duration = Duration::from_millis(250);
-/// Longest wait between two looks at files at their end.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A validated filestream input.
 #[derive(Debug)]
@@ -65,6 +63,10 @@ pub struct FilestreamInput {
     common: CommonFields,
     data_dir: Option<PathBuf>,
     once: bool,
+    /// `first_start` of `meta.json` (`ignore_inactive: since_first_start`).
+    first_start: Option<SystemTime>,
+    /// When this input was built: this process's start (`since_last_start`).
+    started: SystemTime,
 }
 
 /// Checks a filestream configuration; every problem as `(key, reason)`.
@@ -123,6 +125,39 @@ fn build(
             "prospector.scanner.check_interval".into(),
             "must be longer than 0s".into(),
         ));
+    }
+    for (key, d) in [
+        ("backoff.init", c.backoff.init.get()),
+        ("backoff.max", c.backoff.max.get()),
+        (
+            "close.on_state_change.check_interval",
+            c.close.on_state_change.check_interval.get(),
+        ),
+    ] {
+        if d.is_zero() {
+            p.push((key.into(), "must be longer than 0s".into()));
+        }
+    }
+    let clean = c.clean_inactive.get();
+    if !clean.is_zero() {
+        // Filebeat's rule (log input): an entry is forgotten only once its file is one
+        // `ignore_older` skips, or the next scan would read the whole file again.
+        let older = c.ignore_older.get();
+        let interval = c.prospector.scanner.check_interval.get();
+        if older.is_zero() {
+            p.push((
+                "clean_inactive".into(),
+                "needs ignore_older: a forgotten file that is not ignored is read again from its start".into(),
+            ));
+        } else if clean <= older + interval {
+            p.push((
+                "clean_inactive".into(),
+                format!(
+                    "must be longer than ignore_older + prospector.scanner.check_interval ({})",
+                    crate::config::units::Duration::from(older + interval)
+                ),
+            ));
+        }
     }
     let encoding = match encoding_for(&c.encoding) {
         Some(e) => e,
@@ -222,8 +257,13 @@ fn build(
     if !p.is_empty() {
         return Err(p);
     }
+    let globs: Vec<String> = if c.prospector.scanner.recursive_glob {
+        c.paths.clone()
+    } else {
+        c.paths.iter().map(|g| g.replace("**", "*")).collect()
+    };
     let scanner = Scanner::new(
-        &c.paths,
+        &globs,
         inc_files,
         exc_files,
         c.prospector.scanner.symlinks,
@@ -240,6 +280,8 @@ fn build(
         common,
         data_dir: None,
         once: false,
+        first_start: None,
+        started: SystemTime::now(),
     })
 }
 
@@ -313,6 +355,20 @@ impl FilestreamInput {
     /// Where the registry lives (`path.data`).
     pub fn set_data_dir(&mut self, dir: PathBuf) {
         self.data_dir = Some(dir);
+    }
+
+    /// When skidder first ran on this `path.data` (`meta.json`'s `first_start`), for
+    /// `ignore_inactive: since_first_start`.
+    pub fn set_first_start(&mut self, at: SystemTime) {
+        self.first_start = Some(at);
+    }
+
+    /// Files last modified before this are skipped like `ignore_older` skips them.
+    fn ignore_before(&self) -> Option<SystemTime> {
+        match self.cfg.ignore_inactive? {
+            IgnoreInactive::SinceFirstStart => Some(self.first_start.unwrap_or(self.started)),
+            IgnoreInactive::SinceLastStart => Some(self.started),
+        }
     }
 
     /// `--once`: read every file to its end, then finish.
@@ -394,6 +450,8 @@ struct Harvester {
     chain: Chain,
     opened: Instant,
     last_read: Instant,
+    /// Last look at `close.on_state_change` (every `check_interval`).
+    last_check: Instant,
     at_eof: bool,
     /// No longer matched by a scan (removed, or renamed out of the globs).
     gone: bool,
@@ -414,8 +472,13 @@ struct Reader {
     buf: Vec<u8>,
     msgs: Vec<Msg>,
     stopped: bool,
-    /// Files of the last scan with unread bytes left closed by `harvester_limit`.
-    unopened: usize,
+    /// Files with unread bytes that `harvester_limit` keeps closed, in scan order: each
+    /// gets the next free slot, and a file at its end yields its slot to them.
+    waiting: VecDeque<(Found, Slot)>,
+    /// Files whose entry `clean_inactive` removed, with their size then: while they stay
+    /// that size they are not tracked again (the registry stays clean); bytes appended
+    /// later are read from there.
+    cleaned: HashMap<String, u64>,
     /// Acknowledged offsets of files found truncated, by path: a copytruncate copy that
     /// appears later continues from there.
     truncated_at: HashMap<PathBuf, u64>,
@@ -444,7 +507,8 @@ impl Reader {
             buf,
             msgs: Vec::new(),
             stopped: false,
-            unopened: 0,
+            waiting: VecDeque::new(),
+            cleaned: HashMap::new(),
             truncated_at: HashMap::new(),
             first_scan: true,
         }
@@ -456,8 +520,10 @@ impl Reader {
 
     fn run(mut self) {
         let interval = self.input.cfg.prospector.scanner.check_interval.get();
+        let init = self.input.cfg.backoff.init.get();
+        let max = self.input.cfg.backoff.max.get().max(init);
         let mut next_scan = Instant::now();
-        let mut backoff = Duration::from_millis(10);
+        let mut backoff = init;
         loop {
             if self.publisher.is_stopping() {
                 break;
@@ -471,21 +537,18 @@ impl Reader {
             if self.stopped {
                 break;
             }
+            self.fill();
             self.flush_timeouts();
             if self.publisher.flush().is_err() {
                 break;
             }
             self.checkpoint(false);
-            if self.input.once && self.open.is_empty() {
-                if self.unopened == 0 {
-                    // Every file the scans found was read to its end.
-                    break;
-                }
-                next_scan = Instant::now();
-                continue;
+            if self.input.once && self.open.is_empty() && self.waiting.is_empty() {
+                // Every file the scans found was read to its end.
+                break;
             }
             if progressed {
-                backoff = Duration::from_millis(10);
+                backoff = init;
                 continue;
             }
             let mut wait = backoff.min(next_scan.saturating_duration_since(Instant::now()));
@@ -498,7 +561,7 @@ impl Reader {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
             std::thread::sleep(wait.max(Duration::from_millis(1)));
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(max);
         }
         if !self.stopped {
             for i in (0..self.open.len()).rev() {
@@ -526,18 +589,26 @@ impl Reader {
         }
     }
 
-    /// Looks at the globs: opens files with unread bytes, notices removed and renamed ones,
-    /// forgets what `clean_removed` says to.
+    /// Looks at the globs: opens files with unread bytes, notices removed, renamed and
+    /// touched ones, forgets what `clean_removed` and `clean_inactive` say to.
     fn scan(&mut self) {
         let first = std::mem::replace(&mut self.first_scan, false);
         let found = self.input.scanner.scan();
         let cfg = &self.input.cfg;
         let identity = self.input.scanner.identity().name();
+        let resend_on_touch = cfg.prospector.scanner.resend_on_touch;
         let mut now_known: HashMap<String, Found> = HashMap::with_capacity(found.len());
         for f in &found {
             now_known.insert(f.key.clone(), f.clone());
         }
-        // Open harvesters: still there? renamed?
+        let touched = |f: &Found, known: &HashMap<String, Found>| {
+            resend_on_touch
+                && known
+                    .get(&f.key)
+                    .is_some_and(|p| p.size == f.size && p.mtime != f.mtime)
+        };
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        // Open harvesters: still there? renamed? touched?
         for h in &mut self.open {
             match now_known.get(&h.key) {
                 Some(f) => {
@@ -548,11 +619,20 @@ impl Reader {
                     if f.size > h.read_pos {
                         h.at_eof = false;
                     }
+                    if touched(f, &self.known) && h.read_pos == f.size {
+                        tracing::info!(input = %self.name, file = %h.path.display(), "file touched at the same size (resend_on_touch): reading it again from the start");
+                        shared.tracker.reset(h.slot, 0);
+                        h.splitter.reset();
+                        h.read_pos = 0;
+                        h.at_eof = false;
+                        if h.file.seek(SeekFrom::Start(0)).is_err() {
+                            h.gone = true;
+                        }
+                    }
                 }
                 None => h.gone = true,
             }
         }
-        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         if first {
             // Entries of another identity kind: take over the offset of the file now at
             // their path (the configuration's file_identity changed).
@@ -572,56 +652,71 @@ impl Reader {
                 shared.tracker.forget(&old);
             }
         }
-        let limit = if cfg.harvester_limit == 0 {
-            usize::MAX
-        } else {
-            cfg.harvester_limit
-        };
         let open_keys: std::collections::HashSet<String> =
             self.open.iter().map(|h| h.key.clone()).collect();
-        let mut to_open = Vec::new();
+        let ignore_before = self.input.ignore_before();
+        self.cleaned.retain(|k, _| now_known.contains_key(k));
+        let mut to_open = VecDeque::new();
         for f in &found {
             if open_keys.contains(&f.key) {
                 continue;
             }
             let path = f.path.to_string_lossy().into_owned();
-            let stored = shared.tracker.get(&f.key).map(|e| e.offset);
+            let stored = shared.tracker.get(&f.key).is_some();
+            let cleaned_at = if stored {
+                None
+            } else {
+                match self.cleaned.get(&f.key) {
+                    // Forgotten by clean_inactive and unchanged: stays out of the registry.
+                    Some(&size) if f.size == size => continue,
+                    Some(&size) => {
+                        self.cleaned.remove(&f.key);
+                        Some(size)
+                    }
+                    None => None,
+                }
+            };
             let slot;
-            let mut offset = match stored {
-                Some(o) => {
-                    slot = shared.tracker.track(&f.key, identity, &path, o);
-                    o
+            let mut offset = if stored {
+                slot = shared.tracker.track(&f.key, identity, &path, 0);
+                if touched(f, &self.known) && shared.tracker.resume(slot) == f.size {
+                    tracing::info!(input = %self.name, file = %path, "file touched at the same size (resend_on_touch): reading it again from the start");
+                    shared.tracker.reset(slot, 0);
                 }
-                None => {
-                    // A copytruncate copy of a file being read continues where the original
-                    // was acknowledged up to; the original then restarts at 0.
-                    let orig = self.input.copytruncate.as_ref().and_then(|re| {
-                        let m = re.find(&path)?;
-                        Some(PathBuf::from(&path[..m.start()]))
-                    });
-                    let inherited = orig.and_then(|orig| {
-                        if let Some(o) = self.truncated_at.remove(&orig) {
-                            return Some(o);
-                        }
-                        let key = self.known.values().find(|k| k.path == orig)?.key.clone();
-                        shared.tracker.get(&key).map(|e| e.offset)
-                    });
-                    let ignored = !cfg.ignore_older.get().is_zero()
-                        && f.mtime.elapsed().unwrap_or_default() > cfg.ignore_older.get();
-                    let start = if ignored {
-                        f.size
-                    } else {
-                        inherited.unwrap_or(0)
-                    };
-                    slot = shared.tracker.track(&f.key, identity, &path, start);
-                    if ignored || inherited.is_some() {
-                        shared.tracker.reset(slot, start);
+                shared.tracker.resume(slot)
+            } else if let Some(at) = cleaned_at {
+                slot = shared.tracker.track(&f.key, identity, &path, at);
+                at
+            } else {
+                // A copytruncate copy of a file being read continues where the original
+                // was acknowledged up to; the original then restarts at 0.
+                let orig = self.input.copytruncate.as_ref().and_then(|re| {
+                    let m = re.find(&path)?;
+                    Some(PathBuf::from(&path[..m.start()]))
+                });
+                let inherited = orig.and_then(|orig| {
+                    if let Some(o) = self.truncated_at.remove(&orig) {
+                        return Some(o);
                     }
-                    if let Some(o) = inherited {
-                        tracing::info!(input = %self.name, file = %path, offset = o, "copytruncate copy continues from the original's acknowledged offset");
-                    }
-                    start
+                    let key = self.known.values().find(|k| k.path == orig)?.key.clone();
+                    shared.tracker.get(&key).map(|e| e.offset)
+                });
+                let ignored = (!cfg.ignore_older.get().is_zero()
+                    && f.mtime.elapsed().unwrap_or_default() > cfg.ignore_older.get())
+                    || ignore_before.is_some_and(|t| f.mtime <= t);
+                let start = if ignored {
+                    f.size
+                } else {
+                    inherited.unwrap_or(0)
+                };
+                slot = shared.tracker.track(&f.key, identity, &path, start);
+                if ignored || inherited.is_some() {
+                    shared.tracker.reset(slot, start);
                 }
+                if let Some(o) = inherited {
+                    tracing::info!(input = %self.name, file = %path, offset = o, "copytruncate copy continues from the original's acknowledged offset");
+                }
+                start
             };
             if offset > f.size {
                 tracing::info!(input = %self.name, file = %path, offset, size = f.size, "file is shorter than its stored offset (truncated): reading it from the start");
@@ -629,7 +724,7 @@ impl Reader {
                 offset = 0;
             }
             if f.size > offset {
-                to_open.push((f.clone(), slot, offset));
+                to_open.push_back((f.clone(), slot));
             }
         }
         // Files gone from the globs and not open: forget (clean_removed) or keep.
@@ -648,37 +743,48 @@ impl Reader {
             let ttl = u64::try_from(cfg.clean_inactive.get().as_millis()).unwrap_or(u64::MAX);
             let now_ms = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(0);
-            let stale: Vec<String> = shared
+            // Only files read to their end (or gone): the validated ttl is longer than
+            // ignore_older + check_interval, so such a file is one the scan ignores.
+            let stale: Vec<(String, u64)> = shared
                 .tracker
                 .entries()
                 .filter(|e| {
-                    !open_keys.contains(&e.key) && now_ms.saturating_sub(e.updated_ms) > ttl
+                    !open_keys.contains(&e.key)
+                        && now_ms.saturating_sub(e.updated_ms) > ttl
+                        && now_known.get(&e.key).is_none_or(|f| e.offset >= f.size)
                 })
-                .map(|e| e.key.clone())
+                .map(|e| (e.key.clone(), e.offset))
                 .collect();
-            for k in stale {
-                // A file still there would be read again from 0: only forget files whose
-                // bytes were all acknowledged and that did not grow.
-                let done = now_known
-                    .get(&k)
-                    .is_none_or(|f| shared.tracker.get(&k).is_some_and(|e| e.offset >= f.size));
-                if done && !now_known.contains_key(&k) {
-                    shared.tracker.forget(&k);
+            for (k, offset) in stale {
+                if shared.tracker.forget(&k) {
+                    tracing::debug!(input = %self.name, key = %k, "clean_inactive: offset forgotten");
+                    if let Some(f) = now_known.get(&k) {
+                        self.cleaned.insert(k, f.size.max(offset));
+                    }
                 }
             }
         }
         drop(shared);
-        self.unopened = 0;
-        for (f, slot, offset) in to_open {
-            if self.open.len() >= limit {
-                self.unopened += 1;
-                continue;
-            }
+        self.waiting = to_open;
+        self.known = now_known;
+        self.fill();
+    }
+
+    /// Opens waiting files while `harvester_limit` allows.
+    fn fill(&mut self) {
+        let limit = match self.input.cfg.harvester_limit {
+            0 => usize::MAX,
+            n => n,
+        };
+        while self.open.len() < limit {
+            let Some((f, slot)) = self.waiting.pop_front() else {
+                break;
+            };
+            let offset = self.lock().tracker.resume(slot);
             self.open_file(&f, slot, offset);
         }
-        self.known = now_known;
     }
 
     fn open_file(&mut self, f: &Found, slot: Slot, offset: u64) {
@@ -717,6 +823,7 @@ impl Reader {
             chain,
             opened: now,
             last_read: now,
+            last_check: now,
             at_eof: false,
             gone: false,
             renamed: false,
@@ -736,6 +843,9 @@ impl Reader {
             if close {
                 self.finish_at(i);
                 let h = self.open.swap_remove(i);
+                // A partial last line still held is read again when the file is reopened.
+                let stopped_at = h.read_pos - h.splitter.buffered();
+                self.lock().tracker.park(h.slot, stopped_at);
                 tracing::debug!(input = %self.name, file = %h.path.display(), "closed");
                 continue;
             }
@@ -815,16 +925,26 @@ impl Reader {
             h.at_eof = false;
             return false;
         }
-        let removed = meta.nlink() == 0;
         let after = cfg.close.reader.after_interval.get();
-        let inactive = cfg.close.on_state_change.inactive.get();
-        h.gone
+        if h.gone
             || self.input.once
-            || (removed && cfg.close.on_state_change.removed)
-            || (h.renamed && cfg.close.on_state_change.renamed)
             || cfg.close.reader.on_eof
             || (!after.is_zero() && now.duration_since(h.opened) >= after)
-            || (!inactive.is_zero() && now.duration_since(h.last_read) >= inactive)
+            // Files wait for a slot: one at its end gives its slot up (it is opened again
+            // when a scan sees it grow), so every file is read, not only the first ones.
+            || !self.waiting.is_empty()
+        {
+            return true;
+        }
+        let s = &cfg.close.on_state_change;
+        if now.duration_since(h.last_check) < s.check_interval.get() {
+            return false;
+        }
+        h.last_check = now;
+        let removed = meta.nlink() == 0;
+        (removed && s.removed)
+            || (h.renamed && s.renamed)
+            || (!s.inactive.get().is_zero() && now.duration_since(h.last_read) >= s.inactive.get())
     }
 
     /// Before file `i` is closed: its multiline group is shipped, and its partial last line

@@ -255,6 +255,10 @@ struct Tracked {
     generation: u32,
     /// Marks not yet settled.
     pending: usize,
+    /// Where the last reader of this file stopped (in memory only): a file closed with
+    /// events in flight is reopened after them, not at the acknowledged offset, so closing
+    /// and reopening (harvester_limit, close.*) sends nothing twice.
+    cursor: Option<u64>,
 }
 
 /// A published event's place: the input's publish count after it, its file and the offset
@@ -303,6 +307,7 @@ impl Tracker {
                 entry: e,
                 generation: 0,
                 pending: 0,
+                cursor: None,
             }));
             t.by_key.insert(key, slot);
         }
@@ -341,6 +346,7 @@ impl Tracker {
             },
             generation: 0,
             pending: 0,
+            cursor: None,
         };
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(free) => {
@@ -370,10 +376,27 @@ impl Tracker {
     pub fn reset(&mut self, slot: Slot, offset: u64) {
         if let Some(t) = self.slots[slot.0 as usize].as_mut() {
             t.generation = t.generation.wrapping_add(1);
+            t.cursor = None;
             t.entry.offset = offset;
             t.entry.updated_ms = now_ms();
             self.dirty = true;
         }
+    }
+
+    /// Records where the reader of `slot` stopped when it closed the file: every line before
+    /// `offset` was published (or filtered).
+    pub fn park(&mut self, slot: Slot, offset: u64) {
+        if let Some(t) = self.slots[slot.0 as usize].as_mut() {
+            t.cursor = Some(offset);
+        }
+    }
+
+    /// Where reading of `slot` resumes in this process: after what an earlier reader
+    /// published, or at the acknowledged offset.
+    pub fn resume(&self, slot: Slot) -> u64 {
+        self.slots[slot.0 as usize].as_ref().map_or(0, |t| {
+            t.cursor.map_or(t.entry.offset, |c| c.max(t.entry.offset))
+        })
     }
 
     /// Records that the next published event ends at `offset` of `slot`.
@@ -499,6 +522,24 @@ mod tests {
         );
         t.settle(2);
         assert_eq!(t.offset(a), 7);
+    }
+
+    #[test]
+    fn a_closed_file_resumes_after_what_it_published_until_a_reset() {
+        let mut t = Tracker::new(Vec::new());
+        let a = t.track("k", "native", "/a", 0);
+        t.mark(a, 10);
+        t.park(a, 12);
+        assert_eq!(
+            t.resume(a),
+            12,
+            "reopened at the ACKed offset: in-flight lines resent"
+        );
+        assert_eq!(t.offset(a), 0);
+        t.settle(1);
+        assert_eq!((t.offset(a), t.resume(a)), (10, 12));
+        t.reset(a, 0);
+        assert_eq!(t.resume(a), 0);
     }
 
     #[test]
