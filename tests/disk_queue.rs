@@ -395,3 +395,75 @@ fn the_receiver_acks_once_events_are_on_disk_and_they_are_sent_after_a_restart()
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), [(7, 1), (7, 2)]);
     drop(relay);
 }
+
+/// `logstash_events_acked_total` summed over hosts, from `/metrics` at `addr` (plain HTTP).
+fn lumberjack_acked(addr: &str) -> Option<u64> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let sum = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("logstash_events_acked_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum();
+    Some(sum)
+}
+
+#[test]
+fn a_window_partly_acknowledged_at_a_clean_stop_is_not_sent_again_after_the_restart() {
+    const N: u64 = 1000;
+    const HALF: u64 = BULK / 2;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q");
+    // ACKs half of the first window, then neither ACKs nor closes.
+    let holding = Server::start(&["--fault", "partial-ack-then-hold"]);
+    let yaml = config(&queue, &holding.addr, 1, N, 0, "").replace("timeout: 5s", "timeout: 60s")
+        + "http.enabled: true\nhttp.host: 127.0.0.1\nhttp.port: 0\n";
+    let cfg = common::config(dir.path(), &yaml);
+    let (mut child, mut lines) = common::spawn_run(dir.path(), &cfg);
+    lines.wait_for_line("the monitoring endpoint", Duration::from_secs(20), |l| {
+        l.contains(" listening on ") && l.contains("endpoint=http")
+    });
+    let line = lines.seen.last().unwrap().clone();
+    let http = line
+        .split(" listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    common::wait_until("every event written", Duration::from_secs(30), || {
+        on_disk(&queue).get(&1) == Some(&N)
+    });
+    // skidder has read the partial ACK (not only sent the window) before it is stopped.
+    common::wait_until(
+        "skidder counted the partial ACK",
+        Duration::from_secs(30),
+        || lumberjack_acked(&http) == Some(HALF),
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGTERM);
+    }
+    common::wait_exit(&mut child.0, Duration::from_secs(20));
+    let rest = lines.rest();
+    assert!(
+        rest.contains(&format!("queued={}", N - HALF)),
+        "the acknowledged half is recorded, the rest stays queued:\n{rest}"
+    );
+
+    let server = Server::start(&[]);
+    let cfg = common::config(dir.path(), &config(&queue, &server.addr, 2, 1, 0, ""));
+    let r = common::run_config(dir.path(), &cfg);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    let first = delivered(&holding.out);
+    let second = delivered(&server.out);
+    for seq in 1..=N {
+        let n = first.get(&(1, seq)).unwrap_or(&0) + second.get(&(1, seq)).unwrap_or(&0);
+        assert_eq!(n, 1, "seq {seq} delivered {n} times");
+    }
+    assert_eq!(first.len() as u64, HALF);
+    assert!(second.contains_key(&(2, 1)));
+}

@@ -108,10 +108,18 @@ pub struct Report {
     pub queues: Vec<(String, Outcome)>,
     /// Disk queue backlog: (bytes on disk, peak RSS KiB filling it, peak RSS KiB draining it).
     pub backlog: Vec<(u64, u64, u64)>,
+    /// Lines under the disk tables (a backlog size that could not be measured, and why).
+    pub disk_notes: Vec<String>,
     /// Total harness time.
     pub elapsed: Duration,
     plots: Vec<(String, Result<PathBuf, String>)>,
 }
+
+/// The name of the disk queue's marked section ([`crate::sections`]), so `--scenario disk`
+/// can replace it alone.
+pub const DISK_SECTION: &str = "disk_queue";
+const DISK_BEGIN: &str = "<!-- disk_queue:begin -->";
+const DISK_END: &str = "<!-- disk_queue:end -->";
 
 fn mib(kib: f64) -> f64 {
     kib / 1024.0
@@ -171,6 +179,7 @@ impl Report {
             pairs: Vec::new(),
             queues: Vec::new(),
             backlog: Vec::new(),
+            disk_notes: Vec::new(),
             limits: Vec::new(),
             level_sweep: Vec::new(),
             pipelining_sweep: Vec::new(),
@@ -519,12 +528,40 @@ impl Report {
         out
     }
 
+    /// The disk queue section alone, between its markers, with the run's provenance: what
+    /// `--scenario disk` splices into an existing report.
+    pub fn disk_only(&self) -> String {
+        let root = self.root.display().to_string();
+        let commit = command_line("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"])
+            .unwrap_or_else(|| "unknown".into());
+        let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+        let mut m = String::new();
+        self.disk_section_with(
+            &mut m,
+            &format!(
+                "From `cargo run --release -p skidder-bench -- --scenario disk --runs {}` ({} events per run; commit `{commit}`; {date}; the whole run took {:.0} s): only this section was regenerated, the rest of the report is from its own run.\n",
+                self.runs,
+                thousands(Some(self.count as f64)),
+                self.elapsed.as_secs_f64()
+            ),
+        );
+        m
+    }
+
     /// The disk queue section: queue comparison and backlog memory.
     fn disk_section(&self, m: &mut String) {
+        self.disk_section_with(m, "");
+    }
+
+    fn disk_section_with(&self, m: &mut String, provenance: &str) {
         if self.queues.is_empty() && self.backlog.is_empty() {
             return;
         }
+        let _ = writeln!(m, "{DISK_BEGIN}");
         let _ = writeln!(m, "## Disk queue vs memory queue\n");
+        if !provenance.is_empty() {
+            let _ = writeln!(m, "{provenance}");
+        }
         let _ = writeln!(
             m,
             "skidder (generator replay → queue → output.logstash, z3 p2 b2048, mutual TLS) → go-lumber server; skidder measured. The queue settings alternate in one loop (memory, disk batch, disk interval, disk none, memory, …), so each ratio compares runs taken under the same load. Taken on a shared 2-core AMD EPYC where other work runs at the same time: absolute numbers are noisy, ratios within a run are what to read. Bytes written and fsyncs come from skidder's own counters (totals line).\n"
@@ -562,7 +599,7 @@ impl Report {
         if !self.backlog.is_empty() {
             let _ = writeln!(
                 m,
-                "\nMemory with a backlog: skidder fills a disk queue while the output is down (then SIGTERM), and a second skidder drains it to go-lumber. The backlog is kept ≤ 2 GB here (shared disk) and deleted right after; memory does not depend on its size (the reader holds at most read_ahead + bulk_max_size events), so a 5 GB backlog is extrapolated from the flat line below.\n"
+                "\nMemory with a backlog: skidder fills a disk queue while the output is down (then SIGTERM), and a second skidder drains it to go-lumber; peak RSS of each (`wait4`). The smallest row is the empty-queue baseline; the largest backlog (5 GB unless the disk lacked the space, then the row says so) is measured, not extrapolated, and deleted right after.\n"
             );
             let _ = writeln!(
                 m,
@@ -579,6 +616,10 @@ impl Report {
                 );
             }
         }
+        for note in &self.disk_notes {
+            let _ = writeln!(m, "\n{note}");
+        }
+        let _ = writeln!(m, "{DISK_END}");
         let _ = writeln!(m);
     }
 

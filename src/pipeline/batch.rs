@@ -32,17 +32,24 @@ pub struct Batch {
     shared: Arc<Shared>,
     key: u64,
     events: Vec<Event>,
+    /// The memory position of each event when they are not `key, key + 1, ...` (a retry
+    /// piece with holes where events in between were settled); see [`RetryPiece`].
+    positions: Option<Vec<u64>>,
     retries: u32,
+    /// Leading events the destination acknowledged while the rest are awaited.
+    acked_head: usize,
     settled: bool,
 }
 
 impl Batch {
-    pub(crate) fn new(shared: Arc<Shared>, key: u64, events: Vec<Event>, retries: u32) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, key: u64, piece: RetryPiece) -> Self {
         Self {
             shared,
             key,
-            events,
-            retries,
+            events: piece.events,
+            positions: piece.positions,
+            retries: piece.retries,
+            acked_head: 0,
             settled: false,
         }
     }
@@ -96,18 +103,43 @@ impl Batch {
 
     /// Per-event verdicts (e.g. Elasticsearch bulk items): `fate(index, event)`. Dropped
     /// events are logged at ERROR with `reason`.
-    pub fn resolve(mut self, mut fate: impl FnMut(usize, &Event) -> Fate, reason: &str) {
+    pub fn resolve(self, fate: impl FnMut(usize, &Event) -> Fate, reason: &str) {
+        self.finish(fate, reason, true);
+    }
+
+    /// Notes that the destination acknowledged the first `n` events while the rest are
+    /// still awaited (a Lumberjack partial ACK). Nothing settles yet; but if the batch ends
+    /// without a verdict ([`Self::cancelled`], or dropped when a stop aborts the output),
+    /// those events settle as acknowledged and only the rest go back, so a disk queue does
+    /// not send them again at the next start (docs/disk-queue.md §1).
+    pub fn acknowledge_head(&mut self, n: usize) {
+        self.acked_head = self.acked_head.max(n.min(self.events.len()));
+    }
+
+    /// `counted`: retried events count as failed and retried (a delivery attempt failed),
+    /// otherwise they only go back.
+    fn finish(mut self, mut fate: impl FnMut(usize, &Event) -> Fate, reason: &str, counted: bool) {
         self.settled = true;
         let events = std::mem::take(&mut self.events);
+        let positions = self.positions.take();
+        let key = self.key;
+        let at = |i: usize| positions.as_ref().map_or(key + i as u64, |p| p[i]);
         // Settling needs only per-input (acked, dropped) counts: the events are dropped
         // here, outside the queue's lock, instead of being moved into a second vector.
         let mut tallies: Vec<(InputId, u64, u64)> = Vec::new();
         let mut retry = Vec::new();
+        // Positions of the retried events, kept only once they stop being consecutive.
+        let mut retry_at: Vec<u64> = Vec::new();
+        let mut holes = false;
         let mut dropped = 0usize;
         let mut settled = 0usize;
+        let len = events.len();
         for (i, ev) in events.into_iter().enumerate() {
             let f = fate(i, &ev);
             if f == Fate::Retry {
+                let pos = at(i);
+                holes |= retry_at.last().is_some_and(|&last| pos != last + 1);
+                retry_at.push(pos);
                 retry.push(ev);
                 continue;
             }
@@ -136,21 +168,34 @@ impl Batch {
                 "output dropped events"
             );
         }
+        // Everything before the first retried event is settled: the range (and its retry
+        // piece) moves there, so the settled prefix is exact per event, not per batch.
+        let split = retry_at.first().copied().filter(|&p| p > key);
         let piece = if retry.is_empty() {
             None
         } else {
-            metrics
-                .failed
-                .fetch_add(retry.len() as u64, Ordering::Relaxed);
-            metrics
-                .retried
-                .fetch_add(retry.len() as u64, Ordering::Relaxed);
+            if counted {
+                metrics
+                    .failed
+                    .fetch_add(retry.len() as u64, Ordering::Relaxed);
+                metrics
+                    .retried
+                    .fetch_add(retry.len() as u64, Ordering::Relaxed);
+            }
+            // Consecutive up to the batch's end: positions follow from the new key.
+            let tail = !holes && retry_at.last().is_some_and(|&l| l == at(len - 1));
             Some(RetryPiece {
                 events: retry,
-                retries: self.retries.saturating_add(1),
+                positions: (!tail).then_some(retry_at),
+                retries: if counted {
+                    self.retries.saturating_add(1)
+                } else {
+                    self.retries
+                },
             })
         };
-        self.shared.settle(self.key, &tallies, settled, piece);
+        self.shared
+            .settle(self.key, split, &tallies, settled, piece);
     }
 
     /// The run is ending before a verdict: the events go back unsettled and count as
@@ -160,12 +205,33 @@ impl Batch {
     }
 
     fn put_back(&mut self) {
+        if self.acked_head > 0 {
+            // Settle the acknowledged head; the rest goes back without counting a failure.
+            let head = self.acked_head;
+            let taken = Self {
+                shared: Arc::clone(&self.shared),
+                key: self.key,
+                events: std::mem::take(&mut self.events),
+                positions: self.positions.take(),
+                retries: self.retries,
+                acked_head: 0,
+                settled: false,
+            };
+            self.settled = true;
+            taken.finish(
+                |i, _| if i < head { Fate::Ack } else { Fate::Retry },
+                "",
+                false,
+            );
+            return;
+        }
         self.settled = true;
         let events = std::mem::take(&mut self.events);
         self.shared.requeue(
             self.key,
             RetryPiece {
                 events,
+                positions: self.positions.take(),
                 retries: self.retries,
             },
         );

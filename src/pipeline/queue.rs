@@ -88,6 +88,10 @@ pub(crate) struct Range {
 #[derive(Debug)]
 pub(crate) struct RetryPiece {
     pub(crate) events: Vec<Event>,
+    /// The memory position of each event, when they are not consecutive from the piece's
+    /// key (events in between were settled, e.g. Elasticsearch items acknowledged around a
+    /// failed one); `None` for `key, key + 1, ...`.
+    pub(crate) positions: Option<Vec<u64>>,
     pub(crate) retries: u32,
 }
 
@@ -252,10 +256,13 @@ impl Shared {
 
     /// Settles `settled` events of the range starting at `key`, counted per input as
     /// `(input, acked, dropped)` in `tallies`, and optionally puts the rest back as a retry
-    /// piece.
+    /// piece. `split`: every event of the range before this position is now settled, so the
+    /// range (and the retry piece) moves there; inputs still hear of the range as a whole,
+    /// and a disk queue records the exact prefix (docs/disk-queue.md §1).
     pub(crate) fn settle(
         &self,
         key: u64,
+        split: Option<u64>,
         tallies: &[(InputId, u64, u64)],
         settled: usize,
         retry: Option<RetryPiece>,
@@ -278,6 +285,16 @@ impl Shared {
         st.in_flight = st.in_flight.saturating_sub(settled);
         self.metrics.acked.fetch_add(acked, Ordering::Relaxed);
         self.metrics.dropped.fetch_add(dropped, Ordering::Relaxed);
+        let mut key = key;
+        let mut moved = false;
+        if let Some(to) = split.filter(|&to| to > key) {
+            if let Some(range) = st.ranges.remove(&key) {
+                let was_first = st.ranges.first_key_value().is_none_or(|(&k, _)| k > key);
+                st.ranges.insert(to, range);
+                moved = was_first;
+            }
+            key = to;
+        }
         let has_retry = retry.is_some();
         if let Some(piece) = retry {
             st.retry.insert(key, piece);
@@ -299,7 +316,7 @@ impl Shared {
             reported = true;
         }
         self.update_gauge(&st);
-        if reported {
+        if reported || moved {
             self.report_settled(&mut st);
         }
         let idle = self.is_idle(&st);
@@ -1011,12 +1028,7 @@ impl BatchSource {
         }
         if let Some((key, piece)) = st.retry.pop_first() {
             drop(st);
-            return Ok(Some(Batch::new(
-                Arc::clone(shared),
-                key,
-                piece.events,
-                piece.retries,
-            )));
+            return Ok(Some(Batch::new(Arc::clone(shared), key, piece)));
         }
         let available = st.queued.len();
         let now = Instant::now();
@@ -1062,6 +1074,11 @@ impl BatchSource {
         );
         drop(st);
         shared.metrics.batches.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(Batch::new(Arc::clone(shared), key, events, 0)))
+        let piece = RetryPiece {
+            events,
+            positions: None,
+            retries: 0,
+        };
+        Ok(Some(Batch::new(Arc::clone(shared), key, piece)))
     }
 }

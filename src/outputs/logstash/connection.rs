@@ -381,6 +381,8 @@ fn drain_acks(
         // sent-but-unacknowledged events.
         if let Some(h) = held.iter_mut().find(|h| h.acked < h.sent) {
             h.acked = (h.acked + n).min(h.sent);
+            // Kept by the batch too: a stop that aborts this task still settles the head.
+            h.batch.acknowledge_head(h.acked);
             if window_done {
                 window.on_success(h.batch.len());
             }

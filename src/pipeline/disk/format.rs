@@ -5,6 +5,8 @@
 //! damage is reported (with the byte offset and the events lost) and skipped, never a panic.
 //! Everything read from disk is untrusted; every length is checked before it is used.
 
+use bytes::{Buf, Bytes, BytesMut};
+
 /// Magic bytes opening a segment file.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"SKDQ";
 /// Magic bytes opening a position slot.
@@ -97,13 +99,21 @@ pub fn decode_header(b: &[u8]) -> Result<u64, HeaderError> {
 /// len u32 | crc u32 (of len, seq, payload) | seq u64 | payload
 /// ```
 pub fn encode_frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    out.extend_from_slice(&frame_head(seq, payload));
+    out.extend_from_slice(payload);
+}
+
+/// The 16 bytes before `payload` in its frame (see [`encode_frame`]): the writer sends them
+/// and the payload as two pieces of one `writev`, so the payload is never copied.
+pub fn frame_head(seq: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     let len = (payload.len() as u32).to_le_bytes();
     let seq_b = seq.to_le_bytes();
     let c = crc(&[&len, &seq_b, payload]);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&c.to_le_bytes());
-    out.extend_from_slice(&seq_b);
-    out.extend_from_slice(payload);
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[0..4].copy_from_slice(&len);
+    h[4..8].copy_from_slice(&c.to_le_bytes());
+    h[8..16].copy_from_slice(&seq_b);
+    h
 }
 
 /// The bytes a frame holding `payload_len` bytes takes.
@@ -148,8 +158,8 @@ pub enum Step {
         seq: u64,
         /// Where the frame starts in the segment.
         offset: u64,
-        /// The encoded event.
-        payload: Vec<u8>,
+        /// The encoded event: a slice of the bytes read, not a copy.
+        payload: Bytes,
     },
     /// Damage from `offset` up to a valid frame, which the next step returns: the frames
     /// in between held `lost` events.
@@ -177,9 +187,9 @@ pub enum Step {
 /// Decodes the frames of one segment from bytes fed in pieces (see the module docs).
 #[derive(Debug)]
 pub struct FrameReader {
-    buf: Vec<u8>,
-    /// Index in `buf` of the next unread byte.
-    pos: usize,
+    /// Bytes not yet decoded. Payloads are split off it (shared, no copy), so a block read
+    /// stays allocated until the last event sliced from it is dropped.
+    buf: BytesMut,
     /// Segment offset of `buf[0]`.
     base: u64,
     /// The seq the next frame should have.
@@ -193,8 +203,7 @@ impl FrameReader {
     /// header.
     pub fn new(first: u64) -> Self {
         Self {
-            buf: Vec::new(),
-            pos: 0,
+            buf: BytesMut::new(),
             base: HEADER_LEN as u64,
             expected: first,
             damage: None,
@@ -208,28 +217,46 @@ impl FrameReader {
 
     /// The segment offset of the next unread byte.
     pub fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.base
     }
 
     /// Appends bytes read from the segment.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.base += self.pos as u64;
-            self.pos = 0;
-        }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Reads up to `max` bytes from `src` straight into the reader's buffer (no copy through
+    /// a second buffer). Returns what `read` returned.
+    ///
+    /// # Errors
+    /// The read's error.
+    pub fn fill_from(
+        &mut self,
+        src: &mut impl std::io::Read,
+        max: usize,
+    ) -> std::io::Result<usize> {
+        let start = self.buf.len();
+        self.buf.resize(start + max, 0);
+        let r = src.read(&mut self.buf[start..]);
+        let n = *r.as_ref().unwrap_or(&0);
+        self.buf.truncate(start + n);
+        r
     }
 
     /// Bytes held but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len()
+    }
+
+    fn skip(&mut self, n: usize) -> BytesMut {
+        self.base += n as u64;
+        self.buf.split_to(n)
     }
 
     /// The next frame, damage report or end. `eof`: no more bytes will be fed.
     pub fn next(&mut self, eof: bool) -> Step {
         loop {
-            let rest = &self.buf[self.pos..];
+            let rest = &self.buf[..];
             if rest.is_empty() {
                 return match (eof, self.damage.take()) {
                     (false, d) => {
@@ -253,8 +280,9 @@ impl FrameReader {
                         return Step::Damaged { offset, lost };
                     }
                     let offset = self.offset();
-                    let payload = rest[FRAME_HEADER_LEN..total].to_vec();
-                    self.pos += total;
+                    let mut frame = self.skip(total);
+                    frame.advance(FRAME_HEADER_LEN);
+                    let payload = frame.freeze();
                     self.expected = seq.saturating_add(1);
                     return Step::Frame {
                         seq,
@@ -273,7 +301,8 @@ impl FrameReader {
                     if self.damage.is_none() {
                         self.damage = Some(self.offset());
                     }
-                    self.pos += 1;
+                    self.buf.advance(1);
+                    self.base += 1;
                 }
             }
         }
@@ -513,7 +542,7 @@ mod tests {
             let b = segment(first, &refs);
             let steps = read_all(&b, piece);
             let frames: Vec<(u64, Vec<u8>)> = steps.iter().filter_map(|s| match s {
-                Step::Frame { seq, payload, .. } => Some((*seq, payload.clone())),
+                Step::Frame { seq, payload, .. } => Some((*seq, payload.to_vec())),
                 _ => None,
             }).collect();
             let want: Vec<(u64, Vec<u8>)> = payloads.iter().enumerate().map(|(i, p)| (first + i as u64, p.clone())).collect();

@@ -24,7 +24,7 @@ pub mod format;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use self::format::{FrameReader, HeaderError, Slot, Step, HEADER_LEN, POSITION_LEN, SLOT_LEN};
+use self::format::{
+    FrameReader, HeaderError, Slot, Step, FRAME_HEADER_LEN, HEADER_LEN, POSITION_LEN, SLOT_LEN,
+};
 use super::metrics::Metrics;
 use super::queue::Shared;
 use crate::event::{Event, InputId};
@@ -155,7 +157,8 @@ struct Writer {
     last_sync: Instant,
     /// Written since the last `fdatasync` (sync modes other than batch).
     dirty: bool,
-    buf: Vec<u8>,
+    /// Frame heads of the batch being written (kept to reuse the allocation).
+    heads: Vec<[u8; FRAME_HEADER_LEN]>,
 }
 
 #[derive(Debug)]
@@ -208,6 +211,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn seg_name(id: u64) -> String {
     format!("{id:020}.seg")
+}
+
+/// One write batch: frame heads and payloads, sent together by `writev` without copying
+/// the payloads into one buffer.
+struct Frames<'a> {
+    heads: &'a [[u8; FRAME_HEADER_LEN]],
+    bodies: &'a [&'a [u8]],
+    /// Total bytes.
+    len: u64,
+}
+
+impl Frames<'_> {
+    /// Frames per `writev`: two pieces each, within Linux's `IOV_MAX` of 1024.
+    const PER_CALL: usize = 512;
+
+    fn write_to(&self, file: &mut File) -> std::io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * Self::PER_CALL);
+        for (heads, bodies) in self
+            .heads
+            .chunks(Self::PER_CALL)
+            .zip(self.bodies.chunks(Self::PER_CALL))
+        {
+            slices.clear();
+            for (h, b) in heads.iter().zip(bodies) {
+                slices.push(IoSlice::new(h));
+                slices.push(IoSlice::new(b));
+            }
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                let n = file.write_vectored(rest)?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                IoSlice::advance_slices(&mut rest, n);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of a write.
@@ -340,7 +381,7 @@ impl Disk {
                 next_id: max_id + 1,
                 last_sync: Instant::now(),
                 dirty: false,
-                buf: Vec::new(),
+                heads: Vec::new(),
             }),
             recent: Mutex::new(Recent::default()),
             segs: Mutex::new(segs),
@@ -468,15 +509,17 @@ impl Disk {
     pub(crate) fn append(&self, events: &[Event]) -> Result<Appended, ()> {
         let mut w = lock(&self.writer);
         let mut out = Appended::default();
-        let mut buf = std::mem::take(&mut w.buf);
-        buf.clear();
+        let mut heads = std::mem::take(&mut w.heads);
+        heads.clear();
+        let mut bodies: Vec<&[u8]> = Vec::with_capacity(events.len());
         let first = w.next_seq;
         for ev in events {
             if ev.bytes.len() > format::MAX_PAYLOAD {
                 out.oversize += 1;
                 continue;
             }
-            format::encode_frame(&mut buf, first + out.written as u64, &ev.bytes);
+            heads.push(format::frame_head(first + out.written as u64, &ev.bytes));
+            bodies.push(&ev.bytes);
             out.written += 1;
         }
         if out.oversize > 0 {
@@ -487,11 +530,19 @@ impl Disk {
             );
         }
         if out.written == 0 {
-            w.buf = buf;
+            w.heads = heads;
             return Ok(out);
         }
-        let r = self.write_durably(&mut w, &buf, first);
-        w.buf = buf;
+        let batch = Frames {
+            heads: &heads,
+            bodies: &bodies,
+            len: bodies
+                .iter()
+                .map(|b| format::frame_len(b.len()) as u64)
+                .sum(),
+        };
+        let r = self.write_durably(&mut w, &batch, first);
+        w.heads = heads;
         r?;
         w.next_seq = first + out.written as u64;
         {
@@ -518,11 +569,11 @@ impl Disk {
         Ok(out)
     }
 
-    fn write_durably(&self, w: &mut Writer, buf: &[u8], first: u64) -> Result<(), ()> {
+    fn write_durably(&self, w: &mut Writer, buf: &Frames<'_>, first: u64) -> Result<(), ()> {
         let mut backoff = self.settings.retry_interval;
         let mut last_error: Option<Instant> = None;
         loop {
-            self.wait_for_space(buf.len() as u64)?;
+            self.wait_for_space(buf.len)?;
             match self.try_write(w, buf, first) {
                 Ok(()) => {
                     if last_error.is_some() {
@@ -580,7 +631,7 @@ impl Disk {
     fn try_write(
         &self,
         w: &mut Writer,
-        buf: &[u8],
+        buf: &Frames<'_>,
         first: u64,
     ) -> Result<(), (PathBuf, std::io::Error)> {
         if w.file.is_none() || w.size >= self.settings.segment_size {
@@ -599,7 +650,7 @@ impl Disk {
             SyncMode::Interval(i) => w.last_sync.elapsed() >= i,
             SyncMode::None => false,
         };
-        let mut r = file.write_all(buf);
+        let mut r = buf.write_to(file);
         if r.is_ok() && sync {
             self.metrics.disk_fsyncs.fetch_add(1, Ordering::Relaxed);
             r = file.sync_data();
@@ -617,9 +668,9 @@ impl Disk {
             w.last_sync = Instant::now();
         }
         w.dirty = !sync;
-        w.size += buf.len() as u64;
+        w.size += buf.len;
         let mut segs = lock(&self.segs);
-        segs.total += buf.len() as u64;
+        segs.total += buf.len;
         if let Some(s) = segs.list.back_mut() {
             s.size = w.size;
         }
@@ -628,7 +679,7 @@ impl Disk {
         self.metrics.disk_bytes.store(total, Ordering::Relaxed);
         self.metrics
             .disk_bytes_written
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            .fetch_add(buf.len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -830,7 +881,6 @@ impl Disk {
         let mut next = self.start;
         let mut cur: Option<(SegInfo, File, FrameReader, bool)> = None;
         let mut chunk: Vec<(u64, Bytes)> = Vec::with_capacity(READ_CHUNK);
-        let mut rbuf = vec![0u8; READ_BUF];
         loop {
             if self.closing.load(Ordering::Acquire) {
                 return;
@@ -878,7 +928,7 @@ impl Disk {
                 };
                 let eof = *at_eof && later.is_some();
                 match fr.next(eof) {
-                    Step::NeedMore => match file.read(&mut rbuf) {
+                    Step::NeedMore => match fr.fill_from(file, READ_BUF) {
                         Ok(0) => {
                             if later.is_some() {
                                 *at_eof = true;
@@ -886,7 +936,7 @@ impl Disk {
                                 stalled = true;
                             }
                         }
-                        Ok(n) => fr.feed(&rbuf[..n]),
+                        Ok(_) => {}
                         Err(e) => {
                             tracing::error!(file = %seg.path.display(), error = %e, "disk queue: cannot read a segment; trying again");
                             stalled = true;
@@ -897,7 +947,7 @@ impl Disk {
                             // Bytes a failed write left past the segment's real end.
                             cur = None;
                         } else if seq >= next {
-                            chunk.push((seq, Bytes::from(payload)));
+                            chunk.push((seq, payload));
                             next = seq + 1;
                         }
                     }
@@ -1074,18 +1124,15 @@ fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
     file.seek(SeekFrom::Start(HEADER_LEN as u64))
         .map_err(io_err(&seg.path))?;
     let mut fr = FrameReader::new(seg.first);
-    let mut buf = vec![0u8; READ_BUF];
     let mut eof = false;
     let mut end = (seg.first, HEADER_LEN as u64);
     loop {
         match fr.next(eof) {
             Step::NeedMore => {
-                let n = file.read(&mut buf).map_err(io_err(&seg.path))?;
-                if n == 0 {
-                    eof = true;
-                } else {
-                    fr.feed(&buf[..n]);
-                }
+                let n = fr
+                    .fill_from(&mut file, READ_BUF)
+                    .map_err(io_err(&seg.path))?;
+                eof = n == 0;
             }
             Step::Frame { seq, .. } => end = (seq + 1, fr.offset()),
             Step::Damaged { .. } => {}

@@ -159,7 +159,7 @@ func (s *rawServer) arm(n uint64) bool {
 		if s.accepted+n < s.threshold {
 			return false
 		}
-	case faultPartialAckThenClose, faultPartialAckPipelined:
+	case faultPartialAckThenClose, faultPartialAckPipelined, faultPartialAckThenHold:
 		if n < 2 {
 			return false
 		}
@@ -341,6 +341,19 @@ func (s *rawServer) window(c net.Conn, w *ackWriter, events [][]byte, stop <-cha
 		if err := w.ack(uint32(half)); err == nil {
 			s.addAccepted(half)
 		}
+		return false
+	case faultPartialAckThenHold:
+		// ACK half, then neither ACK nor close: the client holds a window partly
+		// acknowledged until it gives up or stops. The rest is read and discarded.
+		half := n / 2
+		if !s.accept(events[:half]) {
+			return false
+		}
+		s.rec.unacked.Add(n - half)
+		if err := w.ack(uint32(half)); err == nil {
+			s.addAccepted(half)
+		}
+		s.silence(c, nil)
 		return false
 	case faultAckTooLarge:
 		// An ACK past the window's end: a protocol error for the client, which

@@ -63,6 +63,7 @@ const (
 	faultRestartAfter
 	faultPartialAckPipelined
 	faultAckTooLarge
+	faultPartialAckThenHold
 )
 
 type fault struct {
@@ -102,6 +103,8 @@ func parseFault(spec string) (fault, error) {
 		return noArg(faultPartialAckThenClose)
 	case "partial-ack-pipelined":
 		return noArg(faultPartialAckPipelined)
+	case "partial-ack-then-hold":
+		return noArg(faultPartialAckThenHold)
 	case "ack-too-large":
 		return noArg(faultAckTooLarge)
 	case "never-ack":
@@ -118,7 +121,7 @@ func parseFault(spec string) (fault, error) {
 		}
 		return fault{kind: faultKeepaliveOnly, dur: d}, nil
 	}
-	return fault{}, fmt.Errorf("unknown --fault %q (none|close-after-events=N|partial-ack-then-close|partial-ack-pipelined|ack-too-large|keepalive-only=D|never-ack|garbage|restart-after=N)", spec)
+	return fault{}, fmt.Errorf("unknown --fault %q (none|close-after-events=N|partial-ack-then-close|partial-ack-pipelined|partial-ack-then-hold|ack-too-large|keepalive-only=D|never-ack|garbage|restart-after=N)", spec)
 }
 
 func runServer(args []string) int {
@@ -143,7 +146,7 @@ func runServer(args []string) int {
 	fs.BoolVar(&o.verbose, "verbose", false, "let go-lumber log to stderr")
 	fs.BoolVar(&o.raw, "raw", false, "use the built-in raw v2 server even without a fault")
 	fs.BoolVar(&o.v1, "v1", true, "go-lumber server: also accept protocol v1 connections (chosen by the first byte)")
-	fs.StringVar(&o.faultSpec, "fault", "none", "none|close-after-events=N|partial-ack-then-close|partial-ack-pipelined|ack-too-large|keepalive-only=D|never-ack|garbage|restart-after=N (all but none use the raw server)")
+	fs.StringVar(&o.faultSpec, "fault", "none", "none|close-after-events=N|partial-ack-then-close|partial-ack-pipelined|partial-ack-then-hold|ack-too-large|keepalive-only=D|never-ack|garbage|restart-after=N (all but none use the raw server)")
 	fs.Uint64Var(&o.faultTimes, "fault-times", 1, "how many times the fault fires before the server behaves normally (0 = every time)")
 	fs.DurationVar(&o.restartGap, "restart-gap", 500*time.Millisecond, "restart-after: how long the port stays closed")
 	if err := fs.Parse(args); err != nil {
