@@ -165,6 +165,8 @@ pub enum InputKind {
     HttpEndpoint(Box<HttpEndpointInputConfig>),
     /// Log files, tailed like Filebeat's `filestream` input.
     Filestream(Box<super::filestream::FilestreamInputConfig>),
+    /// Filebeat's classic `log` input, run as `filestream` (see [`super::log_input`]).
+    Log(Box<super::log_input::LogInputConfig>),
 }
 
 /// `type: stdin`.
