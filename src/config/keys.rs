@@ -447,6 +447,7 @@ keys!(LogstashOutputConfig {
     proxy_url: OPT_STR,
     proxy_use_local_resolver: BOOL,
     ssl: Shape::Section(SslConfig::fields),
+    event_id: Shape::Enum(&["none", "hash"]),
 });
 
 keys!(ElasticsearchOutputConfig {

@@ -522,6 +522,21 @@ pub struct LogstashOutputConfig {
     pub proxy_use_local_resolver: bool,
     /// TLS settings.
     pub ssl: SslConfig,
+    /// `hash`: stamp each event's `@metadata._id` with the id `document_id: hash` gives it,
+    /// so Logstash (`document_id => "%{[@metadata][_id]}"`) and the Elasticsearch fallback
+    /// write the same `_id`. Default `none`.
+    pub event_id: EventIdMode,
+}
+
+/// `output.logstash.event_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventIdMode {
+    /// Events are sent as they are.
+    #[default]
+    None,
+    /// `@metadata._id` set to the document's content id, unless the event has one.
+    Hash,
 }
 
 impl Default for LogstashOutputConfig {
@@ -544,6 +559,7 @@ impl Default for LogstashOutputConfig {
             proxy_url: None,
             proxy_use_local_resolver: false,
             ssl: SslConfig::default(),
+            event_id: EventIdMode::None,
         }
     }
 }
