@@ -570,4 +570,24 @@ mod tests {
         let e = plan(&zero, Some(&ls), Some(&es)).unwrap_err().to_string();
         assert!(e.contains("longer than 0s"), "{e}");
     }
+
+    #[test]
+    fn stamped_ids_refuse_a_fallback_that_sends_no_id() {
+        let (mut ls, es) = pair();
+        ls.event_id = EventIdMode::Hash;
+        let fo = FailoverConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        assert!(plan(&fo, Some(&ls), Some(&es)).is_ok());
+        let no_ids = ElasticsearchOutputConfig {
+            document_id: DocumentId::None,
+            ..es
+        };
+        let e = plan(&fo, Some(&ls), Some(&no_ids)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("output.elasticsearch.document_id: none cannot"),
+            "{e}"
+        );
+    }
 }
