@@ -44,6 +44,12 @@ const CORPUS: &[Case] = &[
            warns: &["output.elasticsearch.ssl.supported_protocols: TLSv1.1 dropped"] },
     Case { file: REF, from: "---- Logstash Output ----", to: "---- Kafka Output ----", skip: &[], extra: STDIN,
            warns: &["output.logstash.ssl.supported_protocols: TLSv1.1 dropped"] },
+    // The log input, enabled; json.* left out: with multiline and without message_key
+    // Filebeat refuses it too. keep_null, publisher_pipeline and pipeline are libbeat's
+    // per-input pipeline settings, which skidder's inputs do not take.
+    Case { file: REF, from: "filebeat.inputs:", to: "---- Filestream input ----",
+           skip: &["enabled:", "json.", "keep_null:", "publisher_pipeline.", "pipeline:"], extra: "output.discard: {}\n",
+           warns: &["filebeat.inputs.0: type: log runs as skidder's filestream input"] },
     Case { file: REF, from: "#queue:", to: "#disk:", skip: &[], extra: DISCARD, warns: &[] },
     Case { file: REF, from: "== Logging ==", to: "== X-Pack Monitoring", skip: &[], extra: DISCARD, warns: &[] },
     Case { file: REF, from: "== Dashboards ==", to: "== Logging ==", skip: &[], extra: DISCARD, warns: &["setup: ignored"] },

@@ -60,7 +60,7 @@ fn reference_config_loads() {
         cfg.enabled_outputs(),
         ["output.logstash", "output.elasticsearch"]
     );
-    assert_eq!(cfg.skidder.inputs.len(), 5);
+    assert_eq!(cfg.skidder.inputs.len(), 6);
 }
 
 /// `ssl.*` and `backoff.*` are the same keys wherever they appear; the reference file

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use super::filestream::*;
+use super::log_input::*;
 use super::schema::*;
 
 /// The shape a key's value must have.
@@ -98,6 +99,7 @@ pub const INPUT_TYPES: &[(&str, FieldsFn)] = &[
     ("beats", LumberjackInputConfig::fields),
     ("http_endpoint", HttpEndpointInputConfig::fields),
     ("filestream", FilestreamInputConfig::fields),
+    ("log", LogInputConfig::fields),
 ];
 
 macro_rules! keys {
@@ -171,6 +173,20 @@ keys!(LumberjackInputConfig {
     max_decompressed_total: SIZE,
 });
 
+/// `line_terminator`'s values (filestream and log inputs).
+const LINE_TERMINATOR: Shape = Shape::Enum(&[
+    "auto",
+    "line_feed",
+    "vertical_tab",
+    "form_feed",
+    "carriage_return",
+    "carriage_return_line_feed",
+    "next_line",
+    "line_separator",
+    "paragraph_separator",
+    "null_terminator",
+]);
+
 keys!(FilestreamInputConfig {
     paths: STR_LIST,
     prospector: Shape::Section(ProspectorConfig::fields),
@@ -184,18 +200,7 @@ keys!(FilestreamInputConfig {
     backoff: Shape::Section(ReaderBackoffConfig::fields),
     message_max_bytes: USIZE,
     encoding: STR,
-    line_terminator: Shape::Enum(&[
-        "auto",
-        "line_feed",
-        "vertical_tab",
-        "form_feed",
-        "carriage_return",
-        "carriage_return_line_feed",
-        "next_line",
-        "line_separator",
-        "paragraph_separator",
-        "null_terminator",
-    ]),
+    line_terminator: LINE_TERMINATOR,
     include_lines: STR_LIST,
     exclude_lines: STR_LIST,
     file_identity: Shape::Section(FileIdentityConfig::fields),
@@ -204,6 +209,99 @@ keys!(FilestreamInputConfig {
     // parser it does not know.
     parsers: Shape::List(&Shape::Any),
 });
+
+keys!(LogInputConfig {
+    paths: STR_LIST,
+    exclude_files: STR_LIST,
+    include_lines: STR_LIST,
+    exclude_lines: STR_LIST,
+    encoding: STR,
+    scan_frequency: DUR,
+    ignore_older: DUR,
+    close_inactive: DUR,
+    close_renamed: BOOL,
+    close_removed: BOOL,
+    close_eof: BOOL,
+    close_timeout: DUR,
+    clean_inactive: DUR,
+    clean_removed: BOOL,
+    harvester_limit: USIZE,
+    harvester_buffer_size: USIZE,
+    max_bytes: USIZE,
+    line_terminator: LINE_TERMINATOR,
+    symlinks: BOOL,
+    tail_files: BOOL,
+    file_identity: Shape::Section(FileIdentityConfig::fields),
+    recursive_glob: Shape::Section(RecursiveGlobConfig::fields),
+    json: Shape::Optional(&Shape::Section(LogJsonConfig::fields)),
+    multiline: Shape::Optional(&Shape::Section(MultilineConfig::fields)),
+    backoff: DUR,
+    backoff_factor: U64,
+    max_backoff: DUR,
+    scan: Shape::Section(LogScanConfig::fields),
+});
+
+keys!(RecursiveGlobConfig { enabled: BOOL });
+
+keys!(LogScanConfig {
+    order: Shape::Enum(&["asc", "desc"]),
+    sort: Shape::Enum(&["", "modtime", "filename"]),
+});
+
+keys!(LogJsonConfig {
+    keys_under_root: BOOL,
+    overwrite_keys: BOOL,
+    add_error_key: BOOL,
+    message_key: OPT_STR,
+    document_id: OPT_STR,
+    expand_keys: BOOL,
+    ignore_decoding_error: BOOL,
+});
+
+// `type` and `match` are Rust keywords, which `keys!` cannot name.
+impl ConfigKeys for MultilineConfig {
+    fn fields() -> &'static [Field] {
+        const FIELDS: &[Field] = &[
+            Field {
+                name: "type",
+                shape: Shape::Enum(&["pattern", "count", "while_pattern"]),
+            },
+            Field {
+                name: "pattern",
+                shape: STR,
+            },
+            Field {
+                name: "negate",
+                shape: BOOL,
+            },
+            Field {
+                name: "match",
+                shape: STR,
+            },
+            Field {
+                name: "flush_pattern",
+                shape: STR,
+            },
+            Field {
+                name: "count_lines",
+                shape: USIZE,
+            },
+            Field {
+                name: "max_lines",
+                shape: USIZE,
+            },
+            Field {
+                name: "timeout",
+                shape: DUR,
+            },
+            Field {
+                name: "skip_newline",
+                shape: BOOL,
+            },
+        ];
+        FIELDS
+    }
+}
 
 keys!(ProspectorConfig {
     scanner: Shape::Section(ScannerConfig::fields)
@@ -360,6 +458,7 @@ keys!(LogstashOutputConfig {
     proxy_url: OPT_STR,
     proxy_use_local_resolver: BOOL,
     ssl: Shape::Section(SslConfig::fields),
+    event_id: Shape::Enum(&["none", "hash"]),
     dns: Shape::Section(LogstashDnsConfig::fields),
 });
 
@@ -746,6 +845,15 @@ mod tests {
             serialized_keys(&QueueConfig::default()),
             "QueueConfig"
         );
+        // `json` and `multiline` of a log input are not serialized when unset (off).
+        let mut log = listed::<LogInputConfig>();
+        log.remove("json");
+        log.remove("multiline");
+        assert_eq!(
+            log,
+            serialized_keys(&LogInputConfig::default()),
+            "LogInputConfig"
+        );
         macro_rules! same {
             ($($ty:ty),*) => {$(
                 assert_eq!(listed::<$ty>(), serialized_keys(&<$ty>::default()), "{}", stringify!($ty));
@@ -795,7 +903,11 @@ mod tests {
             InodeMarkerConfig,
             RotationConfig,
             ExternalRotation,
-            CopytruncateConfig
+            CopytruncateConfig,
+            RecursiveGlobConfig,
+            LogScanConfig,
+            LogJsonConfig,
+            MultilineConfig
         );
     }
 

@@ -25,6 +25,7 @@ pub mod beats;
 pub mod check;
 pub mod filestream;
 pub mod keys;
+pub mod log_input;
 pub mod paths;
 pub mod schema;
 pub mod tree;
@@ -317,6 +318,7 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
     config.locator = locator;
     config.notices = notices;
     config.notices.extend(beats::setting_notices(&config));
+    config.notices.extend(log_input::notices(&config));
     Ok(config)
 }
 

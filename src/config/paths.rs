@@ -191,7 +191,7 @@ pub fn resolve_files(cfg: &mut Config, config_dir: &Path) {
                     *p = under(config_dir, p);
                 }
             }
-            InputKind::Stdin(_) | InputKind::Filestream(_) => {}
+            InputKind::Stdin(_) | InputKind::Filestream(_) | InputKind::Log(_) => {}
         }
     }
 }

@@ -165,6 +165,8 @@ pub enum InputKind {
     HttpEndpoint(Box<HttpEndpointInputConfig>),
     /// Log files, tailed like Filebeat's `filestream` input.
     Filestream(Box<super::filestream::FilestreamInputConfig>),
+    /// Filebeat's classic `log` input, run as `filestream` (see [`super::log_input`]).
+    Log(Box<super::log_input::LogInputConfig>),
 }
 
 /// `type: stdin`.
@@ -522,6 +524,10 @@ pub struct LogstashOutputConfig {
     pub proxy_use_local_resolver: bool,
     /// TLS settings.
     pub ssl: SslConfig,
+    /// `hash`: stamp each event's `@metadata._id` with the id `document_id: hash` gives it,
+    /// so Logstash (`document_id => "%{[@metadata][_id]}"`) and the Elasticsearch fallback
+    /// write the same `_id`. Default `none`.
+    pub event_id: EventIdMode,
     /// DNS discovery: one endpoint per address, re-resolved periodically.
     pub dns: LogstashDnsConfig,
 }
@@ -551,6 +557,17 @@ impl Default for LogstashDnsConfig {
     }
 }
 
+/// `output.logstash.event_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventIdMode {
+    /// Events are sent as they are.
+    #[default]
+    None,
+    /// `@metadata._id` set to the document's content id, unless the event has one.
+    Hash,
+}
+
 impl Default for LogstashOutputConfig {
     fn default() -> Self {
         Self {
@@ -573,6 +590,7 @@ impl Default for LogstashOutputConfig {
             proxy_use_local_resolver: false,
             ssl: SslConfig::default(),
             dns: LogstashDnsConfig::default(),
+            event_id: EventIdMode::None,
         }
     }
 }

@@ -512,6 +512,12 @@ impl Config {
                         out.push(Problem::new(format!("{p}.{key}"), reason));
                     }
                 }
+                InputKind::Log(l) => {
+                    let id = input.common.id.as_deref();
+                    for (key, reason) in super::log_input::check(id, l) {
+                        out.push(Problem::new(format!("{p}.{key}"), reason));
+                    }
+                }
             }
         }
     }

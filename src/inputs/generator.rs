@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::{CommonFields, InputError};
+use super::{CommonFields, InputError, InputIndex};
 use crate::config::GeneratorInputConfig;
 use crate::event::{EventEncoder, EventMeta};
 use crate::pipeline::Publisher;
@@ -96,7 +96,7 @@ impl GeneratorInput {
     /// [`InputError`] naming the key: `threads: 0`, an unreadable or empty replay file, a
     /// root field that collides with a generated one.
     pub fn new(
-        index: usize,
+        index: InputIndex,
         c: &GeneratorInputConfig,
         common: CommonFields,
     ) -> Result<Self, InputError> {
@@ -372,7 +372,12 @@ mod tests {
             replay: Some(path),
             ..GeneratorInputConfig::default()
         };
-        let g = GeneratorInput::new(0, &c, CommonFields::default()).unwrap();
+        let g = GeneratorInput::new(
+            crate::inputs::InputIndex::new("skidder.inputs", 0),
+            &c,
+            CommonFields::default(),
+        )
+        .unwrap();
         let lines = g.replay.as_deref().unwrap();
         assert_eq!(
             lines.as_slice(),
@@ -402,7 +407,12 @@ mod tests {
             size: 300,
             ..GeneratorInputConfig::default()
         };
-        let g = GeneratorInput::new(0, &c, CommonFields::default()).unwrap();
+        let g = GeneratorInput::new(
+            crate::inputs::InputIndex::new("skidder.inputs", 0),
+            &c,
+            CommonFields::default(),
+        )
+        .unwrap();
         let mut enc = EventEncoder::new(&EventMeta::default());
         let mut msg = String::new();
         let mut rng = Rng::new(1);
@@ -420,7 +430,12 @@ mod tests {
             threads: 3,
             ..GeneratorInputConfig::default()
         };
-        let g = GeneratorInput::new(0, &c, CommonFields::default()).unwrap();
+        let g = GeneratorInput::new(
+            crate::inputs::InputIndex::new("skidder.inputs", 0),
+            &c,
+            CommonFields::default(),
+        )
+        .unwrap();
         assert_eq!(
             (0..3).map(|t| g.thread_rate(t)).collect::<Vec<_>>(),
             [4, 3, 3]

@@ -7,6 +7,7 @@
 pub mod filestream;
 pub mod generator;
 pub mod http_endpoint;
+pub mod log;
 pub mod lumberjack;
 pub mod stdin;
 
@@ -27,23 +28,23 @@ use crate::processors::{deep_update, Fields};
 #[non_exhaustive]
 pub enum InputError {
     /// No input is configured (or all are disabled).
-    #[error("no input is configured; add at least one entry under skidder.inputs or filebeat.inputs (type: stdin, generator, lumberjack, http_endpoint or filestream)")]
+    #[error("no input is configured; add at least one entry under skidder.inputs or filebeat.inputs (type: stdin, generator, lumberjack, http_endpoint, filestream or log)")]
     NoneEnabled,
     /// A setting has a value the input cannot use.
-    #[error("skidder.inputs[{index}].{key}: {reason}")]
+    #[error("{index}.{key}: {reason}")]
     Invalid {
-        /// Position in `skidder.inputs`.
-        index: usize,
+        /// The input's list and position.
+        index: InputIndex,
         /// The key inside the input.
         key: &'static str,
         /// What is wrong.
         reason: String,
     },
     /// A file the input needs could not be read.
-    #[error("skidder.inputs[{index}].{key}: cannot read {}: {source}", path.display())]
+    #[error("{index}.{key}: cannot read {}: {source}", path.display())]
     Read {
-        /// Position in `skidder.inputs`.
-        index: usize,
+        /// The input's list and position.
+        index: InputIndex,
         /// The key naming the file.
         key: &'static str,
         /// The file.
@@ -67,6 +68,30 @@ pub enum InputError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+/// Where an input was written: its list (`skidder.inputs` or `filebeat.inputs`, as the
+/// user wrote it) and its position there; displayed as `filebeat.inputs[2]`, so that an
+/// error names the key the user can find in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputIndex {
+    /// `skidder.inputs` or `filebeat.inputs`.
+    pub list: &'static str,
+    /// Position in the list.
+    pub position: usize,
+}
+
+impl InputIndex {
+    /// Input `position` of `list`.
+    pub fn new(list: &'static str, position: usize) -> Self {
+        Self { list, position }
+    }
+}
+
+impl std::fmt::Display for InputIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.list, self.position)
+    }
 }
 
 /// What an input adds to each event, encoded once: `input.type`, the top-level and the
@@ -231,22 +256,23 @@ pub enum InputPlan {
 /// # Errors
 /// [`InputError`] naming the input's position and key.
 pub fn plan(
-    key: &str,
+    key: &'static str,
     inputs: &[InputConfig],
     meta: &EventMeta,
     global: &Arc<Global>,
     output_es: Option<&ElasticsearchOutputConfig>,
 ) -> Result<Vec<(String, InputPlan)>, InputError> {
     let mut out = Vec::new();
-    for (index, c) in inputs.iter().enumerate() {
+    for (position, c) in inputs.iter().enumerate() {
         if !c.common.enabled {
             continue;
         }
+        let index = InputIndex::new(key, position);
         let kind = kind_name(&c.kind);
         let chain = InputChain::new(
             kind,
             &c.common,
-            &format!("{key}.{index}"),
+            &format!("{key}.{position}"),
             Arc::clone(global),
             meta,
         )
@@ -278,8 +304,12 @@ pub fn plan(
             InputKind::Filestream(f) => InputPlan::Filestream(Box::new(
                 filestream::FilestreamInput::new(index, c.common.id.as_deref(), f, common)?,
             )),
+            // Runs as filestream; its events keep `input.type: log` (the chain's kind).
+            InputKind::Log(l) => {
+                InputPlan::Filestream(Box::new(log::build(index, &c.common, l, common)?))
+            }
         };
-        out.push((input_name(index, c), plan));
+        out.push((input_name(position, c), plan));
     }
     if out.is_empty() {
         return Err(InputError::NoneEnabled);
@@ -295,6 +325,7 @@ pub fn kind_name(kind: &InputKind) -> &'static str {
         InputKind::Lumberjack(_) => "lumberjack",
         InputKind::HttpEndpoint(_) => "http_endpoint",
         InputKind::Filestream(_) => "filestream",
+        InputKind::Log(_) => "log",
     }
 }
 

@@ -44,15 +44,20 @@
 //! received but did not acknowledge before failing is re-sent to Elasticsearch. With
 //! `output.elasticsearch.document_id: hash` a re-send within Elasticsearch collapses into one
 //! document; for the two paths to agree, the Logstash pipeline must index with the same id
-//! (`document_id => "%{[@metadata][_id]}"`, with `@metadata._id` stamped by the event's
-//! producer, see [`crate::outputs::elasticsearch`]). skidder does not stamp ids itself.
+//! (`document_id => "%{[@metadata][_id]}"`). `output.logstash.event_id: hash` does that
+//! end to end: each event sent to Logstash carries `@metadata._id`, its content id
+//! ([`crate::outputs::elasticsearch::bulk::stamp_content_id`]), and the Elasticsearch side
+//! uses `document_id: hash` (set here; `none` is refused), which gives an unstamped event
+//! the same id; unset `op_type` sends it as `create`, so the second copy is a 409, counted
+//! as indexed. An event delivered through both paths is one document.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{
-    Duration as CfgDuration, ElasticsearchOutputConfig, FailoverConfig, LogstashOutputConfig,
+    DocumentId, Duration as CfgDuration, ElasticsearchOutputConfig, EventIdMode, FailoverConfig,
+    LogstashOutputConfig,
 };
 use crate::event::EventMeta;
 use crate::outputs::{elasticsearch, logstash, Output, OutputError, OutputPlan, WorkerFuture};
@@ -255,6 +260,21 @@ pub fn plan(
 
     let mut es = es.clone();
     es.max_retries = -1;
+    if ls.event_id == EventIdMode::Hash {
+        // The fallback must write the _id Logstash writes: `hash` takes @metadata._id and
+        // computes the same content id for an event that was never stamped.
+        match es.document_id {
+            DocumentId::Metadata | DocumentId::Hash => es.document_id = DocumentId::Hash,
+            DocumentId::None => {
+                return Err(OutputError::Invalid {
+                    key: "output.elasticsearch.document_id",
+                    reason: "none cannot be used with output.logstash.event_id: hash: the \
+                             fallback would index events Logstash indexed a second time"
+                        .to_string(),
+                })
+            }
+        }
+    }
     let es_plan =
         elasticsearch::output::plan(&es).map_err(|e| OutputError::Elasticsearch(Box::new(e)))?;
 
@@ -549,5 +569,25 @@ mod tests {
         };
         let e = plan(&zero, Some(&ls), Some(&es)).unwrap_err().to_string();
         assert!(e.contains("longer than 0s"), "{e}");
+    }
+
+    #[test]
+    fn stamped_ids_refuse_a_fallback_that_sends_no_id() {
+        let (mut ls, es) = pair();
+        ls.event_id = EventIdMode::Hash;
+        let fo = FailoverConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        assert!(plan(&fo, Some(&ls), Some(&es)).is_ok());
+        let no_ids = ElasticsearchOutputConfig {
+            document_id: DocumentId::None,
+            ..es
+        };
+        let e = plan(&fo, Some(&ls), Some(&no_ids)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("output.elasticsearch.document_id: none cannot"),
+            "{e}"
+        );
     }
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use regex::Regex;
 
-use super::{CommonFields, InputError};
+use super::{CommonFields, InputError, InputIndex};
 use crate::config::filestream::{FilestreamInputConfig, IgnoreInactive, ParserConfig};
 use crate::event::{write_json, EventEncoder, EventMeta};
 use crate::pipeline::{InputMetrics, Publisher};
@@ -67,6 +67,11 @@ pub struct FilestreamInput {
     first_start: Option<SystemTime>,
     /// When this input was built: this process's start (`since_last_start`).
     started: SystemTime,
+    /// `type: log`'s `tail_files`: at the first scan, files without a stored offset start at
+    /// their end.
+    tail_files: bool,
+    /// `type: log` with `json.*`: the log input's JSON layout.
+    log_json: Option<super::log::LogJson>,
 }
 
 /// Checks a filestream configuration; every problem as `(key, reason)`.
@@ -282,6 +287,8 @@ fn build(
         once: false,
         first_start: None,
         started: SystemTime::now(),
+        tail_files: false,
+        log_json: None,
     })
 }
 
@@ -337,7 +344,7 @@ impl FilestreamInput {
     /// # Errors
     /// [`InputError::Invalid`] naming the first bad key.
     pub fn new(
-        index: usize,
+        index: InputIndex,
         id: Option<&str>,
         c: &FilestreamInputConfig,
         common: CommonFields,
@@ -369,6 +376,16 @@ impl FilestreamInput {
             IgnoreInactive::SinceFirstStart => Some(self.first_start.unwrap_or(self.started)),
             IgnoreInactive::SinceLastStart => Some(self.started),
         }
+    }
+
+    /// `tail_files` (`type: log`): the first scan starts new files at their end.
+    pub fn set_tail_files(&mut self, tail: bool) {
+        self.tail_files = tail;
+    }
+
+    /// `type: log` with `json.*`: events get the log input's JSON layout.
+    pub fn set_log_json(&mut self, rules: super::log::LogJson) {
+        self.log_json = Some(rules);
     }
 
     /// `--once`: read every file to its end, then finish.
@@ -701,8 +718,10 @@ impl Reader {
                     let key = self.known.values().find(|k| k.path == orig)?.key.clone();
                     shared.tracker.get(&key).map(|e| e.offset)
                 });
-                let ignored = (!cfg.ignore_older.get().is_zero()
-                    && f.mtime.elapsed().unwrap_or_default() > cfg.ignore_older.get())
+                // tail_files is Filebeat's "ignore_older = 1ns on the first scan".
+                let ignored = (first && self.input.tail_files)
+                    || (!cfg.ignore_older.get().is_zero()
+                        && f.mtime.elapsed().unwrap_or_default() > cfg.ignore_older.get())
                     || ignore_before.is_some_and(|t| f.mtime <= t);
                 let start = if ignored {
                     f.size
@@ -1018,7 +1037,7 @@ impl Reader {
     }
 
     /// Filters, encodes and publishes one message of file `i`.
-    fn emit(&mut self, i: usize, m: Msg) {
+    fn emit(&mut self, i: usize, mut m: Msg) {
         if self.stopped {
             return;
         }
@@ -1032,6 +1051,9 @@ impl Reader {
         if !shipped {
             // Its bytes are covered by the next shipped line's mark.
             return;
+        }
+        if let Some(rules) = &self.input.log_json {
+            rules.apply(&mut m);
         }
         let overwrite = self.open[i].chain.overwrite_keys();
         let bytes = encode(

@@ -34,7 +34,7 @@ use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CO
 use hyper::{Method, Request, StatusCode};
 use tracing::{debug, warn};
 
-use super::{CommonFields, InputError};
+use super::{CommonFields, InputError, InputIndex};
 use crate::config::{
     ClientAuthentication, CommonInputConfig, ElasticsearchOutputConfig, HttpEndpointInputConfig,
     IntakeAck,
@@ -84,7 +84,7 @@ impl Credentials {
 /// A validated `type: http_endpoint` input, ready to start.
 #[derive(Debug)]
 pub struct HttpEndpointInput {
-    index: usize,
+    index: InputIndex,
     server: ServerSettings,
     exposure: Exposure,
     url: String,
@@ -108,7 +108,7 @@ impl HttpEndpointInput {
     /// # Errors
     /// [`InputError::Invalid`] naming the key.
     pub fn new(
-        index: usize,
+        index: InputIndex,
         _common: &CommonInputConfig,
         c: &HttpEndpointInputConfig,
         fields: CommonFields,
@@ -265,7 +265,7 @@ impl HttpEndpointInput {
             index,
             server: ServerSettings {
                 name: String::new(),
-                key: format!("skidder.inputs[{index}].listen_address"),
+                key: format!("{index}.listen_address"),
                 bind: Bind::Tcp {
                     host: c.listen_address.trim().to_string(),
                     port: c.listen_port,
@@ -317,7 +317,7 @@ impl HttpEndpointInput {
             key: "listen_address",
             reason,
         };
-        let allow_key = format!("skidder.inputs[{index}].allow_insecure");
+        let allow_key = format!("{index}.allow_insecure");
         self.exposure
             .check(&self.server.bind, &self.server.key, &allow_key)
             .map_err(|e| invalid(e.to_string()))?;
@@ -340,7 +340,7 @@ impl HttpEndpointInput {
 }
 
 fn verifier(
-    index: usize,
+    index: InputIndex,
     c: &HttpEndpointInputConfig,
     output_es: Option<&ElasticsearchOutputConfig>,
 ) -> Result<Verifier, InputError> {
@@ -356,7 +356,7 @@ fn verifier(
             ..ElasticsearchOutputConfig::default()
         },
         (None, Some(out)) => {
-            tracing::info!(input = index, "auth.api_key: no auth.api_key.elasticsearch; asking the hosts of output.elasticsearch, without its credentials");
+            tracing::info!(input = %index, "auth.api_key: no auth.api_key.elasticsearch; asking the hosts of output.elasticsearch, without its credentials");
             out.clone()
         }
         (None, None) => {
@@ -781,7 +781,7 @@ mod tests {
 
     fn new(c: HttpEndpointInputConfig) -> Result<HttpEndpointInput, InputError> {
         HttpEndpointInput::new(
-            2,
+            crate::inputs::InputIndex::new("skidder.inputs", 2),
             &CommonInputConfig::default(),
             &c,
             CommonFields::default(),

@@ -69,7 +69,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::InputError;
+use super::{InputError, InputIndex};
 use crate::config::{
     parse_host_port, CommonInputConfig, HostPortError, LumberjackInputConfig, LOGSTASH_DEFAULT_PORT,
 };
@@ -99,7 +99,7 @@ pub trait ReceiverObserver: Send + Sync + 'static {
 
 /// A validated `type: lumberjack` input, ready to start.
 pub struct LumberjackInput {
-    index: usize,
+    index: InputIndex,
     /// Host and port (0 = any free port).
     host: (String, u16),
     tls: Option<Arc<TlsSource>>,
@@ -135,7 +135,7 @@ impl LumberjackInput {
     /// [`InputError::Invalid`] naming the key: `fields`/`tags` set, an empty `host`, a zero
     /// limit or timeout, unusable `ssl.*` settings or files.
     pub fn new(
-        index: usize,
+        index: InputIndex,
         common: &CommonInputConfig,
         c: &LumberjackInputConfig,
     ) -> Result<Self, InputError> {
@@ -417,7 +417,11 @@ mod tests {
         common: CommonInputConfig,
         c: LumberjackInputConfig,
     ) -> Result<LumberjackInput, InputError> {
-        LumberjackInput::new(3, &common, &c)
+        LumberjackInput::new(
+            crate::inputs::InputIndex::new("skidder.inputs", 3),
+            &common,
+            &c,
+        )
     }
 
     #[test]

@@ -239,6 +239,55 @@ pub fn content_id(event: &[u8]) -> Result<String, EventError> {
     Ok(hash_id(&ev, &mut buf).to_string())
 }
 
+/// Appends `event` to `out` with `@metadata._id` set to its [`content_id`] (the id
+/// `document_id: hash` gives it here), unless it has an `_id` already: then it is copied
+/// unchanged. The bytes are copied around one insertion into `@metadata` (which is created
+/// when missing); nothing is parsed into a tree or re-serialized, and the document part,
+/// which the id hashes, is left as it was, so the stamped event has the same id.
+///
+/// # Errors
+/// [`EventError`] when the event is not a JSON object (`out` may then hold part of it).
+pub fn stamp_content_id(
+    scanner: &mut Scanner,
+    event: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), EventError> {
+    let ev = scanner.scan(event)?;
+    if ev.metadata_id()?.is_some() {
+        out.extend_from_slice(event);
+        return Ok(());
+    }
+    let mut buf = [0u8; HASH_ID_LEN];
+    let id = hash_id(&ev, &mut buf);
+    match ev.metadata() {
+        Some(meta) => {
+            let raw = meta.get();
+            // Inside the object, just before its closing brace.
+            let close = raw.as_ptr() as usize - event.as_ptr() as usize + raw.len() - 1;
+            let empty = raw[1..raw.len() - 1].trim().is_empty();
+            out.extend_from_slice(&event[..close]);
+            out.extend_from_slice(if empty { b"\"_id\":" } else { b",\"_id\":" });
+            write_json_str(out, id);
+            out.extend_from_slice(&event[close..]);
+        }
+        None => {
+            let (a, b) = ev.document();
+            // `a` is the whole object here: `{` then its members.
+            let open = a.as_ptr() as usize - event.as_ptr() as usize + 1;
+            let empty = a[1..]
+                .iter()
+                .chain(b)
+                .all(|c| c.is_ascii_whitespace() || *c == b'}');
+            out.extend_from_slice(&event[..open]);
+            out.extend_from_slice(b"\"@metadata\":{\"_id\":");
+            write_json_str(out, id);
+            out.extend_from_slice(if empty { b"}" } else { b"}," });
+            out.extend_from_slice(&event[open..]);
+        }
+    }
+    Ok(())
+}
+
 fn hash_id<'b>(ev: &ScannedEvent<'_>, out: &'b mut [u8; HASH_ID_LEN]) -> &'b str {
     let (a, b) = ev.document();
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -336,6 +385,46 @@ mod tests {
     }
 
     const EV: &str = r#"{"@timestamp":"2026-03-04T05:06:07Z","@metadata":{"_id":"fixed-1","beat":"skidder"},"message":"hi","svc":"Api"}"#;
+
+    #[test]
+    fn stamping_adds_the_content_id_without_changing_the_document() {
+        let mut sc = Scanner::default();
+        for ev in [
+            r#"{"@timestamp":"t","@metadata":{"beat":"skidder"},"message":"hi"}"#,
+            r#"{"@metadata":{},"message":"hi"}"#,
+            r#"{"message":"hi","n":[1,{"a":"}"}]}"#,
+            r#"{ "message" : "relayed", "@metadata" : { "beat" : "filebeat" } }"#,
+            "{}",
+        ] {
+            let mut out = Vec::new();
+            stamp_content_id(&mut sc, ev.as_bytes(), &mut out).unwrap();
+            let id = content_id(ev.as_bytes()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("{ev} -> {}: {e}", String::from_utf8_lossy(&out)));
+            assert_eq!(v["@metadata"]["_id"], id.as_str(), "{ev}");
+            assert_eq!(
+                content_id(&out).unwrap(),
+                id,
+                "the document part is untouched: {ev}"
+            );
+            let mut orig: serde_json::Value = serde_json::from_str(ev).unwrap();
+            let mut stamped = v.clone();
+            for x in [&mut orig, &mut stamped] {
+                if let Some(m) = x.get_mut("@metadata").and_then(|m| m.as_object_mut()) {
+                    m.remove("_id");
+                    if m.is_empty() {
+                        x.as_object_mut().unwrap().remove("@metadata");
+                    }
+                }
+            }
+            assert_eq!(orig, stamped, "{ev}");
+        }
+        // An id the event has is kept, byte for byte.
+        let mut out = Vec::new();
+        stamp_content_id(&mut sc, EV.as_bytes(), &mut out).unwrap();
+        assert_eq!(out, EV.as_bytes());
+        assert!(stamp_content_id(&mut sc, b"not json", &mut out).is_err());
+    }
 
     #[test]
     fn golden_index_body() {

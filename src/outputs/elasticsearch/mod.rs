@@ -67,8 +67,10 @@
 //! }
 //! ```
 //!
-//! For `hash` ids, stamp `@metadata._id` with [`bulk::content_id`] before the event reaches
-//! either output, so both paths compute nothing and agree.
+//! For `hash` ids, `output.logstash.event_id: hash` stamps `@metadata._id` with
+//! [`bulk::content_id`] on the Logstash path ([`bulk::stamp_content_id`]); this output's
+//! `hash` computes the same id for the unstamped event, so both paths agree (add
+//! `action => "create"` there to keep the first copy, as `create` does here).
 
 pub mod bulk;
 pub mod client;

@@ -28,6 +28,7 @@ use super::fleet::Lease;
 use super::metrics::{ErrorKind, HostMetrics};
 use super::transport::Connected;
 use super::window::Window;
+use crate::outputs::elasticsearch::bulk::stamp_content_id;
 use crate::pipeline::{Batch, BatchSource, Gate, Metrics};
 
 /// A batch taken by a connection, with its delivery progress.
@@ -148,6 +149,8 @@ pub struct Ctx<'a> {
     pub compression_level: u32,
     /// `ttl`.
     pub ttl: Option<Duration>,
+    /// `event_id: hash`: windows carry each event with `@metadata._id` stamped.
+    pub stamp_ids: bool,
 }
 
 /// Counts only: the events stay in the held batches until acknowledged.
@@ -181,6 +184,7 @@ pub async fn serve(
     // Cloned so that watching it does not borrow `source`, which the select also uses.
     let gate = source.gate().cloned();
     let mut recalls_seen = gate.as_ref().map_or(0, |g| g.recalls());
+    let mut stamper = ctx.stamp_ids.then(Stamper::default);
     loop {
         // Fill the pipeline with windows of the batches already taken.
         loop {
@@ -195,7 +199,13 @@ pub async fn serve(
             out.clear();
             // The batch stays held (its events alive) until the window is acknowledged, so
             // the session only borrows the bytes and counts.
-            let frames = events.iter().map(|e| &e.bytes[..]);
+            let stamped = stamper
+                .as_mut()
+                .map(|s| s.stamp(events.iter().map(|e| &e.bytes[..])));
+            let frames: Box<dyn ExactSizeIterator<Item = &[u8]> + Send> = match stamped {
+                Some(s) => Box::new(s.spans.iter().map(|r| &s.buf[r.clone()])),
+                None => Box::new(events.iter().map(|e| &e.bytes[..])),
+            };
             let r = if multi_thread {
                 // A shared runtime: compress off its scheduler.
                 tokio::task::block_in_place(|| session.send_borrowed(frames, out, Instant::now()))
@@ -401,5 +411,33 @@ fn drain_acks(
                 ctx.host_metrics.batches.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// `event_id: hash`: copies of a window's events with `@metadata._id` stamped
+/// ([`stamp_content_id`]), in one buffer reused from window to window. Stamped when sent,
+/// not when queued: the Elasticsearch fallback computes the same id from the unstamped bytes
+/// (`document_id: hash`), and only this path pays for the copy.
+#[derive(Default)]
+struct Stamper {
+    scanner: crate::outputs::elasticsearch::event::Scanner,
+    buf: Vec<u8>,
+    spans: Vec<std::ops::Range<usize>>,
+}
+
+impl Stamper {
+    fn stamp<'a>(&mut self, events: impl Iterator<Item = &'a [u8]>) -> &Self {
+        self.buf.clear();
+        self.spans.clear();
+        for e in events {
+            let start = self.buf.len();
+            if stamp_content_id(&mut self.scanner, e, &mut self.buf).is_err() {
+                // Not a JSON object: sent as it is (Logstash and Elasticsearch judge it).
+                self.buf.truncate(start);
+                self.buf.extend_from_slice(e);
+            }
+            self.spans.push(start..self.buf.len());
+        }
+        self
     }
 }

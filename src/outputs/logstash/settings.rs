@@ -75,6 +75,8 @@ pub struct LogstashSettings {
     pub backoff_max: Duration,
     /// `max_retries`; `None` = retry forever (`-1`).
     pub max_retries: Option<u32>,
+    /// `event_id: hash`: stamp `@metadata._id` on every event sent.
+    pub stamp_ids: bool,
     /// `ttl`; `None` = connections live until they fail.
     pub ttl: Option<Duration>,
     /// `escape_html`.
@@ -178,6 +180,7 @@ impl LogstashSettings {
             backoff_max: cfg.backoff.max.get(),
             max_retries,
             ttl: (!cfg.ttl.is_zero()).then(|| cfg.ttl.get()),
+            stamp_ids: cfg.event_id == crate::config::EventIdMode::Hash,
             escape_html: cfg.escape_html,
             index: cfg.index.as_deref().unwrap_or("skidder").to_lowercase(),
             proxy,

@@ -325,6 +325,7 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
             timeout: s.timeout,
             compression_level: s.compression_level,
             ttl: s.ttl,
+            stamp_ids: s.stamp_ids,
         };
         let acked_before = host_metrics.events_acked.load(Ordering::Relaxed);
         let ended = connection::serve(conn, &ctx, &mut source, &mut held, &mut window, &mut out)
