@@ -3,3 +3,4 @@
 
 pub mod corpus;
 pub mod error;
+pub mod null_sink;
