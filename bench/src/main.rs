@@ -44,6 +44,8 @@ enum Scenario {
     Limit,
     /// Disk queue (each `sync`) vs memory queue, and memory with a disk backlog.
     Disk,
+    /// skidder alone into the null sink: worker 1 vs 2, one host vs two (loadbalance).
+    Scaling,
 }
 
 #[derive(Debug, Parser)]
@@ -174,9 +176,20 @@ fn main() -> anyhow::Result<()> {
         Err("unavailable: not selected".into())
     };
 
+    // Built with this harness (same package), so it sits beside it.
+    let null_sink = std::env::current_exe()
+        .context("locating skidder-bench")?
+        .with_file_name("null-sink");
+    if want(Scenario::Scaling) && !null_sink.exists() {
+        bail!(
+            "{} is missing; build it with `cargo build --release -p skidder-bench`",
+            null_sink.display()
+        );
+    }
     let env = Env {
         skidder,
         golumber,
+        null_sink,
         ferro,
         corpus: corpus_path,
         certs,
@@ -407,6 +420,39 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if want(Scenario::Scaling) {
+        step("worker scaling into the null sink (alternating)");
+        let points = [
+            scenarios::Scale {
+                workers: 1,
+                hosts: 1,
+            },
+            scenarios::Scale {
+                workers: 2,
+                hosts: 1,
+            },
+            scenarios::Scale {
+                workers: 1,
+                hosts: 2,
+            },
+            scenarios::Scale {
+                workers: 2,
+                hosts: 2,
+            },
+        ];
+        let mut samples: Vec<(Vec<Sample>, Option<String>)> =
+            points.iter().map(|_| (Vec::new(), None)).collect();
+        for _ in 0..runs {
+            for (point, (got, stop)) in points.iter().zip(samples.iter_mut()) {
+                if stop.is_none() {
+                    record(scenarios::run_scaling(&env, *point, z3(true)), got, stop);
+                }
+            }
+        }
+        for (point, (got, stop)) in points.iter().zip(samples) {
+            report.scaling.push((*point, collect(got, stop)));
+        }
+    }
     if opensearch_started {
         let _ = Command::new("bash")
             .arg(root.join(".ci/peers/opensearch.sh"))
@@ -415,7 +461,10 @@ fn main() -> anyhow::Result<()> {
     }
 
     report.elapsed = started.elapsed();
-    if !report.level_sweep.is_empty() || !report.pipelining_sweep.is_empty() {
+    if !report.level_sweep.is_empty()
+        || !report.pipelining_sweep.is_empty()
+        || !report.scaling.is_empty()
+    {
         std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
         report.plot(&plots, &out);
     }
