@@ -90,6 +90,9 @@ pub struct Sample {
     pub fsyncs_per_m: Option<f64>,
     /// Null sink runs: the sink's own CPU seconds per million events.
     pub sink_cpu_s_per_m: Option<f64>,
+    /// Null sink runs: CPU time of other processes on the machine while skidder ran, in
+    /// cores (machine busy time from `/proc/stat` minus skidder's and the sink's).
+    pub other_cores: Option<f64>,
 }
 
 /// A scenario the current build or machine cannot run, with the reason.
@@ -374,7 +377,25 @@ fn sample(count: u64, rate: f64, bytes: Option<u64>, usage: &Usage) -> Sample {
         disk_bytes_per_event: None,
         fsyncs_per_m: None,
         sink_cpu_s_per_m: None,
+        other_cores: None,
     }
+}
+
+/// Busy and total CPU seconds of the whole machine since boot (`/proc/stat`'s `cpu` line;
+/// idle and iowait are not busy).
+fn machine_cpu() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some(((total - idle) / hz, total / hz))
 }
 
 /// One sender run against `server`; the sender is the measured process.
@@ -701,6 +722,7 @@ pub fn run_scaling(env: &Env, scale: Scale, k: Knobs) -> RunResult {
         scale.hosts > 1
     );
     let config = skidder_config(env, &dir, &output);
+    let before = machine_cpu();
     let (usage, stderr) = match run_skidder(env, &dir, &config)? {
         Ok(v) => v,
         Err(u) => {
@@ -708,6 +730,7 @@ pub fn run_scaling(env: &Env, scale: Scale, k: Knobs) -> RunResult {
             return Ok(Err(u));
         }
     };
+    let after = machine_cpu();
     let sink_usage = sink.wait(Duration::from_secs(30))?;
     let stats = server_stats(Server::GoLumber, &dir.join("sink-stats.json"))?;
     let rate = server_rate(&stats, env.count).map_err(|detail| BenchError::RunFailed {
@@ -729,6 +752,11 @@ pub fn run_scaling(env: &Env, scale: Scale, k: Knobs) -> RunResult {
     s.ack_p50_ms = ack_quantile(&stderr, "p50");
     s.ack_p99_ms = ack_quantile(&stderr, "p99");
     s.sink_cpu_s_per_m = Some(sink_usage.cpu_s * 1e6 / env.count as f64);
+    // What else ran meanwhile: on a shared machine it takes the cores a second worker needs.
+    if let (Some((b0, _)), Some((b1, _))) = (before, after) {
+        let other = (b1 - b0) - usage.cpu_s - sink_usage.cpu_s;
+        s.other_cores = Some(other.max(0.0) / usage.wall_s.max(1e-9));
+    }
     Ok(Ok(s))
 }
 
