@@ -637,11 +637,11 @@ impl Report {
         );
         let _ = writeln!(
             m,
-            "skidder (generator replay → default queue → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes.\n"
+            "skidder (generator replay → default queue → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes. \"sender cores busy\" is events/s × CPU per event (skidder's CPU is over its whole life, so this slightly overstates the send phase).\n"
         );
         let _ = writeln!(
             m,
-            "| configuration | events/s | events/s vs worker 1 | sender CPU s per M events | CPU/event vs worker 1 | events per sender CPU-second | null-sink CPU s per M events | sink CPU / sender CPU | other processes, cores | peak RSS MiB | ACK p50 / p99 ms | runs |"
+            "| configuration | events/s | events/s vs worker 1 | sender CPU s per M events | CPU/event vs worker 1 | events per sender CPU-second | null-sink CPU s per M events | sink CPU / sender CPU | sender cores busy | other processes, cores | peak RSS MiB | ACK p50 / p99 ms | runs |"
         );
         let _ = writeln!(
             m,
@@ -668,7 +668,7 @@ impl Report {
             };
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ack} | {runs} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ack} | {runs} |",
                 p.name(),
                 thousands(eps),
                 cell(ratio(eps, base_eps), 2),
@@ -677,6 +677,7 @@ impl Report {
                 thousands(cpu.filter(|c| *c > 0.0).map(|c| 1e6 / c)),
                 cell(sink, 3),
                 cell(ratio(sink, cpu).map(|r| r * 100.0), 1).to_string() + " %",
+                cell(o.median(|s| s.events_per_s * s.cpu_s_per_m / 1e6), 2),
                 cell(o.median(|s| s.other_cores.unwrap_or(f64::NAN)), 2),
                 cell(o.median(|s| mib(s.max_rss_kib as f64)), 1),
             );
