@@ -422,22 +422,21 @@ fn main() -> anyhow::Result<()> {
     }
     if want(Scenario::Scaling) {
         step("worker scaling into the null sink (alternating)");
+        let scale = |workers, hosts| scenarios::Scale {
+            workers,
+            hosts,
+            queue_events: None,
+        };
         let points = [
+            scale(1, 1),
+            scale(2, 1),
+            scale(1, 2),
+            scale(2, 2),
+            // Two batches of 1600 per worker: the default queue (3200, counted until ACKed)
+            // holds one batch per worker, so a worker idles from its ACK until the refill.
             scenarios::Scale {
-                workers: 1,
-                hosts: 1,
-            },
-            scenarios::Scale {
-                workers: 2,
-                hosts: 1,
-            },
-            scenarios::Scale {
-                workers: 1,
-                hosts: 2,
-            },
-            scenarios::Scale {
-                workers: 2,
-                hosts: 2,
+                queue_events: Some(6400),
+                ..scale(2, 1)
             },
         ];
         let mut samples: Vec<(Vec<Sample>, Option<String>)> =

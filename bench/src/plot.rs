@@ -112,7 +112,12 @@ pub fn series_panels(
             .map_err(|e| err(e.to_string()))?;
         let mut named = false;
         for (j, (name, points)) in panel.series.iter().enumerate() {
-            let color = colors[(i + j) % colors.len()];
+            // Named lines keep their colour across panels; a lone line takes the panel's.
+            let color = if name.is_empty() {
+                colors[i % colors.len()]
+            } else {
+                colors[j % colors.len()]
+            };
             let line = chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),

@@ -259,7 +259,9 @@ impl Report {
     /// events/s, CPU per event and peak RSS by `worker`, one line per host count.
     fn scaling_plot(&self, path: &Path) -> Result<(), crate::error::BenchError> {
         let series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            // The default queue only; other queue sizes are rows of the table.
             let mut hosts: Vec<usize> = self.scaling.iter().map(|(p, _)| p.hosts).collect();
+            hosts.sort_unstable();
             hosts.dedup();
             hosts
                 .into_iter()
@@ -267,7 +269,7 @@ impl Report {
                     let points = self
                         .scaling
                         .iter()
-                        .filter(|(p, _)| p.hosts == h)
+                        .filter(|(p, _)| p.hosts == h && p.queue_events.is_none())
                         .filter_map(|(p, o)| Some((p.workers as f64, o.median(f)?)))
                         .collect();
                     let name = if h == 1 {
@@ -573,7 +575,7 @@ impl Report {
     fn scale(&self, workers: usize, hosts: usize) -> Option<&Outcome> {
         self.scaling
             .iter()
-            .find(|(p, _)| p.workers == workers && p.hosts == hosts)
+            .find(|(p, _)| p.workers == workers && p.hosts == hosts && p.queue_events.is_none())
             .map(|(_, o)| o)
     }
 
@@ -604,6 +606,26 @@ impl Report {
                     verdict(e >= 1.7 && c <= 1.1)
                 )),
                 _ => out.push(format!("two cores, {what}: not measured in this run")),
+            }
+        }
+        for (p, o) in self
+            .scaling
+            .iter()
+            .filter(|(p, _)| p.queue_events.is_some())
+        {
+            let eps = ratio(
+                o.median(|s| s.events_per_s),
+                base.and_then(|b| b.median(|s| s.events_per_s)),
+            );
+            let cpu = ratio(
+                o.median(|s| s.cpu_s_per_m),
+                base.and_then(|b| b.median(|s| s.cpu_s_per_m)),
+            );
+            if let (Some(e), Some(c)) = (eps, cpu) {
+                out.push(format!(
+                    "for comparison, {} vs worker: 1 (default queue): events/s {e:.2}×, CPU per event {c:.2}×",
+                    p.name()
+                ));
             }
         }
         let best = self
@@ -637,7 +659,7 @@ impl Report {
         );
         let _ = writeln!(
             m,
-            "skidder (generator replay → default queue → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes. \"sender cores busy\" is events/s × CPU per event (skidder's CPU is over its whole life, so this slightly overstates the send phase).\n"
+            "skidder (generator replay → default queue → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, 2 workers with a queue of two batches per worker, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes. \"sender cores busy\" is events/s × CPU per event (skidder's CPU is over its whole life, so this slightly overstates the send phase).\n"
         );
         let _ = writeln!(
             m,
@@ -865,6 +887,7 @@ mod tests {
                 Scale {
                     workers: 1,
                     hosts: 1,
+                    queue_events: None,
                 },
                 Outcome::Samples(vec![point(1_000_000.0, 0.80, 0.02)]),
             ),
@@ -872,6 +895,7 @@ mod tests {
                 Scale {
                     workers: 2,
                     hosts: 1,
+                    queue_events: None,
                 },
                 Outcome::Samples(vec![point(1_800_000.0, 0.84, 0.02)]),
             ),
@@ -879,6 +903,7 @@ mod tests {
                 Scale {
                     workers: 1,
                     hosts: 2,
+                    queue_events: None,
                 },
                 Outcome::Samples(vec![point(1_500_000.0, 0.84, 0.02)]),
             ),

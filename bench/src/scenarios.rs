@@ -658,14 +658,19 @@ pub struct Scale {
     pub workers: usize,
     /// Hosts in `output.logstash.hosts`, each a listener of the one null-sink process.
     pub hosts: usize,
+    /// `queue.mem.events`, when not the default (3200).
+    pub queue_events: Option<usize>,
 }
 
 impl Scale {
     /// Name in the report.
     pub fn name(self) -> String {
         let lb = if self.hosts > 1 { ", loadbalance" } else { "" };
+        let queue = self
+            .queue_events
+            .map_or_else(String::new, |n| format!(", queue.mem.events: {n}"));
         format!(
-            "worker: {}, {} host{}{lb}",
+            "worker: {}, {} host{}{lb}{queue}",
             self.workers,
             self.hosts,
             if self.hosts == 1 { "" } else { "s" }
@@ -721,6 +726,9 @@ pub fn run_scaling(env: &Env, scale: Scale, k: Knobs) -> RunResult {
         scale.workers,
         scale.hosts > 1
     );
+    if let Some(n) = scale.queue_events {
+        output += &format!("queue.mem.events: {n}\n");
+    }
     let config = skidder_config(env, &dir, &output);
     let before = machine_cpu();
     let (usage, stderr) = match run_skidder(env, &dir, &config)? {
