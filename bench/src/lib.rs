@@ -4,4 +4,5 @@
 pub mod corpus;
 pub mod error;
 pub mod machine;
+pub mod null_sink;
 pub mod sections;

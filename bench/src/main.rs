@@ -47,6 +47,8 @@ enum Scenario {
     Disk,
     /// Filestream input vs Filebeat 7.17.29's, from log files (its own BENCHMARKS.md section).
     Filestream,
+    /// skidder alone into the null sink: worker 1 vs 2, one host vs two (loadbalance).
+    Scaling,
 }
 
 #[derive(Debug, Parser)]
@@ -177,9 +179,20 @@ fn main() -> anyhow::Result<()> {
         Err("unavailable: not selected".into())
     };
 
+    // Built with this harness (same package), so it sits beside it.
+    let null_sink = std::env::current_exe()
+        .context("locating skidder-bench")?
+        .with_file_name("null-sink");
+    if want(Scenario::Scaling) && !null_sink.exists() {
+        bail!(
+            "{} is missing; build it with `cargo build --release -p skidder-bench`",
+            null_sink.display()
+        );
+    }
     let env = Env {
         skidder,
         golumber,
+        null_sink,
         ferro,
         corpus: corpus_path,
         certs,
@@ -432,6 +445,38 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    if want(Scenario::Scaling) {
+        step("worker scaling into the null sink (alternating)");
+        let scale = |workers, hosts| scenarios::Scale {
+            workers,
+            hosts,
+            queue_events: None,
+        };
+        let points = [
+            scale(1, 1),
+            scale(2, 1),
+            scale(1, 2),
+            scale(2, 2),
+            // Two batches of 1600 per worker: the default queue (3200, counted until ACKed)
+            // holds one batch per worker, so a worker idles from its ACK until the refill.
+            scenarios::Scale {
+                queue_events: Some(6400),
+                ..scale(2, 1)
+            },
+        ];
+        let mut samples: Vec<(Vec<Sample>, Option<String>)> =
+            points.iter().map(|_| (Vec::new(), None)).collect();
+        for _ in 0..runs {
+            for (point, (got, stop)) in points.iter().zip(samples.iter_mut()) {
+                if stop.is_none() {
+                    record(scenarios::run_scaling(&env, *point, z3(true)), got, stop);
+                }
+            }
+        }
+        for (point, (got, stop)) in points.iter().zip(samples) {
+            report.scaling.push((*point, collect(got, stop)));
+        }
+    }
     if opensearch_started {
         let _ = Command::new("bash")
             .arg(root.join(".ci/peers/opensearch.sh"))
@@ -440,7 +485,10 @@ fn main() -> anyhow::Result<()> {
     }
 
     report.elapsed = started.elapsed();
-    if !report.level_sweep.is_empty() || !report.pipelining_sweep.is_empty() {
+    if !report.level_sweep.is_empty()
+        || !report.pipelining_sweep.is_empty()
+        || !report.scaling.is_empty()
+    {
         std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
         report.plot(&plots, &out);
     }

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::limit::Limit;
-use crate::plot::{panels, Panel};
-use crate::scenarios::Sample;
+use crate::plot::{panels, series_panels, Panel, SeriesPanel};
+use crate::scenarios::{Sample, Scale};
 
 /// What the runs of one row produced.
 #[derive(Debug, Clone)]
@@ -110,6 +110,8 @@ pub struct Report {
     pub backlog: Vec<(u64, u64, u64)>,
     /// Lines under the disk tables (a backlog size that could not be measured, and why).
     pub disk_notes: Vec<String>,
+    /// Worker scaling into the null sink, worker 1 on 1 host first.
+    pub scaling: Vec<(Scale, Outcome)>,
     /// Total harness time.
     pub elapsed: Duration,
     plots: Vec<(String, Result<PathBuf, String>)>,
@@ -180,6 +182,7 @@ impl Report {
             queues: Vec::new(),
             backlog: Vec::new(),
             disk_notes: Vec::new(),
+            scaling: Vec::new(),
             limits: Vec::new(),
             level_sweep: Vec::new(),
             pipelining_sweep: Vec::new(),
@@ -251,7 +254,62 @@ impl Report {
                 r.map(|()| rel(&path)).map_err(|e| e.to_string()),
             ));
         }
+        if !self.scaling.is_empty() {
+            let path = dir.join("worker-scaling.png");
+            let r = self.scaling_plot(&path);
+            drawn.push((
+                "Worker scaling into the null sink".to_string(),
+                r.map(|()| rel(&path)).map_err(|e| e.to_string()),
+            ));
+        }
         self.plots.extend(drawn);
+    }
+
+    /// events/s, CPU per event and peak RSS by `worker`, one line per host count.
+    fn scaling_plot(&self, path: &Path) -> Result<(), crate::error::BenchError> {
+        let series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            // The default queue only; other queue sizes are rows of the table.
+            let mut hosts: Vec<usize> = self.scaling.iter().map(|(p, _)| p.hosts).collect();
+            hosts.sort_unstable();
+            hosts.dedup();
+            hosts
+                .into_iter()
+                .map(|h| {
+                    let points = self
+                        .scaling
+                        .iter()
+                        .filter(|(p, _)| p.hosts == h && p.queue_events.is_none())
+                        .filter_map(|(p, o)| Some((p.workers as f64, o.median(f)?)))
+                        .collect();
+                    let name = if h == 1 {
+                        "1 host".to_string()
+                    } else {
+                        format!("{h} hosts, loadbalance")
+                    };
+                    (name, points)
+                })
+                .collect()
+        };
+        let figure = [
+            SeriesPanel {
+                y_label: "thousand events/s".into(),
+                series: series(&|s| s.events_per_s / 1000.0),
+            },
+            SeriesPanel {
+                y_label: "sender CPU µs per event".into(),
+                series: series(&|s| s.cpu_s_per_m),
+            },
+            SeriesPanel {
+                y_label: "sender peak RSS MiB".into(),
+                series: series(&|s| mib(s.max_rss_kib as f64)),
+            },
+        ];
+        series_panels(
+            path,
+            "skidder alone into the null sink by worker (mTLS, compression_level 3, pipelining 2)",
+            "worker (connections per host)",
+            &figure,
+        )
     }
 
     fn row(&self, i: usize) -> &Row {
@@ -375,6 +433,7 @@ impl Report {
         }
         let _ = writeln!(m);
         self.disk_section(&mut m);
+        self.scaling_section(&mut m);
 
         let _ = writeln!(m, "\n## The machine's limit: single-core compression\n");
         let _ = writeln!(
@@ -493,13 +552,18 @@ impl Report {
             .iter()
             .filter(|r| r.measured == "sender" && r.what.starts_with("skidder"))
             .flat_map(|r| r.outcome.samples().iter().map(|s| s.max_rss_kib))
+            .chain(
+                self.scaling
+                    .iter()
+                    .flat_map(|(_, o)| o.samples().iter().map(|s| s.max_rss_kib)),
+            )
             .max();
         match skidder_rss {
             Some(kib) => {
                 let mb = kib as f64 * 1024.0 / 1e6;
                 out.push(format!(
-                    "skidder peak RSS under full load, default queue: {mb:.1} MB (largest of all skidder sender runs; target < 50 MB) — {}",
-                    verdict(mb < 50.0)
+                    "skidder peak RSS under full load, default queue: {mb:.1} MB (largest of all skidder sender runs, the worker-scaling sweep included; target < 25 MB) — {}",
+                    verdict(mb < 25.0)
                 ));
             }
             None => out.push("skidder peak RSS: no skidder sender run in this report".into()),
@@ -525,6 +589,7 @@ impl Report {
                     .into(),
             ),
         }
+        out.extend(self.scaling_targets());
         out
     }
 
@@ -546,6 +611,146 @@ impl Report {
             ),
         );
         m
+    }
+
+    /// The scaling point `workers` × `hosts`, if it was run.
+    fn scale(&self, workers: usize, hosts: usize) -> Option<&Outcome> {
+        self.scaling
+            .iter()
+            .find(|(p, _)| p.workers == workers && p.hosts == hosts && p.queue_events.is_none())
+            .map(|(_, o)| o)
+    }
+
+    /// Two connections against one, into the null sink: events/s ≥ 1.7×, CPU per event
+    /// ≤ 1.1×; and the sender's best events per CPU-second beside the compressor's ceiling.
+    fn scaling_targets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.scaling.is_empty() {
+            return out;
+        }
+        let verdict = |ok: bool| if ok { "**met**" } else { "**not met**" };
+        let base = self.scale(1, 1);
+        for (workers, hosts, what) in [(2, 1, "worker: 2"), (1, 2, "loadbalance over 2 hosts")] {
+            let Some(o) = self.scale(workers, hosts) else {
+                continue;
+            };
+            let eps = ratio(
+                o.median(|s| s.events_per_s),
+                base.and_then(|b| b.median(|s| s.events_per_s)),
+            );
+            let cpu = ratio(
+                o.median(|s| s.cpu_s_per_m),
+                base.and_then(|b| b.median(|s| s.cpu_s_per_m)),
+            );
+            match (eps, cpu) {
+                (Some(e), Some(c)) => out.push(format!(
+                    "two cores, {what} vs worker: 1 into the null sink: events/s {e:.2}× (target ≥ 1.70×), CPU per event {c:.2}× (target ≤ 1.10×) — {}",
+                    verdict(e >= 1.7 && c <= 1.1)
+                )),
+                _ => out.push(format!("two cores, {what}: not measured in this run")),
+            }
+        }
+        for (p, o) in self
+            .scaling
+            .iter()
+            .filter(|(p, _)| p.queue_events.is_some())
+        {
+            let eps = ratio(
+                o.median(|s| s.events_per_s),
+                base.and_then(|b| b.median(|s| s.events_per_s)),
+            );
+            let cpu = ratio(
+                o.median(|s| s.cpu_s_per_m),
+                base.and_then(|b| b.median(|s| s.cpu_s_per_m)),
+            );
+            if let (Some(e), Some(c)) = (eps, cpu) {
+                out.push(format!(
+                    "for comparison, {} vs worker: 1 (default queue): events/s {e:.2}×, CPU per event {c:.2}×",
+                    p.name()
+                ));
+            }
+        }
+        let best = self
+            .scaling
+            .iter()
+            .filter_map(|(p, o)| Some((p, o.median(|s| s.cpu_s_per_m)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let (Some((p, cpu)), Some(l)) = (best, self.limit(3)) {
+            let per_core = 1e6 / cpu;
+            out.push(format!(
+                "sender alone: at most {} events per CPU-second into the null sink ({}), beside its compressor's single-core ceiling of {} ({}): {:.0}%",
+                thousands(Some(per_core)),
+                p.name(),
+                thousands(Some(l.events_per_s)),
+                l.backend,
+                per_core / l.events_per_s * 100.0
+            ));
+        }
+        out
+    }
+
+    /// The worker-scaling section: skidder alone into the null sink.
+    fn scaling_section(&self, m: &mut String) {
+        if self.scaling.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            m,
+            "## Worker scaling: skidder alone into the null sink
+"
+        );
+        let _ = writeln!(
+            m,
+            "skidder (generator replay → default queue → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, 2 workers with a queue of two batches per worker, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes. \"sender cores busy\" is events/s × CPU per event (skidder's CPU is over its whole life, so this slightly overstates the send phase).\n"
+        );
+        let _ = writeln!(
+            m,
+            "| configuration | events/s | events/s vs worker 1 | sender CPU s per M events | CPU/event vs worker 1 | events per sender CPU-second | null-sink CPU s per M events | sink CPU / sender CPU | sender cores busy | other processes, cores | peak RSS MiB | ACK p50 / p99 ms | runs |"
+        );
+        let _ = writeln!(
+            m,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        let base = self.scale(1, 1);
+        let base_eps = base.and_then(|b| b.median(|s| s.events_per_s));
+        let base_cpu = base.and_then(|b| b.median(|s| s.cpu_s_per_m));
+        for (p, o) in &self.scaling {
+            let eps = o.median(|s| s.events_per_s);
+            let cpu = o.median(|s| s.cpu_s_per_m);
+            let sink = o.median(|s| s.sink_cpu_s_per_m.unwrap_or(f64::NAN));
+            let ack = match (
+                o.median(|s| s.ack_p50_ms.unwrap_or(f64::NAN)),
+                o.median(|s| s.ack_p99_ms.unwrap_or(f64::NAN)),
+            ) {
+                (Some(a), Some(b)) => format!("≤{a:.0} / ≤{b:.0}"),
+                _ => "n/a".into(),
+            };
+            let runs = match o {
+                Outcome::Skipped(why) => why.clone(),
+                Outcome::Partial(s, why) => format!("{} ({why})", s.len()),
+                Outcome::Samples(s) => s.len().to_string(),
+            };
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ack} | {runs} |",
+                p.name(),
+                thousands(eps),
+                cell(ratio(eps, base_eps), 2),
+                cell(cpu, 2),
+                cell(ratio(cpu, base_cpu), 2),
+                thousands(cpu.filter(|c| *c > 0.0).map(|c| 1e6 / c)),
+                cell(sink, 3),
+                cell(ratio(sink, cpu).map(|r| r * 100.0), 1).to_string() + " %",
+                cell(o.median(|s| s.events_per_s * s.cpu_s_per_m / 1e6), 2),
+                cell(o.median(|s| s.other_cores.unwrap_or(f64::NAN)), 2),
+                cell(o.median(|s| mib(s.max_rss_kib as f64)), 1),
+            );
+        }
+        let _ = writeln!(m);
+        for line in self.scaling_targets() {
+            let _ = writeln!(m, "- {line}");
+        }
+        let _ = writeln!(m);
     }
 
     /// The disk queue section: queue comparison and backlog memory.
@@ -662,6 +867,8 @@ mod tests {
             ack_p99_ms: None,
             disk_bytes_per_event: None,
             fsyncs_per_m: None,
+            sink_cpu_s_per_m: None,
+            other_cores: None,
         }
     }
 
@@ -738,5 +945,69 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("not measured in this run"), "{md}");
+    }
+
+    #[test]
+    fn scaling_section_judges_two_connections_against_one() {
+        let point = |eps: f64, cpu: f64, sink: f64| Sample {
+            cpu_s_per_m: cpu,
+            sink_cpu_s_per_m: Some(sink),
+            ..s(eps)
+        };
+        let mut r = Report::new(Path::new("/nonexistent"), true, 1000, 3, 450.0, 10);
+        r.limits.push(Limit {
+            level: 3,
+            backend: "libdeflate level 1".into(),
+            mb_per_s: 700.0,
+            events_per_s: 1_500_000.0,
+            bytes_per_event: 47.0,
+        });
+        r.scaling = vec![
+            (
+                Scale {
+                    workers: 1,
+                    hosts: 1,
+                    queue_events: None,
+                },
+                Outcome::Samples(vec![point(1_000_000.0, 0.80, 0.02)]),
+            ),
+            (
+                Scale {
+                    workers: 2,
+                    hosts: 1,
+                    queue_events: None,
+                },
+                Outcome::Samples(vec![point(1_800_000.0, 0.84, 0.02)]),
+            ),
+            (
+                Scale {
+                    workers: 1,
+                    hosts: 2,
+                    queue_events: None,
+                },
+                Outcome::Samples(vec![point(1_500_000.0, 0.84, 0.02)]),
+            ),
+        ];
+        let md = r.markdown();
+        assert!(
+            md.contains("## Worker scaling: skidder alone into the null sink"),
+            "{md}"
+        );
+        assert!(
+            md.contains("worker: 2 vs worker: 1 into the null sink: events/s 1.80× (target ≥ 1.70×), CPU per event 1.05× (target ≤ 1.10×) — **met**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("loadbalance over 2 hosts vs worker: 1 into the null sink: events/s 1.50×")
+                && md.contains("— **not met**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("at most 1,250,000 events per CPU-second into the null sink (worker: 1, 1 host), beside its compressor's single-core ceiling of 1,500,000 (libdeflate level 1): 83%"),
+            "{md}"
+        );
+        // The sink's share of the sender's CPU: 0.02 / 0.80.
+        assert!(md.contains("| 2.5 % |"), "{md}");
+        assert!(md.contains("target < 25 MB"), "{md}");
     }
 }

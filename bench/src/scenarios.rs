@@ -18,6 +18,8 @@ pub struct Env {
     pub skidder: PathBuf,
     /// go-lumber peer (`tests/peers/golumber/bin/golumber`).
     pub golumber: PathBuf,
+    /// The harness's null Lumberjack sink (`null-sink`, built beside `skidder-bench`).
+    pub null_sink: PathBuf,
     /// ferro-lumberjack peer, or why it is unavailable.
     pub ferro: Result<PathBuf, String>,
     /// The corpus NDJSON file.
@@ -86,6 +88,11 @@ pub struct Sample {
     pub disk_bytes_per_event: Option<f64>,
     /// Disk queue: fdatasync/fsync calls per million events.
     pub fsyncs_per_m: Option<f64>,
+    /// Null sink runs: the sink's own CPU seconds per million events.
+    pub sink_cpu_s_per_m: Option<f64>,
+    /// Null sink runs: CPU time of other processes on the machine while skidder ran, in
+    /// cores (machine busy time from `/proc/stat` minus skidder's and the sink's).
+    pub other_cores: Option<f64>,
 }
 
 /// A scenario the current build or machine cannot run, with the reason.
@@ -277,10 +284,13 @@ fn skidder_config(env: &Env, dir: &Path, output: &str) -> String {
     )
 }
 
-fn logstash_output(env: &Env, addr: SocketAddr, k: Knobs) -> String {
+fn logstash_output(env: &Env, hosts: &[SocketAddr], k: Knobs) -> String {
+    let hosts: Vec<String> = hosts.iter().map(|a| format!("\"{a}\"")).collect();
     let mut out = format!(
-        "output.logstash:\n  hosts: [\"{addr}\"]\n  compression_level: {}\n  bulk_max_size: 2048\n  pipelining: {}\n",
-        k.level, k.pipelining
+        "output.logstash:\n  hosts: [{}]\n  compression_level: {}\n  bulk_max_size: 2048\n  pipelining: {}\n",
+        hosts.join(", "),
+        k.level,
+        k.pipelining
     );
     if k.tls {
         out += &format!(
@@ -366,7 +376,26 @@ fn sample(count: u64, rate: f64, bytes: Option<u64>, usage: &Usage) -> Sample {
         ack_p99_ms: None,
         disk_bytes_per_event: None,
         fsyncs_per_m: None,
+        sink_cpu_s_per_m: None,
+        other_cores: None,
     }
+}
+
+/// Busy and total CPU seconds of the whole machine since boot (`/proc/stat`'s `cpu` line;
+/// idle and iowait are not busy).
+fn machine_cpu() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some(((total - idle) / hz, total / hz))
 }
 
 /// One sender run against `server`; the sender is the measured process.
@@ -397,7 +426,7 @@ pub fn run_sender(env: &Env, sender: Sender, server_kind: Server, k: Knobs) -> R
     let addr = relay.as_ref().map_or(server_addr, |r| r.addr);
     let (usage, stderr) = match sender {
         Sender::Skidder => {
-            let config = skidder_config(env, &dir, &logstash_output(env, addr, k));
+            let config = skidder_config(env, &dir, &logstash_output(env, &[addr], k));
             match run_skidder(env, &dir, &config)? {
                 Ok(v) => v,
                 Err(u) => {
@@ -498,7 +527,7 @@ pub fn run_queue(env: &Env, queue: QueueKind, k: Knobs) -> RunResult {
         Ok(v) => v,
         Err(u) => return Ok(Err(u)),
     };
-    let output = logstash_output(env, server_addr, k) + &queue.yaml(&dir);
+    let output = logstash_output(env, &[server_addr], k) + &queue.yaml(&dir);
     let config = skidder_config(env, &dir, &output);
     let (usage, stderr) = match run_skidder(env, &dir, &config)? {
         Ok(v) => v,
@@ -609,7 +638,7 @@ pub fn run_backlog(
         tls: false,
         relay: false,
     };
-    let output = logstash_output(env, addr, k) + &queue.yaml(&dir);
+    let output = logstash_output(env, &[addr], k) + &queue.yaml(&dir);
     let r = run_skidder(&drain_env, &dir, &skidder_config(&one, &dir, &output))?;
     server.wait(Duration::from_secs(30))?;
     let _ = std::fs::remove_dir_all(&qdir);
@@ -619,6 +648,124 @@ pub fn run_backlog(
         detail: u.0,
     })?;
     Ok((fill.max_rss_kib, drain.max_rss_kib, bytes))
+}
+
+/// One point of the worker-scaling sweep: `worker` connections per host, over `hosts`
+/// null-sink listeners (`loadbalance: true` when there are several).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scale {
+    /// `output.logstash.worker`.
+    pub workers: usize,
+    /// Hosts in `output.logstash.hosts`, each a listener of the one null-sink process.
+    pub hosts: usize,
+    /// `queue.mem.events`, when not the default (3200).
+    pub queue_events: Option<usize>,
+}
+
+impl Scale {
+    /// Name in the report.
+    pub fn name(self) -> String {
+        let lb = if self.hosts > 1 { ", loadbalance" } else { "" };
+        let queue = self
+            .queue_events
+            .map_or_else(String::new, |n| format!(", queue.mem.events: {n}"));
+        format!(
+            "worker: {}, {} host{}{lb}{queue}",
+            self.workers,
+            self.hosts,
+            if self.hosts == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// skidder (generator replay → default queue → output.logstash) → the null sink, which
+/// skips payloads and ACKs windows: the sender measured alone. The sink's own CPU is
+/// recorded too, to show it is negligible.
+///
+/// # Errors
+/// [`BenchError`] when something broke.
+pub fn run_scaling(env: &Env, scale: Scale, k: Knobs) -> RunResult {
+    let dir = unique(env, "scaling")?;
+    let deadline = run_limit(env.count).as_secs().to_string();
+    let mut cmd = Command::new(&env.null_sink);
+    for _ in 0..scale.hosts {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.arg("--expect")
+        .arg(env.count.to_string())
+        .args(["--deadline", &deadline])
+        .arg("--stats-file")
+        .arg(dir.join("sink-stats.json"));
+    if k.tls {
+        cmd.arg("--tls-cert")
+            .arg(env.certs.join("server.crt"))
+            .arg("--tls-key")
+            .arg(env.certs.join("server.key"))
+            .arg("--tls-ca")
+            .arg(env.certs.join("ca.crt"));
+    }
+    let sink = spawn(cmd, &dir, "sink")?;
+    let line = sink.wait_for_line("READY ", Duration::from_secs(10))?;
+    let addrs: Vec<SocketAddr> = line
+        .split("READY ")
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if addrs.len() != scale.hosts {
+        return Err(BenchError::RunFailed {
+            program: "null-sink".into(),
+            code: 0,
+            detail: format!("expected {} addresses in {line:?}", scale.hosts),
+        });
+    }
+    let mut output = logstash_output(env, &addrs, k);
+    output += &format!(
+        "  worker: {}\n  loadbalance: {}\n",
+        scale.workers,
+        scale.hosts > 1
+    );
+    if let Some(n) = scale.queue_events {
+        output += &format!("queue.mem.events: {n}\n");
+    }
+    let config = skidder_config(env, &dir, &output);
+    let before = machine_cpu();
+    let (usage, stderr) = match run_skidder(env, &dir, &config)? {
+        Ok(v) => v,
+        Err(u) => {
+            sink.terminate(Duration::from_secs(5));
+            return Ok(Err(u));
+        }
+    };
+    let after = machine_cpu();
+    let sink_usage = sink.wait(Duration::from_secs(30))?;
+    let stats = server_stats(Server::GoLumber, &dir.join("sink-stats.json"))?;
+    let rate = server_rate(&stats, env.count).map_err(|detail| BenchError::RunFailed {
+        program: "null-sink".into(),
+        code: sink_usage.code,
+        detail,
+    })?;
+    if totals_field(&stderr, "acked").map(|a| a as u64) != Some(env.count) {
+        return Err(BenchError::RunFailed {
+            program: "skidder".into(),
+            code: usage.code,
+            detail: format!(
+                "not every event was acked: {}",
+                tail(&dir.join("skidder.err"), 400)
+            ),
+        });
+    }
+    let mut s = sample(env.count, rate, None, &usage);
+    s.ack_p50_ms = ack_quantile(&stderr, "p50");
+    s.ack_p99_ms = ack_quantile(&stderr, "p99");
+    s.sink_cpu_s_per_m = Some(sink_usage.cpu_s * 1e6 / env.count as f64);
+    // What else ran meanwhile: on a shared machine it takes the cores a second worker needs.
+    if let (Some((b0, _)), Some((b1, _))) = (before, after) {
+        let other = (b1 - b0) - usage.cpu_s - sink_usage.cpu_s;
+        s.other_cores = Some(other.max(0.0) / usage.wall_s.max(1e-9));
+    }
+    Ok(Ok(s))
 }
 
 /// go-lumber's async client with the window and pipelining of `k` (TLS flags included);

@@ -254,6 +254,7 @@ impl LogInputConfig {
                     inactive: self.close_inactive,
                     renamed: self.close_renamed,
                     removed: self.close_removed,
+                    ..CloseOnStateChange::default()
                 },
                 reader: CloseReader {
                     on_eof: self.close_eof,
