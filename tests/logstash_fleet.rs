@@ -146,12 +146,12 @@ fn round_robin_keeps_beats_lock_step() {
     ));
     assert_eq!(assert_all_delivered(&merged(&[&a, &b, &slow]), count), 0);
     let shares = (a.accepted(), b.accepted(), slow.accepted());
-    // Batches are up to 200 events (the queue flushes smaller ones too): a fifth of the
-    // events means at least three of the slow host's 2 s windows.
+    // Batches are up to 200 events (the queue flushes smaller ones too).
     assert!(
         shares.2 >= count as usize / 5,
         "round robin gives every host its turn: {shares:?}"
     );
-    // At least three slow windows, served one after the other at 2 s each.
-    assert!(took >= Duration::from_secs(6), "{took:?} {shares:?}");
+    // A fifth of 2,000 events in windows of at most 200 is at least two slow windows,
+    // served one after the other at 2 s each.
+    assert!(took >= Duration::from_secs(4), "{took:?} {shares:?}");
 }
