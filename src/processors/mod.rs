@@ -12,7 +12,10 @@
 //! An input with no processor (its own list and the top-level one both empty) never builds
 //! a tree: its events stay the bytes the input wrote. With processors, each event is parsed
 //! once into an [`Event`] (`@timestamp`, `@metadata` and the fields, as libbeat keeps them
-//! apart), every processor runs on it, and it is encoded once again.
+//! apart), every processor runs on it, and it is encoded once again. A list of only
+//! unconditional `add_host_metadata` (Filebeat's default chain without its `when`) is the
+//! exception: its data does not depend on the event, so it is folded into the input's
+//! pre-encoded tail ([`pipeline`]).
 //!
 //! # Errors
 //! A processor that fails does what Beats does with the event (most leave it as it was;

@@ -168,7 +168,7 @@ impl InputChain {
             fold_host,
         };
         if fold_host {
-            chain.tail = chain.fold(chain.added.clone());
+            chain.tail = chain.fold(chain.added.clone(), None);
         }
         Ok(chain)
     }
@@ -221,20 +221,31 @@ impl InputChain {
         if generation.is_none() {
             return (None, self.tail.clone());
         }
-        (generation, self.fold(self.added.clone()))
+        (generation, self.fold(self.added.clone(), None))
     }
 
     /// What the folded processors make of `m` (an event's own keys with `added` merged):
     /// the input's `add_host_metadata` overwrite, built-in fields fill in, the top-level
     /// ones overwrite, as [`Self::process`] would run them.
-    fn fold(&self, mut m: Fields) -> Fields {
+    /// With `only`, just that top-level key is merged (an event's own value of it).
+    fn fold(&self, mut m: Fields, only: Option<&str>) -> Fields {
         let (input, top) = self.host_steps();
+        let merge = |m: &mut Fields, from: &Fields, overwrite: bool| match only {
+            None => deep_update(m, from, overwrite),
+            Some(key) => {
+                if let Some(v) = from.get(key) {
+                    let mut one = Fields::new();
+                    one.insert(key.to_string(), v.clone());
+                    deep_update(m, &one, overwrite);
+                }
+            }
+        };
         for h in input {
-            deep_update(&mut m, &h.current().1, true);
+            merge(&mut m, &h.current().1, true);
         }
-        deep_update(&mut m, &self.builtin, false);
+        merge(&mut m, &self.builtin, false);
         for h in top {
-            deep_update(&mut m, &h.current().1, true);
+            merge(&mut m, &h.current().1, true);
         }
         m
     }
@@ -255,7 +266,7 @@ impl InputChain {
             deep_update(&mut m, &a, true);
         }
         if self.fold_host {
-            m = self.fold(m);
+            m = self.fold(m, Some(key));
         } else if !self.runs_processors() {
             if let Some(b) = one(&self.builtin) {
                 deep_update(&mut m, &b, false);
