@@ -327,8 +327,9 @@ impl GeneratorInput {
         let mut w = enc.begin(now);
         w.str_field("message", msg);
         w.u64_field("seq", seq);
-        w.raw_pairs(&self.common.fields_json);
-        w.raw_pairs(&self.common.tags_json);
+        let common = self.common.current();
+        w.raw_pairs(&common.fields_json);
+        w.raw_pairs(&common.tags_json);
         // `,"pad":""` and the closing brace take 10 bytes.
         let pad = self.size.saturating_sub(w.len() + 10);
         if pad > 0 {

@@ -13,7 +13,7 @@ pub mod stdin;
 
 use std::thread::JoinHandle;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
@@ -116,6 +116,36 @@ pub struct CommonFields {
     pub tags_json: Vec<u8>,
     /// The pipeline; `None` for an input built without one (its own fields and tags only).
     pub chain: Option<Arc<InputChain>>,
+    /// With a tail that changes (folded `add_host_metadata` re-reading its cache): the
+    /// generation and encoding in use, shared by the input's threads.
+    live: Option<Arc<Mutex<Live>>>,
+}
+
+#[derive(Debug)]
+struct Live {
+    generation: u64,
+    current: Arc<CommonFields>,
+    escape_html: bool,
+}
+
+/// The encoded tail to write into one event: [`CommonFields::current`].
+#[derive(Debug)]
+pub enum Current<'a> {
+    /// The tail never changes.
+    Fixed(&'a CommonFields),
+    /// The tail of the chain's current generation.
+    Live(Arc<CommonFields>),
+}
+
+impl std::ops::Deref for Current<'_> {
+    type Target = CommonFields;
+
+    fn deref(&self) -> &CommonFields {
+        match self {
+            Current::Fixed(c) => c,
+            Current::Live(c) => c,
+        }
+    }
 }
 
 impl CommonFields {
@@ -130,26 +160,59 @@ impl CommonFields {
                 serde_json::Value::Object(c.fields.clone().into_iter().collect()),
             );
         }
-        Self::encode(&tail, &c.tags, meta, None)
+        Self::encode(&tail, &c.tags, meta.escape_html, None)
     }
 
     /// Everything `chain` adds, encoded.
     pub fn with_chain(chain: Arc<InputChain>, meta: &EventMeta) -> Self {
-        let tail = chain.tail().clone();
+        let (generation, tail) = chain.current_tail();
         let tags = chain.tags.clone();
-        Self::encode(&tail, &tags, meta, Some(chain))
+        let mut out = Self::encode(&tail, &tags, meta.escape_html, Some(chain));
+        if let Some(generation) = generation {
+            out.live = Some(Arc::new(Mutex::new(Live {
+                generation,
+                current: Arc::new(out.clone()),
+                escape_html: meta.escape_html,
+            })));
+        }
+        out
+    }
+
+    /// The tail to write into the next event. Inputs call it once per event: when the
+    /// chain's folded `add_host_metadata` re-read its data (its `cache.ttl` expired), the
+    /// tail is encoded again here, once for all the input's threads.
+    pub fn current(&self) -> Current<'_> {
+        let (Some(live), Some(chain)) = (&self.live, &self.chain) else {
+            return Current::Fixed(self);
+        };
+        let now = chain.host_generation();
+        let mut live = match live.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if now != Some(live.generation) {
+            let (generation, tail) = chain.current_tail();
+            live.current = Arc::new(Self::encode(
+                &tail,
+                &self.tags,
+                live.escape_html,
+                Some(Arc::clone(chain)),
+            ));
+            live.generation = generation.unwrap_or_default();
+        }
+        Current::Live(Arc::clone(&live.current))
     }
 
     fn encode(
         tail: &Fields,
         tags: &[String],
-        meta: &EventMeta,
+        escape_html: bool,
         chain: Option<Arc<InputChain>>,
     ) -> Self {
         let enc = |v: &serde_json::Value| {
             let mut b = BytesMut::new();
             // serde_json::Value always serializes.
-            let _ = write_json(&mut b, v, meta.escape_html);
+            let _ = write_json(&mut b, v, escape_html);
             b.to_vec()
         };
         let mut out = Self {

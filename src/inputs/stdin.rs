@@ -88,12 +88,13 @@ impl StdinInput {
         } else {
             let text = String::from_utf8_lossy(line);
             let mut w = enc.begin(now);
+            let common = self.common.current();
             // A `message` among the configured fields overwrites the line, as in libbeat.
-            if !self.common.root_keys.iter().any(|k| k == "message") {
+            if !common.root_keys.iter().any(|k| k == "message") {
                 w.str_field("message", &text);
             }
-            w.raw_pairs(&self.common.fields_json);
-            w.raw_pairs(&self.common.tags_json);
+            w.raw_pairs(&common.fields_json);
+            w.raw_pairs(&common.tags_json);
             w.finish()
         };
         match self.common.finish(bytes, true) {
@@ -119,7 +120,7 @@ impl StdinInput {
         let _ = write_json(&mut b, reason, escape_html);
         w.raw_pairs(&b);
         w.raw_pairs(b"}");
-        write_tail(&mut w, &self.common, &["message", "error"]);
+        write_tail(&mut w, &self.common.current(), &["message", "error"]);
         let mut tags = vec!["_jsonparsefailure".to_string()];
         tags.extend(self.common.tags.iter().cloned());
         if w.value_field("tags", &tags).is_err() {
@@ -146,7 +147,7 @@ impl StdinInput {
             extra.extend_from_slice(&d.json(v));
         }
         let mut w = enc.begin_with_metadata(d.timestamp.unwrap_or(now), &extra);
-        write_decoded(&mut w, d, &self.common, &|_| false, escape_html);
+        write_decoded(&mut w, d, &self.common.current(), &|_| false, escape_html);
         w.finish()
     }
 
@@ -313,6 +314,8 @@ fn stdin_ndjson() -> Ndjson {
 mod tests {
     use super::*;
     use crate::config::CommonInputConfig;
+    use crate::inputs::Current;
+    use std::sync::Arc;
 
     fn input(json: bool, on_error: JsonErrorPolicy, common: &CommonInputConfig) -> StdinInput {
         let meta = EventMeta::default();
@@ -421,5 +424,148 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("@timestamp not overwritten"));
+    }
+
+    /// Stdin inputs over the same agent, one per processor list: `(top-level, input's)`.
+    fn with_processors(
+        agent: &crate::agent::Agent,
+        top: serde_json::Value,
+        own: serde_json::Value,
+    ) -> StdinInput {
+        use crate::processors::pipeline::{Global, InputChain};
+        let meta = EventMeta::default();
+        let config: crate::config::Config =
+            serde_json::from_value(serde_json::json!({"name": "beat-name", "processors": top}))
+                .unwrap();
+        let global = Arc::new(Global::new(&config, agent.clone()).unwrap());
+        let c: CommonInputConfig = serde_json::from_value(
+            serde_json::json!({"fields": {"env": "prod"}, "processors": own}),
+        )
+        .unwrap();
+        let chain = InputChain::new("stdin", &c, "filebeat.inputs.0", global, &meta).unwrap();
+        StdinInput {
+            json: true,
+            on_error: JsonErrorPolicy::ErrorEvent,
+            common: CommonFields::with_chain(Arc::new(chain), &meta),
+            ndjson: stdin_ndjson(),
+        }
+    }
+
+    /// A chain of unconditional `add_host_metadata` folds its data into the tail and
+    /// ships events unparsed, with the bytes the processors would give: the same chain
+    /// with a condition that always holds runs them on each event, as before.
+    #[test]
+    fn folded_add_host_metadata_equals_running_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::Agent::load(dir.path(), Some("beat-name")).unwrap();
+        let always = serde_json::json!({"not": {"has_fields": ["never.there"]}});
+        let hm = |settings: serde_json::Value| serde_json::json!({"add_host_metadata": settings});
+        let slow = |mut settings: serde_json::Value| {
+            settings["when"] = always.clone();
+            hm(settings)
+        };
+        let cases = [
+            (vec![serde_json::json!({})], vec![]),
+            (vec![], vec![serde_json::json!({"netinfo.enabled": false})]),
+            (
+                vec![serde_json::json!({"cache.ttl": "1h", "name": "custom"})],
+                vec![serde_json::json!({"netinfo": {"enabled": false}})],
+            ),
+        ];
+        let lines: [&[u8]; 6] = [
+            br#"{"message":"m"}"#,
+            br#"{"message":"m","host":{"name":"mine"}}"#,
+            br#"{"host":{"name":"n","ip":["192.0.2.1"],"own":1}}"#,
+            br#"{"host":{"os":{"name":"own-os","extra":true}}}"#,
+            br#"{"host":"a string","env":"x","input":{"id":7}}"#,
+            b"not json",
+        ];
+        for (top, own) in cases {
+            let fast = with_processors(
+                &agent,
+                serde_json::Value::from(top.iter().cloned().map(hm).collect::<Vec<_>>()),
+                serde_json::Value::from(own.iter().cloned().map(hm).collect::<Vec<_>>()),
+            );
+            let reference = with_processors(
+                &agent,
+                serde_json::Value::from(top.iter().cloned().map(slow).collect::<Vec<_>>()),
+                serde_json::Value::from(own.iter().cloned().map(slow).collect::<Vec<_>>()),
+            );
+            assert!(!fast.common.runs_processors(), "{top:?} {own:?} not folded");
+            assert!(reference.common.runs_processors());
+            for line in lines {
+                let mut enc = EventEncoder::new(&EventMeta::default());
+                let mut got = event(fast.line(&mut enc, line, false));
+                let mut want = event(reference.line(&mut enc, line, false));
+                for v in [&mut got, &mut want] {
+                    v.as_object_mut().unwrap().remove("@timestamp");
+                }
+                assert_eq!(
+                    got,
+                    want,
+                    "{top:?} {own:?} {}",
+                    String::from_utf8_lossy(line)
+                );
+                assert!(got["host"]["os"]["type"] == "linux", "{got}");
+            }
+        }
+    }
+
+    /// Only unconditional, cached, overwriting `add_host_metadata` is folded.
+    #[test]
+    fn other_chains_still_run_their_processors() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::Agent::load(dir.path(), None).unwrap();
+        for top in [
+            serde_json::json!([{"add_host_metadata": {"cache.ttl": 0}}]),
+            serde_json::json!([{"add_host_metadata": {"replace_fields": false}}]),
+            serde_json::json!([{"add_host_metadata": {}}, {"add_tags": {"tags": ["t"]}}]),
+            serde_json::json!([{"add_host_metadata": {"when": {"has_fields": ["x"]}}}]),
+        ] {
+            let i = with_processors(&agent, top.clone(), serde_json::json!([]));
+            assert!(i.common.runs_processors(), "{top}");
+        }
+    }
+
+    /// When the cached host data is re-read (`cache.ttl` expired), the next event's tail
+    /// is encoded again from it.
+    #[test]
+    fn folded_tail_follows_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::Agent::load(dir.path(), None).unwrap();
+        let i = with_processors(
+            &agent,
+            serde_json::json!([{"add_host_metadata": {"cache.ttl": "20ms"}}]),
+            serde_json::json!([]),
+        );
+        let chain = i.common.chain.clone().unwrap();
+        let first = i.common.current();
+        let Current::Live(first) = first else {
+            panic!("a folded tail is live")
+        };
+        let at = chain.host_generation().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while chain.host_generation() == Some(at) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the host data was not re-read within 10 s of a 20 ms ttl"
+            );
+            std::thread::yield_now();
+        }
+        let Current::Live(next) = i.common.current() else {
+            panic!("a folded tail is live")
+        };
+        assert!(!Arc::ptr_eq(&first, &next), "tail not encoded again");
+        let mut enc = EventEncoder::new(&EventMeta::default());
+        let ev = event(i.line(&mut enc, br#"{"m":1}"#, false));
+        assert_eq!(ev["host"]["os"]["type"], "linux", "{ev}");
+        let Current::Live(again) = i.common.current() else {
+            panic!("a folded tail is live")
+        };
+        // Within one generation the encoding is shared, not redone.
+        assert!(
+            Arc::ptr_eq(&next, &again) || chain.host_generation() != Some(at + 1),
+            "tail encoded again without a re-read"
+        );
     }
 }

@@ -12,7 +12,10 @@
 //! An input with no processor (its own list and the top-level one both empty) never builds
 //! a tree: its events stay the bytes the input wrote. With processors, each event is parsed
 //! once into an [`Event`] (`@timestamp`, `@metadata` and the fields, as libbeat keeps them
-//! apart), every processor runs on it, and it is encoded once again.
+//! apart), every processor runs on it, and it is encoded once again. A list of only
+//! unconditional `add_host_metadata` (Filebeat's default chain without its `when`) is the
+//! exception: its data does not depend on the event, so it is folded into the input's
+//! pre-encoded tail ([`pipeline`]).
 //!
 //! # Errors
 //! A processor that fails does what Beats does with the event (most leave it as it was;
@@ -389,6 +392,12 @@ pub trait Processor: fmt::Debug + Send + Sync {
     /// # Errors
     /// When the processor could not do its job; the event has been left as Beats leaves it.
     fn run(&self, event: &mut Event) -> Result<Verdict, ProcessorError>;
+
+    /// Itself when it is an `add_host_metadata`, whose data an input can fold into its
+    /// pre-encoded tail instead of parsing every event (see [`pipeline`]).
+    fn host_metadata(&self) -> Option<&add_host_metadata::AddHostMetadata> {
+        None
+    }
 }
 
 /// A processor with its `when` condition.
@@ -433,6 +442,21 @@ impl Processors {
     /// True when nothing runs (no entry, or only ignored ones).
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// The list's processors when every one is an unconditional, foldable
+    /// `add_host_metadata` (an empty list gives an empty one); `None` otherwise.
+    pub(crate) fn only_host_metadata(&self) -> Option<Vec<&add_host_metadata::AddHostMetadata>> {
+        self.steps
+            .iter()
+            .map(|s| {
+                s.when
+                    .is_none()
+                    .then(|| s.processor.host_metadata())
+                    .flatten()
+                    .filter(|h| h.foldable())
+            })
+            .collect()
     }
 
     /// Runs every processor whose condition holds, in order; stops at a drop.

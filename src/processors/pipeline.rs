@@ -7,6 +7,13 @@
 //! once and append its bytes to every event; only an event that brings a key of its own
 //! with the same name (a JSON line's `host`) has that one value merged
 //! ([`InputChain::merge_own`]).
+//!
+//! A chain whose only processors are unconditional `add_host_metadata` (cached, with
+//! `replace_fields`, as in Filebeat's default `filebeat.yml`) does not parse events
+//! either: what they add does not depend on the event, so its data is folded into the tail
+//! in libbeat's order (input's `add_host_metadata` over the fields, built-in fields under,
+//! top-level `add_host_metadata` over). When its cache is re-read the tail changes:
+//! [`InputChain::host_generation`] tells inputs to encode it again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -113,6 +120,8 @@ pub struct InputChain {
     /// `beat`, `type`, `version` of `@metadata`, put back if a processor removes them.
     base_meta: Fields,
     escape_html: bool,
+    /// Every processor is a foldable `add_host_metadata`: folded into the tail, no parse.
+    fold_host: bool,
 }
 
 impl InputChain {
@@ -135,6 +144,9 @@ impl InputChain {
         let builtin = global.agent.builtin_fields();
         let mut tail = added.clone();
         let tree = !processors.is_empty() || !global.processors.is_empty();
+        let fold_host = tree
+            && processors.only_host_metadata().is_some()
+            && global.processors.only_host_metadata().is_some();
         if !tree {
             deep_update(&mut tail, &builtin, false);
         }
@@ -144,7 +156,7 @@ impl InputChain {
         base_meta.insert("beat".into(), Value::from(meta.beat.clone()));
         base_meta.insert("type".into(), Value::from("_doc"));
         base_meta.insert("version".into(), Value::from(meta.version.clone()));
-        Ok(Self {
+        let mut chain = Self {
             added,
             builtin,
             tail,
@@ -153,17 +165,89 @@ impl InputChain {
             global,
             base_meta,
             escape_html: meta.escape_html,
-        })
+            fold_host,
+        };
+        if fold_host {
+            chain.tail = chain.fold(chain.added.clone(), None);
+        }
+        Ok(chain)
     }
 
-    /// What every event gets after its own fields, as top-level pairs.
+    /// What every event gets after its own fields, as top-level pairs (with folded
+    /// `add_host_metadata`, its data as the chain was built; see [`Self::current_tail`]).
     pub fn tail(&self) -> &Fields {
         &self.tail
     }
 
     /// True when events go through processors (and so are parsed and re-encoded).
     pub fn runs_processors(&self) -> bool {
+        self.has_processors() && !self.fold_host
+    }
+
+    fn has_processors(&self) -> bool {
         !self.processors.is_empty() || !self.global.processors.is_empty()
+    }
+
+    /// The folded processors: the input's, then the top-level ones.
+    fn host_steps(
+        &self,
+    ) -> (
+        Vec<&super::add_host_metadata::AddHostMetadata>,
+        Vec<&super::add_host_metadata::AddHostMetadata>,
+    ) {
+        (
+            self.processors.only_host_metadata().unwrap_or_default(),
+            self.global
+                .processors
+                .only_host_metadata()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// With folded `add_host_metadata`: the generation of its data (re-read first when
+    /// its cache expired); a tail encoded at another generation is stale. `None` when the
+    /// tail never changes.
+    pub fn host_generation(&self) -> Option<u64> {
+        if !self.fold_host {
+            return None;
+        }
+        let (input, top) = self.host_steps();
+        Some(input.iter().chain(&top).map(|h| h.generation()).sum())
+    }
+
+    /// The tail now (see [`Self::tail`]) and the [`Self::host_generation`] it was built at.
+    pub fn current_tail(&self) -> (Option<u64>, Fields) {
+        let generation = self.host_generation();
+        if generation.is_none() {
+            return (None, self.tail.clone());
+        }
+        (generation, self.fold(self.added.clone(), None))
+    }
+
+    /// What the folded processors make of `m` (an event's own keys with `added` merged):
+    /// the input's `add_host_metadata` overwrite, built-in fields fill in, the top-level
+    /// ones overwrite, as [`Self::process`] would run them.
+    /// With `only`, just that top-level key is merged (an event's own value of it).
+    fn fold(&self, mut m: Fields, only: Option<&str>) -> Fields {
+        let (input, top) = self.host_steps();
+        let merge = |m: &mut Fields, from: &Fields, overwrite: bool| match only {
+            None => deep_update(m, from, overwrite),
+            Some(key) => {
+                if let Some(v) = from.get(key) {
+                    let mut one = Fields::new();
+                    one.insert(key.to_string(), v.clone());
+                    deep_update(m, &one, overwrite);
+                }
+            }
+        };
+        for h in input {
+            merge(&mut m, &h.current().1, true);
+        }
+        merge(&mut m, &self.builtin, false);
+        for h in top {
+            merge(&mut m, &h.current().1, true);
+        }
+        m
     }
 
     /// The value of an event's own top-level `key` once the tail is merged into it:
@@ -181,7 +265,9 @@ impl InputChain {
         if let Some(a) = one(&self.added) {
             deep_update(&mut m, &a, true);
         }
-        if !self.runs_processors() {
+        if self.fold_host {
+            m = self.fold(m, Some(key));
+        } else if !self.runs_processors() {
             if let Some(b) = one(&self.builtin) {
                 deep_update(&mut m, &b, false);
             }
@@ -192,9 +278,10 @@ impl InputChain {
     /// Runs the processors on an encoded event (which has the tail without the built-in
     /// fields): the input's, then the built-in fields, then the top-level ones. `None`
     /// when a processor dropped it. Events of an input without processors come back as
-    /// they were, unparsed.
+    /// they were, unparsed, and so do those of a folded chain that have its tail (an event
+    /// that arrives whole, `builtin` false, still goes through the processors).
     pub fn process(&self, bytes: Bytes, builtin: bool) -> Option<Bytes> {
-        if !self.runs_processors() {
+        if !self.has_processors() || (self.fold_host && builtin) {
             return Some(bytes);
         }
         let mut event = match Event::parse(&bytes) {

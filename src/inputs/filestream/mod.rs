@@ -1058,7 +1058,7 @@ impl Reader {
         let overwrite = self.open[i].chain.overwrite_keys();
         let bytes = encode(
             &mut self.enc,
-            &self.input.common,
+            &self.input.common.current(),
             &self.open[i].path_json,
             &m,
             overwrite,

@@ -231,8 +231,9 @@ pub fn events(
                 if let Some(h) = headers_json {
                     w.raw_field("headers", h);
                 }
-                w.raw_pairs(&shape.common.fields_json);
-                w.raw_pairs(&shape.common.tags_json);
+                let common = shape.common.current();
+                w.raw_pairs(&common.fields_json);
+                w.raw_pairs(&common.tags_json);
                 w.finish()
             }
             None => {
@@ -254,7 +255,7 @@ pub fn events(
                     enc,
                     now,
                     &pairs,
-                    &shape.common,
+                    &shape.common.current(),
                     headers_json,
                     shape.escape_html,
                 )
