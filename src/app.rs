@@ -567,6 +567,15 @@ async fn run_async(
         tracing::warn!("output workers did not stop within 5s; abandoning them");
         workers.abort_all();
     }
+    // Aborted workers' batches come back from their threads a moment later.
+    if tokio::time::timeout(Duration::from_secs(5), queue.wait_returned())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "batches taken by the output did not come back within 5s; they stay unacknowledged"
+        );
+    }
     background.abort_all();
     // Every acknowledgement that will come has come: record where the files stand.
     for f in finishers {

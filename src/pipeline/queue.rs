@@ -556,6 +556,26 @@ impl Queue {
         }
     }
 
+    /// Waits until every batch an output took has come back, settled or put back for a
+    /// retry. Aborted output workers drop their batches on their own threads, after the
+    /// abort returns; a disk queue must see those verdicts (a partly acknowledged batch's
+    /// head) before it records its position and closes.
+    pub async fn wait_returned(&self) {
+        loop {
+            let notified = self.shared.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.shared.lock();
+                let back: usize = st.retry.values().map(|p| p.events.len()).sum();
+                if st.in_flight <= back {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Waits until nothing is left unsettled (publishers may still be open), for draining.
     pub async fn wait_drained(&self) {
         loop {
