@@ -13,7 +13,6 @@ mod filebeat;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -76,27 +75,6 @@ fn inputs(dir: &Path) -> String {
     )
 }
 
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(Value::is_object)
-        .collect()
-}
-
-/// Numbers compared as numbers (Go writes 1.50 as 1.5, an integer as an integer).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
-        }
-        _ => a == b,
-    }
-}
-
 /// What is compared of an event: everything but the fields of other layers.
 fn comparable(e: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
@@ -122,52 +100,22 @@ fn filestream_events_match_filebeat_field_by_field() {
     }
 
     // skidder, --once.
-    let cfg = common::config(
+    let (ours, stdout) = filebeat::skidder_once(
         dir.path(),
         &format!(
             "skidder.inputs:\n{}output.console: {{}}\npath.data: {}/skidder-data\n",
             inputs(&logs),
             dir.path().display()
         ),
+        LIMIT,
     );
-    let child = common::bin()
-        .current_dir(dir.path())
-        .args(["run", "--once", "-e", "-c"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let run = common::wait_output(child, LIMIT);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr);
-    let ours = json_lines(&run.stdout);
     // 7 plain lines (the empty one is skipped, the unterminated one waits), 3 multiline
     // groups (one stack trace of 7 lines), 8 ndjson lines.
-    assert_eq!(ours.len(), 18, "{}", run.stdout);
+    assert_eq!(ours.len(), 18, "{stdout}");
 
     // Filebeat, until it has shipped as many events (then a bounded look for more).
-    let fb_out = dir.path().join("filebeat.stdout");
     let yaml = format!("filebeat.inputs:\n{}output.console: {{}}\n", inputs(&logs));
-    let child = filebeat::command(dir.path(), &yaml)
-        .stdout(std::fs::File::create(&fb_out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _fb = common::reap::Reap(child);
-    let read_fb = || json_lines(&std::fs::read_to_string(&fb_out).unwrap_or_default());
-    let theirs = common::poll(LIMIT, || {
-        let t = read_fb();
-        (t.len() >= ours.len()).then_some(t)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "Filebeat shipped {} events, skidder {}:\n{:#?}",
-            read_fb().len(),
-            ours.len(),
-            read_fb()
-        )
-    });
+    let (theirs, _fb) = filebeat::events_at_least(dir.path(), &yaml, ours.len(), LIMIT);
 
     let key = |e: &Value| {
         (
@@ -235,7 +183,7 @@ fn filestream_events_match_filebeat_field_by_field() {
             for k in keys {
                 let (x, y) = (ca.get(k), cb.get(k));
                 let ok = match (x, y) {
-                    (Some(x), Some(y)) => same(x, y),
+                    (Some(x), Some(y)) => filebeat::same(x, y),
                     _ => false,
                 };
                 if !ok {

@@ -58,3 +58,78 @@ pub fn command(dir: &Path, yaml: &str) -> Command {
         .arg("--strict.perms=false");
     cmd
 }
+
+/// The JSON objects among `text`'s lines (console output; other lines are skipped).
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(serde_json::Value::is_object)
+        .collect()
+}
+
+/// Numbers compared as numbers (Go writes 1.50 as 1.5, an integer as an integer).
+pub fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+/// `skidder run --once` on `yaml` (written into `dir`, which ends with `output.console`):
+/// its events and its stdout, once it exited 0 within `limit`.
+pub fn skidder_once(
+    dir: &Path,
+    yaml: &str,
+    limit: std::time::Duration,
+) -> (Vec<serde_json::Value>, String) {
+    let cfg = crate::common::config(dir, yaml);
+    let child = crate::common::bin()
+        .current_dir(dir)
+        .args(["run", "--once", "-e", "-c"])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = crate::common::wait_output(child, limit);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    (json_lines(&run.stdout), run.stdout)
+}
+
+/// Filebeat on `yaml` (with `output.console`) until it has printed at least `want` events
+/// (bounded by `limit`); the events, and the running Filebeat (stopped when dropped).
+pub fn events_at_least(
+    dir: &Path,
+    yaml: &str,
+    want: usize,
+    limit: std::time::Duration,
+) -> (Vec<serde_json::Value>, crate::common::reap::Reap) {
+    let out = dir.join("filebeat.stdout");
+    let child = command(dir, yaml)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = crate::common::reap::Reap(child);
+    let read = || json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
+    let events = crate::common::poll(limit, || {
+        let t = read();
+        (t.len() >= want).then_some(t)
+    })
+    .unwrap_or_else(|| {
+        let t = read();
+        panic!(
+            "Filebeat shipped {} events, skidder {want}:\n{t:#?}",
+            t.len()
+        )
+    });
+    (events, running)
+}
