@@ -58,17 +58,6 @@ pub struct DnsSettings {
     pub nameservers: Vec<SocketAddr>,
 }
 
-impl Default for DnsSettings {
-    fn default() -> Self {
-        Self {
-            expand: false,
-            srv: false,
-            refresh_interval: Duration::from_secs(30),
-            nameservers: Vec::new(),
-        }
-    }
-}
-
 /// One address found for a configured host: where to connect and the name TLS checks.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Found {
