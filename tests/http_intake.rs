@@ -1,10 +1,10 @@
 //! The `http_endpoint` input, driven over loopback by a real HTTP client (reqwest, keep-alive)
 //! and curl, shipping to go-lumber's server: body forms, every auth mode, limits, backpressure,
 //! slow clients, exposure rules. API keys are checked against a stand-in Elasticsearch
-//! security API (`common/es_security_intake.rs`; the OpenSearch node has no security plugin).
+//! security API (`common/es_security.rs`; the OpenSearch node has no security plugin).
 
 mod common;
-#[path = "common/es_security_intake.rs"]
+#[path = "common/es_security.rs"]
 mod es_security;
 #[path = "common/es_server.rs"]
 mod es_server;
@@ -427,17 +427,23 @@ async fn every_auth_mode_accepts_good_and_refuses_bad_and_missing_credentials() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_verified_with_has_privileges_cached_and_limited() {
-    let security = es_security::Security::start().await;
-    let (good_id, good) = security.create("skidder", &["event:write"]).await;
-    let (_, reader) = security.create("skidder", &["config:read"]).await;
-    let (expiring_id, expiring) = security.create("skidder", &["event:write"]).await;
+    let security = es_security::Security::new();
+    let es = security.start().await;
+    let verifications = || es_security::verifications(&es);
+    let key = |privilege: &str| {
+        let k = security.create_application_key("skidder", &[privilege]);
+        (k.id.clone(), k.encoded())
+    };
+    let (good_id, good) = key("event:write");
+    let (_, reader) = key("config:read");
+    let (expiring_id, expiring) = key("event:write");
     let server = golumber::Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "skidder.inputs:\n  - type: http_endpoint\n    id: apm\n    listen_address: 127.0.0.1\n    listen_port: 0\n\
          \x20   auth.api_key:\n      enabled: true\n      limit: 6\n      cache.expiry: 500ms\n      elasticsearch.hosts: [\"{}\"]\n\
          queue.mem.flush.timeout: 0s\noutput.logstash.hosts: [\"{}\"]\n",
-        security.server.host(),
+        es.host(),
         server.addr
     );
     let run = start(dir.path(), &yaml, &["apm"]);
@@ -458,7 +464,7 @@ async fn api_keys_are_verified_with_has_privileges_cached_and_limited() {
     assert_eq!(r.status(), 200);
     accepted += 1;
     // The verification carried the client's key, nothing else, and asked for the privilege.
-    let v = security.verifications();
+    let v = verifications();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].headers["authorization"], format!("ApiKey {good}"));
     let asked: serde_json::Value = serde_json::from_str(&v[0].body).unwrap();
@@ -469,7 +475,7 @@ async fn api_keys_are_verified_with_has_privileges_cached_and_limited() {
         200
     );
     accepted += 1;
-    assert_eq!(security.verifications().len(), 1);
+    assert_eq!(verifications().len(), 1);
     // Authenticated, without the privilege: 403 saying which privilege.
     let r = post(Some(format!("ApiKey {reader}"))).await.unwrap();
     assert_eq!(r.status(), 403);
@@ -493,7 +499,7 @@ async fn api_keys_are_verified_with_has_privileges_cached_and_limited() {
     );
     accepted += 1;
     security.expire(&expiring_id);
-    security.invalidate(&good_id).await;
+    security.invalidate(&good_id);
     for (key, why) in [
         (&expiring, "API key expired"),
         (&good, "API key invalidated"),
@@ -520,8 +526,8 @@ async fn api_keys_are_verified_with_has_privileges_cached_and_limited() {
     }
     // The limit: 6 verifications per minute are used up; a new key gets 503 + Retry-After,
     // not a refusal.
-    let (_, fresh) = security.create("skidder", &["event:write"]).await;
-    let before = security.verifications().len();
+    let (_, fresh) = key("event:write");
+    let before = verifications().len();
     let mut last = 0;
     for _ in 0..3 {
         let r = post(Some(format!("ApiKey {fresh}"))).await.unwrap();
@@ -536,7 +542,7 @@ async fn api_keys_are_verified_with_has_privileges_cached_and_limited() {
         last, 503,
         "the limit of 6 verifications per minute was not enforced"
     );
-    assert!(security.verifications().len() <= 6, "{before}");
+    assert!(verifications().len() <= 6, "{before}");
     // Nothing of the refused requests was queued.
     server.wait_accepted(accepted, LIMIT);
     let lines = std::fs::read_to_string(&server.out).unwrap();

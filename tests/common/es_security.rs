@@ -9,12 +9,18 @@
 //! - `POST|PUT /_security/api_key` (§1.1), `GET /_security/api_key` (§1.3: a key may read
 //!   its own entry without privileges), `DELETE /_security/api_key` (§1.4);
 //! - `GET /_security/_authenticate` (§2), `PUT|POST /_security/role/<name>` (role body
-//!   schema checked, unknown fields refused), `POST /_security/user/_has_privileges` (§3.1);
+//!   schema checked, unknown fields refused), `GET|POST /_security/user/_has_privileges`
+//!   (§3.1: cluster, index and application privileges, the latter as the http_endpoint
+//!   intake verifies its clients' keys);
 //! - `POST /_bulk` (§3.2, §7): `create` needs create_doc (or create/index/write/all), an
 //!   `index` with an `_id` needs index (or create/write/all), without one it is a create; a
 //!   missing index needs auto_configure (or create_index/manage/all); per-item 403s as
 //!   documented;
 //! - `GET /` needs cluster `monitor`.
+//!
+//! Expiry is driven by the test (`expire`), because a real expiry is a wait. The server of
+//! `start` records every request, so `verifications` reads what was asked of
+//! `_has_privileges` even when it was refused.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +51,11 @@ impl Key {
     pub fn credential(&self) -> String {
         format!("{}:{}", self.id, self.secret)
     }
+
+    /// `base64(id:api_key)`, the create response's `encoded` and what follows `ApiKey `.
+    pub fn encoded(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.credential())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +76,15 @@ struct State {
 #[derive(Clone, Default)]
 pub struct Security {
     state: Arc<Mutex<State>>,
+}
+
+/// The `_has_privileges` requests `server` received, in order, refused ones included.
+pub fn verifications(server: &Server) -> Vec<Seen> {
+    server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path_and_query.contains("_has_privileges"))
+        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -203,6 +223,16 @@ fn granted_by(privilege: &str) -> Vec<&'static str> {
     }
 }
 
+/// One privilege asked of a principal.
+#[derive(Debug, Clone, Copy)]
+enum Want<'a> {
+    Cluster(&'a str),
+    /// (index name, privilege).
+    Index(&'a str, &'a str),
+    /// (application, resource, privilege).
+    Application(&'a str, &'a str, &'a str),
+}
+
 /// Who a request authenticated as.
 #[derive(Debug, Clone)]
 enum Principal {
@@ -221,7 +251,8 @@ impl State {
             .iter()
             .map(|r| {
                 if r == "superuser" {
-                    json!({"cluster": ["all"], "indices": [{"names": ["*"], "privileges": ["all"]}]})
+                    json!({"cluster": ["all"], "indices": [{"names": ["*"], "privileges": ["all"]}],
+                        "applications": [{"application": "*", "privileges": ["*"], "resources": ["*"]}]})
                 } else {
                     self.roles.get(r).cloned().unwrap_or(json!({}))
                 }
@@ -229,46 +260,57 @@ impl State {
             .collect()
     }
 
-    fn holds(descriptors: &[Value], cluster: Option<&str>, index: Option<(&str, &str)>) -> bool {
-        descriptors.iter().any(|d| {
-            if let Some(c) = cluster {
+    fn holds(descriptors: &[Value], want: Want) -> bool {
+        let strs = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        };
+        descriptors.iter().any(|d| match want {
+            Want::Cluster(c) => {
                 let grants = granted_by(c);
-                return d["cluster"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|p| grants.contains(&p.as_str().unwrap_or(""))));
+                strs(&d["cluster"])
+                    .iter()
+                    .any(|p| grants.contains(&p.as_str()))
             }
-            let Some((name, privilege)) = index else {
-                return false;
-            };
-            let grants = granted_by(privilege);
-            d["indices"].as_array().is_some_and(|entries| {
-                entries.iter().any(|e| {
-                    let names_match = e["names"]
-                        .as_array()
-                        .is_some_and(|n| n.iter().any(|p| glob(p.as_str().unwrap_or(""), name)));
-                    let privs_match = e["privileges"].as_array().is_some_and(|ps| {
-                        ps.iter()
-                            .any(|p| grants.contains(&p.as_str().unwrap_or("")))
-                    });
-                    names_match && privs_match
+            Want::Index(name, privilege) => {
+                let grants = granted_by(privilege);
+                d["indices"].as_array().into_iter().flatten().any(|e| {
+                    strs(&e["names"]).iter().any(|p| glob(p, name))
+                        && strs(&e["privileges"])
+                            .iter()
+                            .any(|p| grants.contains(&p.as_str()))
                 })
-            })
+            }
+            // §4: application privileges are named per application; `*` globs the
+            // application and resource names and grants every privilege.
+            Want::Application(application, resource, privilege) => {
+                d["applications"].as_array().into_iter().flatten().any(|e| {
+                    glob(e["application"].as_str().unwrap_or(""), application)
+                        && strs(&e["resources"]).iter().any(|r| glob(r, resource))
+                        && strs(&e["privileges"])
+                            .iter()
+                            .any(|p| p == "*" || p == privilege)
+                })
+            }
         })
     }
 
     /// A key's rights are its descriptors intersected with its owner's (§1.1); no
     /// descriptors means the owner's.
-    fn allowed(&self, who: &Principal, cluster: Option<&str>, index: Option<(&str, &str)>) -> bool {
+    fn allowed(&self, who: &Principal, want: Want) -> bool {
         match who {
-            Principal::User(u) => Self::holds(&self.descriptors_of_user(u), cluster, index),
+            Principal::User(u) => Self::holds(&self.descriptors_of_user(u), want),
             Principal::Key(k) => {
-                let owner = Self::holds(&self.descriptors_of_user(&k.owner), cluster, index);
+                let owner = Self::holds(&self.descriptors_of_user(&k.owner), want);
                 let own: Vec<Value> = k
                     .descriptors
                     .as_object()
                     .map(|m| m.values().cloned().collect())
                     .unwrap_or_default();
-                owner && (own.is_empty() || Self::holds(&own, cluster, index))
+                owner && (own.is_empty() || Self::holds(&own, want))
             }
         }
     }
@@ -366,6 +408,15 @@ impl Security {
         }
     }
 
+    /// Lets a key's expiry instant pass now (a real expiry would be a wait).
+    pub fn expire(&self, id: &str) {
+        let now = now_ms();
+        let mut st = self.state.lock().unwrap();
+        for k in st.keys.iter_mut().filter(|k| k.id == id) {
+            k.expiration = Some(k.expiration.map_or(now, |e| e.min(now)));
+        }
+    }
+
     pub fn key(&self, id: &str) -> Option<Key> {
         self.state
             .lock()
@@ -386,6 +437,18 @@ impl Security {
 
     pub fn refusals(&self) -> Vec<String> {
         self.state.lock().unwrap().refusals.clone()
+    }
+
+    /// Creates a key owned by `admin` holding only `privileges` of `application` on every
+    /// resource, as an intake's clients get (§3.4).
+    pub fn create_application_key(&self, application: &str, privileges: &[&str]) -> Key {
+        self.create_key(
+            "admin",
+            "intake",
+            None,
+            json!({"writer": {"applications": [
+                {"application": application, "privileges": privileges, "resources": ["*"]}]}}),
+        )
     }
 
     /// Starts the HTTP server answering for this cluster.
@@ -475,7 +538,7 @@ impl Security {
             .state
             .lock()
             .unwrap()
-            .allowed(who, Some("monitor"), None)
+            .allowed(who, Want::Cluster("monitor"))
         {
             return forbidden(format!(
                 "action [cluster:monitor/main] is unauthorized for {}",
@@ -531,7 +594,7 @@ impl Security {
             .state
             .lock()
             .unwrap()
-            .allowed(who, Some("manage_own_api_key"), None)
+            .allowed(who, Want::Cluster("manage_own_api_key"))
         {
             return forbidden(format!(
                 "action [cluster:admin/xpack/security/api_key/create] is unauthorized for {}",
@@ -567,7 +630,7 @@ impl Security {
         );
         let mut v = json!({
             "id": key.id, "name": key.name, "api_key": key.secret,
-            "encoded": base64::engine::general_purpose::STANDARD.encode(key.credential()),
+            "encoded": key.encoded(),
         });
         if let Some(e) = key.expiration {
             v["expiration"] = json!(e);
@@ -601,7 +664,7 @@ impl Security {
             // §2: a key reads its own entry without any privilege, only by its id.
             Principal::Key(me) => id.is_some_and(|i| *i == me.id) && k.id == me.id,
             Principal::User(u) => {
-                st.allowed(who, Some("manage_own_api_key"), None) && &k.owner == u
+                st.allowed(who, Want::Cluster("manage_own_api_key")) && &k.owner == u
             }
         };
         if let Principal::Key(me) = who {
@@ -611,7 +674,7 @@ impl Security {
                     describe(who)
                 ));
             }
-        } else if !st.allowed(who, Some("manage_own_api_key"), None) {
+        } else if !st.allowed(who, Want::Cluster("manage_own_api_key")) {
             return forbidden(format!(
                 "action [cluster:admin/xpack/security/api_key/get] is unauthorized for {}",
                 describe(who)
@@ -647,7 +710,7 @@ impl Security {
         }
         let may = match who {
             Principal::Key(me) => ids == [me.id.clone()],
-            Principal::User(_) => st.allowed(who, Some("manage_own_api_key"), None),
+            Principal::User(_) => st.allowed(who, Want::Cluster("manage_own_api_key")),
         };
         if !may {
             return forbidden(format!(
@@ -687,7 +750,7 @@ impl Security {
         let mut cluster = serde_json::Map::new();
         for c in body["cluster"].as_array().into_iter().flatten() {
             let c = c.as_str().unwrap_or("");
-            let ok = st.allowed(who, Some(c), None);
+            let ok = st.allowed(who, Want::Cluster(c));
             all &= ok;
             cluster.insert(c.to_string(), Value::Bool(ok));
         }
@@ -706,12 +769,30 @@ impl Security {
                 let mut privs = serde_json::Map::new();
                 for p in entry["privileges"].as_array().into_iter().flatten() {
                     let p = p.as_str().unwrap_or("");
-                    let ok = st.allowed(who, None, Some((&n, p)));
+                    let ok = st.allowed(who, Want::Index(&n, p));
                     all &= ok;
                     privs.insert(p.to_string(), Value::Bool(ok));
                 }
                 index.insert(n, Value::Object(privs));
             }
+        }
+        // Keyed by exactly what was asked: app → resource → privilege → bool (§3.1).
+        let mut application = serde_json::Map::new();
+        for entry in body["application"].as_array().into_iter().flatten() {
+            let app = entry["application"].as_str().unwrap_or("");
+            let mut per_resource = serde_json::Map::new();
+            for r in entry["resources"].as_array().into_iter().flatten() {
+                let r = r.as_str().unwrap_or("");
+                let mut privs = serde_json::Map::new();
+                for p in entry["privileges"].as_array().into_iter().flatten() {
+                    let p = p.as_str().unwrap_or("");
+                    let ok = st.allowed(who, Want::Application(app, r, p));
+                    all &= ok;
+                    privs.insert(p.to_string(), Value::Bool(ok));
+                }
+                per_resource.insert(r.to_string(), Value::Object(privs));
+            }
+            application.insert(app.to_string(), Value::Object(per_resource));
         }
         let username = match who {
             Principal::User(u) => u.clone(),
@@ -720,7 +801,7 @@ impl Security {
         (
             200,
             json!({"username": username, "has_all_requested": all, "cluster": cluster,
-                   "index": index, "application": {}})
+                   "index": index, "application": application})
             .to_string(),
         )
     }
@@ -730,7 +811,7 @@ impl Security {
             .state
             .lock()
             .unwrap()
-            .allowed(who, Some("manage_security"), None)
+            .allowed(who, Want::Cluster("manage_security"))
         {
             return forbidden(format!(
                 "action [cluster:admin/xpack/security/role/put] is unauthorized for {}",
@@ -771,9 +852,9 @@ impl Security {
                 ("index", Some(_)) => "index",
                 _ => "create_doc",
             };
-            let write_ok = st.allowed(who, None, Some((&index, needed)));
+            let write_ok = st.allowed(who, Want::Index(&index, needed));
             let create_ok = st.indices.contains(&index)
-                || st.allowed(who, None, Some((&index, "auto_configure")));
+                || st.allowed(who, Want::Index(&index, "auto_configure"));
             let item = if !write_ok {
                 errors = true;
                 json!({op.clone(): {"_index": index, "status": 403, "error": {"type": "security_exception",
