@@ -26,8 +26,38 @@ fn settings(dir: &Path) -> DiskSettings {
 }
 
 fn open(dir: &Path) -> (Queue, Arc<Metrics>) {
+    open_with(settings(dir))
+}
+
+fn open_with(s: DiskSettings) -> (Queue, Arc<Metrics>) {
     let m = Arc::new(Metrics::default());
-    (Queue::with_disk(settings(dir), Arc::clone(&m)).unwrap(), m)
+    (Queue::with_disk(s, Arc::clone(&m)).unwrap(), m)
+}
+
+/// [`open`], with every input started: batches flow.
+fn started(dir: &Path) -> (Queue, Arc<Metrics>) {
+    let (q, m) = open(dir);
+    q.all_inputs_started();
+    (q, m)
+}
+
+/// Why a queue on `dir` cannot be opened.
+fn refused(dir: &Path) -> DiskError {
+    Queue::with_disk(settings(dir), Arc::new(Metrics::default())).unwrap_err()
+}
+
+/// A stop as the pipeline makes it: the inputs end and the output is aborted, leaving
+/// what was not acknowledged on disk.
+fn abort(q: &Queue) {
+    q.stop_inputs();
+    q.cancel();
+}
+
+/// Rewrites the file at `path` through `edit`, as damage on disk would.
+fn damage(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut b = std::fs::read(path).unwrap();
+    edit(&mut b);
+    std::fs::write(path, &b).unwrap();
 }
 
 /// Publishes `ev-<i>` for `i` in `range` (padded so a segment holds a few dozen), 20
@@ -84,18 +114,15 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 
 /// Writes 0..n, acknowledges nothing, closes: a backlog on disk.
 async fn backlog(dir: &Path, n: u64) {
-    let (q, _) = open(dir);
-    q.all_inputs_started();
+    let (q, _) = started(dir);
     publish(&q, 0..n);
-    q.stop_inputs();
-    q.cancel();
+    abort(&q);
     assert_eq!(q.close(), n, "everything is still queued");
 }
 
 /// Reopens and delivers everything; returns ids and events counted lost.
 async fn reopen_all(dir: &Path) -> (Vec<u64>, u64) {
-    let (q, m) = open(dir);
-    q.all_inputs_started();
+    let (q, m) = started(dir);
     let got = deliver(&q, None).await;
     q.close();
     (got, m.disk_events_lost.load(Ordering::Relaxed))
@@ -105,8 +132,7 @@ async fn reopen_all(dir: &Path) -> (Vec<u64>, u64) {
 async fn delivered_events_are_not_sent_again_after_a_clean_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (q, m) = open(dir.path());
-        q.all_inputs_started();
+        let (q, m) = started(dir.path());
         publish(&q, 0..500);
         let got = deliver(&q, None).await;
         assert_eq!(got, (0..500).collect::<Vec<_>>(), "in publish order");
@@ -128,13 +154,11 @@ async fn delivered_events_are_not_sent_again_after_a_clean_restart() {
 async fn unsettled_events_survive_a_restart_and_only_they_are_sent() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (q, _) = open(dir.path());
-        q.all_inputs_started();
+        let (q, _) = started(dir.path());
         publish(&q, 0..500);
         let got = deliver(&q, Some(321)).await;
         assert_eq!(got.len(), 321);
-        q.stop_inputs();
-        q.cancel();
+        abort(&q);
         let left = q.close();
         // The batch the output acknowledged in part is recorded to its first event handed
         // back, not from its start.
@@ -152,6 +176,24 @@ async fn unsettled_events_survive_a_restart_and_only_they_are_sent() {
 /// Ids of a batch's events.
 fn ids(b: &crate::pipeline::Batch) -> Vec<u64> {
     b.docs().map(id).collect()
+}
+
+/// Publishes 0..100 on a started queue and takes its first batch, a whole one of 50.
+async fn first_batch_of_50(
+    dir: &Path,
+) -> (
+    Queue,
+    Arc<Metrics>,
+    crate::pipeline::BatchSource,
+    crate::pipeline::Batch,
+) {
+    let (q, m) = started(dir);
+    let mut src = q.batch_source(50);
+    publish(&q, 0..100);
+    wait_in_memory(&m, 50).await;
+    let b = src.next_batch().await.unwrap();
+    assert_eq!(ids(&b), (0..50).collect::<Vec<_>>());
+    (q, m, src, b)
 }
 
 /// Waits (bounded) until the reader has handed `n` events to the memory stage, so the next
@@ -173,13 +215,7 @@ async fn a_batch_acknowledged_around_a_failed_event_records_up_to_that_event() {
     use crate::pipeline::Fate;
     let dir = tempfile::tempdir().unwrap();
     {
-        let (q, m) = open(dir.path());
-        q.all_inputs_started();
-        let mut src = q.batch_source(50);
-        publish(&q, 0..100);
-        wait_in_memory(&m, 50).await;
-        let b = src.next_batch().await.unwrap();
-        assert_eq!(ids(&b), (0..50).collect::<Vec<_>>());
+        let (q, _, mut src, b) = first_batch_of_50(dir.path()).await;
         // Elasticsearch-like verdicts: items 10 and 20 are to be retried, the rest acked.
         b.resolve(
             |i, _| {
@@ -197,8 +233,7 @@ async fn a_batch_acknowledged_around_a_failed_event_records_up_to_that_event() {
         again.resolve(|i, _| if i == 0 { Fate::Ack } else { Fate::Retry }, "");
         let last = src.next_batch().await.unwrap();
         assert_eq!(ids(&last), [20]);
-        q.stop_inputs();
-        q.cancel();
+        abort(&q);
         last.cancelled();
         assert_eq!(q.close(), 80, "recorded up to event 20 exactly");
     }
@@ -212,17 +247,9 @@ async fn a_batch_acknowledged_around_a_failed_event_records_up_to_that_event() {
 async fn a_window_partly_acknowledged_at_a_stop_is_recorded_to_its_acknowledged_end() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (q, m) = open(dir.path());
-        q.all_inputs_started();
-        let mut src = q.batch_source(50);
-        publish(&q, 0..100);
-        wait_in_memory(&m, 50).await;
-        let b = src.next_batch().await.unwrap();
-        assert_eq!(b.len(), 50);
-        let mut b = b;
+        let (q, m, _src, mut b) = first_batch_of_50(dir.path()).await;
         b.acknowledge_head(30);
-        q.stop_inputs();
-        q.cancel();
+        abort(&q);
         // A stop aborts the output: the batch is dropped without a verdict.
         drop(b);
         assert_eq!(m.retried.load(Ordering::Relaxed), 0, "a stop is no failure");
@@ -235,8 +262,7 @@ async fn a_window_partly_acknowledged_at_a_stop_is_recorded_to_its_acknowledged_
 #[tokio::test]
 async fn the_publisher_is_acknowledged_when_its_events_are_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let (q, _) = open(dir.path());
-    q.all_inputs_started();
+    let (q, _) = started(dir.path());
     let mut p = q.publisher("relay");
     p.publish(Bytes::from_static(b"one")).unwrap();
     assert_eq!(p.settled(), 0, "buffered, not yet written");
@@ -256,7 +282,7 @@ async fn the_publisher_is_acknowledged_when_its_events_are_on_disk() {
 async fn a_second_queue_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (q, _) = open(dir.path());
-    let err = Queue::with_disk(settings(dir.path()), Arc::new(Metrics::default())).unwrap_err();
+    let err = refused(dir.path());
     assert!(matches!(err, DiskError::Locked { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("in use by another skidder process"), "{text}");
@@ -271,11 +297,8 @@ async fn a_flipped_byte_loses_one_event_and_says_so() {
     backlog(dir.path(), 300).await;
     let segs = segments(dir.path());
     assert!(segs.len() >= 3, "{segs:?}");
-    let mid = &segs[1];
-    let mut b = std::fs::read(mid).unwrap();
     let at = HEADER_LEN + format::frame_len(70) + 30; // inside the second frame's payload
-    b[at] ^= 0x20;
-    std::fs::write(mid, &b).unwrap();
+    damage(&segs[1], |b| b[at] ^= 0x20);
     let (got, lost) = reopen_all(dir.path()).await;
     assert_eq!(lost, 1);
     assert_eq!(got.len(), 299);
@@ -290,16 +313,9 @@ async fn a_zeroed_block_and_a_truncated_segment_lose_only_their_events() {
     let segs = segments(dir.path());
     assert!(segs.len() >= 4, "{segs:?}");
     // Zero 1 KiB in the middle of the second segment.
-    let mut b = std::fs::read(&segs[1]).unwrap();
-    b[1024..2048].fill(0);
-    std::fs::write(&segs[1], &b).unwrap();
+    damage(&segs[1], |b| b[1024..2048].fill(0));
     // Cut the third segment in half.
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segs[2])
-        .unwrap();
-    let len = f.metadata().unwrap().len();
-    f.set_len(len / 2).unwrap();
+    damage(&segs[2], |b| b.truncate(b.len() / 2));
     let (got, lost) = reopen_all(dir.path()).await;
     assert!(lost > 0);
     assert_eq!(
@@ -316,12 +332,10 @@ async fn a_zeroed_block_and_a_truncated_segment_lose_only_their_events() {
 async fn a_missing_position_record_resends_from_the_oldest_segment_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (q, _) = open(dir.path());
-        q.all_inputs_started();
+        let (q, _) = started(dir.path());
         publish(&q, 0..200);
         assert_eq!(deliver(&q, Some(120)).await.len(), 120);
-        q.stop_inputs();
-        q.cancel();
+        abort(&q);
         q.close();
     }
     let oldest = format::decode_header(&std::fs::read(&segments(dir.path())[0]).unwrap()).unwrap();
@@ -341,11 +355,7 @@ async fn a_torn_tail_is_cut_silently() {
     let dir = tempfile::tempdir().unwrap();
     backlog(dir.path(), 100).await;
     let last = segments(dir.path()).pop().unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&last)
-        .unwrap();
-    std::io::Write::write_all(&mut f, &[7u8; 10]).unwrap(); // half a frame header
+    damage(&last, |b| b.extend_from_slice(&[7u8; 10])); // half a frame header
     let (got, lost) = reopen_all(dir.path()).await;
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     assert_eq!(lost, 0, "a torn tail is the normal crash case, not a loss");
@@ -356,12 +366,12 @@ async fn an_unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     backlog(dir.path(), 10).await;
     let seg = segments(dir.path()).remove(0);
-    let mut b = std::fs::read(&seg).unwrap();
-    b[4] = 9;
-    let crc = crc32fast::hash(&b[0..20]);
-    b[20..24].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&seg, &b).unwrap();
-    let err = Queue::with_disk(settings(dir.path()), Arc::new(Metrics::default())).unwrap_err();
+    damage(&seg, |b| {
+        b[4] = 9;
+        let crc = crc32fast::hash(&b[0..20]);
+        b[20..24].copy_from_slice(&crc.to_le_bytes());
+    });
+    let err = refused(dir.path());
     let text = err.to_string();
     assert!(matches!(err, DiskError::Version { .. }), "{text}");
     assert!(
@@ -373,12 +383,10 @@ async fn an_unknown_format_version_is_refused() {
 #[tokio::test]
 async fn max_size_blocks_the_publisher_until_segments_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Arc::new(Metrics::default());
-    let s = DiskSettings {
+    let (q, m) = open_with(DiskSettings {
         max_size: 3 * 4096,
         ..settings(dir.path())
-    };
-    let q = Queue::with_disk(s, Arc::clone(&m)).unwrap();
+    });
     q.all_inputs_started();
     let writer = {
         let q = q.clone();
@@ -412,8 +420,7 @@ async fn max_size_blocks_the_publisher_until_segments_are_deleted() {
 async fn a_failover_pair_shares_the_disk_queue_through_gates() {
     use crate::pipeline::Gate;
     let dir = tempfile::tempdir().unwrap();
-    let (q, _) = open(dir.path());
-    q.all_inputs_started();
+    let (q, _) = started(dir.path());
     publish(&q, 0..300);
     let primary_gate = Arc::new(Gate::new(true));
     let fallback_gate = Arc::new(Gate::new(false));
@@ -445,12 +452,10 @@ async fn a_failover_pair_shares_the_disk_queue_through_gates() {
 #[tokio::test]
 async fn a_backlog_larger_than_the_recent_events_in_memory_is_read_back_from_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Arc::new(Metrics::default());
-    let s = DiskSettings {
+    let (q, _) = open_with(DiskSettings {
         segment_size: 1 << 20,
         ..settings(dir.path())
-    };
-    let q = Queue::with_disk(s, Arc::clone(&m)).unwrap();
+    });
     q.all_inputs_started();
     // ~6.5 MB, more than the 4 MiB of just-written events the reader may take from memory:
     // the oldest come back from the segments, the newest from memory, in one order.
