@@ -92,6 +92,16 @@ impl Rig {
             .unwrap()
     }
 
+    /// Writes `first` to `logs/name`, starts skidder with `cfg` and waits until every line
+    /// arrived: skidder running and caught up with the file. Returns the file's path.
+    fn caught_up(&self, cfg: &Path, name: &str, first: &[String]) -> (PathBuf, Reap) {
+        let log = self.logs().join(name);
+        append(&log, first);
+        let child = Reap(self.spawn(cfg, false));
+        self.wait_messages(first, LIMIT);
+        (log, child)
+    }
+
     /// Every complete event the receiver wrote so far.
     fn received(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
@@ -144,6 +154,44 @@ fn lines(prefix: &str, range: std::ops::Range<u64>) -> Vec<String> {
     range.map(|i| format!("{prefix} {i:06}")).collect()
 }
 
+/// Cuts `path` to length 0 in place, as a truncating logger or copytruncate does.
+fn truncate(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Sets `path`'s modification time, as an old file or a `touch` would have it.
+fn set_mtime(path: &Path, at: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+/// The event carrying `message`; fails naming it when none does.
+fn event<'a>(events: &'a [serde_json::Value], message: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["message"] == message)
+        .unwrap_or_else(|| panic!("no event with message {message:?}"))
+}
+
+/// Checks `check` every 50 ms over an observation window of `window` (the window is what
+/// is observed; nothing waits on it to happen).
+fn throughout(window: Duration, mut check: impl FnMut()) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < window {
+        check();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The numbers of `prefix` lines in the order they first arrived.
 fn first_arrivals(events: &[serde_json::Value], prefix: &str) -> Vec<u64> {
     let mut seen = std::collections::HashSet::new();
@@ -155,13 +203,19 @@ fn first_arrivals(events: &[serde_json::Value], prefix: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Asks skidder to stop (SIGTERM) and [`finish`]es it.
 fn stop(child: &mut Child) -> common::Run {
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
+    finish(child, LIMIT)
+}
+
+/// Waits (bounded) for skidder to exit; its status and stderr.
+fn finish(child: &mut Child, limit: Duration) -> common::Run {
     let stderr = child.stderr.take();
-    let status = common::wait_exit(child, LIMIT);
+    let status = common::wait_exit(child, limit);
     let mut s = String::new();
     if let Some(mut e) = stderr {
         let _ = std::io::Read::read_to_string(&mut e, &mut s);
@@ -177,10 +231,7 @@ fn stop(child: &mut Child) -> common::Run {
 fn lines_written_while_reading_arrive_in_order_across_rename_rotation() {
     let rig = Rig::new();
     let cfg = rig.config("*.log", "");
-    let log = rig.logs().join("app.log");
-    append(&log, &lines("a", 0..100));
-    let child = Reap(rig.spawn(&cfg, false));
-    rig.wait_messages(&lines("a", 0..100), LIMIT);
+    let (log, child) = rig.caught_up(&cfg, "app.log", &lines("a", 0..100));
     // Written while skidder reads, then rotated by rename out of the glob with lines it has
     // not read yet, and a new file at the same path.
     append(&log, &lines("a", 100..300));
@@ -193,7 +244,7 @@ fn lines_written_while_reading_arrive_in_order_across_rename_rotation() {
         (0..400).collect::<Vec<_>>(),
         "lines arrived out of order"
     );
-    let e = events.iter().find(|e| e["message"] == "a 000001").unwrap();
+    let e = event(&events, "a 000001");
     assert_eq!(e["log"]["offset"], 9, "{e}");
     assert_eq!(e["log"]["file"]["path"], log.display().to_string(), "{e}");
     let mut child = child;
@@ -214,12 +265,7 @@ fn copytruncate_mid_stream_loses_no_line_and_truncation_restarts_at_zero() {
     // Mid-stream: whatever skidder has read so far, copy and truncate now.
     append(&log, &lines("c", 200..400));
     std::fs::copy(&log, rig.logs().join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, &lines("c", 400..500));
     let events = rig.wait_messages(&lines("c", 0..500), LIMIT);
     let n = events.len();
@@ -229,15 +275,10 @@ fn copytruncate_mid_stream_loses_no_line_and_truncation_restarts_at_zero() {
     );
 
     // Truncation in place, with no copy: the next lines are read from offset 0.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, &lines("t", 0..3));
     let events = rig.wait_messages(&lines("t", 0..3), LIMIT);
-    let t0 = events.iter().find(|e| e["message"] == "t 000000").unwrap();
+    let t0 = event(&events, "t 000000");
     assert_eq!(t0["log"]["offset"], 0, "{t0}");
     let mut child = child;
     let run = stop(&mut child.0);
@@ -260,10 +301,7 @@ fn deleted_fds(pid: u32) -> Vec<String> {
 fn a_deleted_file_is_finished_and_its_descriptor_closed() {
     let rig = Rig::new();
     let cfg = rig.config("*.log", "");
-    let log = rig.logs().join("gone.log");
-    append(&log, &lines("d", 0..50));
-    let child = Reap(rig.spawn(&cfg, false));
-    rig.wait_messages(&lines("d", 0..50), LIMIT);
+    let (log, child) = rig.caught_up(&cfg, "gone.log", &lines("d", 0..50));
     // The last line has no newline: the file is gone for good, so it is shipped at close.
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"d 000050\nd 000051").unwrap();
@@ -298,11 +336,7 @@ fn once_twice_ships_only_what_was_appended_in_between() {
     assert_eq!(second.totals()["acked"], "20", "{}", second.stderr);
     let events = rig.received();
     assert_eq!(events.len(), 325);
-    let mut count: HashMap<&str, usize> = HashMap::new();
-    for e in &events {
-        *count.entry(e["message"].as_str().unwrap()).or_default() += 1;
-    }
-    assert!(count.values().all(|&c| c == 1), "a line was shipped twice");
+    assert_once(&events);
     let third = common::wait_output(rig.spawn(&cfg, true), LIMIT);
     assert_eq!(third.totals()["acked"], "0", "{}", third.stderr);
 }
@@ -465,6 +499,32 @@ fn registry_entries(rig: &Rig) -> Vec<serde_json::Value> {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["entries"].as_array().cloned())
         .unwrap_or_default()
+}
+
+/// `field` of every registry entry that has it.
+fn registry_field<T>(
+    rig: &Rig,
+    field: &str,
+    get: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Vec<T> {
+    registry_entries(rig)
+        .iter()
+        .filter_map(|e| get(&e[field]))
+        .collect()
+}
+
+/// Waits until the (first) registry entry records `offset`: everything up to there was
+/// acknowledged and written.
+fn wait_offset(rig: &Rig, offset: u64) {
+    common::wait_until(
+        &format!("the registry entry's offset to reach {offset}"),
+        LIMIT,
+        || {
+            registry_entries(rig)
+                .first()
+                .is_some_and(|e| e["offset"] == offset)
+        },
+    );
 }
 
 /// Waits until the receiver wrote at least `n` events (counting lines, not parsing them:
@@ -633,10 +693,7 @@ fn a_dead_output_pauses_reading_with_bounded_memory_and_loses_nothing() {
         peak.rss_kib
     );
     assert!(peak.fds < 40, "{} descriptors open", peak.fds);
-    let offsets: Vec<u64> = registry_entries(&rig)
-        .iter()
-        .filter_map(|e| e["offset"].as_u64())
-        .collect();
+    let offsets = registry_field(&rig, "offset", serde_json::Value::as_u64);
     assert!(
         offsets.iter().all(|o| *o == 0),
         "offsets moved with nothing acknowledged: {offsets:?}"
@@ -654,19 +711,10 @@ fn a_dead_output_pauses_reading_with_bounded_memory_and_loses_nothing() {
     args.extend(rig.p.receive_args());
     cmd.args(&args);
     let rx = Receiver::start(cmd);
-    let status = common::wait_exit(&mut child.0, Duration::from_secs(180));
-    assert_eq!(status.code(), Some(0));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert_eq!(
-        common::totals(&stderr)["acked"],
-        LINES.to_string(),
-        "{stderr}"
-    );
-    let offsets: Vec<u64> = registry_entries(&rig)
-        .iter()
-        .filter_map(|e| e["offset"].as_u64())
-        .collect();
+    let run = finish(&mut child.0, Duration::from_secs(180));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    assert_eq!(run.totals()["acked"], LINES.to_string(), "{}", run.stderr);
+    let offsets = registry_field(&rig, "offset", serde_json::Value::as_u64);
     assert_eq!(offsets, vec![size]);
     rx.terminate();
     let (_, rx_err) = rx.finish(LIMIT);
@@ -687,10 +735,7 @@ fn clean_inactive_forgets_a_finished_file_which_is_not_read_again() {
         "    ignore_older: 1s\n    clean_inactive: 2s\n\
          \x20   close.on_state_change.inactive: 200ms\n    close.on_state_change.check_interval: 100ms\n",
     );
-    let log = rig.logs().join("old.log");
-    append(&log, &lines("o", 0..20));
-    let child = Reap(rig.spawn(&cfg, false));
-    rig.wait_messages(&lines("o", 0..20), LIMIT);
+    let (log, child) = rig.caught_up(&cfg, "old.log", &lines("o", 0..20));
     common::wait_until("the registry to hold old.log", LIMIT, || {
         registry_entries(&rig).len() == 1
     });
@@ -699,17 +744,15 @@ fn clean_inactive_forgets_a_finished_file_which_is_not_read_again() {
     });
     // An observation window of many scans: the unchanged file is neither re-read nor
     // tracked again.
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_millis(1500) {
+    throughout(Duration::from_millis(1500), || {
         assert!(registry_entries(&rig).is_empty(), "old.log tracked again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     assert_eq!(rig.received().len(), 20, "old.log was read again");
     // It grows: only the new line is shipped, from where the file was finished.
     append(&log, &lines("o", 20..21));
     let events = rig.wait_messages(&lines("o", 0..21), LIMIT);
     assert_once(&events);
-    let e = events.iter().find(|e| e["message"] == "o 000020").unwrap();
+    let e = event(&events, "o 000020");
     assert_eq!(e["log"]["offset"], 20 * 9, "{e}");
     drop(child);
 }
@@ -734,15 +777,8 @@ fn clean_removed_forgets_a_deleted_file_and_keeps_it_when_false() {
                 "    clean_removed: {clean}\n    close.on_state_change.check_interval: 100ms\n"
             ),
         );
-        let log = rig.logs().join("gone.log");
-        append(&log, &lines("r", 0..10));
-        let child = Reap(rig.spawn(&cfg, false));
-        rig.wait_messages(&lines("r", 0..10), LIMIT);
-        common::wait_until("the entry's offset to reach the end", LIMIT, || {
-            registry_entries(&rig)
-                .first()
-                .is_some_and(|e| e["offset"] == 90)
-        });
+        let (log, child) = rig.caught_up(&cfg, "gone.log", &lines("r", 0..10));
+        wait_offset(&rig, 90);
         std::fs::remove_file(&log).unwrap();
         let pid = child.0.id();
         common::wait_until("the deleted file to be closed", LIMIT, || {
@@ -755,15 +791,13 @@ fn clean_removed_forgets_a_deleted_file_and_keeps_it_when_false() {
         } else {
             // An observation window of several scans after the close: the entry stays
             // throughout.
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_millis(800) {
+            throughout(Duration::from_millis(800), || {
                 assert_eq!(
                     registry_entries(&rig).len(),
                     1,
                     "clean_removed: false forgot"
                 );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            });
         }
     }
 }
@@ -777,20 +811,14 @@ fn identity_end_to_end(extra: &str, rig: &Rig) {
             .collect()
     };
     let cfg = rig.config("app.log*", extra);
-    let log = rig.logs().join("app.log");
-    append(&log, &long("first", 0..50));
-    let child = Reap(rig.spawn(&cfg, false));
-    rig.wait_messages(&long("first", 0..50), LIMIT);
+    let (log, child) = rig.caught_up(&cfg, "app.log", &long("first", 0..50));
     std::fs::rename(&log, rig.logs().join("app.log.1")).unwrap();
     append(&rig.logs().join("app.log.1"), &long("first", 50..60));
     append(&log, &long("second", 0..30));
     let mut want = long("first", 0..60);
     want.extend(long("second", 0..30));
     let events = rig.wait_messages(&want, LIMIT);
-    let e = events
-        .iter()
-        .find(|e| e["message"] == long("second", 0..1)[0])
-        .unwrap();
+    let e = event(&events, &long("second", 0..1)[0]);
     assert_eq!(e["log"]["offset"], 0, "{e}");
     // Replaced in place (a new file under the same name, while the rotated one stays).
     let tmp = rig.dir.path().join("new.log");
@@ -798,10 +826,7 @@ fn identity_end_to_end(extra: &str, rig: &Rig) {
     std::fs::rename(&tmp, &log).unwrap();
     want.extend(long("third", 0..5));
     let events = rig.wait_messages(&want, LIMIT);
-    let e = events
-        .iter()
-        .find(|e| e["message"] == long("third", 0..1)[0])
-        .unwrap();
+    let e = event(&events, &long("third", 0..1)[0]);
     assert_eq!(e["log"]["offset"], 0, "{e}");
     assert_once(&events);
     drop(child);
@@ -819,10 +844,7 @@ fn inode_marker_identity_follows_renames_and_reads_new_files_from_zero() {
         ),
         &rig,
     );
-    let keys: Vec<String> = registry_entries(&rig)
-        .iter()
-        .filter_map(|e| e["key"].as_str().map(str::to_string))
-        .collect();
+    let keys = registry_field(&rig, "key", |v| v.as_str().map(str::to_string));
     assert!(
         !keys.is_empty()
             && keys
@@ -840,10 +862,7 @@ fn fingerprint_identity_follows_renames_and_reads_new_files_from_zero() {
          \x20   file_identity.fingerprint: ~\n",
         &rig,
     );
-    let keys: Vec<String> = registry_entries(&rig)
-        .iter()
-        .filter_map(|e| e["key"].as_str().map(str::to_string))
-        .collect();
+    let keys = registry_field(&rig, "key", |v| v.as_str().map(str::to_string));
     assert!(
         !keys.is_empty() && keys.iter().all(|k| k.starts_with("fingerprint::")),
         "{keys:?}"
@@ -856,19 +875,10 @@ fn ignore_inactive_since_last_start_skips_files_untouched_since_the_start() {
     let old = rig.logs().join("old.log");
     append(&old, &lines("s", 0..10));
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(hour_ago)
-        .unwrap();
+    set_mtime(&old, hour_ago);
     let cfg = rig.config("*.log", "    ignore_inactive: since_last_start\n");
     let child = Reap(rig.spawn(&cfg, false));
-    common::wait_until("old.log to be tracked at its end", LIMIT, || {
-        registry_entries(&rig)
-            .first()
-            .is_some_and(|e| e["offset"] == 90)
-    });
+    wait_offset(&rig, 90);
     append(&rig.logs().join("new.log"), &lines("n", 0..3));
     append(&old, &lines("s", 10..11));
     let mut want = lines("n", 0..3);
@@ -878,7 +888,7 @@ fn ignore_inactive_since_last_start_skips_files_untouched_since_the_start() {
         !events.iter().any(|e| e["message"] == "s 000000"),
         "a file untouched since the start was read"
     );
-    let e = events.iter().find(|e| e["message"] == "s 000010").unwrap();
+    let e = event(&events, "s 000010");
     assert_eq!(e["log"]["offset"], 90, "{e}");
     drop(child);
 }
@@ -887,21 +897,9 @@ fn ignore_inactive_since_last_start_skips_files_untouched_since_the_start() {
 fn resend_on_touch_reads_a_touched_file_again_from_its_start() {
     let rig = Rig::new();
     let cfg = rig.config("*.log", "    prospector.scanner.resend_on_touch: true\n");
-    let log = rig.logs().join("t.log");
-    append(&log, &lines("t", 0..5));
-    let child = Reap(rig.spawn(&cfg, false));
-    rig.wait_messages(&lines("t", 0..5), LIMIT);
-    common::wait_until("the offset to reach the end", LIMIT, || {
-        registry_entries(&rig)
-            .first()
-            .is_some_and(|e| e["offset"] == 45)
-    });
-    std::fs::File::options()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
-        .unwrap();
+    let (log, child) = rig.caught_up(&cfg, "t.log", &lines("t", 0..5));
+    wait_offset(&rig, 45);
+    set_mtime(&log, std::time::SystemTime::now() + Duration::from_secs(60));
     common::wait_until("every line a second time", LIMIT, || {
         rig.received().len() == 10
     });
@@ -921,10 +919,7 @@ fn backoff_settings_pace_the_reader_at_end_of_file() {
         "*.log",
         "    backoff.init: 20ms\n    backoff.max: 100ms\n",
     );
-    let log = rig.logs().join("b.log");
-    append(&log, &lines("b", 0..3));
-    let child = Reap(rig.spawn(&cfg, false));
-    rig.wait_messages(&lines("b", 0..3), LIMIT);
+    let (log, child) = rig.caught_up(&cfg, "b.log", &lines("b", 0..3));
     append(&log, &lines("b", 3..6));
     rig.wait_messages(&lines("b", 0..6), Duration::from_secs(10));
     drop(child);
