@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::error::BenchError;
-use crate::measure::{spawn, tail};
+use crate::measure::{median, spawn, tail};
 use crate::relay::Relay;
 use crate::scenarios::{
     io, run_limit, server_rate, server_stats, start_server, unique, Env, Server,
@@ -340,19 +340,6 @@ pub struct CaseResult {
     pub discard: Vec<f64>,
     /// Why a side stopped early, if it did.
     pub failed: Option<String>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn med(s: &[FsSample], f: impl Fn(&FsSample) -> f64) -> f64 {

@@ -6,6 +6,7 @@
 //! `--short` is the CI mode: fewer events and runs, report under target/bench/.
 
 mod filestream;
+mod fleet;
 mod limit;
 mod measure;
 mod plot;
@@ -49,6 +50,8 @@ enum Scenario {
     Filestream,
     /// skidder alone into the null sink: worker 1 vs 2, one host vs two (loadbalance).
     Scaling,
+    /// Load balancing with one slow go-lumber server (its own BENCHMARKS.md section).
+    Fleet,
 }
 
 #[derive(Debug, Parser)]
@@ -477,6 +480,38 @@ fn main() -> anyhow::Result<()> {
             report.scaling.push((*point, collect(got, stop)));
         }
     }
+    // A failed fleet run fails the harness, after the other scenarios' results are written:
+    // its section keeps the last complete table rather than one made of part of the runs.
+    let fleet_section = if want(Scenario::Fleet) {
+        step("fleet: go-lumber servers, one slow (alternating A B C)");
+        Some(fleet::measure(&env, runs, &|s| step(s)).map(|results| {
+            let cmd = format!(
+                "skidder-bench --scenario fleet{} --count {} --runs {runs}",
+                if args.short { " --short" } else { "" },
+                env.count
+            );
+            let commit = report::command_line(
+                "git",
+                &[
+                    "-C",
+                    &root.display().to_string(),
+                    "rev-parse",
+                    "--short=12",
+                    "HEAD",
+                ],
+            )
+            .unwrap_or_else(|| "unknown".into());
+            fleet::section(
+                &results,
+                env.count,
+                &cmd,
+                &commit,
+                &skidder_bench::machine::describe(),
+            )
+        }))
+    } else {
+        None
+    };
     if opensearch_started {
         let _ = Command::new("bash")
             .arg(root.join(".ci/peers/opensearch.sh"))
@@ -501,7 +536,7 @@ fn main() -> anyhow::Result<()> {
     let sections_only = args
         .scenario
         .iter()
-        .all(|s| matches!(s, Scenario::Filestream | Scenario::Disk));
+        .all(|s| matches!(s, Scenario::Filestream | Scenario::Disk | Scenario::Fleet));
     let mut text = if sections_only {
         old
     } else {
@@ -514,6 +549,11 @@ fn main() -> anyhow::Result<()> {
         Some(section) => sections::splice(&text, "filestream", section),
         None => text,
     };
+    let (text, fleet_failure) = match fleet_section {
+        Some(Ok(section)) => (sections::splice(&text, "fleet", &section), None),
+        Some(Err(e)) => (text, Some(e)),
+        None => (text, None),
+    };
     std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", report.summary());
     println!(
@@ -521,7 +561,10 @@ fn main() -> anyhow::Result<()> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    match fleet_failure {
+        Some(e) => Err(e.context("the fleet section was not rewritten")),
+        None => Ok(()),
+    }
 }
 
 /// Bytes free for an unprivileged writer on the file system holding `path`.

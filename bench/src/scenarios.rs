@@ -238,7 +238,7 @@ pub(crate) fn server_stats(kind: Server, path: &Path) -> Result<serde_json::Valu
     })
 }
 
-fn parse_addr(line: &str, after: &str) -> Result<SocketAddr, BenchError> {
+pub(crate) fn parse_addr(line: &str, after: &str) -> Result<SocketAddr, BenchError> {
     let text = line
         .split(after)
         .nth(1)
@@ -304,7 +304,7 @@ fn logstash_output(env: &Env, hosts: &[SocketAddr], k: Knobs) -> String {
 }
 
 /// Runs skidder with `config`; returns its usage and stderr, or why it refused.
-fn run_skidder(
+pub(crate) fn run_skidder(
     env: &Env,
     dir: &Path,
     config: &str,
@@ -344,7 +344,7 @@ fn refusal(line: &str) -> String {
 }
 
 /// `key=value` from skidder's totals line.
-fn totals_field(stderr: &str, key: &str) -> Option<f64> {
+pub(crate) fn totals_field(stderr: &str, key: &str) -> Option<f64> {
     let line = stderr.lines().find(|l| l.contains("skidder totals:"))?;
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
