@@ -264,7 +264,7 @@ pub fn section(
     }
     let _ = writeln!(
         m,
-        "\nHow to read it: with `capacity` (the default) the slow host gets one window before its latency is known, then one probe window per ejection period (10 s, doubling), a few thousand events in all (its column above), and the fast hosts do not wait for it. What a run can pay is the slow host's last window when it falls near the end, up to {SLOW_ACK_DELAY}: visible in a run of a few seconds, hidden in a long one. With `round_robin` (Beats' strict turns) the batches go round the hosts in turn and each waits for the slow host's ACKs, so C runs at a few percent of A. Before the capacity strategy (every connection pulling as fast as it could, commit 00f2b5d), the debug-build test `logstash_fleet` took 4.0 s for 20,000 events with the slow host against 0.23 s for two fast hosts."
+        "\nHow to read it: with `capacity` (the default) the slow host gets one window before its latency is known, then one probe window per ejection period (10 s, doubling), a few thousand events in all (its column above), and the fast hosts do not wait for it. What a run can pay is the slow host's last window when it falls near the end, up to {SLOW_ACK_DELAY}: visible in runs of tens of seconds like these (B / A), negligible in one of hours. With `round_robin` (Beats' strict turns) the batches go round the hosts in turn and each waits for the slow host's ACKs, so C runs at a few percent of A. Before the capacity strategy (every connection pulling as fast as it could, commit 00f2b5d), the debug-build test `logstash_fleet` took 4.0 s for 20,000 events with the slow host against 0.23 s for two fast hosts."
     );
     let _ = writeln!(m, "<!-- fleet:end -->");
     m
