@@ -127,6 +127,23 @@ pub struct CommonFields {
     /// With folded steps whose `when` reads keys an event may bring: the tail of the
     /// events that do ([`InputChain::unfolded_tail`]), which go through the processors.
     unfolded: Option<Arc<CommonFields>>,
+    /// [`Self::merge_own`]'s recent results: lines of one source repeat their own `host`
+    /// (a few hosts' names and addresses), and each merge parses it and the tail's value.
+    merged: Arc<Mutex<MergeCache>>,
+}
+
+/// Merged values by (key's length, key, escape_html, own value's bytes), bounded: emptied
+/// when full.
+#[derive(Debug, Default)]
+struct MergeCache {
+    map: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
+    /// The lookup key of the last call, kept to reuse its allocation.
+    scratch: Vec<u8>,
+}
+
+impl MergeCache {
+    /// At most this many merged values (a few hundred KiB with host metadata).
+    const CAPACITY: usize = 256;
 }
 
 #[derive(Debug)]
@@ -268,7 +285,29 @@ impl CommonFields {
 
     /// The encoded value of an event's own top-level `key` (one of [`Self::root_keys`])
     /// with the tail merged in as libbeat merges it; `None` when `own` is not JSON.
-    pub fn merge_own(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Vec<u8>> {
+    pub fn merge_own(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Arc<[u8]>> {
+        let mut guard = match self.merged.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let MergeCache { map, scratch } = &mut *guard;
+        scratch.clear();
+        scratch.extend_from_slice(&key.len().to_le_bytes());
+        scratch.extend_from_slice(key.as_bytes());
+        scratch.push(u8::from(escape_html));
+        scratch.extend_from_slice(own);
+        if let Some(hit) = map.get(scratch.as_slice()) {
+            return Some(Arc::clone(hit));
+        }
+        let merged: Arc<[u8]> = self.merge_uncached(key, own, escape_html)?.into();
+        if map.len() >= MergeCache::CAPACITY {
+            map.clear();
+        }
+        map.insert(scratch.clone(), Arc::clone(&merged));
+        Some(merged)
+    }
+
+    fn merge_uncached(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Vec<u8>> {
         let own: serde_json::Value = serde_json::from_slice(own).ok()?;
         let merged = match &self.chain {
             Some(chain) => chain.merge_own(key, own, self.folded),

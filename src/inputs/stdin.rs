@@ -636,6 +636,43 @@ mod tests {
         }
     }
 
+    /// An event's own value merged with the tail is kept per key and bytes: the same value
+    /// again is the same merge, the same bytes under another key are merged for that key,
+    /// and more distinct values than the cache holds all still merge right.
+    #[test]
+    fn merged_own_values_are_reused_per_key_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::Agent::load(dir.path(), None).unwrap();
+        let i = with_processors(
+            &agent,
+            serde_json::json!([{"add_host_metadata": {"netinfo.enabled": false}}]),
+            serde_json::json!([]),
+        );
+        let c = i.common.current();
+        let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+        let own = br#"{"name":"mine","type":"x"}"#;
+        let first = c.merge_own("host", own, false).unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &c.merge_own("host", own, false).unwrap()
+        ));
+        let host = parse(&first);
+        assert_eq!(
+            (&host["name"], &host["os"]["type"]),
+            (&"mine".into(), &"linux".into())
+        );
+        let input = parse(&c.merge_own("input", own, false).unwrap());
+        assert_eq!(input, serde_json::json!({"name": "mine", "type": "stdin"}));
+        for n in 0..600 {
+            let own = format!(r#"{{"n":{n}}}"#);
+            let host = parse(&c.merge_own("host", own.as_bytes(), false).unwrap());
+            assert_eq!(
+                (&host["n"], &host["os"]["type"]),
+                (&n.into(), &"linux".into())
+            );
+        }
+    }
+
     /// When the cached host data is re-read (`cache.ttl` expired), the next event's tail
     /// is encoded again from it.
     #[test]
