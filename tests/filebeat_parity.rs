@@ -235,3 +235,101 @@ fn without_processors_the_added_fields_equal_filebeats() {
         LINES.len(),
     );
 }
+
+/// Filebeat's default processors (`add_host_metadata` with `when.not.contains.tags:
+/// forwarded`), which skidder folds into its pre-encoded tail and decides once per input:
+/// filestream NDJSON lines with and without tags of their own, an input whose configured
+/// tags hold `forwarded`, and plain lines, each read by both to `output.console` and equal
+/// field by field (agent ids/version/type, `@timestamp`, `@metadata`, `log.*` aside).
+#[test]
+fn default_processors_on_filestream_lines_equal_filebeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("own.ndjson"),
+        concat!(
+            r#"{"message":"no tags"}"#,
+            "\n",
+            r#"{"message":"forwarded by the line","tags":["forwarded"]}"#,
+            "\n",
+            r#"{"message":"other tags","tags":["other"]}"#,
+            "\n",
+            r#"{"message":"own host","host":{"name":"own","ip":["192.0.2.1"]}}"#,
+            "\n",
+            r#"{"message":"own host and tags","host":{"os":{"name":"mine"}},"tags":["forwarded"]}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("fwd.ndjson"),
+        concat!(
+            r#"{"message":"forwarded input"}"#,
+            "\n",
+            r#"{"message":"forwarded input, own tags","tags":["x"]}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("plain.log"), "a plain line\n").unwrap();
+    let ndjson = "    parsers:\n      - ndjson:\n          overwrite_keys: true\n";
+    let inputs = format!(
+        "  - type: filestream\n    id: own\n    paths: [\"{0}/own.ndjson\"]\n{ndjson}\
+         \x20 - type: filestream\n    id: fwd\n    tags: [forwarded]\n    paths: [\"{0}/fwd.ndjson\"]\n{ndjson}\
+         \x20 - type: filestream\n    id: plain\n    paths: [\"{0}/plain.log\"]\n",
+        d.display()
+    );
+    let pipeline = "name: parity-host\nfields: {env: prod}\nprocessors:\n  - add_host_metadata:\n      when.not.contains.tags: forwarded\n";
+    let limit = Duration::from_secs(120);
+    let (ours, stdout) = filebeat::skidder_once(
+        d,
+        &format!(
+            "{pipeline}filebeat.inputs:\n{inputs}output.console: {{}}\npath.data: {}/skidder-data\n",
+            d.display()
+        ),
+        limit,
+    );
+    assert_eq!(ours.len(), 8, "{stdout}");
+    let fb_dir = d.join("fb");
+    std::fs::create_dir(&fb_dir).unwrap();
+    let (theirs, _fb) = filebeat::events_at_least(
+        &fb_dir,
+        &format!("{pipeline}filebeat.inputs:\n{inputs}output.console: {{}}\n"),
+        ours.len(),
+        limit,
+    );
+    let by_message = |evs: &[Value]| -> BTreeMap<String, BTreeMap<String, Value>> {
+        evs.iter()
+            .map(|e| {
+                (
+                    e["message"].as_str().unwrap_or("?").to_string(),
+                    comparable(e.clone()),
+                )
+            })
+            .collect()
+    };
+    let (sk, fb) = (by_message(&ours), by_message(&theirs));
+    assert_eq!(
+        sk.keys().collect::<Vec<_>>(),
+        fb.keys().collect::<Vec<_>>(),
+        "the same events"
+    );
+    // Both outcomes of the condition are among them.
+    let with_host = sk
+        .values()
+        .filter(|e| e.contains_key("host.os.type"))
+        .count();
+    assert_eq!(with_host, 4, "{sk:#?}");
+    let mut diffs = Vec::new();
+    for (line, want) in &fb {
+        let got = &sk[line];
+        let paths: std::collections::BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+        for path in paths {
+            match (got.get(path), want.get(path)) {
+                (Some(g), Some(w)) if filebeat::same(g, w) => {}
+                (g, w) => diffs.push(format!("{line:?}: {path}: Filebeat {w:?}, skidder {g:?}")),
+            }
+        }
+    }
+    assert!(diffs.is_empty(), "events differ:\n{}", diffs.join("\n"));
+}

@@ -12,8 +12,11 @@
 //! until `--once` exits, Filebeat until it is stopped right after go-lumber's server got
 //! the last event (Filebeat has no `--once` for filestream). Events/s are the server's,
 //! first to last accepted batch. Cases: NDJSON (parser `ndjson`, `overwrite_keys: true`),
-//! plain lines, and NDJSON with `processors: [add_host_metadata]` on both sides (issue 16).
-//! The result is the `filestream` section of BENCHMARKS.md ([`crate::sections`]).
+//! plain lines, and NDJSON with Filebeat's default processors on both sides (issue 16:
+//! `add_host_metadata` with `when.not.contains.tags: forwarded`, as `filebeat.yml` writes
+//! it). The results are the `filestream` section of BENCHMARKS.md and, for the processors
+//! case, its own `filestream-processors` section just after it ([`crate::sections`]), so
+//! that each can be measured again without the other.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -38,15 +41,23 @@ pub enum Shipper {
 }
 
 /// What is read and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Case {
     /// NDJSON lines, parser `ndjson` with `overwrite_keys: true`.
     Ndjson,
     /// Plain text lines.
     Plain,
-    /// NDJSON as above, plus `processors: [add_host_metadata]`.
+    /// NDJSON as above, plus Filebeat's default processors ([`DEFAULT_PROCESSORS`]).
+    #[value(name = "default-processors")]
     NdjsonHostMetadata,
 }
+
+/// The processors of Filebeat 7.17's default `filebeat.yml` that run anywhere:
+/// `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are left out
+/// (Filebeat's probe the network and the Docker socket; skidder loads them and does not
+/// apply them).
+pub const DEFAULT_PROCESSORS: &str =
+    "processors:\n  - add_host_metadata:\n      when.not.contains.tags: forwarded\n";
 
 impl Case {
     /// Name in the report.
@@ -54,7 +65,16 @@ impl Case {
         match self {
             Case::Ndjson => "NDJSON",
             Case::Plain => "plain",
-            Case::NdjsonHostMetadata => "NDJSON + add_host_metadata",
+            Case::NdjsonHostMetadata => "NDJSON + default processors",
+        }
+    }
+
+    /// Its `--filestream-case` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Case::Ndjson => "ndjson",
+            Case::Plain => "plain",
+            Case::NdjsonHostMetadata => "default-processors",
         }
     }
 
@@ -177,7 +197,7 @@ fn input_yaml(files: &Files, case: Case, key: &str) -> String {
         path.display().to_string()
     );
     if case == Case::NdjsonHostMetadata {
-        y.push_str("processors:\n  - add_host_metadata: ~\n");
+        y.push_str(DEFAULT_PROCESSORS);
     }
     y
 }
@@ -338,6 +358,9 @@ pub struct CaseResult {
     pub skidder: Vec<FsSample>,
     /// skidder → output.discard: MB/s per core of each run.
     pub discard: Vec<f64>,
+    /// The processors case only: skidder → output.discard of the same file without
+    /// processors, each run alternated with one of `discard`.
+    pub discard_without: Vec<f64>,
     /// Why a side stopped early, if it did.
     pub failed: Option<String>,
 }
@@ -459,6 +482,85 @@ pub fn section(files: &Files, runs: usize, results: &[(Case, CaseResult)], cmd: 
         }
     }
     let _ = writeln!(m, "<!-- filestream:end -->");
+    m
+}
+
+/// The `filestream-processors` section of BENCHMARKS.md: the NDJSON file with
+/// Filebeat's default processors on both sides (issue 16), markers included.
+pub fn processors_section(files: &Files, runs: usize, r: &CaseResult, cmd: &str) -> String {
+    let case = Case::NdjsonHostMetadata;
+    let mut m = String::new();
+    let machine = skidder_bench::machine::detect();
+    let machine = format!("{}-core {}", machine.cores, machine.cpu);
+    let _ = writeln!(m, "<!-- filestream-processors:begin -->");
+    let _ = writeln!(
+        m,
+        "## Filestream with Filebeat's default processors vs Filebeat 7.17.29 (issue 16)\n"
+    );
+    let _ = writeln!(
+        m,
+        "Written by `{cmd}` (the harness; do not edit by hand). Taken on a **shared {machine}**: other engineers' work ran at the same time, so absolute numbers are noisy; runs alternated (Filebeat, skidder, …), medians of {runs}.\n"
+    );
+    let _ = writeln!(
+        m,
+        "The NDJSON file of the section above ({} lines, {:.0} bytes a line, parser `ndjson` with `overwrite_keys: true`), shipped the same way, with the processors of Filebeat 7.17's default `filebeat.yml` on both sides: `add_host_metadata` with `when.not.contains.tags: forwarded` (netinfo on, 5 min cache). The default file's `add_cloud_metadata`, `add_docker_metadata` and `add_kubernetes_metadata` are left out on both sides: Filebeat's probe cloud metadata endpoints, the Docker socket and the Kubernetes API (skidder loads them with a WARN and does not apply them). skidder decides the `when` once per input (no line carries `tags`) and ships every line without parsing it into a tree.\n",
+        files.lines,
+        files.bytes.0 as f64 / files.lines as f64,
+    );
+    let _ = writeln!(
+        m,
+        "| shipper | CPU-s per M events | events/s | peak RSS MiB | wire B/event | runs |"
+    );
+    let _ = writeln!(m, "|---|---:|---:|---:|---:|---|");
+    for (name, s) in [("Filebeat 7.17.29", &r.filebeat), ("skidder", &r.skidder)] {
+        if s.is_empty() {
+            let _ = writeln!(m, "| {name} | n/a | n/a | n/a | n/a | 0 |");
+            continue;
+        }
+        let _ = writeln!(
+            m,
+            "| {name} | {:.2} | {:.0} | {:.0} | {:.1} | {} |",
+            med(s, |x| x.cpu_s_per_m),
+            med(s, |x| x.events_per_s),
+            med(s, |x| x.max_rss_kib as f64) / 1024.0,
+            med(s, |x| x.bytes_per_event),
+            s.len()
+        );
+    }
+    let _ = writeln!(m);
+    if r.filebeat.is_empty() || r.skidder.is_empty() {
+        let _ = writeln!(m, "Target not measured: no complete pair.\n");
+    } else {
+        let ratio = |f: &dyn Fn(&FsSample) -> f64| med(&r.skidder, f) / med(&r.filebeat, f);
+        let cpu = ratio(&|x| x.cpu_s_per_m);
+        let _ = writeln!(
+            m,
+            "skidder / Filebeat (medians): CPU per event **{cpu:.3}×** (target ≤ {}×, {}); wire bytes per event {:.2}×; peak RSS {:.2}×.\n",
+            case.cpu_target(),
+            verdict(cpu <= case.cpu_target()),
+            ratio(&|x| x.bytes_per_event),
+            ratio(&|x| x.max_rss_kib as f64),
+        );
+    }
+    if !r.discard.is_empty() && !r.discard_without.is_empty() {
+        // CPU-s per million lines from MB/s per core of the file.
+        let per_m = |mbs: f64| files.bytes.0 as f64 / 1e6 / mbs / (files.lines as f64 / 1e6);
+        let _ = writeln!(
+            m,
+            "skidder file → `output.discard` (`run --once`), alternated: **{:.2} CPU-s per M lines** with these processors, {:.2} without (medians of {} and {}).\n",
+            per_m(median(r.discard.clone())),
+            per_m(median(r.discard_without.clone())),
+            r.discard.len(),
+            r.discard_without.len(),
+        );
+    }
+    if let Some(why) = &r.failed {
+        let _ = writeln!(
+            m,
+            "A run failed, the rows above hold the runs before it: {why}\n"
+        );
+    }
+    let _ = writeln!(m, "<!-- filestream-processors:end -->");
     m
 }
 

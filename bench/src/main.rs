@@ -78,6 +78,10 @@ struct Args {
     /// Use the existing release binaries and peers instead of building them.
     #[arg(long)]
     no_build: bool,
+    /// `--scenario filestream`: only these cases, comma-separated (default: all three).
+    /// `default-processors` alone rewrites only its own section of the report.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    filestream_case: Vec<filestream::Case>,
     /// OpenSearch base URL (default: the running .ci/peers/opensearch.sh peer, if any).
     #[arg(long, env = "SKIDDER_BENCH_ES_URL")]
     opensearch_url: Option<String>,
@@ -437,16 +441,17 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let filestream_section = if want(Scenario::Filestream) {
-        Some(run_filestream(
+    let filestream_sections = if want(Scenario::Filestream) {
+        run_filestream(
             &root,
             &env,
             runs,
             args.no_build,
             args.short,
-        )?)
+            &args.filestream_case,
+        )?
     } else {
-        None
+        Vec::new()
     };
     if want(Scenario::Scaling) {
         step("worker scaling into the null sink (alternating)");
@@ -545,10 +550,11 @@ fn main() -> anyhow::Result<()> {
     if sections_only && args.scenario.contains(&Scenario::Disk) {
         text = sections::splice(&text, report::DISK_SECTION, &report.disk_only());
     }
-    let text = match &filestream_section {
-        Some(section) => sections::splice(&text, "filestream", section),
-        None => text,
-    };
+    let text = filestream_sections
+        .iter()
+        .fold(text, |text, (name, section)| {
+            sections::splice_after(&text, name, "filestream", section)
+        });
     let (text, fleet_failure) = match fleet_section {
         Some(Ok(section)) => (sections::splice(&text, "fleet", &section), None),
         Some(Err(e)) => (text, Some(e)),
@@ -733,7 +739,8 @@ fn run_filestream(
     runs: usize,
     no_build: bool,
     short: bool,
-) -> anyhow::Result<String> {
+    only: &[filestream::Case],
+) -> anyhow::Result<Vec<(&'static str, String)>> {
     use filestream::{Case, CaseResult, Shipper};
     if !no_build {
         step("building Filebeat 7.17.29 (.ci/peers/filebeat.sh)");
@@ -756,7 +763,11 @@ fn run_filestream(
     let dir = env.work.join("filestream-files");
     let files = filestream::write_files(&dir, env.count)?;
     let mut results = Vec::new();
-    for case in [Case::Ndjson, Case::Plain, Case::NdjsonHostMetadata] {
+    let all = [Case::Ndjson, Case::Plain, Case::NdjsonHostMetadata];
+    for case in all
+        .into_iter()
+        .filter(|c| only.is_empty() || only.contains(c))
+    {
         let mut r = CaseResult::default();
         for i in 0..runs {
             step(&format!(
@@ -780,11 +791,15 @@ fn run_filestream(
                 break;
             }
         }
-        if case != Case::NdjsonHostMetadata {
-            for _ in 0..runs {
-                match filestream::discard(env, &files, case) {
-                    Ok((mbs, _)) => r.discard.push(mbs),
-                    Err(e) => step(&format!("filestream discard {} failed: {e}", case.name())),
+        for _ in 0..runs {
+            match filestream::discard(env, &files, case) {
+                Ok((mbs, _)) => r.discard.push(mbs),
+                Err(e) => step(&format!("filestream discard {} failed: {e}", case.name())),
+            }
+            if case == Case::NdjsonHostMetadata {
+                match filestream::discard(env, &files, Case::Ndjson) {
+                    Ok((mbs, _)) => r.discard_without.push(mbs),
+                    Err(e) => step(&format!("filestream discard NDJSON failed: {e}")),
                 }
             }
         }
@@ -792,10 +807,40 @@ fn run_filestream(
     }
     // The files are ~0.4 GB at a million lines: not left on the shared disk.
     let _ = std::fs::remove_dir_all(&dir);
-    let cmd = format!(
-        "skidder-bench --scenario filestream{} --count {} --runs {runs}",
-        if short { " --short" } else { "" },
-        env.count
-    );
-    Ok(filestream::section(&files, runs, &results, &cmd))
+    let cmd = |cases: &str| {
+        format!(
+            "skidder-bench --scenario filestream{cases}{} --count {} --runs {runs}",
+            if short { " --short" } else { "" },
+            env.count
+        )
+    };
+    // The processors case has its own section, so each can be measured without the other.
+    let (with, without): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .partition(|(c, _)| *c == Case::NdjsonHostMetadata);
+    let mut out = Vec::new();
+    if !without.is_empty() {
+        let cases = if only.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = without.iter().map(|(c, _)| c.flag()).collect();
+            format!(" --filestream-case {}", names.join(","))
+        };
+        out.push((
+            "filestream",
+            filestream::section(&files, runs, &without, &cmd(&cases)),
+        ));
+    }
+    if let Some((_, r)) = with.first() {
+        out.push((
+            "filestream-processors",
+            filestream::processors_section(
+                &files,
+                runs,
+                r,
+                &cmd(" --filestream-case default-processors"),
+            ),
+        ));
+    }
+    Ok(out)
 }

@@ -33,6 +33,18 @@ pub fn splice(text: &str, name: &str, section: &str) -> String {
     }
 }
 
+/// `text` with its section `name` replaced by `section`; a new one goes right after the
+/// section `after` (when `text` has it), so that related sections stay together.
+pub fn splice_after(text: &str, name: &str, after: &str, section: &str) -> String {
+    match (find(text, name), find(text, after)) {
+        (None, Some(prev)) => {
+            let at = text.find(prev).unwrap_or(0) + prev.len();
+            format!("{}\n{section}{}", &text[..at], &text[at..])
+        }
+        _ => splice(text, name, section),
+    }
+}
+
 /// Every marked section of `old` that `new` lacks, appended to `new` in `old`'s order.
 pub fn keep(old: &str, new: &str) -> String {
     let mut out = new.to_string();
@@ -81,5 +93,21 @@ mod tests {
             "# t\n\nfresh\n\n<!-- a:begin -->\nnew a\n<!-- a:end -->\n\n<!-- b:begin -->\nb\n<!-- b:end -->\n"
         );
         assert_eq!(keep(&added, &added), added);
+    }
+
+    #[test]
+    fn a_new_section_goes_after_its_neighbour_and_then_stays_where_it_is() {
+        let doc = "# t\n<!-- a:begin -->\na\n<!-- a:end -->\n\nlater\n";
+        let c = "<!-- c:begin -->\nc\n<!-- c:end -->\n";
+        let once = splice_after(doc, "c", "a", c);
+        assert_eq!(
+            once,
+            "# t\n<!-- a:begin -->\na\n<!-- a:end -->\n\n<!-- c:begin -->\nc\n<!-- c:end -->\n\nlater\n"
+        );
+        let again = splice_after(&once, "c", "a", "<!-- c:begin -->\nc2\n<!-- c:end -->\n");
+        assert_eq!(again, once.replace("\nc\n", "\nc2\n"));
+        // Replacing its neighbour leaves it alone.
+        let a2 = splice(&again, "a", "<!-- a:begin -->\na2\n<!-- a:end -->\n");
+        assert!(a2.contains("\nc2\n") && a2.contains("\na2\n"));
     }
 }

@@ -98,10 +98,12 @@ impl std::fmt::Display for InputIndex {
 /// input's `fields` and `tags`, the built-in `agent.*`/`ecs.version`/`host.name` (see
 /// [`InputChain`]), and the processors to run.
 ///
-/// An input writes its own fields, then [`Self::fields_json`] and [`Self::tags_json`]
-/// (a key of its own that is also in [`Self::root_keys`] goes through
-/// [`Self::merge_own`] instead, and is left out of the tail), then hands the bytes to
-/// [`Self::finish`], which runs the processors when there are any.
+/// An input takes the tail for its event ([`Self::current`], or [`Self::current_for`] when
+/// the event brings top-level keys of its own beyond `message` and `log`), writes its own
+/// fields, then the tail's [`Self::fields_json`] and [`Self::tags_json`] (a key of its own
+/// that is also in [`Self::root_keys`] goes through [`Self::merge_own`] instead, and is
+/// left out of the tail), then hands the bytes to that same tail's [`Self::finish`], which
+/// runs the processors when there are any.
 #[derive(Debug, Clone, Default)]
 pub struct CommonFields {
     /// `,"k":v` pairs of every top-level key the event gets after its own.
@@ -119,6 +121,29 @@ pub struct CommonFields {
     /// With a tail that changes (folded `add_host_metadata` re-reading its cache): the
     /// generation and encoding in use, shared by the input's threads.
     live: Option<Arc<Mutex<Live>>>,
+    /// Events written with this tail skip the processors: the chain has none, or this is
+    /// its folded tail.
+    folded: bool,
+    /// With folded steps whose `when` reads keys an event may bring: the tail of the
+    /// events that do ([`InputChain::unfolded_tail`]), which go through the processors.
+    unfolded: Option<Arc<CommonFields>>,
+    /// [`Self::merge_own`]'s recent results: lines of one source repeat their own `host`
+    /// (a few hosts' names and addresses), and each merge parses it and the tail's value.
+    merged: Arc<Mutex<MergeCache>>,
+}
+
+/// Merged values by (key's length, key, escape_html, own value's bytes), bounded: emptied
+/// when full.
+#[derive(Debug, Default)]
+struct MergeCache {
+    map: std::collections::HashMap<Vec<u8>, Arc<[u8]>>,
+    /// The lookup key of the last call, kept to reuse its allocation.
+    scratch: Vec<u8>,
+}
+
+impl MergeCache {
+    /// At most this many merged values (a few hundred KiB with host metadata).
+    const CAPACITY: usize = 256;
 }
 
 #[derive(Debug)]
@@ -167,6 +192,11 @@ impl CommonFields {
     pub fn with_chain(chain: Arc<InputChain>, meta: &EventMeta) -> Self {
         let (generation, tail) = chain.current_tail();
         let tags = chain.tags.clone();
+        let unfolded = chain.unfolded_tail().map(|t| {
+            let mut u = Self::encode(t, &tags, meta.escape_html, Some(Arc::clone(&chain)));
+            u.folded = false;
+            Arc::new(u)
+        });
         let mut out = Self::encode(&tail, &tags, meta.escape_html, Some(chain));
         if let Some(generation) = generation {
             out.live = Some(Arc::new(Mutex::new(Live {
@@ -175,12 +205,14 @@ impl CommonFields {
                 escape_html: meta.escape_html,
             })));
         }
+        out.unfolded = unfolded;
         out
     }
 
-    /// The tail to write into the next event. Inputs call it once per event: when the
-    /// chain's folded `add_host_metadata` re-read its data (its `cache.ttl` expired), the
-    /// tail is encoded again here, once for all the input's threads.
+    /// The tail to write into the next event, which brings no top-level key of its own
+    /// beyond `message` and `log` (see [`Self::current_for`]). Inputs call it once per
+    /// event: when the chain's folded `add_host_metadata` re-read its data (its `cache.ttl`
+    /// expired), the tail is encoded again here, once for all the input's threads.
     pub fn current(&self) -> Current<'_> {
         let (Some(live), Some(chain)) = (&self.live, &self.chain) else {
             return Current::Fixed(self);
@@ -203,6 +235,18 @@ impl CommonFields {
         Current::Live(Arc::clone(&live.current))
     }
 
+    /// The tail to write into an event that brings the top-level keys `own` itself (an
+    /// NDJSON line's keys): [`Self::current`], or the unfolded tail when a folded
+    /// processor's `when` reads one of them ([`InputChain::reads_own`]).
+    pub fn current_for<'k>(&self, own: impl IntoIterator<Item = &'k str>) -> Current<'_> {
+        if let (Some(unfolded), Some(chain)) = (&self.unfolded, &self.chain) {
+            if own.into_iter().any(|k| chain.reads_own(k)) {
+                return Current::Fixed(unfolded);
+            }
+        }
+        self.current()
+    }
+
     fn encode(
         tail: &Fields,
         tags: &[String],
@@ -217,6 +261,7 @@ impl CommonFields {
         };
         let mut out = Self {
             tags: tags.to_vec(),
+            folded: chain.as_ref().is_some_and(|c| !c.runs_processors()),
             chain,
             ..Self::default()
         };
@@ -240,10 +285,32 @@ impl CommonFields {
 
     /// The encoded value of an event's own top-level `key` (one of [`Self::root_keys`])
     /// with the tail merged in as libbeat merges it; `None` when `own` is not JSON.
-    pub fn merge_own(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Vec<u8>> {
+    pub fn merge_own(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Arc<[u8]>> {
+        let mut guard = match self.merged.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let MergeCache { map, scratch } = &mut *guard;
+        scratch.clear();
+        scratch.extend_from_slice(&key.len().to_le_bytes());
+        scratch.extend_from_slice(key.as_bytes());
+        scratch.push(u8::from(escape_html));
+        scratch.extend_from_slice(own);
+        if let Some(hit) = map.get(scratch.as_slice()) {
+            return Some(Arc::clone(hit));
+        }
+        let merged: Arc<[u8]> = self.merge_uncached(key, own, escape_html)?.into();
+        if map.len() >= MergeCache::CAPACITY {
+            map.clear();
+        }
+        map.insert(scratch.clone(), Arc::clone(&merged));
+        Some(merged)
+    }
+
+    fn merge_uncached(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Vec<u8>> {
         let own: serde_json::Value = serde_json::from_slice(own).ok()?;
         let merged = match &self.chain {
-            Some(chain) => chain.merge_own(key, own),
+            Some(chain) => chain.merge_own(key, own, self.folded),
             // Without a chain the tail holds only fields, which overwrite.
             None => {
                 let pair = self.root_pairs.iter().find(|(k, _)| k == key)?;
@@ -260,9 +327,9 @@ impl CommonFields {
         Some(b.to_vec())
     }
 
-    /// True when events are parsed and re-encoded by processors.
+    /// True when events written with this tail are parsed and re-encoded by processors.
     pub fn runs_processors(&self) -> bool {
-        self.chain.as_ref().is_some_and(|c| c.runs_processors())
+        self.chain.is_some() && !self.folded
     }
 
     /// Runs the processors on an encoded event (untouched without processors); `None`
@@ -271,7 +338,7 @@ impl CommonFields {
     /// line), which get no built-in fields.
     pub fn finish(&self, bytes: Bytes, builtin: bool) -> Option<Bytes> {
         match &self.chain {
-            Some(chain) => chain.process(bytes, builtin),
+            Some(chain) => chain.process(bytes, builtin, self.folded),
             None => Some(bytes),
         }
     }

@@ -60,7 +60,7 @@ impl StdinInput {
     /// Turns one line (without line ending) into an event, or a drop.
     pub fn line(&self, enc: &mut EventEncoder, line: &[u8], escape_html: bool) -> Line {
         let now = SystemTime::now();
-        let bytes = if self.json {
+        let finished = if self.json {
             let parsed = std::str::from_utf8(line)
                 .map_err(|e| format!("line is not UTF-8: {e}"))
                 .and_then(|s| {
@@ -77,11 +77,18 @@ impl StdinInput {
                     }
                 });
             match parsed {
-                Ok(d) => self.json_event(enc, now, &d, escape_html),
+                Ok(d) => {
+                    let common = self
+                        .common
+                        .current_for(d.pairs.iter().map(|(k, _)| k.as_str()));
+                    common.finish(self.json_event(enc, now, &d, &common, escape_html), true)
+                }
                 Err(reason) => match self.on_error {
                     JsonErrorPolicy::Drop => return Line::Dropped(reason),
                     JsonErrorPolicy::ErrorEvent => {
-                        self.error_event(enc, now, line, &reason, escape_html)
+                        let common = self.common.current_for(["message", "error", "tags"]);
+                        let ev = self.error_event(enc, now, line, &reason, &common, escape_html);
+                        common.finish(ev, true)
                     }
                 },
             }
@@ -95,9 +102,9 @@ impl StdinInput {
             }
             w.raw_pairs(&common.fields_json);
             w.raw_pairs(&common.tags_json);
-            w.finish()
+            common.finish(w.finish(), true)
         };
-        match self.common.finish(bytes, true) {
+        match finished {
             Some(b) => Line::Event(b),
             None => Line::Filtered,
         }
@@ -109,6 +116,7 @@ impl StdinInput {
         now: SystemTime,
         line: &[u8],
         reason: &str,
+        common: &CommonFields,
         escape_html: bool,
     ) -> Bytes {
         let text = String::from_utf8_lossy(line);
@@ -120,9 +128,9 @@ impl StdinInput {
         let _ = write_json(&mut b, reason, escape_html);
         w.raw_pairs(&b);
         w.raw_pairs(b"}");
-        write_tail(&mut w, &self.common.current(), &["message", "error"]);
+        write_tail(&mut w, common, &["message", "error"]);
         let mut tags = vec!["_jsonparsefailure".to_string()];
-        tags.extend(self.common.tags.iter().cloned());
+        tags.extend(common.tags.iter().cloned());
         if w.value_field("tags", &tags).is_err() {
             // A Vec<String> always serializes.
         }
@@ -134,6 +142,7 @@ impl StdinInput {
         enc: &mut EventEncoder,
         now: SystemTime,
         d: &Decoded,
+        common: &CommonFields,
         escape_html: bool,
     ) -> Bytes {
         let mut extra = BytesMut::new();
@@ -147,7 +156,7 @@ impl StdinInput {
             extra.extend_from_slice(&d.json(v));
         }
         let mut w = enc.begin_with_metadata(d.timestamp.unwrap_or(now), &extra);
-        write_decoded(&mut w, d, &self.common.current(), &|_| false, escape_html);
+        write_decoded(&mut w, d, common, &|_| false, escape_html);
         w.finish()
     }
 
@@ -432,14 +441,25 @@ mod tests {
         top: serde_json::Value,
         own: serde_json::Value,
     ) -> StdinInput {
+        let none = serde_json::json!([]);
+        with_tags_and_processors(agent, (&none, top), (&none, own))
+    }
+
+    /// As [`with_processors`], with `(tags, processors)` at the top level and in the input.
+    fn with_tags_and_processors(
+        agent: &crate::agent::Agent,
+        (top_tags, top): (&serde_json::Value, serde_json::Value),
+        (own_tags, own): (&serde_json::Value, serde_json::Value),
+    ) -> StdinInput {
         use crate::processors::pipeline::{Global, InputChain};
         let meta = EventMeta::default();
-        let config: crate::config::Config =
-            serde_json::from_value(serde_json::json!({"name": "beat-name", "processors": top}))
-                .unwrap();
+        let config: crate::config::Config = serde_json::from_value(
+            serde_json::json!({"name": "beat-name", "tags": top_tags, "processors": top}),
+        )
+        .unwrap();
         let global = Arc::new(Global::new(&config, agent.clone()).unwrap());
         let c: CommonInputConfig = serde_json::from_value(
-            serde_json::json!({"fields": {"env": "prod"}, "processors": own}),
+            serde_json::json!({"fields": {"env": "prod"}, "tags": own_tags, "processors": own}),
         )
         .unwrap();
         let chain = InputChain::new("stdin", &c, "filebeat.inputs.0", global, &meta).unwrap();
@@ -511,7 +531,94 @@ mod tests {
         }
     }
 
-    /// Only unconditional, cached, overwriting `add_host_metadata` is folded.
+    /// Filebeat's default `add_host_metadata` with `when.not.contains.tags: forwarded`
+    /// (and any `when` on keys libbeat adds) is folded too: decided once for the events
+    /// that bring none of the keys it reads, and run on each event that does (its own
+    /// `tags`, `fields`), with the bytes running the processors on every event gives.
+    #[test]
+    fn folded_conditional_add_host_metadata_equals_running_it() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::Agent::load(dir.path(), Some("beat-name")).unwrap();
+        let hm = |when: &serde_json::Value| json!([{"add_host_metadata": {"when": when}}]);
+        // The same decision with a part no fold decides: every event runs the processors.
+        let unfoldable = |when: &serde_json::Value| {
+            hm(&json!({"and": [when, {"not": {"has_fields": ["never.there"]}}]}))
+        };
+        let default = json!({"not": {"contains": {"tags": "forwarded"}}});
+        let on_fields = json!({"equals": {"fields.env": "prod"}});
+        let on_agent = json!({"equals": {"agent.name": "beat-name"}});
+        let none = json!(null);
+        // (top-level tags, input tags, top-level `when`, input's `when`); null: no processor.
+        let configs = [
+            (json!([]), json!([]), &default, &none),
+            (json!(["forwarded"]), json!([]), &default, &none),
+            (json!([]), json!(["x", "forwarded"]), &none, &default),
+            (json!(["a"]), json!([]), &none, &default),
+            (json!(["a"]), json!([]), &on_agent, &on_fields),
+        ];
+        let lines: [&[u8]; 8] = [
+            br#"{"message":"m"}"#,
+            br#"{"message":"m","tags":["forwarded"]}"#,
+            br#"{"message":"m","tags":["other"]}"#,
+            br#"{"tags":"was-forwarded","host":{"name":"mine"}}"#,
+            br#"{"host":{"os":{"name":"own-os"}},"tags":[]}"#,
+            br#"{"fields":{"env":"dev"},"m":1}"#,
+            br#"{"host":{"ip":["192.0.2.1"]},"m":2}"#,
+            b"not json",
+        ];
+        let (mut with_host, mut without) = (0, 0);
+        for (top_tags, own_tags, top, own) in &configs {
+            let chain =
+                |w: &serde_json::Value, f: &dyn Fn(&serde_json::Value) -> serde_json::Value| {
+                    if w.is_null() {
+                        json!([])
+                    } else {
+                        f(w)
+                    }
+                };
+            let fast = with_tags_and_processors(
+                &agent,
+                (top_tags, chain(top, &hm)),
+                (own_tags, chain(own, &hm)),
+            );
+            let reference = with_tags_and_processors(
+                &agent,
+                (top_tags, chain(top, &unfoldable)),
+                (own_tags, chain(own, &unfoldable)),
+            );
+            let what = format!("tags {top_tags}/{own_tags}, when {top}/{own}");
+            assert!(!fast.common.runs_processors(), "{what}: not folded");
+            assert!(reference.common.runs_processors(), "{what}");
+            assert!(!fast
+                .common
+                .current_for(["message", "log", "m"])
+                .runs_processors());
+            for line in lines {
+                let mut enc = EventEncoder::new(&EventMeta::default());
+                let mut got = event(fast.line(&mut enc, line, false));
+                let mut want = event(reference.line(&mut enc, line, false));
+                for v in [&mut got, &mut want] {
+                    v.as_object_mut().unwrap().remove("@timestamp");
+                }
+                assert_eq!(got, want, "{what}: {}", String::from_utf8_lossy(line));
+                if got["host"]["os"]["type"] == "linux" {
+                    with_host += 1;
+                } else {
+                    without += 1;
+                }
+            }
+        }
+        // Both outcomes of the conditions were compared.
+        assert!(with_host > 5 && without > 5, "{with_host} / {without}");
+        // Events bringing a key a condition reads go through the processors.
+        let fast =
+            with_tags_and_processors(&agent, (&json!([]), hm(&default)), (&json!([]), json!([])));
+        assert!(fast.common.current_for(["tags"]).runs_processors());
+    }
+
+    /// Only cached, overwriting `add_host_metadata`, whose `when` (if any) reads only keys
+    /// libbeat adds, is folded.
     #[test]
     fn other_chains_still_run_their_processors() {
         let dir = tempfile::tempdir().unwrap();
@@ -521,9 +628,48 @@ mod tests {
             serde_json::json!([{"add_host_metadata": {"replace_fields": false}}]),
             serde_json::json!([{"add_host_metadata": {}}, {"add_tags": {"tags": ["t"]}}]),
             serde_json::json!([{"add_host_metadata": {"when": {"has_fields": ["x"]}}}]),
+            serde_json::json!([{"add_host_metadata": {"when": {"has_fields": ["host.id"]}}}]),
+            serde_json::json!([{"add_host_metadata": {"when.contains.message": "x"}}]),
         ] {
             let i = with_processors(&agent, top.clone(), serde_json::json!([]));
             assert!(i.common.runs_processors(), "{top}");
+        }
+    }
+
+    /// An event's own value merged with the tail is kept per key and bytes: the same value
+    /// again is the same merge, the same bytes under another key are merged for that key,
+    /// and more distinct values than the cache holds all still merge right.
+    #[test]
+    fn merged_own_values_are_reused_per_key_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::Agent::load(dir.path(), None).unwrap();
+        let i = with_processors(
+            &agent,
+            serde_json::json!([{"add_host_metadata": {"netinfo.enabled": false}}]),
+            serde_json::json!([]),
+        );
+        let c = i.common.current();
+        let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+        let own = br#"{"name":"mine","type":"x"}"#;
+        let first = c.merge_own("host", own, false).unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &c.merge_own("host", own, false).unwrap()
+        ));
+        let host = parse(&first);
+        assert_eq!(
+            (&host["name"], &host["os"]["type"]),
+            (&"mine".into(), &"linux".into())
+        );
+        let input = parse(&c.merge_own("input", own, false).unwrap());
+        assert_eq!(input, serde_json::json!({"name": "mine", "type": "stdin"}));
+        for n in 0..600 {
+            let own = format!(r#"{{"n":{n}}}"#);
+            let host = parse(&c.merge_own("host", own.as_bytes(), false).unwrap());
+            assert_eq!(
+                (&host["n"], &host["os"]["type"]),
+                (&n.into(), &"linux".into())
+            );
         }
     }
 

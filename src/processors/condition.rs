@@ -305,6 +305,34 @@ impl Condition {
         })
     }
 
+    /// The top-level keys of the event whose values the condition reads (`tags` for
+    /// `contains.tags`, `http` for `equals.http.response.status_code`), each once: two
+    /// events that hold the same values under these keys get the same outcome, so a
+    /// condition can be decided once for every event that brings none of them itself.
+    pub fn roots(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        self.visit_fields(&mut |f: &str| {
+            let root = f.split('.').next().unwrap_or(f);
+            if !out.contains(&root) {
+                out.push(root);
+            }
+        });
+        out
+    }
+
+    fn visit_fields<'a>(&'a self, f: &mut dyn FnMut(&'a str)) {
+        match self {
+            Self::Equals(list) => list.iter().for_each(|(k, _)| f(k)),
+            Self::Contains(list) => list.iter().for_each(|(k, _)| f(k)),
+            Self::Regexp(list) => list.iter().for_each(|(k, _)| f(k)),
+            Self::Range(list) => list.iter().for_each(|(k, _)| f(k)),
+            Self::HasFields(list) => list.iter().for_each(|k| f(k)),
+            Self::Network(list) => list.iter().for_each(|(k, _)| f(k)),
+            Self::Or(list) | Self::And(list) => list.iter().for_each(|c| c.visit_fields(f)),
+            Self::Not(c) => c.visit_fields(f),
+        }
+    }
+
     /// Whether `event` satisfies the condition.
     pub fn check(&self, event: &Event) -> bool {
         match self {
@@ -561,5 +589,30 @@ mod tests {
         assert!(err(json!({"range": {"a.between": 1}})).starts_with("when.range.a.between"));
         assert!(err(json!({"or": [{"equals": {"a": [1]}}]})).starts_with("when.or.0.equals.a"));
         assert_eq!(err(json!({})), "when: missing condition");
+    }
+
+    #[test]
+    fn roots_are_the_top_level_keys_read() {
+        let roots = |c: Value| {
+            Condition::build(&c, "when")
+                .unwrap()
+                .roots()
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            roots(json!({"not": {"contains": {"tags": "forwarded"}}})),
+            ["tags"]
+        );
+        assert_eq!(
+            roots(json!({"or": [
+                {"equals": {"http": {"code": 200}}},
+                {"and": [{"range": {"http.bytes.gte": 1}}, {"has_fields": ["@metadata.x", "tags"]}]},
+                {"network": {"src.ip": "private"}},
+                {"regexp": {"tags": "a"}},
+            ]})),
+            ["http", "@metadata", "tags", "src"]
+        );
     }
 }

@@ -13,9 +13,9 @@
 //! a tree: its events stay the bytes the input wrote. With processors, each event is parsed
 //! once into an [`Event`] (`@timestamp`, `@metadata` and the fields, as libbeat keeps them
 //! apart), every processor runs on it, and it is encoded once again. A list of only
-//! unconditional `add_host_metadata` (Filebeat's default chain without its `when`) is the
-//! exception: its data does not depend on the event, so it is folded into the input's
-//! pre-encoded tail ([`pipeline`]).
+//! `add_host_metadata` (Filebeat's default chain, `when.not.contains.tags: forwarded`
+//! included) is the exception: its data does not depend on the event, so it is folded into
+//! the input's pre-encoded tail, and its `when` decided once per input ([`pipeline`]).
 //!
 //! # Errors
 //! A processor that fails does what Beats does with the event (most leave it as it was;
@@ -444,19 +444,30 @@ impl Processors {
         self.steps.is_empty()
     }
 
-    /// The list's processors when every one is an unconditional, foldable
+    /// The list's processors with their conditions when every one is a foldable
     /// `add_host_metadata` (an empty list gives an empty one); `None` otherwise.
-    pub(crate) fn only_host_metadata(&self) -> Option<Vec<&add_host_metadata::AddHostMetadata>> {
+    pub(crate) fn only_host_metadata(
+        &self,
+    ) -> Option<Vec<(&add_host_metadata::AddHostMetadata, Option<&Condition>)>> {
         self.steps
             .iter()
             .map(|s| {
-                s.when
-                    .is_none()
-                    .then(|| s.processor.host_metadata())
-                    .flatten()
+                s.processor
+                    .host_metadata()
                     .filter(|h| h.foldable())
+                    .map(|h| (h, s.when.as_ref()))
             })
             .collect()
+    }
+
+    /// The `add_host_metadata` processors of the list, in order, without allocating (for a
+    /// list [`Self::only_host_metadata`] accepted, every one).
+    pub(crate) fn host_metadata(
+        &self,
+    ) -> impl Iterator<Item = &add_host_metadata::AddHostMetadata> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.processor.host_metadata())
     }
 
     /// Runs every processor whose condition holds, in order; stops at a drop.

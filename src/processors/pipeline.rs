@@ -8,12 +8,19 @@
 //! with the same name (a JSON line's `host`) has that one value merged
 //! ([`InputChain::merge_own`]).
 //!
-//! A chain whose only processors are unconditional `add_host_metadata` (cached, with
-//! `replace_fields`, as in Filebeat's default `filebeat.yml`) does not parse events
-//! either: what they add does not depend on the event, so its data is folded into the tail
-//! in libbeat's order (input's `add_host_metadata` over the fields, built-in fields under,
-//! top-level `add_host_metadata` over). When its cache is re-read the tail changes:
+//! A chain whose only processors are `add_host_metadata` (cached, with `replace_fields`,
+//! as in Filebeat's default `filebeat.yml`) does not parse events either: what they add
+//! does not depend on the event, so its data is folded into the tail in libbeat's order
+//! (input's `add_host_metadata` over the fields, built-in fields under, top-level
+//! `add_host_metadata` over). When its cache is re-read the tail changes:
 //! [`InputChain::host_generation`] tells inputs to encode it again.
+//!
+//! Their `when` may be folded too when it reads only keys libbeat's pipeline adds
+//! ([`STATIC_ROOTS`]: Filebeat's default `when.not.contains.tags: forwarded` reads `tags`).
+//! For an event that brings none of those keys itself, they hold the same values in every
+//! event of the input, so the condition is decided once, when the chain is built. An event
+//! that does bring one (an NDJSON line with its own `tags`; [`InputChain::reads_own`])
+//! is written with the unfolded tail and goes through the processors, as any chain's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +28,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::add_host_metadata::AddHostMetadata;
+use super::condition::Condition;
 use super::{deep_update, put, ConfigError, Event, Failures, Fields, Processors, Verdict};
 use crate::agent::Agent;
 use crate::config::{CommonInputConfig, Config};
@@ -103,6 +112,58 @@ fn as_fields(fields: &std::collections::BTreeMap<String, Value>, under_root: boo
     out
 }
 
+/// The top-level keys a folded `add_host_metadata`'s `when` may read: those libbeat's
+/// pipeline adds itself (`tags`, `input.type`, `fields`, the built-in `agent.*` and
+/// `ecs.version`). Not `host`, which the folded processors write, nor keys only the event
+/// can bring (`message`, `log`), which would differ from event to event.
+pub const STATIC_ROOTS: [&str; 5] = ["tags", "input", "fields", "agent", "ecs"];
+
+/// One folded `add_host_metadata` step.
+type HostStep<'a> = (&'a AddHostMetadata, Option<&'a Condition>);
+
+/// Whether every step can be folded: its `when`, if any, reads only [`STATIC_ROOTS`]
+/// (and `tags` is not also a configured field, whose merge with the tags the encoded event
+/// would not show as libbeat's `AddTags` makes it).
+fn foldable(steps: &[HostStep<'_>], added: &Fields) -> bool {
+    steps.iter().all(|(_, when)| {
+        when.is_none_or(|c| {
+            !added.contains_key("tags") && c.roots().iter().all(|r| STATIC_ROOTS.contains(r))
+        })
+    })
+}
+
+/// Decides each folded step's `when` for an event that brings none of the keys the
+/// conditions read: such an event holds `added` and `tags` when the input's steps run, and
+/// the built-in fields as well when the top-level ones run (libbeat's order).
+fn decide(
+    added: &Fields,
+    builtin: &Fields,
+    tags: &[String],
+    input: &[HostStep<'_>],
+    top: &[HostStep<'_>],
+) -> (Vec<bool>, Vec<bool>) {
+    let mut event = Event {
+        timestamp: Value::Null,
+        meta: Fields::new(),
+        fields: added.clone(),
+    };
+    if !tags.is_empty() {
+        event.fields.insert(
+            "tags".into(),
+            Value::Array(tags.iter().cloned().map(Value::from).collect()),
+        );
+    }
+    let holds = |event: &Event, steps: &[HostStep<'_>]| -> Vec<bool> {
+        steps
+            .iter()
+            .map(|(_, when)| when.is_none_or(|c| c.check(event)))
+            .collect()
+    };
+    let input_on = holds(&event, input);
+    deep_update(&mut event.fields, builtin, false);
+    (input_on, holds(&event, top))
+}
+
 /// One input's pipeline.
 #[derive(Debug)]
 pub struct InputChain {
@@ -122,6 +183,11 @@ pub struct InputChain {
     escape_html: bool,
     /// Every processor is a foldable `add_host_metadata`: folded into the tail, no parse.
     fold_host: bool,
+    /// Of the folded steps (the input's, then the top-level ones), whether each applies to
+    /// an event that brings none of `own_roots` itself.
+    host_on: (Vec<bool>, Vec<bool>),
+    /// The top-level keys the folded steps' conditions read.
+    own_roots: Vec<String>,
 }
 
 impl InputChain {
@@ -143,15 +209,32 @@ impl InputChain {
         deep_update(&mut added, &as_fields(&c.fields, c.fields_under_root), true);
         let builtin = global.agent.builtin_fields();
         let mut tail = added.clone();
+        let mut tags = global.tags.clone();
+        tags.extend(c.tags.iter().cloned());
         let tree = !processors.is_empty() || !global.processors.is_empty();
+        let mut host_on = (Vec::new(), Vec::new());
+        let mut own_roots: Vec<String> = Vec::new();
         let fold_host = tree
-            && processors.only_host_metadata().is_some()
-            && global.processors.only_host_metadata().is_some();
+            && match (
+                processors.only_host_metadata(),
+                global.processors.only_host_metadata(),
+            ) {
+                (Some(input), Some(top)) if foldable(&input, &added) && foldable(&top, &added) => {
+                    host_on = decide(&added, &builtin, &tags, &input, &top);
+                    for (_, when) in input.iter().chain(&top) {
+                        for r in when.map(|c| c.roots()).unwrap_or_default() {
+                            if !own_roots.iter().any(|o| o == r) {
+                                own_roots.push(r.to_string());
+                            }
+                        }
+                    }
+                    true
+                }
+                _ => false,
+            };
         if !tree {
             deep_update(&mut tail, &builtin, false);
         }
-        let mut tags = global.tags.clone();
-        tags.extend(c.tags.iter().cloned());
         let mut base_meta = Fields::new();
         base_meta.insert("beat".into(), Value::from(meta.beat.clone()));
         base_meta.insert("type".into(), Value::from("_doc"));
@@ -166,6 +249,8 @@ impl InputChain {
             base_meta,
             escape_html: meta.escape_html,
             fold_host,
+            host_on,
+            own_roots,
         };
         if fold_host {
             chain.tail = chain.fold(chain.added.clone(), None);
@@ -188,31 +273,47 @@ impl InputChain {
         !self.processors.is_empty() || !self.global.processors.is_empty()
     }
 
-    /// The folded processors: the input's, then the top-level ones.
-    fn host_steps(
-        &self,
-    ) -> (
-        Vec<&super::add_host_metadata::AddHostMetadata>,
-        Vec<&super::add_host_metadata::AddHostMetadata>,
-    ) {
-        (
-            self.processors.only_host_metadata().unwrap_or_default(),
-            self.global
-                .processors
-                .only_host_metadata()
-                .unwrap_or_default(),
-        )
+    /// True when an event that brings its own top-level `key` must go through the
+    /// processors, written with [`Self::unfolded_tail`]: a folded step's `when` reads it, so
+    /// the decision made for the input's events does not hold for this one.
+    pub fn reads_own(&self, key: &str) -> bool {
+        self.own_roots.iter().any(|r| r == key)
+    }
+
+    /// With folded steps whose `when` reads an event's own keys ([`Self::reads_own`]): the
+    /// tail for the events that go through the processors instead (no built-in fields, no
+    /// host data: the processors add them).
+    pub fn unfolded_tail(&self) -> Option<&Fields> {
+        (self.fold_host && !self.own_roots.is_empty()).then_some(&self.added)
+    }
+
+    /// The folded processors of the input's list (`top` false) or the top-level one that
+    /// apply to an event bringing none of the keys their conditions read. Called per
+    /// event: allocates nothing.
+    fn host_steps(&self, top: bool) -> impl Iterator<Item = &AddHostMetadata> {
+        let (list, on) = if top {
+            (&self.global.processors, &self.host_on.1)
+        } else {
+            (&self.processors, &self.host_on.0)
+        };
+        list.host_metadata()
+            .zip(on)
+            .filter_map(|(h, on)| on.then_some(h))
     }
 
     /// With folded `add_host_metadata`: the generation of its data (re-read first when
     /// its cache expired); a tail encoded at another generation is stale. `None` when the
-    /// tail never changes.
+    /// tail never changes (nothing folded, or no folded step applies).
     pub fn host_generation(&self) -> Option<u64> {
         if !self.fold_host {
             return None;
         }
-        let (input, top) = self.host_steps();
-        Some(input.iter().chain(&top).map(|h| h.generation()).sum())
+        let mut steps = self
+            .host_steps(false)
+            .chain(self.host_steps(true))
+            .peekable();
+        steps.peek()?;
+        Some(steps.map(|h| h.generation()).sum())
     }
 
     /// The tail now (see [`Self::tail`]) and the [`Self::host_generation`] it was built at.
@@ -229,7 +330,6 @@ impl InputChain {
     /// ones overwrite, as [`Self::process`] would run them.
     /// With `only`, just that top-level key is merged (an event's own value of it).
     fn fold(&self, mut m: Fields, only: Option<&str>) -> Fields {
-        let (input, top) = self.host_steps();
         let merge = |m: &mut Fields, from: &Fields, overwrite: bool| match only {
             None => deep_update(m, from, overwrite),
             Some(key) => {
@@ -240,11 +340,11 @@ impl InputChain {
                 }
             }
         };
-        for h in input {
+        for h in self.host_steps(false) {
             merge(&mut m, &h.current().1, true);
         }
         merge(&mut m, &self.builtin, false);
-        for h in top {
+        for h in self.host_steps(true) {
             merge(&mut m, &h.current().1, true);
         }
         m
@@ -252,7 +352,9 @@ impl InputChain {
 
     /// The value of an event's own top-level `key` once the tail is merged into it:
     /// `added` overwrites it (objects merge key by key), `builtin` fills in what it lacks.
-    pub fn merge_own(&self, key: &str, own: Value) -> Value {
+    /// `folded` tells which tail the event carries: the folded one, or
+    /// [`Self::unfolded_tail`] (whose processors add the rest later).
+    pub fn merge_own(&self, key: &str, own: Value, folded: bool) -> Value {
         let mut m = Fields::new();
         m.insert(key.to_string(), own);
         let one = |from: &Fields| -> Option<Fields> {
@@ -266,8 +368,10 @@ impl InputChain {
             deep_update(&mut m, &a, true);
         }
         if self.fold_host {
-            m = self.fold(m, Some(key));
-        } else if !self.runs_processors() {
+            if folded {
+                m = self.fold(m, Some(key));
+            }
+        } else if !self.has_processors() {
             if let Some(b) = one(&self.builtin) {
                 deep_update(&mut m, &b, false);
             }
@@ -278,10 +382,11 @@ impl InputChain {
     /// Runs the processors on an encoded event (which has the tail without the built-in
     /// fields): the input's, then the built-in fields, then the top-level ones. `None`
     /// when a processor dropped it. Events of an input without processors come back as
-    /// they were, unparsed, and so do those of a folded chain that have its tail (an event
-    /// that arrives whole, `builtin` false, still goes through the processors).
-    pub fn process(&self, bytes: Bytes, builtin: bool) -> Option<Bytes> {
-        if !self.has_processors() || (self.fold_host && builtin) {
+    /// they were, unparsed, and so do those of a folded chain that carry its folded tail
+    /// (`folded`; an event that arrives whole, `builtin` false, or that carries
+    /// [`Self::unfolded_tail`] still goes through the processors).
+    pub fn process(&self, bytes: Bytes, builtin: bool, folded: bool) -> Option<Bytes> {
+        if !self.has_processors() || (self.fold_host && folded && builtin) {
             return Some(bytes);
         }
         let mut event = match Event::parse(&bytes) {
@@ -352,16 +457,16 @@ mod tests {
         assert_eq!(c.tags, ["global", "mine"]);
         // An event's own host keeps its name; the built-in fills in nothing it has.
         assert_eq!(
-            c.merge_own("host", json!({"name": "from-line", "ip": "1.2.3.4"})),
+            c.merge_own("host", json!({"name": "from-line", "ip": "1.2.3.4"}), true),
             json!({"name": "from-line", "ip": "1.2.3.4"})
         );
         assert_eq!(
-            c.merge_own("host", json!({"ip": "1"})),
+            c.merge_own("host", json!({"ip": "1"}), true),
             json!({"ip": "1", "name": "edge-7"})
         );
         // input.type overwrites (libbeat adds it with the fields).
         assert_eq!(
-            c.merge_own("input", json!({"type": "x", "id": 1})),
+            c.merge_own("input", json!({"type": "x", "id": 1}), true),
             json!({"type": "stdin", "id": 1})
         );
     }
@@ -399,6 +504,7 @@ mod tests {
             .process(
                 Bytes::from_static(br#"{"@timestamp":"2024-01-02T03:04:05.678Z","@metadata":{"beat":"skidder","type":"_doc","version":"0.1.0"},"message":"m"}"#),
                 true,
+                false,
             )
             .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
@@ -415,7 +521,7 @@ mod tests {
         let g = global(json!({}));
         let c = chain(&g, json!({}));
         let b = Bytes::from_static(br#"{"n":1e3}"#);
-        let out = c.process(b.clone(), true).unwrap();
+        let out = c.process(b.clone(), true, false).unwrap();
         assert_eq!(out.as_ptr(), b.as_ptr(), "not re-encoded");
     }
 
@@ -429,9 +535,9 @@ mod tests {
             json!({"processors": [{"drop_event": {"when": {"has_fields": ["secret"]}}}]}),
         );
         let ev = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert!(c.process(ev(r#"{"level":"debug"}"#), true).is_none());
-        assert!(c.process(ev(r#"{"secret":1}"#), true).is_none());
-        assert!(c.process(ev(r#"{"level":"info"}"#), true).is_some());
+        assert!(c.process(ev(r#"{"level":"debug"}"#), true, false).is_none());
+        assert!(c.process(ev(r#"{"secret":1}"#), true, false).is_none());
+        assert!(c.process(ev(r#"{"level":"info"}"#), true, false).is_some());
         assert_eq!(g.filtered(), 2);
     }
 }

@@ -1056,9 +1056,14 @@ impl Reader {
             rules.apply(&mut m);
         }
         let overwrite = self.open[i].chain.overwrite_keys();
+        let own = m
+            .decoded
+            .iter()
+            .flat_map(|d| d.pairs.iter().map(|(k, _)| k.as_str()));
+        let common = self.input.common.current_for(own);
         let bytes = encode(
             &mut self.enc,
-            &self.input.common.current(),
+            &common,
             &self.open[i].path_json,
             &m,
             overwrite,
@@ -1066,7 +1071,7 @@ impl Reader {
         );
         // A processor's drop_event: filtered, not lost; its bytes are covered by the next
         // shipped line's mark, as an excluded line's are.
-        let Some(bytes) = self.input.common.finish(bytes, true) else {
+        let Some(bytes) = common.finish(bytes, true) else {
             return;
         };
         if self.publisher.publish(bytes).is_err() {

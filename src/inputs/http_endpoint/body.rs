@@ -231,10 +231,13 @@ pub fn events(
                 if let Some(h) = headers_json {
                     w.raw_field("headers", h);
                 }
-                let common = shape.common.current();
+                let own = std::iter::once(prefix.as_str());
+                let common = shape
+                    .common
+                    .current_for(own.chain(headers_json.map(|_| "headers")));
                 w.raw_pairs(&common.fields_json);
                 w.raw_pairs(&common.tags_json);
-                w.finish()
+                common.finish(one_line(w.finish()), true)
             }
             None => {
                 let at = raw.as_ptr() as usize - base;
@@ -251,18 +254,16 @@ pub fn events(
                         format!("key {k:?} is reserved for skidder; use prefix: json"),
                     ));
                 }
-                json_object_event(
-                    enc,
-                    now,
-                    &pairs,
-                    &shape.common.current(),
-                    headers_json,
-                    shape.escape_html,
-                )
+                let own = pairs.0.iter().map(|(k, _)| k.as_str());
+                let own = own.chain(headers_json.map(|_| "headers"));
+                let common = shape.common.current_for(own);
+                let ev =
+                    json_object_event(enc, now, &pairs, &common, headers_json, shape.escape_html);
+                common.finish(one_line(ev), true)
             }
         };
-        // The processors run here, on the request's task; a drop_event is filtered, not lost.
-        if let Some(ev) = shape.common.finish(one_line(ev), true) {
+        // The processors ran above, on the request's task; a drop_event is filtered, not lost.
+        if let Some(ev) = ev {
             out.push(ev);
         }
     }
