@@ -5,10 +5,10 @@
 //! capacity is shared by the batches in flight at the outputs and the events waiting for them.
 //! Beats' default of 3200 is two batches of 1600: one connection with `pipelining: 2`. With
 //! two connections (`worker: 2`, or two `loadbalance` hosts) it holds one batch per connection,
-//! and each connection idles from its ACK until the inputs have refilled a batch (measured:
-//! two connections reached 1.28× one connection's events/s with 3200, 1.51–1.62× with 6400;
-//! BENCHMARKS.md, "Worker scaling"). So when the user did not set `queue.mem.events` (nor a
-//! preset), the capacity is
+//! and each connection idles from its ACK until the inputs have refilled a batch (measured
+//! into the harness's null sink on a quiet 2-core machine: two connections reached 1.42× one
+//! connection's events/s with 3200, 1.77× with this rule; BENCHMARKS.md, "Worker scaling").
+//! So when the user did not set `queue.mem.events` (nor a preset), the capacity is
 //!
 //! ```text
 //! max(3200, connections × max(pipelining, 2) × batch)
