@@ -302,3 +302,61 @@ fn beats_level_names_and_single_values_for_lists_load_as_written() {
     .expect_err("not a level");
     assert!(err.to_string().contains("warning"), "{err}");
 }
+
+/// With several output connections and no `queue.mem.events` written, the memory queue holds
+/// `max(pipelining, 2)` batches per connection (config::queue_size), and `export config`
+/// prints that value; a value written anywhere (file, `-E`, a preset) is kept as written.
+#[test]
+fn queue_mem_events_is_sized_for_the_connections_unless_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let load = |name: &str, text: &str, overrides: &[&str]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        load_with(&LoadOptions {
+            path,
+            env: EnvSource::Disabled,
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..LoadOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("{name} does not load:\n{e}"))
+    };
+    let exported = |cfg: &skidder::config::Config| {
+        let v: serde_json::Value = serde_yaml::from_str(&export_yaml(cfg)).expect("export is YAML");
+        v.pointer("/queue/mem/events").and_then(|n| n.as_u64())
+    };
+    let ls = "output.logstash:\n  hosts: [a:5044, b:5044]\n";
+    let cases: [(&str, String, &[&str], u64); 6] = [
+        ("one.yml", ls.to_string(), &[], 3200),
+        ("workers.yml", format!("{ls}  worker: 2\n"), &[], 6400),
+        (
+            "lb.yml",
+            format!("{ls}  worker: 2\n  loadbalance: true\n"),
+            &[],
+            12800,
+        ),
+        (
+            "written.yml",
+            format!("{ls}  worker: 2\nqueue.mem.events: 3200\n"),
+            &[],
+            3200,
+        ),
+        (
+            "flag.yml",
+            format!("{ls}  worker: 2\n"),
+            &["queue.mem.events=4000"],
+            4000,
+        ),
+        (
+            "preset.yml",
+            // `latency` writes 4100 (one connection alone would get 3200).
+            "output.elasticsearch:\n  hosts: [es:9200]\n  preset: latency\n".into(),
+            &[],
+            4100,
+        ),
+    ];
+    for (name, text, overrides, want) in cases {
+        let cfg = load(name, &text, overrides);
+        assert_eq!(cfg.queue.mem.events as u64, want, "{name}:\n{text}");
+        assert_eq!(exported(&cfg), Some(want), "{name}: export config");
+    }
+}

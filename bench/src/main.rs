@@ -465,10 +465,10 @@ fn main() -> anyhow::Result<()> {
             scale(2, 1),
             scale(1, 2),
             scale(2, 2),
-            // Two batches of 1600 per worker: the default queue (3200, counted until ACKed)
-            // holds one batch per worker, so a worker idles from its ACK until the refill.
+            // Beats' fixed 3200 (counted until ACKed): one batch per worker, so a worker
+            // idles from its ACK until the refill; unset, skidder sizes it to 6400 here.
             scenarios::Scale {
-                queue_events: Some(6400),
+                queue_events: Some(3200),
                 ..scale(2, 1)
             },
         ];
@@ -536,12 +536,14 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let old = std::fs::read_to_string(&out).unwrap_or_default();
-    // A run of scenarios that each own a marked section (filestream, disk) rewrites those
+    // A run of scenarios that each own a marked section (filestream, disk, fleet, scaling) rewrites those
     // sections and nothing else; a wider run keeps the marked sections it did not redo.
-    let sections_only = args
-        .scenario
-        .iter()
-        .all(|s| matches!(s, Scenario::Filestream | Scenario::Disk | Scenario::Fleet));
+    let sections_only = args.scenario.iter().all(|s| {
+        matches!(
+            s,
+            Scenario::Filestream | Scenario::Disk | Scenario::Fleet | Scenario::Scaling
+        )
+    });
     let mut text = if sections_only {
         old
     } else {
@@ -549,6 +551,9 @@ fn main() -> anyhow::Result<()> {
     };
     if sections_only && args.scenario.contains(&Scenario::Disk) {
         text = sections::splice(&text, report::DISK_SECTION, &report.disk_only());
+    }
+    if sections_only && args.scenario.contains(&Scenario::Scaling) {
+        text = sections::splice(&text, report::SCALING_SECTION, &report.scaling_only());
     }
     let text = filestream_sections
         .iter()

@@ -122,6 +122,10 @@ pub struct Report {
 pub const DISK_SECTION: &str = "disk_queue";
 const DISK_BEGIN: &str = "<!-- disk_queue:begin -->";
 const DISK_END: &str = "<!-- disk_queue:end -->";
+/// The name of the worker-scaling section, so `--scenario scaling` can replace it alone.
+pub const SCALING_SECTION: &str = "scaling";
+const SCALING_BEGIN: &str = "<!-- scaling:begin -->";
+const SCALING_END: &str = "<!-- scaling:end -->";
 
 fn mib(kib: f64) -> f64 {
     kib / 1024.0
@@ -665,7 +669,7 @@ impl Report {
             );
             if let (Some(e), Some(c)) = (eps, cpu) {
                 out.push(format!(
-                    "for comparison, {} vs worker: 1 (default queue): events/s {e:.2}×, CPU per event {c:.2}×",
+                    "for comparison, {} vs worker: 1: events/s {e:.2}×, CPU per event {c:.2}×",
                     p.name()
                 ));
             }
@@ -689,19 +693,59 @@ impl Report {
         out
     }
 
+    /// The worker-scaling section alone, between its markers, with the run's provenance,
+    /// the machine and the compressor ceiling measured in the same run: what
+    /// `--scenario scaling` splices into an existing report.
+    pub fn scaling_only(&self) -> String {
+        let root = self.root.display().to_string();
+        let commit = command_line("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"])
+            .unwrap_or_else(|| "unknown".into());
+        let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+        let machine = skidder_bench::machine::detect();
+        let ceiling = self.limit(3).map_or_else(String::new, |l| {
+            format!(
+                " The compressor's single-core ceiling measured in this run (`compression_level: 3`): {} events/s ({}).",
+                thousands(Some(l.events_per_s)),
+                l.backend
+            )
+        });
+        let mut m = String::new();
+        self.scaling_section_with(
+            &mut m,
+            &format!(
+                "From `skidder-bench --scenario scaling --runs {}` ({} events per run; commit `{commit}`; {date}; the whole run took {:.0} s; {}, {} cores, SIMD: {}): only this section was regenerated, the rest of the report is from its own run.{ceiling}\n",
+                self.runs,
+                thousands(Some(self.count as f64)),
+                self.elapsed.as_secs_f64(),
+                machine.cpu,
+                machine.cores,
+                machine.features_text(),
+            ),
+        );
+        m
+    }
+
     /// The worker-scaling section: skidder alone into the null sink.
     fn scaling_section(&self, m: &mut String) {
+        self.scaling_section_with(m, "");
+    }
+
+    fn scaling_section_with(&self, m: &mut String, provenance: &str) {
         if self.scaling.is_empty() {
             return;
         }
+        let _ = writeln!(m, "{SCALING_BEGIN}");
         let _ = writeln!(
             m,
             "## Worker scaling: skidder alone into the null sink
 "
         );
+        if !provenance.is_empty() {
+            let _ = writeln!(m, "{provenance}");
+        }
         let _ = writeln!(
             m,
-            "skidder (generator replay → default queue → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, 2 workers with a queue of two batches per worker, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes. \"sender cores busy\" is events/s × CPU per event (skidder's CPU is over its whole life, so this slightly overstates the send phase).\n"
+            "skidder (generator replay → memory queue, `queue.mem.events` not set, so sized for the connections: 3200 for one, 6400 for two, 12800 for four → output.logstash, compression_level 3, pipelining 2, bulk_max_size 2048, mutual TLS) → the harness's null sink (`null-sink`: reads each frame header, skips the `C` payload by its length without inflating, ACKs each window with its event count), one listener per host. Every real receiver needs CPU comparable to the sender's and shares the cores with it; the null sink does not, so this measures the sender alone. The points alternate in one loop (1 worker, 2 workers, 2 hosts × 1, 2 hosts × 2, 2 workers with `queue.mem.events: 3200` written, Beats' fixed default and skidder's before it sized the queue, then again), medians; the machine is the one named at the top and may be shared with other work, so read the ratios. Sender CPU and peak RSS: skidder's whole process from `wait4`; sink CPU likewise for the null-sink process; events/s between the sink's first read and its last ACK. \"other processes\" is the machine's busy CPU (`/proc/stat`) while skidder ran, minus skidder's and the sink's, in cores: a second worker can only use a core nothing else takes. \"sender cores busy\" is events/s × CPU per event (skidder's CPU is over its whole life, so this slightly overstates the send phase).\n"
         );
         let _ = writeln!(
             m,
@@ -750,7 +794,15 @@ impl Report {
         for line in self.scaling_targets() {
             let _ = writeln!(m, "- {line}");
         }
-        let _ = writeln!(m);
+        // Alone (`--scenario scaling`) there is no "Sweeps" section to carry the plot.
+        if !provenance.is_empty() {
+            for (title, p) in self.plots.iter().filter(|(t, _)| t.starts_with("Worker")) {
+                if let Ok(path) = p {
+                    let _ = writeln!(m, "\n![{title}]({})", path.display());
+                }
+            }
+        }
+        let _ = writeln!(m, "{SCALING_END}");
     }
 
     /// The disk queue section: queue comparison and backlog memory.

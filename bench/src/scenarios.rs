@@ -658,7 +658,7 @@ pub struct Scale {
     pub workers: usize,
     /// Hosts in `output.logstash.hosts`, each a listener of the one null-sink process.
     pub hosts: usize,
-    /// `queue.mem.events`, when not the default (3200).
+    /// `queue.mem.events`, when written (unset, skidder sizes it for the connections).
     pub queue_events: Option<usize>,
 }
 

@@ -15,7 +15,8 @@
 //!    `-E key=value` flags. As in Beats, `-E` wins over everything;
 //! 5. check keys and types against the schema ([`keys`], [`check`]), then deserialize and
 //!    apply range and cross-field rules ([`Config::validate`]);
-//! 6. resolve relative file paths against `path.config` ([`paths::resolve_files`]).
+//! 6. resolve relative file paths against `path.config` ([`paths::resolve_files`]), and size
+//!    `queue.mem.events` for the outputs' connections when nothing set it ([`queue_size`]).
 //!
 //! Every problem of steps 3 to 5 is collected into one [`ConfigError::Invalid`], each line
 //! naming the file (with line and column when known), or the environment variable or `-E`
@@ -27,6 +28,7 @@ pub mod filestream;
 pub mod keys;
 pub mod log_input;
 pub mod paths;
+pub mod queue_size;
 pub mod schema;
 pub mod tree;
 pub mod units;
@@ -284,12 +286,17 @@ pub fn load_with(opts: &LoadOptions<'_>) -> Result<Config, ConfigError> {
         }
         return Err(locator.error(problems, &secrets));
     }
+    // Written in a file, the environment, `-E` or by a preset: the user's value stands.
+    let queue_events_written = merged.pointer("/queue/mem/events").is_some();
     let mut config: Config = match serde_json::from_value(merged) {
         Ok(c) => c,
         Err(e) => return Err(locator.error(vec![Problem::new("", e.to_string())], &secrets)),
     };
     if let Err(problems) = config.validate() {
         return Err(locator.error(problems, &secrets));
+    }
+    if !queue_events_written && config.queue.disk.is_none() {
+        config.queue.mem.events = config.sized_queue_events();
     }
     if let Some(p) = &opts.path_data {
         config.path.data = p.clone();
