@@ -38,7 +38,7 @@ pub enum Shipper {
 }
 
 /// What is read and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Case {
     /// NDJSON lines, parser `ndjson` with `overwrite_keys: true`.
     Ndjson,

@@ -75,6 +75,9 @@ struct Args {
     /// Use the existing release binaries and peers instead of building them.
     #[arg(long)]
     no_build: bool,
+    /// `--scenario filestream`: the cases to run, comma-separated (default: all of them).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    filestream_cases: Vec<filestream::Case>,
     /// OpenSearch base URL (default: the running .ci/peers/opensearch.sh peer, if any).
     #[arg(long, env = "SKIDDER_BENCH_ES_URL")]
     opensearch_url: Option<String>,
@@ -441,6 +444,7 @@ fn main() -> anyhow::Result<()> {
             runs,
             args.no_build,
             args.short,
+            &args.filestream_cases,
         )?)
     } else {
         None
@@ -690,6 +694,7 @@ fn run_filestream(
     runs: usize,
     no_build: bool,
     short: bool,
+    only: &[filestream::Case],
 ) -> anyhow::Result<String> {
     use filestream::{Case, CaseResult, Shipper};
     if !no_build {
@@ -714,6 +719,9 @@ fn run_filestream(
     let files = filestream::write_files(&dir, env.count)?;
     let mut results = Vec::new();
     for case in [Case::Ndjson, Case::Plain, Case::NdjsonHostMetadata] {
+        if !only.is_empty() && !only.contains(&case) {
+            continue;
+        }
         let mut r = CaseResult::default();
         for i in 0..runs {
             step(&format!(
@@ -749,8 +757,18 @@ fn run_filestream(
     }
     // The files are ~0.4 GB at a million lines: not left on the shared disk.
     let _ = std::fs::remove_dir_all(&dir);
+    let cases = if only.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = only
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_string())
+            .collect();
+        format!(" --filestream-cases {}", names.join(","))
+    };
     let cmd = format!(
-        "skidder-bench --scenario filestream{} --count {} --runs {runs}",
+        "skidder-bench --scenario filestream{} --count {} --runs {runs}{cases}",
         if short { " --short" } else { "" },
         env.count
     );
