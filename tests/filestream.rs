@@ -893,6 +893,93 @@ fn ignore_inactive_since_last_start_skips_files_untouched_since_the_start() {
     drop(child);
 }
 
+/// The messages of every event received so far, sorted.
+fn received_messages(rig: &Rig) -> Vec<String> {
+    let mut m: Vec<String> = rig
+        .received()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    m.sort();
+    m
+}
+
+#[test]
+fn ignore_inactive_since_first_start_reads_files_changed_since_the_first_run_only() {
+    // The first run writes meta.json's first_start; a file changed after it but before the
+    // second run is read by since_first_start, and skipped by since_last_start (the
+    // contrast below, with the same first_start), while one untouched since before the
+    // first run is skipped by both.
+    let rig = Rig::new();
+    let cfg = rig.config("*.log", "    ignore_inactive: since_first_start\n");
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let old = rig.logs().join("old.log");
+    append(&old, &lines("o", 0..10));
+    set_mtime(&old, hour_ago);
+    let first = common::wait_output(rig.spawn(&cfg, true), LIMIT);
+    assert_eq!(first.code(), Some(0), "{}", first.stderr);
+    assert_eq!(first.totals()["acked"], "0", "{}", first.stderr);
+    let meta = rig.dir.path().join("data/meta.json");
+    assert!(meta.exists(), "the first run wrote no meta.json");
+    // Written after the first start, before the second one.
+    let since = rig.logs().join("since.log");
+    append(&since, &lines("s", 0..5));
+    let second = common::wait_output(rig.spawn(&cfg, true), LIMIT);
+    assert_eq!(second.code(), Some(0), "{}", second.stderr);
+    assert_eq!(second.totals()["acked"], "5", "{}", second.stderr);
+    assert_eq!(received_messages(&rig), lines("s", 0..5));
+    let e = rig.received()[0].clone();
+    assert_eq!(e["log"]["offset"], 0, "{e}");
+    assert_eq!(e["log"]["file"]["path"], since.display().to_string(), "{e}");
+
+    // Contrast: the same files and first_start, since_last_start: both files predate this
+    // start, so nothing is read.
+    let last = Rig::new();
+    std::fs::create_dir_all(last.dir.path().join("data")).unwrap();
+    std::fs::copy(&meta, last.dir.path().join("data/meta.json")).unwrap();
+    for (path, text) in [(&old, "o"), (&since, "s")] {
+        let copy = last.logs().join(path.file_name().unwrap());
+        append(&copy, &lines(text, 0..if text == "o" { 10 } else { 5 }));
+        set_mtime(&copy, std::fs::metadata(path).unwrap().modified().unwrap());
+    }
+    let cfg = last.config("*.log", "    ignore_inactive: since_last_start\n");
+    let run = common::wait_output(last.spawn(&cfg, true), LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    assert_eq!(run.totals()["acked"], "0", "{}", run.stderr);
+    assert!(last.received().is_empty(), "{:?}", received_messages(&last));
+}
+
+#[test]
+fn recursive_glob_false_matches_double_star_as_one_level_like_filebeat() {
+    // Filebeat 7.17.29 (filestream/fswatch.go): without recursive_glob the pattern goes to
+    // Go's filepath.Glob as written, where `**` is two `*`: one path element. With it,
+    // `**` expands to zero to eight levels.
+    let rig = Rig::new();
+    let top = rig.logs().join("top.log");
+    let one = rig.logs().join("x/one.log");
+    let two = rig.logs().join("x/y/two.log");
+    std::fs::create_dir_all(rig.logs().join("x/y")).unwrap();
+    append(&top, &lines("t", 0..3));
+    append(&one, &lines("o", 0..3));
+    append(&two, &lines("w", 0..3));
+    let cfg = rig.config("**/*.log", "    prospector.scanner.recursive_glob: false\n");
+    let run = common::wait_output(rig.spawn(&cfg, true), LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    assert_eq!(received_messages(&rig), lines("o", 0..3));
+    let e = rig.received()[0].clone();
+    assert_eq!(e["log"]["file"]["path"], one.display().to_string(), "{e}");
+    // The default (true), same registry: the other two levels are read, one.log not again.
+    let cfg = rig.config("**/*.log", "");
+    let run = common::wait_output(rig.spawn(&cfg, true), LIMIT);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    assert_eq!(run.totals()["acked"], "6", "{}", run.stderr);
+    let mut want = lines("o", 0..3);
+    want.extend(lines("t", 0..3));
+    want.extend(lines("w", 0..3));
+    want.sort();
+    assert_eq!(received_messages(&rig), want);
+}
+
 #[test]
 fn resend_on_touch_reads_a_touched_file_again_from_its_start() {
     let rig = Rig::new();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use regex::Regex;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -66,9 +66,12 @@ impl Decoded {
         }
     }
 
-    fn take(&mut self, key: &str) -> Option<Val> {
+    /// Removes `key`; its string goes back to `pool`.
+    fn take(&mut self, key: &str, pool: &mut Vec<String>) -> Option<Val> {
         let i = self.pairs.iter().position(|(k, _)| k == key)?;
-        Some(self.pairs.remove(i).1)
+        let (k, v) = self.pairs.remove(i);
+        pool.push(k);
+        Some(v)
     }
 }
 
@@ -102,6 +105,98 @@ pub struct Ndjson {
     cfg: NdjsonConfig,
 }
 
+/// Finds `null` in a value (built once: a searcher per value cost more than the search).
+static NULL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"null"));
+
+/// Collects a JSON object's pairs into `out`, each value a span of the line's text at
+/// `base`, the keys written into strings taken from `pool` (a line of the same shape as the
+/// last one allocates nothing). libbeat's null rule and Go's last-duplicate-wins apply.
+struct PairsInto<'p> {
+    out: &'p mut Vec<(String, Val)>,
+    pool: &'p mut Vec<String>,
+    base: usize,
+    null: &'p memchr::memmem::Finder<'static>,
+}
+
+impl<'de> DeserializeSeed<'de> for PairsInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PairsInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        loop {
+            let mut k = self.pool.pop().unwrap_or_default();
+            k.clear();
+            if map.next_key_seed(KeyInto(&mut k))?.is_none() {
+                self.pool.push(k);
+                return Ok(());
+            }
+            let v: &'de RawValue = map.next_value()?;
+            let raw = v.get();
+            // libbeat drops null values from decoded objects (its MapStr normalisation):
+            // `null` keys disappear, nested ones too. Only values that may hold one are
+            // rebuilt; the rest stay the line's own bytes.
+            if raw == "null" {
+                if let Some(i) = self.out.iter().position(|(ok, _)| *ok == k) {
+                    let (old, _) = self.out.remove(i);
+                    self.pool.push(old);
+                }
+                self.pool.push(k);
+                continue;
+            }
+            let rebuilt = (raw.len() > 4 && self.null.find(raw.as_bytes()).is_some())
+                .then(|| serde_json::from_str::<Value>(raw).unwrap_or(Value::Null))
+                .filter(has_null_member);
+            let span = match rebuilt {
+                Some(mut value) => {
+                    drop_nulls(&mut value);
+                    Val::Owned(value)
+                }
+                None => {
+                    let start = raw.as_ptr() as usize - self.base;
+                    Val::Span(start, start + raw.len())
+                }
+            };
+            match self.out.iter_mut().find(|(ok, _)| *ok == k) {
+                Some(slot) => {
+                    slot.1 = span;
+                    self.pool.push(k);
+                }
+                None => self.out.push((k, span)),
+            }
+        }
+    }
+}
+
+/// Writes a decoded object key into a reused string.
+struct KeyInto<'k>(&'k mut String);
+
+impl<'de> DeserializeSeed<'de> for KeyInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
+    }
+}
+
 /// Parses an RFC 3339 `@timestamp` (also Go's `2006-01-02T15:04:05.000Z0700`, which Beats
 /// accepts).
 pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
@@ -128,53 +223,40 @@ impl Ndjson {
 
     /// Decodes one line.
     pub fn decode(&self, line: &str) -> Decoded {
-        let mut d = Decoded {
-            text: line.to_string(),
-            ..Decoded::default()
-        };
+        let mut d = Decoded::default();
+        self.decode_into(&mut d, line, &mut Vec::new());
+        d
+    }
+
+    /// Decodes one line into `d`, reusing its buffers (whatever it held is replaced); the
+    /// strings of its old keys go to `pool`, and new keys are written into strings from it.
+    pub fn decode_into(&self, d: &mut Decoded, line: &str, pool: &mut Vec<String>) {
+        pool.extend(d.pairs.drain(..).map(|(k, _)| k));
+        d.text.clear();
+        d.text.push_str(line);
+        d.timestamp = None;
+        d.metadata.clear();
+        d.id = None;
+        d.message = None;
+        d.error = None;
+        d.ok = false;
         let base = d.text.as_ptr() as usize;
-        let parsed = serde_json::from_str::<Pairs<'_>>(&d.text).map(|p| {
-            let mut out: Vec<(String, Val)> = Vec::with_capacity(p.0.len());
-            for (k, v) in p.0 {
-                let raw = v.get();
-                // libbeat drops null values from decoded objects (its MapStr normalisation):
-                // `null` keys disappear, nested ones too. Only values that may hold one are
-                // rebuilt; the rest stay the line's own bytes.
-                if raw == "null" {
-                    out.retain(|(ok, _)| *ok != k);
-                    continue;
-                }
-                let rebuilt = (raw.len() > 4
-                    && memchr::memmem::find(raw.as_bytes(), b"null").is_some())
-                .then(|| serde_json::from_str::<Value>(raw).unwrap_or(Value::Null))
-                .filter(has_null_member);
-                let span = match rebuilt {
-                    Some(mut value) => {
-                        drop_nulls(&mut value);
-                        Val::Owned(value)
-                    }
-                    None => {
-                        let start = raw.as_ptr() as usize - base;
-                        Val::Span(start, start + raw.len())
-                    }
-                };
-                match out.iter_mut().find(|(ok, _)| *ok == k) {
-                    Some(slot) => slot.1 = span,
-                    None => out.push((k, span)),
-                }
-            }
-            out
-        });
-        let pairs = match parsed {
-            Ok(p) => p,
-            Err(e) => {
-                d.message = Some(d.text.clone());
-                self.error(&mut d, format!("Error decoding JSON: {e}"));
-                return d;
-            }
-        };
+        let mut de = serde_json::Deserializer::from_str(&d.text);
+        let parsed = PairsInto {
+            out: &mut d.pairs,
+            pool,
+            base,
+            null: &NULL,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+        if let Err(e) = parsed {
+            pool.extend(d.pairs.drain(..).map(|(k, _)| k));
+            d.message = Some(d.text.clone());
+            self.error(d, format!("Error decoding JSON: {e}"));
+            return;
+        }
         d.ok = true;
-        d.pairs = pairs;
         if self.cfg.expand_keys {
             let mut root = Map::new();
             let mut conflict = None;
@@ -185,13 +267,13 @@ impl Ndjson {
                 }
             }
             match conflict {
-                Some(e) => self.error(&mut d, e),
+                Some(e) => self.error(d, e),
                 None => d.pairs = root.into_iter().map(|(k, v)| (k, Val::Owned(v))).collect(),
             }
         }
         if !self.cfg.document_id.is_empty() {
             let key = self.cfg.document_id.clone();
-            if let Some(v) = self.take_string(&mut d, &key) {
+            if let Some(v) = self.take_string(d, &key) {
                 d.id = Some(v);
             }
         }
@@ -204,8 +286,8 @@ impl Ndjson {
                 .map(|(_, v)| d.value(v))
             {
                 Some(Value::String(s)) => d.message = Some(s),
-                Some(_) => self.error(&mut d, format!("Value of key '{key}' is not a string")),
-                None => self.error(&mut d, format!("Key '{key}' not found")),
+                Some(_) => self.error(d, format!("Value of key '{key}' is not a string")),
+                None => self.error(d, format!("Key '{key}' not found")),
             }
         }
         if !self.cfg.target.is_empty() {
@@ -214,35 +296,36 @@ impl Ndjson {
                 obj.insert(k, d.value(&v));
             }
             d.pairs = vec![(self.cfg.target.clone(), Val::Owned(Value::Object(obj)))];
-            return d;
+            return;
         }
         if !self.cfg.overwrite_keys {
-            d.take("@timestamp");
-            d.take("@metadata");
-            return d;
+            d.take("@timestamp", pool);
+            d.take("@metadata", pool);
+            return;
         }
-        if let Some(v) = d.take("@timestamp") {
-            match d.value(&v) {
-                Value::String(s) => match parse_timestamp(&s) {
-                    Some(t) => d.timestamp = Some(t),
-                    None => self.error(
-                        &mut d,
-                        format!("@timestamp not overwritten (parse error on {s})"),
-                    ),
-                },
-                other => self.error(
-                    &mut d,
-                    format!("@timestamp not overwritten (not string) {other}"),
-                ),
+        if let Some(v) = d.take("@timestamp", pool) {
+            // The usual case, a plain string, is parsed where it lies.
+            let quick = match v {
+                Val::Span(a, b) => d.text[a..b]
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .filter(|t| !t.contains('\\'))
+                    .and_then(parse_timestamp),
+                Val::Owned(_) => None,
+            };
+            if let Some(t) = quick {
+                d.timestamp = Some(t);
+            } else {
+                self.timestamp(d, &v);
             }
         }
-        if let Some(v) = d.take("@metadata") {
+        if let Some(v) = d.take("@metadata", pool) {
             match d.value(&v) {
                 Value::Object(m) => {
                     d.metadata = m.into_iter().map(|(k, v)| (k, Val::Owned(v))).collect();
                 }
                 other => self.error(
-                    &mut d,
+                    d,
                     format!("@metadata not overwritten (not an object) {other}"),
                 ),
             }
@@ -256,13 +339,26 @@ impl Ndjson {
                     other => other.to_string(),
                 };
                 d.pairs.remove(i);
-                self.error(
-                    &mut d,
-                    format!("type not overwritten (invalid value [{v}])"),
-                );
+                self.error(d, format!("type not overwritten (invalid value [{v}])"));
             }
         }
-        d
+    }
+
+    /// `@timestamp` other than a plain string in the line: parsed as JSON, or an error.
+    fn timestamp(&self, d: &mut Decoded, v: &Val) {
+        match d.value(v) {
+            Value::String(s) => match parse_timestamp(&s) {
+                Some(t) => d.timestamp = Some(t),
+                None => self.error(
+                    d,
+                    format!("@timestamp not overwritten (parse error on {s})"),
+                ),
+            },
+            other => self.error(
+                d,
+                format!("@timestamp not overwritten (not string) {other}"),
+            ),
+        }
     }
 
     fn error(&self, d: &mut Decoded, msg: String) {
@@ -639,7 +735,24 @@ pub enum Parser {
 #[derive(Debug, Default)]
 pub struct Chain {
     parsers: Vec<Parser>,
+    spare: Spare,
 }
+
+/// What shipped messages leave behind, kept for the next lines: their text and decoding
+/// buffers and their keys' strings, so a steady stream of lines allocates nothing here.
+#[derive(Debug, Default)]
+struct Spare {
+    texts: Vec<String>,
+    // Boxed as a message carries them: handed back and forth without moving the contents.
+    #[allow(clippy::vec_box)]
+    decoded: Vec<Box<Decoded>>,
+    keys: Vec<String>,
+}
+
+/// Spare buffers kept at most (a multiline group or a flush can free a few at once).
+const SPARE: usize = 8;
+/// Spare key strings kept at most.
+const SPARE_KEYS: usize = 256;
 
 impl Chain {
     /// Builds the chain.
@@ -656,7 +769,50 @@ impl Chain {
                 }
             });
         }
-        Ok(Self { parsers })
+        Ok(Self {
+            parsers,
+            spare: Spare::default(),
+        })
+    }
+
+    /// A message for one line of text, in a recycled buffer when there is one.
+    pub fn msg(
+        &mut self,
+        text: &str,
+        offset: u64,
+        end: u64,
+        truncated: bool,
+        read_at: SystemTime,
+    ) -> Msg {
+        let mut buf = self.spare.texts.pop().unwrap_or_default();
+        buf.clear();
+        buf.push_str(text);
+        Msg {
+            text: buf,
+            offset,
+            end,
+            multiline: false,
+            truncated,
+            read_at,
+            decoded: None,
+        }
+    }
+
+    /// Takes back a message that was shipped (or filtered out): its buffers serve the
+    /// next lines.
+    pub fn recycle(&mut self, m: Msg) {
+        let spare = &mut self.spare;
+        if spare.texts.len() < SPARE {
+            spare.texts.push(m.text);
+        }
+        if let Some(mut d) = m.decoded {
+            if spare.keys.len() < SPARE_KEYS {
+                spare.keys.extend(d.pairs.drain(..).map(|(k, _)| k));
+            }
+            if spare.decoded.len() < SPARE {
+                spare.decoded.push(d);
+            }
+        }
     }
 
     /// The ndjson parser's `overwrite_keys` (the last ndjson parser's), if any.
@@ -668,27 +824,35 @@ impl Chain {
     }
 
     /// Runs `m` through every parser from `from`; finished messages go to `out`.
-    pub fn push_from(&mut self, from: usize, m: Msg, now: Instant, out: &mut Vec<Msg>) {
-        let mut cur = vec![m];
-        for p in self.parsers.iter_mut().skip(from) {
-            let mut next = Vec::with_capacity(cur.len());
-            for mut m in cur {
-                match p {
-                    Parser::Ndjson(n) => {
-                        let d = n.decode(&m.text);
-                        m.text = d.message.clone().unwrap_or_default();
-                        m.decoded = Some(Box::new(d));
-                        next.push(m);
+    pub fn push_from(&mut self, from: usize, mut m: Msg, now: Instant, out: &mut Vec<Msg>) {
+        for i in from..self.parsers.len() {
+            match &mut self.parsers[i] {
+                Parser::Ndjson(n) => {
+                    let spare = &mut self.spare;
+                    let mut d = m
+                        .decoded
+                        .take()
+                        .or_else(|| spare.decoded.pop())
+                        .unwrap_or_default();
+                    n.decode_into(&mut d, &m.text, &mut spare.keys);
+                    m.text.clear();
+                    if let Some(message) = &d.message {
+                        m.text.push_str(message);
                     }
-                    Parser::Multiline(ml) => ml.push(m, now, &mut next),
+                    m.decoded = Some(d);
+                }
+                Parser::Multiline(ml) => {
+                    // Only a multiline stage turns one message into zero, one or two.
+                    let mut next = Vec::new();
+                    ml.push(m, now, &mut next);
+                    for g in next {
+                        self.push_from(i + 1, g, now, out);
+                    }
+                    return;
                 }
             }
-            cur = next;
-            if cur.is_empty() {
-                return;
-            }
         }
-        out.extend(cur);
+        out.push(m);
     }
 
     /// Groups that timed out (or all open groups when `all`), run through the parsers after
@@ -824,6 +988,34 @@ mod tests {
         assert!(!d.ok);
         assert_eq!(d.message.as_deref(), Some("{not json"));
         assert!(d.error.unwrap().starts_with("Error decoding JSON: "));
+    }
+
+    #[test]
+    fn decoding_into_a_reused_buffer_equals_a_fresh_decoding() {
+        // Lines of other shapes one after another through one recycled Decoded and key
+        // pool: nothing of a line may leak into the next (keys, time, metadata, errors).
+        let n = nd(NdjsonConfig {
+            overwrite_keys: true,
+            add_error_key: true,
+            ..NdjsonConfig::default()
+        });
+        let lines = [
+            r#"{"@timestamp":"2024-01-02T03:04:05.678Z","@metadata":{"p":1},"a":1,"b":{"c":null},"a":2}"#,
+            r#"{"x":"y"}"#,
+            "{not json",
+            r#"{"@timestamp":"bad","type":"_x","n":null,"k\u0041":"v"}"#,
+            r#"{"@timestamp":"2024-01-02T03:04:05\u002e678Z"}"#,
+            "",
+            r#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}"#,
+        ];
+        let mut reused = Decoded::default();
+        let mut pool = Vec::new();
+        for _ in 0..2 {
+            for l in lines {
+                n.decode_into(&mut reused, l, &mut pool);
+                assert_eq!(reused, n.decode(l), "{l}");
+            }
+        }
     }
 
     #[test]

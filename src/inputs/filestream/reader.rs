@@ -249,7 +249,12 @@ pub fn encoding_for(name: &str) -> Option<&'static Encoding> {
 /// Filebeat trims from every line.
 pub fn decode<'a>(bytes: &'a [u8], encoding: &'static Encoding) -> Cow<'a, str> {
     let text = if encoding == encoding_rs::UTF_8 {
-        String::from_utf8_lossy(bytes)
+        // The validating check is several times faster than the lossy iterator, and
+        // nearly every line is valid.
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        }
     } else {
         encoding.decode_without_bom_handling(bytes).0
     };

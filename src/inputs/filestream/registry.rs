@@ -422,7 +422,12 @@ impl Tracker {
     /// Applies the queue's count of settled events of this input: every mark up to it moves
     /// its file's offset. Returns true when an offset moved.
     pub fn settle(&mut self, settled: u64) -> bool {
-        if settled <= self.settled {
+        // Marks can come in after the count that covers them (the reader hands its marks
+        // over in turns, and the end-of-run write may settle first): the same count applied
+        // again still moves them.
+        let settled = settled.max(self.settled);
+        if self.marks.front().is_none_or(|m| m.seq > settled) {
+            self.settled = settled;
             return false;
         }
         self.settled = settled;
@@ -522,6 +527,25 @@ mod tests {
         );
         t.settle(2);
         assert_eq!(t.offset(a), 7);
+    }
+
+    #[test]
+    fn marks_handed_over_after_their_settled_count_still_move_the_offset() {
+        // The reader hands its marks over in turns: the end-of-run write may apply a count
+        // before the marks it covers are in; the next settle with the same count moves them.
+        let mut t = Tracker::new(Vec::new());
+        let a = t.track("k", "native", "/a", 0);
+        t.mark(a, 10);
+        assert!(t.settle(2));
+        assert_eq!(t.offset(a), 10);
+        t.mark(a, 20);
+        assert!(
+            t.settle(2),
+            "the late mark was covered by the count already seen"
+        );
+        assert_eq!(t.offset(a), 20);
+        assert!(!t.settle(1), "a count never goes back");
+        assert_eq!(t.pending(), 0);
     }
 
     #[test]
