@@ -4,6 +4,8 @@
 //! and the configuration rules.
 
 mod common;
+#[path = "common/diskq.rs"]
+mod diskq;
 #[path = "common/golumber.rs"]
 mod golumber;
 #[path = "common/lumberjack_peers.rs"]
@@ -13,12 +15,13 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use diskq::{delivered, on_disk, segments};
 use golumber::Server;
-use skidder::pipeline::disk::format::{decode_header, FrameReader, Step, HEADER_LEN};
+use skidder::pipeline::disk::format::HEADER_LEN;
 
 const BULK: u64 = 256;
 const READ_AHEAD: u64 = 512;
@@ -36,55 +39,6 @@ fn config(queue: &Path, server: &str, run: u64, count: u64, eps: u64, extra: &st
          shutdown_timeout: 0s\n",
         queue = queue.display()
     )
-}
-
-/// `(run, seq)` → times go-lumber accepted it.
-fn delivered(out: &Path) -> BTreeMap<(u64, u64), u32> {
-    let mut m = BTreeMap::new();
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    // The server may be mid-write: only whole lines count.
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
-        let key = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
-        *m.entry(key).or_insert(0) += 1;
-    }
-    m
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == "seg"));
-    v.sort();
-    v
-}
-
-/// Per run, the largest generator `seq` in the queue's segment files: events the queue
-/// accepted (durably) and may not have delivered yet.
-fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
-    let mut max = BTreeMap::new();
-    for seg in segments(dir) {
-        let bytes = std::fs::read(&seg).unwrap();
-        let Ok(first) = decode_header(&bytes) else {
-            continue;
-        };
-        let mut r = FrameReader::new(first);
-        r.feed(&bytes[HEADER_LEN..]);
-        loop {
-            match r.next(true) {
-                Step::Frame { payload, .. } => {
-                    let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-                    let (run, seq) = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
-                    let e = max.entry(run).or_insert(0);
-                    *e = seq.max(*e);
-                }
-                Step::Damaged { .. } | Step::NeedMore => {}
-                Step::Tail { .. } | Step::End { .. } => break,
-            }
-        }
-    }
-    max
 }
 
 /// xorshift64*: random kill points without a dependency; the seed is printed so a failing

@@ -3,15 +3,21 @@
 //! the same port → traffic returns. Every event is in the union at least once, and exactly
 //! once within OpenSearch (`document_id: hash` collapses re-sends).
 //!
+//! With `queue.disk`, the same pair survives a SIGKILL while events are in flight to the
+//! fallback: every accepted `(run, seq)` reaches one of the two at least once.
+//!
 //! Skipped (with a message) only when `java` or `mvn` is missing for the OpenSearch peer.
 
 mod common;
+#[path = "common/diskq.rs"]
+mod diskq;
 #[path = "common/golumber.rs"]
 mod golumber;
 #[path = "common/opensearch.rs"]
 mod opensearch;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use golumber::{assert_all_delivered, Server};
@@ -221,4 +227,190 @@ fn a_stalled_logstash_is_recalled_after_the_stall_and_failback_off_stays() {
         m.len()
     );
     assert_eq!(assert_all_delivered(&m, M), 0, "exactly once in OpenSearch");
+}
+
+/// The disk-queue variant's index.
+const DISK_INDEX: &str = "skidder-failover-disk";
+/// `output.logstash.bulk_max_size` and `output.elasticsearch.bulk_max_size` of that run.
+const LS_BULK: u64 = 200;
+const ES_BULK: u64 = 500;
+/// `queue.disk.read_ahead` (its default).
+const READ_AHEAD: u64 = 512;
+
+/// A generator tagged `run: <run>` into the failover pair through a disk queue in `queue`.
+fn disk_yaml(
+    queue: &Path,
+    logstash: &str,
+    elasticsearch: &str,
+    run: u64,
+    count: u64,
+    eps: u64,
+) -> String {
+    format!(
+        "skidder:
+  inputs:
+    - type: generator
+      count: {count}
+      eps: {eps}
+      fields: {{run: {run}}}
+      fields_under_root: true
+queue.disk:
+  path: {queue}
+  segment_size: 1MB
+  read_ahead: {READ_AHEAD}
+  write_ahead: 256
+output.logstash:
+  hosts: [\"{logstash}\"]
+  bulk_max_size: {LS_BULK}
+  timeout: 2s
+  backoff.init: 100ms
+  backoff.max: 500ms
+output.elasticsearch:
+  hosts: [\"{elasticsearch}\"]
+  index: {DISK_INDEX}
+  bulk_max_size: {ES_BULK}
+  backoff.init: 50ms
+  backoff.max: 200ms
+output.failover:
+  enabled: true
+  after: {}ms
+  probe_interval: 500ms
+",
+        AFTER.as_millis(),
+        queue = queue.display()
+    )
+}
+
+/// `(run, seq)` → documents in `index` (at most 10 000 documents).
+fn es_delivered(admin: &opensearch::Admin, index: &str) -> BTreeMap<(u64, u64), u32> {
+    admin.count(index);
+    let (status, reply) = admin.call(
+        reqwest::Method::POST,
+        &format!("{index}/_search"),
+        Some(serde_json::json!({"size": 10_000, "_source": ["run", "seq"]})),
+    );
+    assert_eq!(status, 200, "search {index}: {reply}");
+    let mut m = BTreeMap::new();
+    for h in reply["hits"]["hits"].as_array().unwrap() {
+        let key = (
+            h["_source"]["run"].as_u64().unwrap(),
+            h["_source"]["seq"].as_u64().unwrap(),
+        );
+        *m.entry(key).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The largest `seq` of `run` in `m`.
+fn max_seq(m: &BTreeMap<(u64, u64), u32>, run: u64) -> u64 {
+    m.keys()
+        .filter(|k| k.0 == run)
+        .map(|k| k.1)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_the_disk_queue_a_sigkill_during_failover_loses_nothing() {
+    let Some(peer) = opensearch::peer() else {
+        return;
+    };
+    let admin = opensearch::Admin::new(peer);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q");
+    let started = Instant::now();
+
+    // Run 0: Logstash up, then down; killed while batches go to OpenSearch.
+    let first = Server::start(&[]);
+    let addr = first.addr.clone();
+    let path = common::config(dir.path(), &disk_yaml(&queue, &addr, &peer.url, 0, 0, 1000));
+    let (mut child, mut lines) = common::spawn_run(dir.path(), &path);
+    first.wait_accepted(500, STEP);
+    let first_out = dir.path().join("first.ndjson");
+    std::fs::hard_link(&first.out, &first_out).unwrap();
+    first.stop();
+    lines.wait_for("switching to Elasticsearch", STEP);
+    let es_before = common::poll(STEP, || {
+        let n = admin.count(DISK_INDEX);
+        (n >= 300).then_some(n)
+    })
+    .unwrap_or_else(|| {
+        panic!("fewer than 300 documents in OpenSearch within {STEP:?} of the failover")
+    });
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let switches_0 = lines
+        .seen
+        .iter()
+        .filter(|l| l.contains("switching to Elasticsearch"))
+        .count() as u64;
+    // What run 0 got the queue to accept: delivered before the kill, or in its segments.
+    let es_at_kill = es_delivered(&admin, DISK_INDEX);
+    let ls_first = diskq::delivered(&first_out);
+    let accepted_0 = max_seq(&ls_first, 0)
+        .max(max_seq(&es_at_kill, 0))
+        .max(diskq::on_disk(&queue).get(&0).copied().unwrap_or(0));
+    assert!(
+        accepted_0 > max_seq(&ls_first, 0),
+        "the kill came after the failover, with events past Logstash's"
+    );
+
+    // Run 1 on the same queue, Logstash still down: the backlog and new events fail over
+    // again; Logstash returns on the same port and traffic goes back.
+    const COUNT_1: u64 = 4000;
+    let path = common::config(
+        dir.path(),
+        &disk_yaml(&queue, &addr, &peer.url, 1, COUNT_1, 500),
+    );
+    let (mut child, mut lines) = common::spawn_run(dir.path(), &path);
+    lines.wait_for("switching to Elasticsearch", STEP);
+    let second = Server::start_on(&addr, &[]);
+    lines.wait_for("switching back to Logstash", STEP);
+    let status = common::wait_exit(&mut child.0, Duration::from_secs(60));
+    let stderr = lines.rest();
+    let wall = started.elapsed();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let totals = common::totals(&stderr);
+    assert_eq!(totals["unacked"], "0", "{stderr}");
+    let switches_1: u64 = totals["output_switches"].parse().unwrap();
+
+    let ls_second = diskq::delivered(&second.out);
+    let es = es_delivered(&admin, DISK_INDEX);
+    let mut union = ls_first.clone();
+    for (k, c) in ls_second.iter().chain(es.iter()) {
+        *union.entry(*k).or_insert(0) += c;
+    }
+    let mut duplicates = 0u64;
+    for (run, max) in [(0, accepted_0), (1, COUNT_1)] {
+        for seq in 1..=max {
+            match union.get(&(run, seq)) {
+                Some(&n) => duplicates += u64::from(n - 1),
+                None => panic!("run {run}: seq {seq} (of 1..={max} accepted) never arrived"),
+            }
+        }
+    }
+    // docs/disk-queue.md §1: a crash re-sends at most `window` events; a switch re-sends at
+    // most what the left output had out, which the same window bounds.
+    let window = READ_AHEAD + ES_BULK.max(LS_BULK);
+    let bound = (1 + switches_0 + switches_1) * window;
+    println!(
+        "failover with disk queue: run 0 accepted {accepted_0} (logstash {}, opensearch {} at the kill, \
+         {es_before} when it was decided); run 1 {COUNT_1}; logstash after {}; opensearch {}; \
+         switches {switches_0}+{switches_1}; duplicates {duplicates} (bound {bound}); wall {:.1}s",
+        ls_first.values().sum::<u32>(),
+        es_at_kill.values().sum::<u32>(),
+        ls_second.values().sum::<u32>(),
+        es.values().sum::<u32>(),
+        wall.as_secs_f64()
+    );
+    assert!(!ls_second.is_empty(), "traffic returned to Logstash");
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates, bound {bound} (1 kill, {} switches)",
+        switches_0 + switches_1
+    );
+    assert!(
+        diskq::segments(&queue).len() <= 1,
+        "acknowledged segments are deleted"
+    );
 }

@@ -928,7 +928,7 @@ impl Disk {
                 };
                 let eof = *at_eof && later.is_some();
                 match fr.next(eof) {
-                    Step::NeedMore => match fr.fill_from(file, READ_BUF) {
+                    Step::NeedMore => match read_into(fr, file, READ_BUF) {
                         Ok(0) => {
                             if later.is_some() {
                                 *at_eof = true;
@@ -1118,6 +1118,28 @@ fn scan_segments(dir: &Path) -> Result<(Segs, u64), DiskError> {
     Ok((segs, max_id))
 }
 
+/// Reads up to `max` bytes of `file` (at its offset) into `fr`'s buffer without zeroing it
+/// first. Returns what `read(2)` returned; 0 at the end of the file.
+fn read_into(fr: &mut FrameReader, file: &File, max: usize) -> std::io::Result<usize> {
+    loop {
+        let room = fr.spare(max);
+        // SAFETY: read(2) writes at most `room.len()` bytes into memory this reader owns and
+        // reserved; nothing else refers to it.
+        let n = unsafe { libc::read(file.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let n = n as usize;
+        // SAFETY: the kernel wrote `n` bytes into the slice `spare` returned just above.
+        unsafe { fr.filled(n) };
+        return Ok(n);
+    }
+}
+
 /// Scans the last segment: the seq after its last good frame and where that frame ends.
 fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
     let mut file = File::open(&seg.path).map_err(io_err(&seg.path))?;
@@ -1129,9 +1151,7 @@ fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
     loop {
         match fr.next(eof) {
             Step::NeedMore => {
-                let n = fr
-                    .fill_from(&mut file, READ_BUF)
-                    .map_err(io_err(&seg.path))?;
+                let n = read_into(&mut fr, &file, READ_BUF).map_err(io_err(&seg.path))?;
                 eof = n == 0;
             }
             Step::Frame { seq, .. } => end = (seq + 1, fr.offset()),
