@@ -144,6 +144,9 @@ struct MergeCache {
 impl MergeCache {
     /// At most this many merged values (a few hundred KiB with host metadata).
     const CAPACITY: usize = 256;
+    /// Own values longer than this are merged without the cache: a line may carry a value
+    /// up to `message_max_bytes`, and 256 of those must not stay in memory.
+    const MAX_OWN: usize = 4096;
 }
 
 #[derive(Debug)]
@@ -286,6 +289,9 @@ impl CommonFields {
     /// The encoded value of an event's own top-level `key` (one of [`Self::root_keys`])
     /// with the tail merged in as libbeat merges it; `None` when `own` is not JSON.
     pub fn merge_own(&self, key: &str, own: &[u8], escape_html: bool) -> Option<Arc<[u8]>> {
+        if own.len() > MergeCache::MAX_OWN {
+            return self.merge_uncached(key, own, escape_html).map(Arc::from);
+        }
         let mut guard = match self.merged.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),

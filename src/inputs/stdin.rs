@@ -671,6 +671,12 @@ mod tests {
                 (&n.into(), &"linux".into())
             );
         }
+        // A long own value is merged each time, not kept.
+        let long = format!(r#"{{"note":"{}"}}"#, "x".repeat(5000));
+        let once = c.merge_own("host", long.as_bytes(), false).unwrap();
+        let again = c.merge_own("host", long.as_bytes(), false).unwrap();
+        assert!(!Arc::ptr_eq(&once, &again));
+        assert_eq!(parse(&once)["os"]["type"], "linux");
     }
 
     /// When the cached host data is re-read (`cache.ttl` expired), the next event's tail
