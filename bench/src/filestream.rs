@@ -380,16 +380,8 @@ fn verdict(ok: bool) -> &'static str {
 /// The BENCHMARKS.md section, markers included.
 pub fn section(files: &Files, runs: usize, results: &[(Case, CaseResult)], cmd: &str) -> String {
     let mut m = String::new();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let machine = skidder_bench::machine::detect();
+    let machine = format!("{}-core {}", machine.cores, machine.cpu);
     let _ = writeln!(m, "<!-- filestream:begin -->");
     let _ = writeln!(
         m,
@@ -397,7 +389,7 @@ pub fn section(files: &Files, runs: usize, results: &[(Case, CaseResult)], cmd: 
     );
     let _ = writeln!(
         m,
-        "Written by `{cmd}` (the harness; do not edit by hand). Taken on a **shared {cores}-core {cpu}**: other engineers were building at the same time, so absolute numbers are noisy; each ratio compares runs alternated in the same session (Filebeat, skidder, Filebeat, …), medians of {runs}.\n"
+        "Written by `{cmd}` (the harness; do not edit by hand). Taken on a **shared {machine}** (other work may run at the same time, so absolute numbers are noisy); each ratio compares runs alternated in the same session (Filebeat, skidder, Filebeat, …), medians of {runs}.\n"
     );
     let _ = writeln!(
         m,
@@ -499,7 +491,7 @@ pub fn processors_section(files: &Files, runs: usize, r: &CaseResult, cmd: &str)
     );
     let _ = writeln!(
         m,
-        "Written by `{cmd}` (the harness; do not edit by hand). Taken on a **shared {machine}**: other engineers' work ran at the same time, so absolute numbers are noisy; runs alternated (Filebeat, skidder, …), medians of {runs}.\n"
+        "Written by `{cmd}` (the harness; do not edit by hand). Taken on a **shared {machine}** (other work may run at the same time, so absolute numbers are noisy); runs alternated (Filebeat, skidder, …), medians of {runs}.\n"
     );
     let _ = writeln!(
         m,
