@@ -93,11 +93,7 @@ fn comparable(e: &Value) -> BTreeMap<String, Value> {
 #[test]
 fn filestream_events_match_filebeat_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    for (name, bytes) in corpus() {
-        std::fs::write(logs.join(name), bytes).unwrap();
-    }
+    let logs = filebeat::write_logs(dir.path(), corpus());
 
     // skidder, --once.
     let (ours, stdout) = filebeat::skidder_once(

@@ -96,11 +96,7 @@ fn comparable(e: &Value) -> BTreeMap<String, Value> {
 #[test]
 fn log_input_events_match_filebeats_log_input_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    for (name, bytes) in corpus() {
-        std::fs::write(logs.join(name), bytes).unwrap();
-    }
+    let logs = filebeat::write_logs(dir.path(), corpus());
 
     let (ours, stdout) = filebeat::skidder_once(
         dir.path(),

@@ -445,6 +445,22 @@ mod tests {
         with_tags_and_processors(agent, (&none, top), (&none, own))
     }
 
+    /// `line` as `fast` and `reference` write it, without `@timestamp` (read at different
+    /// instants).
+    fn through_both(
+        fast: &StdinInput,
+        reference: &StdinInput,
+        line: &[u8],
+    ) -> (serde_json::Value, serde_json::Value) {
+        let mut enc = EventEncoder::new(&EventMeta::default());
+        let mut got = event(fast.line(&mut enc, line, false));
+        let mut want = event(reference.line(&mut enc, line, false));
+        for v in [&mut got, &mut want] {
+            v.as_object_mut().unwrap().remove("@timestamp");
+        }
+        (got, want)
+    }
+
     /// As [`with_processors`], with `(tags, processors)` at the top level and in the input.
     fn with_tags_and_processors(
         agent: &crate::agent::Agent,
@@ -514,12 +530,7 @@ mod tests {
             assert!(!fast.common.runs_processors(), "{top:?} {own:?} not folded");
             assert!(reference.common.runs_processors());
             for line in lines {
-                let mut enc = EventEncoder::new(&EventMeta::default());
-                let mut got = event(fast.line(&mut enc, line, false));
-                let mut want = event(reference.line(&mut enc, line, false));
-                for v in [&mut got, &mut want] {
-                    v.as_object_mut().unwrap().remove("@timestamp");
-                }
+                let (got, want) = through_both(&fast, &reference, line);
                 assert_eq!(
                     got,
                     want,
@@ -595,12 +606,7 @@ mod tests {
                 .current_for(["message", "log", "m"])
                 .runs_processors());
             for line in lines {
-                let mut enc = EventEncoder::new(&EventMeta::default());
-                let mut got = event(fast.line(&mut enc, line, false));
-                let mut want = event(reference.line(&mut enc, line, false));
-                for v in [&mut got, &mut want] {
-                    v.as_object_mut().unwrap().remove("@timestamp");
-                }
+                let (got, want) = through_both(&fast, &reference, line);
                 assert_eq!(got, want, "{what}: {}", String::from_utf8_lossy(line));
                 if got["host"]["os"]["type"] == "linux" {
                     with_host += 1;

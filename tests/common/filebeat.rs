@@ -133,3 +133,13 @@ pub fn events_at_least(
     });
     (events, running)
 }
+
+/// Writes `files` (name, bytes) into a new `logs` directory under `dir`, returned.
+pub fn write_logs(dir: &Path, files: impl IntoIterator<Item = (&'static str, Vec<u8>)>) -> PathBuf {
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(logs.join(name), bytes).unwrap();
+    }
+    logs
+}
