@@ -221,6 +221,13 @@ fn main() -> anyhow::Result<()> {
                 .push(limit::measure(&lines, level, backend, budget)?);
         }
     }
+    if want(Scenario::Scaling) {
+        // The scaling section's breakdown: what the framing copy adds to compression,
+        // measured as an alternated pair (one measurement each would compare two moments of
+        // a shared machine).
+        step("the level 3 compressor with and without the framing copy (alternating)");
+        report.framed_limit = Some(limit::framing_pair(&lines, 3, budget / 2, 5)?);
+    }
 
     let z3 = |tls| Knobs {
         level: 3,
@@ -474,16 +481,22 @@ fn main() -> anyhow::Result<()> {
         ];
         let mut samples: Vec<(Vec<Sample>, Option<String>)> =
             points.iter().map(|_| (Vec::new(), None)).collect();
+        // The input alone, in the same loop: its share of the sender's CPU per event.
+        let (mut input, mut input_stop) = (Vec::new(), None);
         for _ in 0..runs {
             for (point, (got, stop)) in points.iter().zip(samples.iter_mut()) {
                 if stop.is_none() {
                     record(scenarios::run_scaling(&env, *point, z3(true)), got, stop);
                 }
             }
+            if input_stop.is_none() {
+                record(scenarios::run_input_only(&env), &mut input, &mut input_stop);
+            }
         }
         for (point, (got, stop)) in points.iter().zip(samples) {
             report.scaling.push((*point, collect(got, stop)));
         }
+        report.scaling_input = Some(collect(input, input_stop));
     }
     // A failed fleet run fails the harness, after the other scenarios' results are written:
     // its section keeps the last complete table rather than one made of part of the runs.

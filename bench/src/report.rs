@@ -112,6 +112,12 @@ pub struct Report {
     pub disk_notes: Vec<String>,
     /// Worker scaling into the null sink, worker 1 on 1 host first.
     pub scaling: Vec<(Scale, Outcome)>,
+    /// The scaling runs' input alone (generator → memory queue → `output.discard`),
+    /// alternated with the scaling points.
+    pub scaling_input: Option<Outcome>,
+    /// The compressor at `compression_level: 3` without and with the framing copy in its
+    /// loop ([`crate::limit::framing_pair`]), measured for the scaling section.
+    pub framed_limit: Option<(Limit, Limit)>,
     /// Total harness time.
     pub elapsed: Duration,
     plots: Vec<(String, Result<PathBuf, String>)>,
@@ -187,6 +193,8 @@ impl Report {
             backlog: Vec::new(),
             disk_notes: Vec::new(),
             scaling: Vec::new(),
+            scaling_input: None,
+            framed_limit: None,
             limits: Vec::new(),
             level_sweep: Vec::new(),
             pipelining_sweep: Vec::new(),
@@ -690,6 +698,52 @@ impl Report {
                 per_core / l.events_per_s * 100.0
             ));
         }
+        out.extend(self.ceiling_breakdown());
+        out
+    }
+
+    /// Where worker: 1's CPU per event goes, beside the ceiling: the input's share
+    /// (measured alone) and the ceiling with the framing copy in it.
+    fn ceiling_breakdown(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let (Some(l), Some(base)) = (
+            self.limit(3),
+            self.scale(1, 1).and_then(|o| o.median(|s| s.cpu_s_per_m)),
+        ) else {
+            return out;
+        };
+        if base <= 0.0 || l.events_per_s <= 0.0 {
+            return out;
+        }
+        // µs per event: the ceiling's, worker: 1's.
+        let ceiling = 1e6 / l.events_per_s;
+        if let Some(input) = self
+            .scaling_input
+            .as_ref()
+            .and_then(|o| o.median(|s| s.cpu_s_per_m))
+        {
+            let rest = base - input;
+            out.push(format!(
+                "the input alone (the same generator replay → memory queue → `output.discard`, alternated with the points above): {input:.3} CPU-s per M events, {:.0}% of worker: 1's {base:.3}; worker: 1 without it: {} events per CPU-second, {:.0}% of the ceiling (the target counts the whole process)",
+                input / base * 100.0,
+                thousands((rest > 0.0).then(|| 1e6 / rest)),
+                if rest > 0.0 { ceiling / rest * 100.0 } else { f64::NAN },
+            ));
+        }
+        if let Some((p, f)) = self
+            .framed_limit
+            .as_ref()
+            .filter(|(p, f)| p.events_per_s > 0.0 && f.events_per_s > 0.0)
+        {
+            let (plain, framed) = (1e6 / p.events_per_s, 1e6 / f.events_per_s);
+            out.push(format!(
+                "the ceiling with the framing copy (each event copied into its J frame in a reused buffer, then the window compressed: the one copy the issue calls the floor), alternated with compression alone: {} events/s against {} ({framed:.3} against {plain:.3} µs per event, the copy {:.3}); worker: 1 reaches {:.0}% of it",
+                thousands(Some(f.events_per_s)),
+                thousands(Some(p.events_per_s)),
+                framed - plain,
+                framed / base * 100.0,
+            ));
+        }
         out
     }
 
@@ -1061,5 +1115,48 @@ mod tests {
         // The sink's share of the sender's CPU: 0.02 / 0.80.
         assert!(md.contains("| 2.5 % |"), "{md}");
         assert!(md.contains("target < 25 MB"), "{md}");
+        assert!(
+            !md.contains("the input alone") && !md.contains("with the framing copy"),
+            "no breakdown without its measurements: {md}"
+        );
+
+        // The breakdown: worker: 1 costs 0.80 µs per event, its input alone 0.10, so
+        // 0.70 without it; the ceiling is 1/1.5 = 0.667 µs; the alternated pair 0.70
+        // without and 0.75 with the framing copy.
+        r.scaling_input = Some(Outcome::Samples(vec![
+            Sample {
+                cpu_s_per_m: 0.10,
+                ..s(9e6)
+            },
+            Sample {
+                cpu_s_per_m: 0.12,
+                ..s(9e6)
+            },
+            Sample {
+                cpu_s_per_m: 0.08,
+                ..s(9e6)
+            },
+        ]));
+        let limit = |events_per_s| Limit {
+            level: 3,
+            backend: "libdeflate level 1".into(),
+            mb_per_s: 600.0,
+            events_per_s,
+            bytes_per_event: 47.0,
+        };
+        r.framed_limit = Some((limit(1e6 / 0.7), limit(1e6 / 0.75)));
+        let md = r.markdown();
+        assert!(
+            md.contains("0.100 CPU-s per M events, 12% of worker: 1's 0.800; worker: 1 without it: 1,428,571 events per CPU-second, 95% of the ceiling"),
+            "{md}"
+        );
+        assert!(
+            md.contains("1,333,333 events/s against 1,428,571 (0.750 against 0.700 µs per event, the copy 0.050); worker: 1 reaches 94% of it"),
+            "{md}"
+        );
+        assert!(
+            md.contains("sender alone: at most 1,250,000 events per CPU-second"),
+            "the target's own line is unchanged: {md}"
+        );
     }
 }

@@ -768,6 +768,36 @@ pub fn run_scaling(env: &Env, scale: Scale, k: Knobs) -> RunResult {
     Ok(Ok(s))
 }
 
+/// The scaling runs' input alone: the same generator replay → default memory queue →
+/// `output.discard`. What the sender's process spends before any output work (the
+/// generator's thread, the queue hand-off, the acknowledgements), to be read beside the
+/// worker-scaling points, which include it.
+///
+/// # Errors
+/// [`BenchError`] when something broke or not every event was acknowledged.
+pub fn run_input_only(env: &Env) -> RunResult {
+    let dir = unique(env, "input-only")?;
+    let config = skidder_config(env, &dir, "output.discard: {}\n");
+    let (usage, stderr) = match run_skidder(env, &dir, &config)? {
+        Ok(v) => v,
+        Err(u) => return Ok(Err(u)),
+    };
+    if totals_field(&stderr, "acked").map(|a| a as u64) != Some(env.count) {
+        return Err(BenchError::RunFailed {
+            program: "skidder (output.discard)".into(),
+            code: usage.code,
+            detail: format!(
+                "not every event was acked: {}",
+                tail(&dir.join("skidder.err"), 400)
+            ),
+        });
+    }
+    let rate = env.count as f64 / usage.wall_s.max(1e-9);
+    let s = sample(env.count, rate, None, &usage);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Ok(s))
+}
+
 /// go-lumber's async client with the window and pipelining of `k` (TLS flags included);
 /// the caller adds address, level, file and count.
 fn golumber_client(env: &Env, k: Knobs) -> Command {
