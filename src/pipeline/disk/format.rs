@@ -266,13 +266,29 @@ pub enum Step {
     NeedMore,
 }
 
+/// The bytes `b` must hold before [`probe`] can decide: a frame header, then the whole
+/// frame when its `len` is in range.
+fn frame_need(b: &[u8]) -> usize {
+    if b.len() < FRAME_HEADER_LEN {
+        return FRAME_HEADER_LEN;
+    }
+    match u32_at(b, 0) as usize {
+        len @ 1..=MAX_PAYLOAD => FRAME_HEADER_LEN + len,
+        _ => FRAME_HEADER_LEN,
+    }
+}
+
 /// Decodes the frames of one segment from bytes fed in pieces (see the module docs).
 #[derive(Debug)]
 pub struct FrameReader {
-    /// Bytes not yet decoded. Payloads are split off it (shared, no copy), so a block read
-    /// stays allocated until the last event sliced from it is dropped.
-    buf: BytesMut,
-    /// Segment offset of `buf[0]`.
+    /// Bytes not yet decoded that come before `chunk`: a frame cut by the end of a chunk is
+    /// completed here from the next one, and [`Self::feed`] appends here.
+    carry: BytesMut,
+    /// A block of the segment handed over whole ([`Self::feed_bytes`]): frames inside it are
+    /// sliced off it without a copy, so it stays allocated until the last event sliced
+    /// from it is dropped.
+    chunk: Bytes,
+    /// Segment offset of the first undecoded byte (`carry[0]`, or `chunk[0]`).
     base: u64,
     /// The seq the next frame should have.
     expected: u64,
@@ -290,7 +306,8 @@ impl FrameReader {
     /// header.
     pub fn new(first: u64) -> Self {
         Self {
-            buf: BytesMut::new(),
+            carry: BytesMut::new(),
+            chunk: Bytes::new(),
             base: HEADER_LEN as u64,
             expected: first,
             damage: None,
@@ -309,19 +326,49 @@ impl FrameReader {
         self.base
     }
 
-    /// Appends bytes read from the segment.
+    /// Appends bytes read from the segment (copied).
     pub fn feed(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.settle_chunk();
+        self.carry.extend_from_slice(data);
+    }
+
+    /// Appends bytes read from the segment without copying them: payloads are slices of
+    /// `data`.
+    pub fn feed_bytes(&mut self, data: Bytes) {
+        self.settle_chunk();
+        self.chunk = data;
+    }
+
+    /// Moves what is left of `chunk` into `carry`, so fed bytes stay in order.
+    fn settle_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            self.carry.extend_from_slice(&self.chunk);
+            self.chunk = Bytes::new();
+        }
     }
 
     /// Bytes held but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.carry.len() + self.chunk.len()
     }
 
-    fn skip(&mut self, n: usize) -> BytesMut {
+    /// Drops `n` undecoded bytes (at most what is held).
+    fn drop_bytes(&mut self, n: usize) {
+        let from_carry = n.min(self.carry.len());
+        self.carry.advance(from_carry);
+        let from_chunk = (n - from_carry).min(self.chunk.len());
+        self.chunk.advance(from_chunk);
+        self.base += (from_carry + from_chunk) as u64;
+    }
+
+    /// Takes the first `n` bytes of the active buffer (which holds them).
+    fn take(&mut self, n: usize) -> Bytes {
         self.base += n as u64;
-        self.buf.split_to(n)
+        if self.carry.is_empty() {
+            self.chunk.split_to(n)
+        } else {
+            self.carry.split_to(n).freeze()
+        }
     }
 
     /// The next frame, damage report or end. `eof`: no more bytes will be fed.
@@ -329,16 +376,29 @@ impl FrameReader {
         loop {
             if let Some(to) = self.skip_to {
                 let need = (to - self.base) as usize;
-                let have = self.buf.len().min(need);
-                self.buf.advance(have);
-                self.base += have as u64;
+                let have = self.buffered().min(need);
+                self.drop_bytes(have);
                 if have < need && !eof {
                     return Step::NeedMore;
                 }
                 // At the boundary, or the bytes end inside the padding.
                 self.skip_to = None;
             }
-            let rest = &self.buf[..];
+            // Decode from `carry` while it holds bytes, completing its frame from `chunk`.
+            if !self.carry.is_empty() && !self.chunk.is_empty() {
+                let need = frame_need(&self.carry);
+                if self.carry.len() < need {
+                    let n = (need - self.carry.len()).min(self.chunk.len());
+                    self.carry.extend_from_slice(&self.chunk[..n]);
+                    self.chunk.advance(n);
+                    continue;
+                }
+            }
+            let rest: &[u8] = if self.carry.is_empty() {
+                &self.chunk
+            } else {
+                &self.carry
+            };
             if rest.is_empty() {
                 return match (eof, self.damage.take()) {
                     (false, d) => {
@@ -382,17 +442,20 @@ impl FrameReader {
                         return Step::Damaged { offset, lost };
                     }
                     let offset = self.offset();
-                    let mut frame = self.skip(total);
+                    let mut frame = self.take(total);
                     frame.advance(FRAME_HEADER_LEN);
-                    let payload = frame.freeze();
                     self.expected = seq.saturating_add(1);
                     return Step::Frame {
                         seq,
                         offset,
-                        payload,
+                        payload: frame,
                     };
                 }
-                Probe::Short if !eof => return Step::NeedMore,
+                Probe::Short if !eof => {
+                    // The rest of the chunk starts a frame the next one completes.
+                    self.settle_chunk();
+                    return Step::NeedMore;
+                }
                 Probe::Short if self.damage.is_none() => {
                     // A partial frame at the end of the bytes: a torn tail.
                     return Step::Tail {
@@ -405,8 +468,7 @@ impl FrameReader {
                         self.pad_from = None;
                         self.damage = Some(self.base);
                     }
-                    self.buf.advance(1);
-                    self.base += 1;
+                    self.drop_bytes(1);
                 }
             }
         }
@@ -514,18 +576,26 @@ mod tests {
         [segment_v1(first, payloads), segment_v2(first, payloads, 3)]
     }
 
-    /// Every step of reading `bytes` fed in pieces of `piece` bytes.
+    /// Every step of reading `bytes` fed in pieces of `piece` bytes, alternately copied
+    /// ([`FrameReader::feed`]) and handed over ([`FrameReader::feed_bytes`]), so frames
+    /// cut by a piece's end are completed across both kinds.
     fn read_all(bytes: &[u8], piece: usize) -> Vec<Step> {
         let first = decode_header(bytes).unwrap();
         let mut r = FrameReader::new(first);
         let mut out = Vec::new();
         let mut fed = HEADER_LEN;
+        let mut pieces = 0;
         loop {
             let eof = fed >= bytes.len();
             match r.next(eof) {
                 Step::NeedMore => {
                     let end = (fed + piece.max(1)).min(bytes.len());
-                    r.feed(&bytes[fed..end]);
+                    if pieces % 2 == 0 {
+                        r.feed_bytes(Bytes::copy_from_slice(&bytes[fed..end]));
+                    } else {
+                        r.feed(&bytes[fed..end]);
+                    }
+                    pieces += 1;
                     fed = end;
                 }
                 s @ (Step::End { .. } | Step::Tail { .. }) => {
