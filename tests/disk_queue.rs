@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use diskq::{delivered, on_disk, segments};
 use golumber::Server;
-use skidder::pipeline::disk::format::HEADER_LEN;
+use skidder::pipeline::disk::format::BLOCK;
 
 const BULK: u64 = 256;
 const READ_AHEAD: u64 = 512;
@@ -218,7 +218,7 @@ fn damaged_segments_are_reported_with_file_offset_and_count_and_the_rest_deliver
     assert!(segs.len() >= 3, "{segs:?}");
     // Flip one byte inside the first frame's payload of the second segment.
     let mut b = std::fs::read(&segs[1]).unwrap();
-    b[HEADER_LEN + 40] ^= 0x01;
+    b[BLOCK + 40] ^= 0x01;
     std::fs::write(&segs[1], &b).unwrap();
 
     let server = Server::start(&[]);
@@ -234,7 +234,7 @@ fn damaged_segments_are_reported_with_file_offset_and_count_and_the_rest_deliver
     let name = segs[1].file_name().unwrap().to_str().unwrap();
     assert!(errors[0].contains(name), "{}", errors[0]);
     assert!(
-        errors[0].contains(&format!("offset={HEADER_LEN}")),
+        errors[0].contains(&format!("offset={BLOCK}")),
         "{}",
         errors[0]
     );

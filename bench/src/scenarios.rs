@@ -567,7 +567,9 @@ pub fn run_backlog(
     let dir = unique(env, "backlog")?;
     let queue = QueueKind::Disk("batch");
     let qdir = dir.join("queue");
-    // Frames hold the corpus lines byte for byte, cycled, plus 16 bytes each.
+    // Frames hold the corpus lines byte for byte, cycled, plus 16 bytes each; write batches
+    // are padded to 4 KiB blocks (format 2), so the queue reaches this size a little before
+    // every event is written: the drain expects what the fill published.
     let want: u64 = (0..events)
         .map(|i| lines[i as usize % lines.len()].len() as u64 + 16)
         .sum();
@@ -612,10 +614,12 @@ pub fn run_backlog(
     }
     let fill = child.terminate(Duration::from_secs(20));
     let bytes = on_disk(&qdir);
+    let fill_err = std::fs::read_to_string(dir.join("fill.err")).unwrap_or_default();
+    let published = totals_field(&fill_err, "published").map_or(events, |p| p as u64);
 
     // Drain: the backlog plus one fresh event.
     let drain_env = Env {
-        count: events + 1,
+        count: published + 1,
         ..env.clone()
     };
     let (server, addr, _stats) = match start_server(&drain_env, &dir, Server::GoLumber, false)? {

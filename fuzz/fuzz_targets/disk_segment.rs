@@ -1,5 +1,5 @@
-//! Arbitrary bytes as a disk queue segment file (docs/disk-queue.md §3), fed to the
-//! segment reader in pieces whose size comes from the first byte: never a panic, seqs only
+//! Arbitrary bytes as a disk queue segment file (docs/disk-queue.md §3, versions 1 and 2), fed
+//! to the segment reader in pieces whose size comes from the first byte: never a panic, seqs only
 //! grow, every payload within the frame limit, and the header and position decoders accept
 //! any bytes.
 #![no_main]
@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
         match reader.next(fed >= body.len()) {
             Step::NeedMore => {
                 let end = (fed + piece).min(body.len());
-                reader.feed(&body[fed..end]);
+                // Copied and handed-over pieces alternate, as the queue's reader mixes them.
+                if (fed / piece) % 2 == 0 {
+                    reader.feed_bytes(bytes::Bytes::copy_from_slice(&body[fed..end]));
+                } else {
+                    reader.feed(&body[fed..end]);
+                }
                 fed = end;
             }
             Step::Frame { seq, payload, .. } => {

@@ -11,10 +11,17 @@ use bytes::{Buf, Bytes, BytesMut};
 pub const SEGMENT_MAGIC: [u8; 4] = *b"SKDQ";
 /// Magic bytes opening a position slot.
 pub const POSITION_MAGIC: [u8; 4] = *b"SKQP";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
-/// Segment header length.
+/// The segment format version this build writes (it also reads [`VERSION_1`]).
+pub const VERSION: u32 = 2;
+/// The first segment format: no header block, no padding. Still read, never written.
+pub const VERSION_1: u32 = 1;
+/// The position record's format version.
+pub const POSITION_VERSION: u32 = 1;
+/// Segment header length (the header's own bytes; in version 2 a zeroed block follows).
 pub const HEADER_LEN: usize = 24;
+/// Version 2 writes start and end on block boundaries (segment offsets), so they can go
+/// through `O_DIRECT`; the header fills block 0 and the first frame starts at `BLOCK`.
+pub const BLOCK: usize = 4096;
 /// Bytes of a frame before its payload.
 pub const FRAME_HEADER_LEN: usize = 16;
 /// The largest payload a frame may hold; a larger `len` is damage.
@@ -64,7 +71,7 @@ pub enum HeaderError {
     #[error("damaged (bad magic or checksum)")]
     Damaged,
     /// A valid header of a format this build does not know.
-    #[error("format version {version} (flags {flags:#x}); this build reads version {VERSION}")]
+    #[error("format version {version} (flags {flags:#x}); this build reads segment versions {VERSION_1} and {VERSION}, position version {POSITION_VERSION}")]
     UnknownVersion {
         /// The version found.
         version: u32,
@@ -73,11 +80,19 @@ pub enum HeaderError {
     },
 }
 
-/// Encodes a segment header for a segment whose first frame has seq `first`.
+/// Encodes a segment header for a segment whose first frame has seq `first`. The writer
+/// puts it at the start of a zeroed block (version 2).
 pub fn encode_header(first: u64) -> [u8; HEADER_LEN] {
+    encode_header_version(first, VERSION)
+}
+
+/// [`encode_header`] of another version: tests write version 1 segments with it, as an
+/// older build left them.
+#[doc(hidden)]
+pub fn encode_header_version(first: u64, version: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(&SEGMENT_MAGIC);
-    h[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    h[4..8].copy_from_slice(&version.to_le_bytes());
     h[8..16].copy_from_slice(&first.to_le_bytes());
     // 16..20: flags, 0.
     let c = crc(&[&h[0..20]]);
@@ -85,7 +100,9 @@ pub fn encode_header(first: u64) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Decodes a segment header: the seq of its first frame.
+/// Decodes a segment header (version 1 or 2): the seq of its first frame. Both versions are
+/// read by the same [`FrameReader`], fed from [`HEADER_LEN`]: version 2's zeroed rest of
+/// block 0 reads as padding.
 ///
 /// # Errors
 /// [`HeaderError`]; `UnknownVersion` only when the checksum matches.
@@ -97,7 +114,7 @@ pub fn decode_header(b: &[u8]) -> Result<u64, HeaderError> {
         return Err(HeaderError::Damaged);
     }
     let (version, flags) = (u32_at(b, 4), u32_at(b, 16));
-    if version != VERSION || flags != 0 {
+    if !(version == VERSION || version == VERSION_1) || flags != 0 {
         return Err(HeaderError::UnknownVersion { version, flags });
     }
     Ok(u64_at(b, 8))
@@ -129,6 +146,61 @@ pub fn frame_head(seq: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
 /// The bytes a frame holding `payload_len` bytes takes.
 pub const fn frame_len(payload_len: usize) -> usize {
     FRAME_HEADER_LEN + payload_len
+}
+
+/// Zero bytes that follow a write ending at segment offset `end`, up to the next block
+/// boundary (0 on one).
+pub const fn padding(end: u64) -> usize {
+    ((BLOCK as u64 - end % BLOCK as u64) % BLOCK as u64) as usize
+}
+
+/// `n` rounded up to whole blocks: the bytes a write batch of `n` frame bytes takes.
+pub const fn padded(n: u64) -> u64 {
+    n + padding(n) as u64
+}
+
+/// Encodes one write batch (version 2): the frames of `frames` (seq, payload) back to back,
+/// then zeros up to a block boundary, so the batch written at a block boundary ends on one.
+/// The bytes go through `chunk` (a whole number of blocks: an `O_DIRECT` buffer is reused
+/// for any batch size), handed to `flush` each time it is full and once at the end (the
+/// last piece padded). Each payload is copied once, right after its CRC is computed over
+/// it, while it is in the cache. Returns the bytes flushed.
+///
+/// # Errors
+/// The first error `flush` returns; the rest of the batch is not encoded.
+pub fn encode_batch<'a, E>(
+    frames: impl IntoIterator<Item = (u64, &'a [u8])>,
+    chunk: &mut [u8],
+    mut flush: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, E> {
+    debug_assert!(!chunk.is_empty() && chunk.len() % BLOCK == 0);
+    let mut fill = 0usize;
+    let mut total = 0u64;
+    let mut put = |mut data: &[u8], fill: &mut usize, total: &mut u64| -> Result<(), E> {
+        while !data.is_empty() {
+            let n = (chunk.len() - *fill).min(data.len());
+            chunk[*fill..*fill + n].copy_from_slice(&data[..n]);
+            *fill += n;
+            data = &data[n..];
+            if *fill == chunk.len() {
+                flush(chunk)?;
+                *total += chunk.len() as u64;
+                *fill = 0;
+            }
+        }
+        Ok(())
+    };
+    for (seq, payload) in frames {
+        put(&frame_head(seq, payload), &mut fill, &mut total)?;
+        put(payload, &mut fill, &mut total)?;
+    }
+    if fill > 0 {
+        let end = fill + padding(fill as u64);
+        chunk[fill..end].fill(0);
+        flush(&chunk[..end])?;
+        total += end as u64;
+    }
+    Ok(total)
 }
 
 /// What starts at `b[0]`.
@@ -194,18 +266,39 @@ pub enum Step {
     NeedMore,
 }
 
+/// The bytes `b` must hold before [`probe`] can decide: a frame header, then the whole
+/// frame when its `len` is in range.
+fn frame_need(b: &[u8]) -> usize {
+    if b.len() < FRAME_HEADER_LEN {
+        return FRAME_HEADER_LEN;
+    }
+    match u32_at(b, 0) as usize {
+        len @ 1..=MAX_PAYLOAD => FRAME_HEADER_LEN + len,
+        _ => FRAME_HEADER_LEN,
+    }
+}
+
 /// Decodes the frames of one segment from bytes fed in pieces (see the module docs).
 #[derive(Debug)]
 pub struct FrameReader {
-    /// Bytes not yet decoded. Payloads are split off it (shared, no copy), so a block read
-    /// stays allocated until the last event sliced from it is dropped.
-    buf: BytesMut,
-    /// Segment offset of `buf[0]`.
+    /// Bytes not yet decoded that come before `chunk`: a frame cut by the end of a chunk is
+    /// completed here from the next one, and [`Self::feed`] appends here.
+    carry: BytesMut,
+    /// A block of the segment handed over whole ([`Self::feed_bytes`]): frames inside it are
+    /// sliced off it without a copy, so it stays allocated until the last event sliced
+    /// from it is dropped.
+    chunk: Bytes,
+    /// Segment offset of the first undecoded byte (`carry[0]`, or `chunk[0]`).
     base: u64,
     /// The seq the next frame should have.
     expected: u64,
     /// Set while skipping damage: where it started.
     damage: Option<u64>,
+    /// Set while skipping padding: the block boundary where the next frame starts.
+    skip_to: Option<u64>,
+    /// Where the padding last skipped began (the end of the last frame), until a frame with
+    /// the expected seq proves nothing was lost in it.
+    pad_from: Option<u64>,
 }
 
 impl FrameReader {
@@ -213,10 +306,13 @@ impl FrameReader {
     /// header.
     pub fn new(first: u64) -> Self {
         Self {
-            buf: BytesMut::new(),
+            carry: BytesMut::new(),
+            chunk: Bytes::new(),
             base: HEADER_LEN as u64,
             expected: first,
             damage: None,
+            skip_to: None,
+            pad_from: None,
         }
     }
 
@@ -230,45 +326,79 @@ impl FrameReader {
         self.base
     }
 
-    /// Appends bytes read from the segment.
+    /// Appends bytes read from the segment (copied).
     pub fn feed(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.settle_chunk();
+        self.carry.extend_from_slice(data);
     }
 
-    /// Room for up to `max` more bytes at the end of the reader's buffer, not zeroed: the
-    /// caller `read(2)`s into it and then calls [`Self::filled`]. Zeroing 256 KiB before every
-    /// read was 1.6% of a disk-queue run's CPU (docs/disk-queue.md §8).
-    pub fn spare(&mut self, max: usize) -> &mut [std::mem::MaybeUninit<u8>] {
-        self.buf.reserve(max);
-        let room = self.buf.spare_capacity_mut();
-        let n = room.len().min(max);
-        &mut room[..n]
+    /// Appends bytes read from the segment without copying them: payloads are slices of
+    /// `data`.
+    pub fn feed_bytes(&mut self, data: Bytes) {
+        self.settle_chunk();
+        self.chunk = data;
     }
 
-    /// Takes `n` bytes written into the last [`Self::spare`] slice as fed.
-    ///
-    /// # Safety
-    /// The first `n` bytes of the slice the last `spare` call returned were written, and
-    /// nothing changed the reader in between.
-    pub unsafe fn filled(&mut self, n: usize) {
-        // SAFETY: the caller wrote these bytes, which lie within the reserved capacity.
-        unsafe { self.buf.set_len(self.buf.len() + n) }
+    /// Moves what is left of `chunk` into `carry`, so fed bytes stay in order.
+    fn settle_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            self.carry.extend_from_slice(&self.chunk);
+            self.chunk = Bytes::new();
+        }
     }
 
     /// Bytes held but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.carry.len() + self.chunk.len()
     }
 
-    fn skip(&mut self, n: usize) -> BytesMut {
+    /// Drops `n` undecoded bytes (at most what is held).
+    fn drop_bytes(&mut self, n: usize) {
+        let from_carry = n.min(self.carry.len());
+        self.carry.advance(from_carry);
+        let from_chunk = (n - from_carry).min(self.chunk.len());
+        self.chunk.advance(from_chunk);
+        self.base += (from_carry + from_chunk) as u64;
+    }
+
+    /// Takes the first `n` bytes of the active buffer (which holds them).
+    fn take(&mut self, n: usize) -> Bytes {
         self.base += n as u64;
-        self.buf.split_to(n)
+        if self.carry.is_empty() {
+            self.chunk.split_to(n)
+        } else {
+            self.carry.split_to(n).freeze()
+        }
     }
 
     /// The next frame, damage report or end. `eof`: no more bytes will be fed.
     pub fn next(&mut self, eof: bool) -> Step {
         loop {
-            let rest = &self.buf[..];
+            if let Some(to) = self.skip_to {
+                let need = (to - self.base) as usize;
+                let have = self.buffered().min(need);
+                self.drop_bytes(have);
+                if have < need && !eof {
+                    return Step::NeedMore;
+                }
+                // At the boundary, or the bytes end inside the padding.
+                self.skip_to = None;
+            }
+            // Decode from `carry` while it holds bytes, completing its frame from `chunk`.
+            if !self.carry.is_empty() && !self.chunk.is_empty() {
+                let need = frame_need(&self.carry);
+                if self.carry.len() < need {
+                    let n = (need - self.carry.len()).min(self.chunk.len());
+                    self.carry.extend_from_slice(&self.chunk[..n]);
+                    self.chunk.advance(n);
+                    continue;
+                }
+            }
+            let rest: &[u8] = if self.carry.is_empty() {
+                &self.chunk
+            } else {
+                &self.carry
+            };
             if rest.is_empty() {
                 return match (eof, self.damage.take()) {
                     (false, d) => {
@@ -277,44 +407,68 @@ impl FrameReader {
                     }
                     (true, Some(offset)) => Step::Tail { offset },
                     (true, None) => Step::End {
-                        offset: self.offset(),
+                        offset: self.pad_from.take().unwrap_or(self.base),
                     },
                 };
+            }
+            // Padding: a zero `len` where a frame should start (docs/disk-queue.md §3). Not
+            // while skipping damage, where a zero `len` (a seq's high bytes) is just a byte
+            // that starts no frame, and a jump could pass over a good frame.
+            let zero_len = if rest.len() >= 4 {
+                u32_at(rest, 0) == 0
+            } else {
+                eof && rest.iter().all(|&b| b == 0)
+            };
+            if self.damage.is_none() && zero_len {
+                self.pad_from.get_or_insert(self.base);
+                self.skip_to = Some((self.base / BLOCK as u64 + 1) * BLOCK as u64);
+                continue;
             }
             match probe(rest) {
                 // A frame older than expected is not where we are (a false resync, or bytes
                 // a failed write left): damage, like any other invalid frame.
                 Probe::Frame(seq, total) if seq >= self.expected => {
-                    if let Some(offset) = self.damage.take() {
+                    // Damage, or padding followed by a later seq than expected (a zeroed
+                    // block inside a batch): the events in between are lost.
+                    let gap_from = match self.damage.take() {
+                        Some(d) => Some(d),
+                        None => self.pad_from.take().filter(|_| seq > self.expected),
+                    };
+                    self.pad_from = None;
+                    if let Some(offset) = gap_from {
                         let lost = seq - self.expected;
                         self.expected = seq;
                         // Return the frame on the next call.
                         return Step::Damaged { offset, lost };
                     }
                     let offset = self.offset();
-                    let mut frame = self.skip(total);
+                    let mut frame = self.take(total);
                     frame.advance(FRAME_HEADER_LEN);
-                    let payload = frame.freeze();
                     self.expected = seq.saturating_add(1);
                     return Step::Frame {
                         seq,
                         offset,
-                        payload,
+                        payload: frame,
                     };
                 }
-                Probe::Short if !eof => return Step::NeedMore,
+                Probe::Short if !eof => {
+                    // The rest of the chunk starts a frame the next one completes.
+                    self.settle_chunk();
+                    return Step::NeedMore;
+                }
                 Probe::Short if self.damage.is_none() => {
                     // A partial frame at the end of the bytes: a torn tail.
                     return Step::Tail {
-                        offset: self.offset(),
+                        offset: self.pad_from.take().unwrap_or(self.base),
                     };
                 }
                 _ => {
                     if self.damage.is_none() {
-                        self.damage = Some(self.offset());
+                        // Padding before it was padding: the damage starts here.
+                        self.pad_from = None;
+                        self.damage = Some(self.base);
                     }
-                    self.buf.advance(1);
-                    self.base += 1;
+                    self.drop_bytes(1);
                 }
             }
         }
@@ -334,7 +488,7 @@ pub struct Slot {
 pub fn encode_slot(slot: Slot) -> [u8; SLOT_LEN] {
     let mut b = [0u8; SLOT_LEN];
     b[0..4].copy_from_slice(&POSITION_MAGIC);
-    b[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    b[4..8].copy_from_slice(&POSITION_VERSION.to_le_bytes());
     b[8..16].copy_from_slice(&slot.generation.to_le_bytes());
     b[16..24].copy_from_slice(&slot.acked.to_le_bytes());
     let c = crc(&[&b[0..24]]);
@@ -355,7 +509,7 @@ pub fn decode_slot(b: &[u8]) -> Result<Slot, HeaderError> {
     }
     let version = u32_at(b, 4);
     let flags = u32_at(b, 28);
-    if version != VERSION || flags != 0 {
+    if version != POSITION_VERSION || flags != 0 {
         return Err(HeaderError::UnknownVersion { version, flags });
     }
     Ok(Slot {
@@ -389,26 +543,59 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn segment(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
-        let mut b = encode_header(first).to_vec();
+    /// A version 1 segment: the 24-byte header, frames back to back.
+    fn segment_v1(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
+        let mut b = encode_header_version(first, VERSION_1).to_vec();
         for (i, p) in payloads.iter().enumerate() {
             encode_frame(&mut b, first + i as u64, p);
         }
         b
     }
 
-    /// Every step of reading `bytes` fed in pieces of `piece` bytes.
+    /// A version 2 segment as the writer lays it out: the header block, then `payloads` in
+    /// write batches of `per_batch` events, each padded to a block boundary.
+    fn segment_v2(first: u64, payloads: &[&[u8]], per_batch: usize) -> Vec<u8> {
+        let mut b = encode_header(first).to_vec();
+        b.resize(BLOCK, 0);
+        let mut chunk = vec![0u8; 2 * BLOCK];
+        for (n, batch) in payloads.chunks(per_batch.max(1)).enumerate() {
+            let at = first + (n * per_batch) as u64;
+            let frames = batch.iter().enumerate().map(|(i, p)| (at + i as u64, *p));
+            let len = encode_batch(frames, &mut chunk, |piece| {
+                b.extend_from_slice(piece);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(len % BLOCK as u64, 0);
+        }
+        b
+    }
+
+    /// Both layouts of the same events.
+    fn segments(first: u64, payloads: &[&[u8]]) -> [Vec<u8>; 2] {
+        [segment_v1(first, payloads), segment_v2(first, payloads, 3)]
+    }
+
+    /// Every step of reading `bytes` fed in pieces of `piece` bytes, alternately copied
+    /// ([`FrameReader::feed`]) and handed over ([`FrameReader::feed_bytes`]), so frames
+    /// cut by a piece's end are completed across both kinds.
     fn read_all(bytes: &[u8], piece: usize) -> Vec<Step> {
         let first = decode_header(bytes).unwrap();
         let mut r = FrameReader::new(first);
         let mut out = Vec::new();
         let mut fed = HEADER_LEN;
+        let mut pieces = 0;
         loop {
             let eof = fed >= bytes.len();
             match r.next(eof) {
                 Step::NeedMore => {
                     let end = (fed + piece.max(1)).min(bytes.len());
-                    r.feed(&bytes[fed..end]);
+                    if pieces % 2 == 0 {
+                        r.feed_bytes(Bytes::copy_from_slice(&bytes[fed..end]));
+                    } else {
+                        r.feed(&bytes[fed..end]);
+                    }
+                    pieces += 1;
                     fed = end;
                 }
                 s @ (Step::End { .. } | Step::Tail { .. }) => {
@@ -433,31 +620,141 @@ mod tests {
     #[test]
     fn golden_header_and_frame_bytes() {
         let h = encode_header(7);
-        assert_eq!(&h[0..8], b"SKDQ\x01\x00\x00\x00");
-        assert_eq!(&h[8..16], &7u64.to_le_bytes());
+        assert_eq!(
+            h,
+            *b"SKDQ\x02\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x30\xf6\x11\x1d"
+        );
         let mut f = Vec::new();
         encode_frame(&mut f, 5, b"ab");
-        assert_eq!(&f[0..4], &[2, 0, 0, 0]);
-        assert_eq!(&f[8..16], &5u64.to_le_bytes());
-        assert_eq!(&f[16..], b"ab");
+        assert_eq!(
+            f,
+            b"\x02\x00\x00\x00\xbc\x2c\xa6\x09\x05\x00\x00\x00\x00\x00\x00\x00ab"
+        );
         assert_eq!(f.len(), frame_len(2));
+        let v1 = encode_header_version(7, VERSION_1);
+        assert_eq!(&v1[0..8], b"SKDQ\x01\x00\x00\x00");
+        assert_eq!(decode_header(&v1), Ok(7), "version 1 is still read");
+    }
+
+    #[test]
+    fn golden_padded_batch_bytes() {
+        // Two frames (18 + 19 bytes), then zeros to the block boundary: one block.
+        let mut out = Vec::new();
+        let mut chunk = vec![0xAAu8; BLOCK];
+        let frames = [(5u64, &b"ab"[..]), (6, &b"cde"[..])];
+        let len = encode_batch(frames, &mut chunk, |p| {
+            out.extend_from_slice(p);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(len, BLOCK as u64);
+        assert_eq!(out.len(), BLOCK);
+        let mut want = Vec::new();
+        encode_frame(&mut want, 5, b"ab");
+        encode_frame(&mut want, 6, b"cde");
+        assert_eq!(&out[..37], &want[..]);
+        assert!(out[37..].iter().all(|&b| b == 0), "padded with zeros");
+        // A batch ending exactly on a boundary gets no padding; a longer one is cut into
+        // whole chunks.
+        let big = vec![b'z'; BLOCK - FRAME_HEADER_LEN];
+        let mut pieces = Vec::new();
+        let len = encode_batch([(0, &big[..]), (1, &big[..])], &mut chunk, |p| {
+            pieces.push(p.to_vec());
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(len, 2 * BLOCK as u64);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(
+            (padding(0), padding(1), padding(4095), padding(4096)),
+            (0, 4095, 1, 0)
+        );
+    }
+
+    #[test]
+    fn padding_is_skipped_to_the_next_block_and_the_segment_ends_cleanly() {
+        let p: Vec<Vec<u8>> = (0..7).map(|i| vec![b'a' + i; 50]).collect();
+        let refs: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
+        let b = segment_v2(40, &refs, 3);
+        // Header block + 3 batches of one block each.
+        assert_eq!(b.len(), 4 * BLOCK);
+        for piece in [1, 100, 4096, 10_000] {
+            let steps = read_all(&b, piece);
+            assert_eq!(seqs(&steps), (40..47).collect::<Vec<_>>(), "piece {piece}");
+            let offsets: Vec<u64> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Frame { offset, .. } => Some(*offset),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(offsets[0], BLOCK as u64, "frames start at block 1");
+            assert_eq!(offsets[3], 2 * BLOCK as u64, "each batch at a boundary");
+            assert_eq!(
+                steps.last(),
+                Some(&Step::End {
+                    offset: (3 * BLOCK + frame_len(50)) as u64
+                }),
+                "ends where the last frame ends"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zeroed_block_inside_a_batch_reads_as_padding_but_its_events_are_counted() {
+        let p = vec![b'x'; 100];
+        let refs: Vec<&[u8]> = (0..100).map(|_| p.as_slice()).collect();
+        // One batch of 100 frames of 116 bytes: blocks 1..=3.
+        let mut b = segment_v2(0, &refs, 100);
+        b[2 * BLOCK..3 * BLOCK].fill(0);
+        let steps = read_all(&b, 1000);
+        let got = seqs(&steps);
+        let damaged: Vec<(u64, u64)> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Damaged { offset, lost } => Some((*offset, *lost)),
+                _ => None,
+            })
+            .collect();
+        let lost: u64 = damaged.iter().map(|d| d.1).sum();
+        assert_eq!(got.len() as u64 + lost, 100, "every event read or counted");
+        assert!(
+            lost >= (BLOCK / 116) as u64,
+            "at least the frames inside the block"
+        );
+        assert!(
+            damaged.iter().all(|d| d.0 <= 2 * BLOCK as u64),
+            "reported from where the damage begins: {damaged:?}"
+        );
+        // A whole zeroed block that starts exactly at a frame: skipped as padding, and the
+        // seq gap after it is the loss, reported at the block.
+        let q = vec![b'y'; BLOCK - FRAME_HEADER_LEN];
+        let refs: Vec<&[u8]> = (0..3).map(|_| q.as_slice()).collect();
+        let mut b = segment_v2(10, &refs, 3);
+        b[2 * BLOCK..3 * BLOCK].fill(0);
+        let steps = read_all(&b, 777);
+        assert_eq!(seqs(&steps), [10, 12]);
+        assert!(steps.contains(&Step::Damaged {
+            offset: 2 * BLOCK as u64,
+            lost: 1
+        }));
     }
 
     #[test]
     fn an_unknown_version_with_a_good_checksum_is_refused_not_misread() {
         let mut h = encode_header(1);
-        h[4] = 2;
+        h[4] = 3;
         let c = crc(&[&h[0..20]]);
         h[20..24].copy_from_slice(&c.to_le_bytes());
         assert_eq!(
             decode_header(&h),
             Err(HeaderError::UnknownVersion {
-                version: 2,
+                version: 3,
                 flags: 0
             })
         );
         let mut bad = encode_header(1);
-        bad[4] = 2; // checksum no longer matches: damage, not a version.
+        bad[4] = 3; // checksum no longer matches: damage, not a version.
         assert_eq!(decode_header(&bad), Err(HeaderError::Damaged));
     }
 
@@ -465,25 +762,26 @@ mod tests {
     fn a_flipped_byte_in_the_middle_loses_exactly_that_event() {
         let p: Vec<Vec<u8>> = (0..5).map(|i| vec![b'a' + i; 30]).collect();
         let refs: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
-        let mut b = segment(100, &refs);
-        let third = HEADER_LEN + 2 * frame_len(30);
-        b[third + 20] ^= 0x40;
-        for piece in [1, 7, 4096] {
-            let steps = read_all(&b, piece);
-            assert_eq!(seqs(&steps), [100, 101, 103, 104], "piece {piece}");
-            assert!(steps.contains(&Step::Damaged {
-                offset: third as u64,
-                lost: 1
-            }));
-            assert!(matches!(steps.last(), Some(Step::End { .. })));
+        for (mut b, start) in segments(100, &refs).into_iter().zip([HEADER_LEN, BLOCK]) {
+            let third = start + 2 * frame_len(30);
+            b[third + 20] ^= 0x40;
+            for piece in [1, 7, 4096] {
+                let steps = read_all(&b, piece);
+                assert_eq!(seqs(&steps), [100, 101, 103, 104], "piece {piece}");
+                assert!(steps.contains(&Step::Damaged {
+                    offset: third as u64,
+                    lost: 1
+                }));
+                assert!(matches!(steps.last(), Some(Step::End { .. })));
+            }
         }
     }
 
     #[test]
-    fn a_zeroed_block_is_skipped_and_counted() {
+    fn a_zeroed_block_in_a_version_1_segment_is_skipped_and_counted() {
         let p = vec![b'x'; 100];
         let refs: Vec<&[u8]> = (0..100).map(|_| p.as_slice()).collect();
-        let mut b = segment(0, &refs);
+        let mut b = segment_v1(0, &refs);
         b[4096..8192].fill(0);
         let steps = read_all(&b, 1000);
         let got = seqs(&steps);
@@ -500,7 +798,7 @@ mod tests {
 
     #[test]
     fn a_torn_tail_ends_at_the_last_good_frame() {
-        let b = segment(0, &[b"one", b"two"]);
+        let b = segment_v1(0, &[b"one", b"two"]);
         let good = HEADER_LEN + frame_len(3);
         for cut in good + 1..b.len() {
             let steps = read_all(&b[..cut], 3);
@@ -512,16 +810,27 @@ mod tests {
                 })
             );
         }
+        // Zeros after the last frame (blocks a crash left unwritten) are padding: the
+        // segment ends there, cleanly.
         let mut zeros = b.clone();
         zeros.extend_from_slice(&[0; 4096]);
-        let steps = read_all(&zeros, 512);
+        for piece in [1, 512] {
+            let steps = read_all(&zeros, piece);
+            assert_eq!(seqs(&steps), [0, 1]);
+            assert_eq!(
+                steps.last(),
+                Some(&Step::End {
+                    offset: b.len() as u64
+                })
+            );
+        }
+        // Garbage where a frame should start after them is a torn tail.
+        let mut garbage = zeros.clone();
+        garbage.resize(2 * BLOCK, 0);
+        garbage.extend_from_slice(&[7; 10]);
+        let steps = read_all(&garbage, 512);
         assert_eq!(seqs(&steps), [0, 1]);
-        assert_eq!(
-            steps.last(),
-            Some(&Step::Tail {
-                offset: b.len() as u64
-            })
-        );
+        assert!(matches!(steps.last(), Some(Step::Tail { .. })), "{steps:?}");
     }
 
     #[test]
@@ -549,17 +858,24 @@ mod tests {
             first in 0u64..u64::MAX / 2,
             payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..20),
             piece in 1usize..600,
+            per_batch in 1usize..8,
         ) {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            let b = segment(first, &refs);
-            let steps = read_all(&b, piece);
-            let frames: Vec<(u64, Vec<u8>)> = steps.iter().filter_map(|s| match s {
-                Step::Frame { seq, payload, .. } => Some((*seq, payload.to_vec())),
-                _ => None,
-            }).collect();
-            let want: Vec<(u64, Vec<u8>)> = payloads.iter().enumerate().map(|(i, p)| (first + i as u64, p.clone())).collect();
-            prop_assert_eq!(frames, want);
-            prop_assert_eq!(steps.last(), Some(&Step::End { offset: b.len() as u64 }));
+            let v1 = segment_v1(first, &refs);
+            let v2 = segment_v2(first, &refs, per_batch);
+            for b in [&v1, &v2] {
+                let steps = read_all(b, piece);
+                let frames: Vec<(u64, Vec<u8>)> = steps.iter().filter_map(|s| match s {
+                    Step::Frame { seq, payload, .. } => Some((*seq, payload.to_vec())),
+                    _ => None,
+                }).collect();
+                let want: Vec<(u64, Vec<u8>)> = payloads.iter().enumerate().map(|(i, p)| (first + i as u64, p.clone())).collect();
+                prop_assert_eq!(frames, want);
+                prop_assert!(matches!(steps.last(), Some(Step::End { .. })), "{:?}", steps.last());
+            }
+            let v1_steps = read_all(&v1, piece);
+            prop_assert_eq!(v1_steps.last(), Some(&Step::End { offset: v1.len() as u64 }));
+            prop_assert_eq!(v2.len() % BLOCK, 0);
         }
 
         #[test]
@@ -567,11 +883,13 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..2000),
             piece in 1usize..300,
         ) {
-            let mut seg = encode_header(3).to_vec();
-            seg.extend_from_slice(&bytes);
-            let steps = read_all(&seg, piece);
-            let s = seqs(&steps);
-            prop_assert!(s.windows(2).all(|w| w[0] < w[1]));
+            for version in [VERSION_1, VERSION] {
+                let mut seg = encode_header_version(3, version).to_vec();
+                seg.extend_from_slice(&bytes);
+                let steps = read_all(&seg, piece);
+                let s = seqs(&steps);
+                prop_assert!(s.windows(2).all(|w| w[0] < w[1]));
+            }
         }
 
         #[test]

@@ -19,12 +19,16 @@
 //!   back and the batch written again into a new one.
 //! * The reader takes the last `RECENT_BYTES` of written events from memory when it can
 //!   (outputs keeping up), and reads anything older back from the segments.
+//! * Segments are written and read with `O_DIRECT` in whole blocks (format version 2), from
+//!   one reused aligned buffer on each side: no page cache to fill, write back, read from and
+//!   drop again at deletion. Where the file system refuses it, the same bytes go through the
+//!   page cache.
 
 pub mod format;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -36,7 +40,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use self::format::{
-    FrameReader, HeaderError, Slot, Step, FRAME_HEADER_LEN, HEADER_LEN, POSITION_LEN, SLOT_LEN,
+    FrameReader, HeaderError, Slot, Step, BLOCK, HEADER_LEN, POSITION_LEN, SLOT_LEN,
 };
 use super::metrics::Metrics;
 use super::queue::Shared;
@@ -48,8 +52,16 @@ pub(crate) const DISK_INPUT: InputId = InputId::MAX;
 
 /// Events the reader hands to the memory stage under one lock.
 const READ_CHUNK: usize = 256;
-/// Bytes read from a segment at a time.
-const READ_BUF: usize = 256 << 10;
+/// Bytes read from a segment at a time: `O_DIRECT` reads of 256 KiB cost 1.6× those of
+/// 1 MiB per byte on the benchmark VM (docs/disk-queue.md §8).
+const READ_BUF: usize = 1 << 20;
+/// The writer's aligned buffer: a batch is written in pieces of this size.
+const WRITE_BUF: usize = 1 << 20;
+/// `sync: batch`: the position record is synced once it is this many events past the last
+/// synced one (docs/disk-queue.md §4; the power-loss re-send bound is `window` + this).
+pub(crate) const POSITION_SYNC_EVENTS: u64 = 16_384;
+/// `sync: batch`: ... or once this long has passed since its last sync.
+const POSITION_SYNC_AFTER: Duration = Duration::from_secs(1);
 /// Payload bytes of the events just written that the reader may take from memory instead
 /// of reading them back (the common case: outputs keep up). Past it the oldest are
 /// forgotten and read from the segment; memory stays bounded whatever the backlog.
@@ -147,6 +159,198 @@ struct Segs {
     total: u64,
 }
 
+/// One block, aligned as `O_DIRECT` needs (buffer address, file offset and length all
+/// multiples of the logical block size, 512 or 4096 on the disks we know).
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct Block([u8; BLOCK]);
+
+/// A block-aligned buffer, reused for every write (or read) of one side.
+struct Aligned(Vec<Block>);
+
+impl Aligned {
+    fn new(bytes: usize) -> Self {
+        Self(vec![Block([0; BLOCK]); bytes.div_ceil(BLOCK)])
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: as in `bytes_mut`, shared.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.0.len() * BLOCK) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.0.len() * BLOCK;
+        // SAFETY: `Block` is `repr(C)` over `[u8; BLOCK]` (no padding, every byte is
+        // initialised and any value is valid); the slice covers exactly the Vec's elements
+        // and borrows it mutably for its lifetime.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
+    }
+}
+
+impl std::fmt::Debug for Aligned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Aligned({} bytes)", self.0.len() * BLOCK)
+    }
+}
+
+/// Read buffers kept for reuse: reused memory is neither faulted in nor zeroed by the
+/// kernel again (a fresh 1 MiB per read was 1.5% of a disk-queue run, with the copy out of it
+/// another 4%).
+#[derive(Debug, Default)]
+struct ReadPool(Mutex<Vec<Aligned>>);
+
+/// Buffers the pool keeps; more may be in use (events of the memory stage still point
+/// into them), and those are freed when they come back.
+const POOL_KEEP: usize = 4;
+/// A read yielding fewer new bytes than this is copied out of its buffer, which goes back to
+/// the pool at once: a few events at the live tail must not pin a whole buffer each.
+const ZERO_COPY_MIN: usize = READ_BUF / 4;
+
+impl ReadPool {
+    fn get(&self) -> Aligned {
+        lock(&self.0)
+            .pop()
+            .unwrap_or_else(|| Aligned::new(READ_BUF))
+    }
+
+    fn put(&self, buf: Aligned) {
+        let mut free = lock(&self.0);
+        if free.len() < POOL_KEEP {
+            free.push(buf);
+        }
+    }
+}
+
+/// A read buffer owned by the `Bytes` handed to the frame reader: back to the pool when the
+/// last event sliced from it is dropped.
+struct Pooled {
+    buf: Option<Aligned>,
+    len: usize,
+    pool: Arc<ReadPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        self.buf.as_ref().map_or(&[], |b| &b.bytes()[..self.len])
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.pool.put(b);
+        }
+    }
+}
+
+fn is_einval(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// Tests stand in for a file system without `O_DIRECT` here: `EINVAL` at `stage` ("open"
+/// or "write") on the calling thread.
+fn refused_direct(stage: &str) -> std::io::Result<()> {
+    #[cfg(test)]
+    if tests::REFUSE_DIRECT.with(|r| r.get()) == Some(stage) {
+        tests::REFUSED.with(|r| r.set(r.get() + 1));
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let _ = stage;
+    Ok(())
+}
+
+/// Opens a segment to read, with `O_DIRECT` when `direct` and the file system takes it.
+fn open_read(path: &Path, direct: bool) -> std::io::Result<(File, bool)> {
+    if direct {
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if is_einval(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((File::open(path)?, false))
+}
+
+/// A segment being read in block-aligned pieces (docs/disk-queue.md §3).
+#[derive(Debug)]
+struct SegReader {
+    file: File,
+    path: PathBuf,
+    direct: bool,
+    /// Segment offset up to which bytes were fed to the frame reader.
+    fed: u64,
+}
+
+impl SegReader {
+    /// Opens `path` for a [`FrameReader`] fed from just after the header.
+    fn open(path: &Path, direct: bool) -> std::io::Result<Self> {
+        let (file, direct) = open_read(path, direct)?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            direct,
+            fed: HEADER_LEN as u64,
+        })
+    }
+
+    /// Feeds `fr` the bytes after those fed so far, one aligned read into a buffer of
+    /// `pool`, handed over without a copy when it holds enough new bytes. Returns the bytes
+    /// fed; 0 at the end of the file. The block holding `fed` is read again (alignment), and
+    /// a short read is where the file ends.
+    fn read_into(&mut self, fr: &mut FrameReader, pool: &Arc<ReadPool>) -> std::io::Result<usize> {
+        let mut buf = pool.get();
+        let (n, skip) = match self.read_at(&mut buf) {
+            Ok(v) => v,
+            Err(e) => {
+                pool.put(buf);
+                return Err(e);
+            }
+        };
+        if n <= skip {
+            pool.put(buf);
+            return Ok(0);
+        }
+        if n - skip < ZERO_COPY_MIN {
+            fr.feed(&buf.bytes()[skip..n]);
+            pool.put(buf);
+        } else {
+            let owner = Pooled {
+                buf: Some(buf),
+                len: n,
+                pool: Arc::clone(pool),
+            };
+            fr.feed_bytes(Bytes::from_owner(owner).slice(skip..));
+        }
+        self.fed += (n - skip) as u64;
+        Ok(n - skip)
+    }
+
+    /// One aligned read from the block holding `fed`: bytes read, and how many of them
+    /// were fed before.
+    fn read_at(&mut self, buf: &mut Aligned) -> std::io::Result<(usize, usize)> {
+        let start = self.fed / BLOCK as u64 * BLOCK as u64;
+        let skip = (self.fed - start) as usize;
+        let b = buf.bytes_mut();
+        let n = loop {
+            match self.file.read_at(b, start) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if self.direct && is_einval(&e) => {
+                    // Opened with O_DIRECT but the reads are refused: the page cache then.
+                    self.file = File::open(&self.path)?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok((n, skip))
+    }
+}
+
 #[derive(Debug)]
 struct Writer {
     file: Option<File>,
@@ -157,8 +361,8 @@ struct Writer {
     last_sync: Instant,
     /// Written since the last `fdatasync` (sync modes other than batch).
     dirty: bool,
-    /// Frame heads of the batch being written (kept to reuse the allocation).
-    heads: Vec<[u8; FRAME_HEADER_LEN]>,
+    /// Every write goes through it: block-aligned for `O_DIRECT`.
+    buf: Aligned,
 }
 
 #[derive(Debug)]
@@ -167,6 +371,8 @@ struct Position {
     generation: u64,
     last_sync: Instant,
     dirty: bool,
+    /// The last `acked` written.
+    written: u64,
     /// The last `acked` known synced (what segment deletion may rely on).
     synced: u64,
 }
@@ -193,6 +399,11 @@ pub(crate) struct Disk {
     window: AtomicU64,
     /// Inputs are stopping: a writer waiting for space gives up.
     stop: AtomicBool,
+    /// Segments are written and read with `O_DIRECT` (until the file system refuses it).
+    direct: AtomicBool,
+    /// A writer waits for space: the position record is synced at once, since only a
+    /// synced record lets a segment go.
+    full: AtomicBool,
     closing: AtomicBool,
     wake_gen: Mutex<u64>,
     wake: Condvar,
@@ -213,40 +424,46 @@ fn seg_name(id: u64) -> String {
     format!("{id:020}.seg")
 }
 
-/// One write batch: frame heads and payloads, sent together by `writev` without copying
-/// the payloads into one buffer.
+/// One write batch: the events that fit in a frame, from seq `first`.
 struct Frames<'a> {
-    heads: &'a [[u8; FRAME_HEADER_LEN]],
-    bodies: &'a [&'a [u8]],
-    /// Total bytes.
+    events: &'a [Event],
+    first: u64,
+    /// Bytes on disk, padding included.
     len: u64,
 }
 
-impl Frames<'_> {
-    /// Frames per `writev`: two pieces each, within Linux's `IOV_MAX` of 1024.
-    const PER_CALL: usize = 512;
-
-    fn write_to(&self, file: &mut File) -> std::io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * Self::PER_CALL);
-        for (heads, bodies) in self
-            .heads
-            .chunks(Self::PER_CALL)
-            .zip(self.bodies.chunks(Self::PER_CALL))
-        {
-            slices.clear();
-            for (h, b) in heads.iter().zip(bodies) {
-                slices.push(IoSlice::new(h));
-                slices.push(IoSlice::new(b));
-            }
-            let mut rest = &mut slices[..];
-            while !rest.is_empty() {
-                let n = file.write_vectored(rest)?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                IoSlice::advance_slices(&mut rest, n);
-            }
+impl<'a> Frames<'a> {
+    fn new(events: &'a [Event], first: u64) -> Self {
+        let bytes: u64 = events
+            .iter()
+            .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD)
+            .map(|e| format::frame_len(e.bytes.len()) as u64)
+            .sum();
+        Self {
+            events,
+            first,
+            len: format::padded(bytes),
         }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &'a [u8])> + 'a {
+        let first = self.first;
+        self.events
+            .iter()
+            .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD)
+            .enumerate()
+            .map(move |(i, e)| (first + i as u64, &e.bytes[..]))
+    }
+
+    /// Encodes the batch through `buf` and writes it at `at` (a block boundary).
+    fn write_at(&self, file: &File, buf: &mut Aligned, at: u64) -> std::io::Result<()> {
+        let mut off = at;
+        format::encode_batch(self.iter(), buf.bytes_mut(), |piece| {
+            file.write_all_at(piece, off)?;
+            off += piece.len() as u64;
+            Ok::<(), std::io::Error>(())
+        })?;
+        debug_assert_eq!(off - at, self.len);
         Ok(())
     }
 }
@@ -381,7 +598,7 @@ impl Disk {
                 next_id: max_id + 1,
                 last_sync: Instant::now(),
                 dirty: false,
-                heads: Vec::new(),
+                buf: Aligned::new(WRITE_BUF),
             }),
             recent: Mutex::new(Recent::default()),
             segs: Mutex::new(segs),
@@ -390,6 +607,8 @@ impl Disk {
             settled: AtomicU64::new(acked),
             recorded: AtomicU64::new(acked),
             stop: AtomicBool::new(false),
+            direct: AtomicBool::new(true),
+            full: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             wake_gen: Mutex::new(0),
             wake: Condvar::new(),
@@ -398,6 +617,7 @@ impl Disk {
                 generation: generation.max(1),
                 last_sync: Instant::now(),
                 dirty: false,
+                written: acked,
                 synced: acked,
             }),
             metrics,
@@ -508,20 +728,14 @@ impl Disk {
     /// `Err(())` when inputs are stopping before the events could be written.
     pub(crate) fn append(&self, events: &[Event]) -> Result<Appended, ()> {
         let mut w = lock(&self.writer);
-        let mut out = Appended::default();
-        let mut heads = std::mem::take(&mut w.heads);
-        heads.clear();
-        let mut bodies: Vec<&[u8]> = Vec::with_capacity(events.len());
-        let first = w.next_seq;
-        for ev in events {
-            if ev.bytes.len() > format::MAX_PAYLOAD {
-                out.oversize += 1;
-                continue;
-            }
-            heads.push(format::frame_head(first + out.written as u64, &ev.bytes));
-            bodies.push(&ev.bytes);
-            out.written += 1;
-        }
+        let oversize = events
+            .iter()
+            .filter(|e| e.bytes.len() > format::MAX_PAYLOAD)
+            .count();
+        let out = Appended {
+            written: events.len() - oversize,
+            oversize,
+        };
         if out.oversize > 0 {
             tracing::error!(
                 events = out.oversize,
@@ -530,20 +744,11 @@ impl Disk {
             );
         }
         if out.written == 0 {
-            w.heads = heads;
             return Ok(out);
         }
-        let batch = Frames {
-            heads: &heads,
-            bodies: &bodies,
-            len: bodies
-                .iter()
-                .map(|b| format::frame_len(b.len()) as u64)
-                .sum(),
-        };
-        let r = self.write_durably(&mut w, &batch, first);
-        w.heads = heads;
-        r?;
+        let first = w.next_seq;
+        let batch = Frames::new(events, first);
+        self.write_durably(&mut w, &batch, first)?;
         w.next_seq = first + out.written as u64;
         {
             let mut recent = lock(&self.recent);
@@ -607,11 +812,14 @@ impl Disk {
         while max > 0 && segs.total + len > max && segs.list.len() > 1 {
             if self.stop.load(Ordering::Acquire) {
                 self.metrics.disk_full.store(0, Ordering::Relaxed);
+                self.full.store(false, Ordering::Release);
                 return Err(());
             }
             if !logged {
                 tracing::warn!(path = %self.dir.display(), max_size = max, "disk queue full: inputs wait until the output catches up");
                 self.metrics.disk_full.store(1, Ordering::Relaxed);
+                self.full.store(true, Ordering::Release);
+                self.notify();
                 logged = true;
             }
             segs = self
@@ -622,6 +830,7 @@ impl Disk {
         }
         if logged {
             self.metrics.disk_full.store(0, Ordering::Relaxed);
+            self.full.store(false, Ordering::Release);
         }
         Ok(())
     }
@@ -642,18 +851,40 @@ impl Disk {
             .back()
             .map(|s| s.path.clone())
             .unwrap_or_default();
-        let Some(file) = w.file.as_mut() else {
-            return Err((path, std::io::Error::other("no open segment")));
-        };
         let sync = match self.settings.sync {
             SyncMode::Batch => true,
             SyncMode::Interval(i) => w.last_sync.elapsed() >= i,
             SyncMode::None => false,
         };
-        let mut r = buf.write_to(file);
+        let Writer {
+            file: slot,
+            buf: aligned,
+            size,
+            ..
+        } = &mut *w;
+        let Some(file) = slot.as_ref() else {
+            return Err((path, std::io::Error::other("no open segment")));
+        };
+        let mut r = buf.write_at(file, aligned, *size);
+        if r.as_ref().is_err_and(is_einval) && self.direct.swap(false, Ordering::AcqRel) {
+            // O_DIRECT refused later than at the first write (a write cut short to an
+            // unaligned length by RLIMIT_FSIZE, say): this segment and the next ones go
+            // through the page cache, which reports the real cause if there is one.
+            tracing::debug!(file = %path.display(), "disk queue: an O_DIRECT write was refused; segments go through the page cache");
+            r = match OpenOptions::new().write(true).open(&path) {
+                Ok(f) => {
+                    let r = buf.write_at(&f, aligned, *size);
+                    *slot = Some(f);
+                    r
+                }
+                Err(e) => Err(e),
+            };
+        }
         if r.is_ok() && sync {
-            self.metrics.disk_fsyncs.fetch_add(1, Ordering::Relaxed);
-            r = file.sync_data();
+            if let Some(file) = slot.as_ref() {
+                self.metrics.disk_fsyncs.fetch_add(1, Ordering::Relaxed);
+                r = file.sync_data();
+            }
         }
         if let Err(e) = r {
             // fsyncgate: after a failed write or fdatasync the page cache may have dropped
@@ -701,18 +932,15 @@ impl Disk {
         let id = w.next_id;
         w.next_id += 1;
         let path = self.dir.join(seg_name(id));
-        let created = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| {
-                f.write_all(&format::encode_header(first))?;
-                if self.settings.sync != SyncMode::None {
-                    self.sync_data(&f)?;
-                }
-                Ok(f)
-            });
+        let block = &mut w.buf.bytes_mut()[..BLOCK];
+        block.fill(0);
+        block[..HEADER_LEN].copy_from_slice(&format::encode_header(first));
+        let created = self.create_segment(&path, block).and_then(|f| {
+            if self.settings.sync != SyncMode::None {
+                self.sync_data(&f)?;
+            }
+            Ok(f)
+        });
         let f = match created {
             Ok(f) => f,
             Err(e) => {
@@ -722,16 +950,65 @@ impl Disk {
         };
         self.sync_dir();
         w.file = Some(f);
-        w.size = HEADER_LEN as u64;
+        w.size = BLOCK as u64;
         let mut segs = lock(&self.segs);
-        segs.total += HEADER_LEN as u64;
+        segs.total += BLOCK as u64;
         segs.list.push_back(SegInfo {
             id,
             first,
             path,
-            size: HEADER_LEN as u64,
+            size: BLOCK as u64,
         });
         Ok(())
+    }
+
+    /// Creates the segment file at `path` holding `header` (its first block), with `O_DIRECT`
+    /// unless the file system refused it before or refuses it now (`EINVAL` at open or at
+    /// this first write); then, and for every later segment, through the page cache.
+    fn create_segment(&self, path: &Path, header: &[u8]) -> std::io::Result<File> {
+        let create = |direct: bool| {
+            let mut o = OpenOptions::new();
+            o.write(true).create_new(true).mode(0o600);
+            if direct {
+                refused_direct("open")?;
+                o.custom_flags(libc::O_DIRECT);
+            }
+            o.open(path)
+        };
+        let buffered = |why: &std::io::Error| -> std::io::Result<File> {
+            self.direct.store(false, Ordering::Release);
+            tracing::debug!(file = %path.display(), error = %why, "disk queue: the file system refuses O_DIRECT; segments go through the page cache");
+            // Linux creates the file before it refuses the flag.
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let f = create(false)?;
+            f.write_all_at(header, 0)?;
+            Ok(f)
+        };
+        if !self.direct.load(Ordering::Acquire) {
+            let f = create(false)?;
+            f.write_all_at(header, 0)?;
+            tracing::debug!(file = %path.display(), direct = false, "disk queue: segment created");
+            return Ok(f);
+        }
+        let f = match create(true) {
+            Ok(f) => f,
+            Err(e) if is_einval(&e) => return buffered(&e),
+            Err(e) => return Err(e),
+        };
+        match refused_direct("write").and_then(|()| f.write_all_at(header, 0)) {
+            Ok(()) => {
+                tracing::debug!(file = %path.display(), direct = true, "disk queue: segment created");
+                Ok(f)
+            }
+            Err(e) if is_einval(&e) => {
+                drop(f);
+                buffered(&e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes `acked` to the position record (synced as configured).
@@ -743,9 +1020,18 @@ impl Disk {
         p.file.write_all_at(&slot, at)?;
         p.generation = generation;
         p.dirty = true;
+        p.written = acked;
         let sync = match self.settings.sync {
-            SyncMode::Batch => true,
-            SyncMode::Interval(i) => p.last_sync.elapsed() >= i,
+            // Not per window: a process crash keeps the written record (page cache), and a
+            // power cut re-sends at most POSITION_SYNC_EVENTS more (docs/disk-queue.md §4).
+            SyncMode::Batch => {
+                acked - p.synced >= POSITION_SYNC_EVENTS
+                    || p.last_sync.elapsed() >= POSITION_SYNC_AFTER
+                    || self.full.load(Ordering::Acquire)
+            }
+            SyncMode::Interval(i) => {
+                p.last_sync.elapsed() >= i || self.full.load(Ordering::Acquire)
+            }
             SyncMode::None => false,
         };
         if sync {
@@ -767,12 +1053,16 @@ impl Disk {
         }
     }
 
-    /// `sync: interval`: syncs the segment and the position record once the interval has
-    /// passed since their last sync, also when no further write comes.
+    /// Syncs what is due once its interval has passed since its last sync, also when no
+    /// further write comes: with `interval` the segment and the position record, with
+    /// `batch` the position record (POSITION_SYNC_AFTER).
     fn sync_due(&self) {
-        let SyncMode::Interval(every) = self.settings.sync else {
-            return;
+        let every = match self.settings.sync {
+            SyncMode::Interval(every) => every,
+            SyncMode::Batch => POSITION_SYNC_AFTER,
+            SyncMode::None => return,
         };
+        // With `batch` every segment write is synced already.
         if let Ok(mut w) = self.writer.try_lock() {
             if w.dirty && w.last_sync.elapsed() >= every {
                 if let Some(f) = &w.file {
@@ -786,10 +1076,10 @@ impl Disk {
             }
         }
         let mut p = lock(&self.position);
-        if p.dirty && p.last_sync.elapsed() >= every {
+        if p.dirty && (p.last_sync.elapsed() >= every || self.full.load(Ordering::Acquire)) {
             if self.sync_data(&p.file).is_ok() {
                 p.dirty = false;
-                p.synced = self.recorded.load(Ordering::Acquire);
+                p.synced = p.written;
             }
             p.last_sync = Instant::now();
         }
@@ -856,11 +1146,17 @@ impl Disk {
             if self.closing.load(Ordering::Acquire) {
                 let mut p = lock(&self.position);
                 if p.dirty {
-                    if let Err(e) = self.sync_data(&p.file) {
-                        tracing::warn!(error = %e, "disk queue: final sync of the position record failed");
+                    match self.sync_data(&p.file) {
+                        Ok(()) => p.synced = p.written,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "disk queue: final sync of the position record failed");
+                        }
                     }
                     p.dirty = false;
                 }
+                drop(p);
+                // What the final sync proves settled goes now, not at the next start.
+                self.delete_settled(self.deletable(recorded));
                 return;
             }
             self.nap(seen);
@@ -879,7 +1175,8 @@ impl Disk {
 
     fn reader_loop(&self, shared: &Weak<Shared>) {
         let mut next = self.start;
-        let mut cur: Option<(SegInfo, File, FrameReader, bool)> = None;
+        let mut cur: Option<(SegInfo, SegReader, FrameReader, bool)> = None;
+        let pool = Arc::new(ReadPool::default());
         let mut chunk: Vec<(u64, Bytes)> = Vec::with_capacity(READ_CHUNK);
         loop {
             if self.closing.load(Ordering::Acquire) {
@@ -928,7 +1225,7 @@ impl Disk {
                 };
                 let eof = *at_eof && later.is_some();
                 match fr.next(eof) {
-                    Step::NeedMore => match read_into(fr, file, READ_BUF) {
+                    Step::NeedMore => match file.read_into(fr, &pool) {
                         Ok(0) => {
                             if later.is_some() {
                                 *at_eof = true;
@@ -1004,23 +1301,19 @@ impl Disk {
 
     /// The segment holding `seq` (or the first after it, with the seq the gap starts at),
     /// opened and positioned after its header.
-    fn open_for(&self, seq: u64) -> Option<(SegInfo, File, Option<u64>)> {
+    fn open_for(&self, seq: u64) -> Option<(SegInfo, SegReader, Option<u64>)> {
         let seg = {
             let segs = lock(&self.segs);
             let holding = segs.list.iter().rev().find(|s| s.first <= seq).cloned();
             holding.or_else(|| segs.list.front().cloned())?
         };
-        let mut file = match File::open(&seg.path) {
+        let file = match SegReader::open(&seg.path, self.direct.load(Ordering::Acquire)) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(file = %seg.path.display(), error = %e, "disk queue: cannot open a segment; trying again");
                 return None;
             }
         };
-        if let Err(e) = file.seek(SeekFrom::Start(HEADER_LEN as u64)) {
-            tracing::error!(file = %seg.path.display(), error = %e, "disk queue: cannot read a segment; trying again");
-            return None;
-        }
         let gap = (seg.first > seq).then_some(seq);
         Some((seg, file, gap))
     }
@@ -1104,7 +1397,7 @@ fn scan_segments(dir: &Path) -> Result<(Segs, u64), DiskError> {
             Err(source @ HeaderError::UnknownVersion { .. }) => {
                 return Err(DiskError::Version { path, source });
             }
-            Err(_) if i + 1 == count && size <= HEADER_LEN as u64 => {
+            Err(_) if i + 1 == count && size <= BLOCK as u64 => {
                 // A crash while the segment was being created: it holds no frame.
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
             }
@@ -1118,45 +1411,24 @@ fn scan_segments(dir: &Path) -> Result<(Segs, u64), DiskError> {
     Ok((segs, max_id))
 }
 
-/// Reads up to `max` bytes of `file` (at its offset) into `fr`'s buffer without zeroing it
-/// first. Returns what `read(2)` returned; 0 at the end of the file.
-fn read_into(fr: &mut FrameReader, file: &File, max: usize) -> std::io::Result<usize> {
-    loop {
-        let room = fr.spare(max);
-        // SAFETY: read(2) writes at most `room.len()` bytes into memory this reader owns and
-        // reserved; nothing else refers to it.
-        let n = unsafe { libc::read(file.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        let n = n as usize;
-        // SAFETY: the kernel wrote `n` bytes into the slice `spare` returned just above.
-        unsafe { fr.filled(n) };
-        return Ok(n);
-    }
-}
-
-/// Scans the last segment: the seq after its last good frame and where that frame ends.
+/// Scans the last segment: the seq after its last good frame and where the good bytes end
+/// (the last frame's end; the file's size when only padding follows it).
 fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
-    let mut file = File::open(&seg.path).map_err(io_err(&seg.path))?;
-    file.seek(SeekFrom::Start(HEADER_LEN as u64))
-        .map_err(io_err(&seg.path))?;
+    let mut file = SegReader::open(&seg.path, true).map_err(io_err(&seg.path))?;
+    let pool = Arc::new(ReadPool::default());
     let mut fr = FrameReader::new(seg.first);
     let mut eof = false;
     let mut end = (seg.first, HEADER_LEN as u64);
     loop {
         match fr.next(eof) {
             Step::NeedMore => {
-                let n = read_into(&mut fr, &file, READ_BUF).map_err(io_err(&seg.path))?;
+                let n = file.read_into(&mut fr, &pool).map_err(io_err(&seg.path))?;
                 eof = n == 0;
             }
             Step::Frame { seq, .. } => end = (seq + 1, fr.offset()),
             Step::Damaged { .. } => {}
-            Step::Tail { .. } | Step::End { .. } => return Ok(end),
+            Step::End { .. } => return Ok((end.0, seg.size)),
+            Step::Tail { .. } => return Ok(end),
         }
     }
 }

@@ -8,9 +8,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::format::{self, HEADER_LEN};
-use super::{DiskError, DiskSettings, SyncMode};
+use super::format::{self, BLOCK};
+use super::{Disk, DiskError, DiskSettings, SyncMode, POSITION_SYNC_EVENTS};
+use crate::event::Event;
 use crate::pipeline::{Metrics, Queue};
+
+thread_local! {
+    /// Set by a test: `O_DIRECT` is refused (`EINVAL`) on this thread at this stage ("open"
+    /// or "write"), as on a file system without it.
+    pub(super) static REFUSE_DIRECT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    /// How many times [`REFUSE_DIRECT`] refused.
+    pub(super) static REFUSED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
 
 fn settings(dir: &Path) -> DiskSettings {
     DiskSettings {
@@ -272,7 +281,8 @@ async fn the_publisher_is_acknowledged_when_its_events_are_on_disk() {
         .iter()
         .map(|s| std::fs::metadata(s).unwrap().len())
         .sum();
-    assert_eq!(on_disk, (HEADER_LEN + format::frame_len(3)) as u64);
+    // The header block and one block holding the padded batch (docs/disk-queue.md §3).
+    assert_eq!(on_disk, 2 * BLOCK as u64);
     p.close().unwrap();
     q.cancel();
     q.close();
@@ -297,7 +307,7 @@ async fn a_flipped_byte_loses_one_event_and_says_so() {
     backlog(dir.path(), 300).await;
     let segs = segments(dir.path());
     assert!(segs.len() >= 3, "{segs:?}");
-    let at = HEADER_LEN + format::frame_len(70) + 30; // inside the second frame's payload
+    let at = BLOCK + format::frame_len(70) + 30; // inside the second frame's payload
     damage(&segs[1], |b| b[at] ^= 0x20);
     let (got, lost) = reopen_all(dir.path()).await;
     assert_eq!(lost, 1);
@@ -312,8 +322,8 @@ async fn a_zeroed_block_and_a_truncated_segment_lose_only_their_events() {
     backlog(dir.path(), 400).await;
     let segs = segments(dir.path());
     assert!(segs.len() >= 4, "{segs:?}");
-    // Zero 1 KiB in the middle of the second segment.
-    damage(&segs[1], |b| b[1024..2048].fill(0));
+    // Zero 1 KiB in the middle of the second segment's frames.
+    damage(&segs[1], |b| b[BLOCK + 512..BLOCK + 1536].fill(0));
     // Cut the third segment in half.
     damage(&segs[2], |b| b.truncate(b.len() / 2));
     let (got, lost) = reopen_all(dir.path()).await;
@@ -469,4 +479,198 @@ async fn a_backlog_larger_than_the_recent_events_in_memory_is_read_back_from_dis
     assert_eq!(got.len(), 60_000);
     assert!(got.iter().copied().eq(0..60_000), "in publish order");
     assert_eq!(q.close(), 0);
+}
+
+/// Writes a version 1 segment, as a build before format 2 left it: the 24-byte header, then
+/// `ev-<i>` frames back to back.
+fn write_v1_segment(path: &Path, range: std::ops::Range<u64>) {
+    let mut b = format::encode_header_version(range.start, format::VERSION_1).to_vec();
+    for i in range {
+        format::encode_frame(
+            &mut b,
+            i,
+            format!("ev-{i:06}-{}", "x".repeat(60)).as_bytes(),
+        );
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[tokio::test]
+async fn a_version_1_backlog_is_delivered_after_the_upgrade_and_new_events_are_written_as_version_2(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    write_v1_segment(&dir.path().join(format!("{:020}.seg", 1)), 0..150);
+    write_v1_segment(&dir.path().join(format!("{:020}.seg", 2)), 150..200);
+    let mut pos = Vec::new();
+    for generation in 0..2 {
+        pos.extend_from_slice(&format::encode_slot(format::Slot {
+            generation,
+            acked: 40,
+        }));
+    }
+    std::fs::write(dir.path().join("position"), pos).unwrap();
+    {
+        let (q, m) = started(dir.path());
+        publish(&q, 200..260);
+        let got = deliver(&q, None).await;
+        assert_eq!(
+            got,
+            (40..260).collect::<Vec<_>>(),
+            "the old backlog, then the new"
+        );
+        assert_eq!(m.disk_events_lost.load(Ordering::Relaxed), 0);
+        assert_eq!(q.close(), 0);
+    }
+    let segs = segments(dir.path());
+    assert!(!segs.is_empty());
+    for seg in &segs {
+        let b = std::fs::read(seg).unwrap();
+        assert_eq!(
+            &b[4..8],
+            &format::VERSION.to_le_bytes(),
+            "{}",
+            seg.display()
+        );
+        assert_eq!(b.len() % BLOCK, 0, "{}: whole blocks", seg.display());
+    }
+    assert!(
+        !dir.path().join(format!("{:020}.seg", 1)).exists(),
+        "the acknowledged version 1 segment is deleted"
+    );
+    let (got, lost) = reopen_all(dir.path()).await;
+    assert_eq!(got, Vec::<u64>::new(), "nothing re-sent");
+    assert_eq!(lost, 0);
+}
+
+/// Publishes `0..n` into a fresh queue in `dir` with `O_DIRECT` refused at `stage` (or not),
+/// stops with everything queued, and returns the segment files' bytes.
+fn backlog_refusing(dir: &Path, n: u64, stage: Option<&'static str>) -> Vec<Vec<u8>> {
+    REFUSE_DIRECT.with(|r| r.set(stage));
+    REFUSED.with(|r| r.set(0));
+    let (q, _) = started(dir);
+    publish(&q, 0..n);
+    abort(&q);
+    assert_eq!(q.close(), n);
+    REFUSE_DIRECT.with(|r| r.set(None));
+    segments(dir)
+        .iter()
+        .map(|s| std::fs::read(s).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn without_o_direct_the_same_bytes_go_through_the_page_cache() {
+    let direct = tempfile::tempdir().unwrap();
+    let want = backlog_refusing(direct.path(), 300, None);
+    assert_eq!(REFUSED.with(|r| r.get()), 0);
+    assert!(want.len() >= 3, "several segments");
+    for stage in ["open", "write"] {
+        let dir = tempfile::tempdir().unwrap();
+        let got = backlog_refusing(dir.path(), 300, Some(stage));
+        assert_eq!(
+            REFUSED.with(|r| r.get()),
+            1,
+            "refused at {stage} once: later segments go straight to the page cache"
+        );
+        assert!(got == want, "refused at {stage}: the same bytes on disk");
+        let (ids, lost) = reopen_all(dir.path()).await;
+        assert_eq!(ids, (0..300).collect::<Vec<_>>(), "refused at {stage}");
+        assert_eq!(lost, 0);
+    }
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<Event> {
+    range
+        .map(|i| Event {
+            input: 0,
+            bytes: Bytes::from(format!("ev-{i:06}")),
+        })
+        .collect()
+}
+
+/// Waits (bounded) until `what` holds of the disk's position record.
+fn wait_position(disk: &Disk, what: &str, ok: impl Fn(&super::Position) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        {
+            let p = super::lock(&disk.position);
+            if ok(&p) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "within 10s: {what} (written {}, synced {})",
+                p.written,
+                p.synced
+            );
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn position_syncs_are_coalesced_within_the_documented_bound_and_a_clean_stop_syncs_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::default());
+    let disk = Arc::new(
+        Disk::open(
+            DiskSettings {
+                segment_size: 1 << 30,
+                ..settings(dir.path())
+            },
+            Arc::clone(&m),
+        )
+        .unwrap(),
+    );
+    // The acker alone: with no memory stage the reader ends at once.
+    disk.start_threads(std::sync::Weak::new());
+    const N: u64 = 40_000;
+    for chunk in events(0..N).chunks(2000) {
+        disk.append(chunk).unwrap();
+    }
+    let before = m.disk_fsyncs.load(Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let mut acked = 0;
+    while acked < N {
+        acked = (acked + 2048).min(N);
+        disk.settled_to(acked);
+        wait_position(&disk, "the advance is written", |p| p.written == acked);
+        // What a power cut could lose of the record: less than the documented bound.
+        let p = super::lock(&disk.position);
+        assert!(
+            p.written - p.synced < POSITION_SYNC_EVENTS,
+            "written {} synced {}",
+            p.written,
+            p.synced
+        );
+    }
+    let syncs = m.disk_fsyncs.load(Ordering::Relaxed) - before;
+    // One per 16,384 events, plus one per second the advances took; before this, one per
+    // advance (20 here).
+    let allowed = N / POSITION_SYNC_EVENTS + 1 + started.elapsed().as_secs();
+    assert!(
+        syncs <= allowed,
+        "{syncs} position syncs for 20 advances, at most {allowed}"
+    );
+    disk.close();
+    let p = super::lock(&disk.position);
+    assert_eq!(
+        (p.written, p.synced),
+        (N, N),
+        "a clean stop syncs the record"
+    );
+    assert!(!p.dirty);
+}
+
+#[test]
+fn an_unsynced_position_is_synced_within_a_second_without_further_advances() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(Disk::open(settings(dir.path()), Arc::new(Metrics::default())).unwrap());
+    disk.start_threads(std::sync::Weak::new());
+    disk.append(&events(0..30)).unwrap();
+    disk.settled_to(10);
+    wait_position(&disk, "the small advance is synced by time", |p| {
+        p.synced == 10 && !p.dirty
+    });
+    disk.close();
 }
