@@ -695,7 +695,7 @@ impl Publisher {
                 return Err(self.abandon());
             }
             let events = std::mem::take(&mut self.buf);
-            let r = disk.append(&events);
+            let r = disk.append(&events, self.counter());
             return self.appended(r, events);
         }
         let shared = Arc::clone(&self.shared);
@@ -744,8 +744,9 @@ impl Publisher {
             }
             let events = std::mem::take(&mut self.buf);
             // Writing and fdatasync block: off the runtime's threads.
+            let count = self.counter();
             let done = tokio::task::spawn_blocking(move || {
-                let r = disk.append(&events);
+                let r = disk.append(&events, count);
                 (r, events)
             })
             .await;
@@ -834,19 +835,24 @@ impl Publisher {
         let unpublished = events.len();
         events.clear();
         self.buf = events;
-        let a = r.map_err(|()| Stopped { unpublished })?;
-        let n = a.written as u64;
-        self.shared
-            .metrics
-            .published
-            .fetch_add(n, Ordering::Relaxed);
-        self.metrics.published.fetch_add(n, Ordering::Relaxed);
-        self.metrics.acked.fetch_add(n, Ordering::Release);
-        self.metrics
-            .input_dropped
-            .fetch_add(a.oversize as u64, Ordering::Relaxed);
+        r.map_err(|()| Stopped { unpublished })?;
         self.shared.acked_notify.notify_waiters();
         Ok(())
+    }
+
+    /// Counts a disk write for this input, inside the write (see `Disk::append`).
+    fn counter(&self) -> impl FnOnce(&Appended) + Send + 'static {
+        let queue = Arc::clone(&self.shared.metrics);
+        let input = Arc::clone(&self.metrics);
+        move |a| {
+            let n = a.written as u64;
+            queue.published.fetch_add(n, Ordering::Relaxed);
+            input.published.fetch_add(n, Ordering::Relaxed);
+            input.acked.fetch_add(n, Ordering::Release);
+            input
+                .input_dropped
+                .fetch_add(a.oversize as u64, Ordering::Relaxed);
+        }
     }
 
     fn abandon(&mut self) -> Stopped {

@@ -726,8 +726,21 @@ impl Disk {
     ///
     /// # Errors
     /// `Err(())` when inputs are stopping before the events could be written.
-    pub(crate) fn append(&self, events: &[Event]) -> Result<Appended, ()> {
+    ///
+    /// `count` runs with the writer held, once the events are durable (or refused as
+    /// oversize): `close` takes the writer after it, so the totals a stop prints count every
+    /// event the queue keeps. Counted after `append` returned instead, a batch written as the
+    /// stop came showed up in the queue's `unacked` but not in `published`.
+    pub(crate) fn append(
+        &self,
+        events: &[Event],
+        count: impl FnOnce(&Appended),
+    ) -> Result<Appended, ()> {
         let mut w = lock(&self.writer);
+        if self.closing.load(Ordering::Acquire) {
+            // `close` has counted what the queue keeps: a write now would not be counted.
+            return Err(());
+        }
         let oversize = events
             .iter()
             .filter(|e| e.bytes.len() > format::MAX_PAYLOAD)
@@ -744,6 +757,7 @@ impl Disk {
             );
         }
         if out.written == 0 {
+            count(&out);
             return Ok(out);
         }
         let first = w.next_seq;
@@ -769,6 +783,7 @@ impl Disk {
             }
         }
         self.visible.store(w.next_seq, Ordering::Release);
+        count(&out);
         drop(w);
         self.notify();
         Ok(out)

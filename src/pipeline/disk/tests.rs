@@ -626,7 +626,7 @@ fn position_syncs_are_coalesced_within_the_documented_bound_and_a_clean_stop_syn
     disk.start_threads(std::sync::Weak::new());
     const N: u64 = 40_000;
     for chunk in events(0..N).chunks(2000) {
-        disk.append(chunk).unwrap();
+        disk.append(chunk, |_| ()).unwrap();
     }
     let before = m.disk_fsyncs.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
@@ -667,10 +667,37 @@ fn an_unsynced_position_is_synced_within_a_second_without_further_advances() {
     let dir = tempfile::tempdir().unwrap();
     let disk = Arc::new(Disk::open(settings(dir.path()), Arc::new(Metrics::default())).unwrap());
     disk.start_threads(std::sync::Weak::new());
-    disk.append(&events(0..30)).unwrap();
+    disk.append(&events(0..30), |_| ()).unwrap();
     disk.settled_to(10);
     wait_position(&disk, "the small advance is synced by time", |p| {
         p.synced == 10 && !p.dirty
     });
     disk.close();
+}
+
+#[test]
+fn a_write_is_counted_before_close_can_read_the_queue_and_none_is_taken_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(Disk::open(settings(dir.path()), Arc::new(Metrics::default())).unwrap());
+    disk.start_threads(std::sync::Weak::new());
+    let counted = std::sync::atomic::AtomicU64::new(0);
+    // `count` runs inside the write: what a stop's totals read afterwards includes it.
+    let a = disk
+        .append(&events(0..30), |a| {
+            counted.fetch_add(a.written as u64, Ordering::Relaxed);
+        })
+        .unwrap();
+    assert_eq!(a.written, 30);
+    assert_eq!(counted.load(Ordering::Relaxed), 30);
+    disk.close();
+    assert_eq!(disk.unsettled(), 30);
+    // After close the queue's count is final: a late input's batch is refused, not kept
+    // uncounted (its input is told it was not published).
+    assert!(disk
+        .append(&events(30..40), |_| panic!("counted after close"))
+        .is_err());
+    assert_eq!(disk.unsettled(), 30);
+    drop(disk);
+    let reopened = Disk::open(settings(dir.path()), Arc::new(Metrics::default())).unwrap();
+    assert_eq!(reopened.unsettled(), 30, "nothing was written after close");
 }
