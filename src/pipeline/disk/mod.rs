@@ -725,7 +725,8 @@ impl Disk {
     /// while the queue is full or the disk refuses the write.
     ///
     /// # Errors
-    /// `Err(())` when inputs are stopping before the events could be written.
+    /// `Err(())` when inputs are stopping before the events could be written, or the queue
+    /// was closed (nothing is written then).
     ///
     /// `count` runs with the writer held, once the events are durable (or refused as
     /// oversize): `close` takes the writer after it, so the totals a stop prints count every
@@ -990,6 +991,11 @@ impl Disk {
             }
             o.open(path)
         };
+        let plain = || -> std::io::Result<File> {
+            let f = create(false)?;
+            f.write_all_at(header, 0)?;
+            Ok(f)
+        };
         let buffered = |why: &std::io::Error| -> std::io::Result<File> {
             self.direct.store(false, Ordering::Release);
             tracing::debug!(file = %path.display(), error = %why, "disk queue: the file system refuses O_DIRECT; segments go through the page cache");
@@ -998,13 +1004,10 @@ impl Disk {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
-            let f = create(false)?;
-            f.write_all_at(header, 0)?;
-            Ok(f)
+            plain()
         };
         if !self.direct.load(Ordering::Acquire) {
-            let f = create(false)?;
-            f.write_all_at(header, 0)?;
+            let f = plain()?;
             tracing::debug!(file = %path.display(), direct = false, "disk queue: segment created");
             return Ok(f);
         }
