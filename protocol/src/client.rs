@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::compress::{Compressor, Flate2Compressor};
 use crate::error::ProtocolError;
-use crate::frame::{encode_json, encode_window, FrameType, Version, ACK_FRAME_LEN};
+use crate::frame::ACK_FRAME_LEN;
+use crate::packed::{encode_window_bytes, packed_count};
 
 /// Settings of a [`ClientSession`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,23 +167,13 @@ impl<E, C: Compressor> ClientSession<E, C> {
         size: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtocolError> {
-        encode_window(Version::V2, size, out);
-        let Some(compressor) = self.compressor.as_mut() else {
-            return encode_frames(frames, size, out);
-        };
-        self.scratch.clear();
-        encode_frames(frames, size, &mut self.scratch)?;
-        // '2' 'C' <len>: the length is only known after compressing, so write a
-        // placeholder and patch it.
-        out.extend_from_slice(&[Version::V2.into(), FrameType::Compressed.into(), 0, 0, 0, 0]);
-        let body = out.len();
-        compressor.compress_zlib(&self.scratch, out)?;
-        let len = u32::try_from(out.len() - body).map_err(|_| ProtocolError::FrameTooLarge {
-            size: (out.len() - body) as u64,
-            max: u64::from(u32::MAX),
-        })?;
-        out[body - 4..body].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+        encode_window_bytes(
+            frames,
+            size,
+            self.compressor.as_mut(),
+            &mut self.scratch,
+            out,
+        )
     }
 
     /// Consumes bytes read from the server (ACK frames, split at any byte).
@@ -344,28 +335,6 @@ impl<E, C: Compressor> ClientSession<E, C> {
     }
 }
 
-/// Appends `J` frames 1..=`size` for `frames`, which must hold exactly `size` events
-/// (extra ones are not encoded).
-fn encode_frames<'a>(
-    frames: impl Iterator<Item = &'a [u8]>,
-    size: u32,
-    out: &mut Vec<u8>,
-) -> Result<(), ProtocolError> {
-    let mut given = 0;
-    for (seq, event) in (1..=size).zip(frames) {
-        encode_json(seq, event, out)?;
-        given = seq;
-    }
-    if given == size {
-        Ok(())
-    } else {
-        Err(ProtocolError::EventCountMismatch {
-            announced: size,
-            given,
-        })
-    }
-}
-
 impl<E: AsRef<[u8]>, C: Compressor> ClientSession<E, C> {
     /// Encodes `events` as one window and appends the bytes to `out` (a buffer the
     /// caller reuses), exactly as libbeat does: `W(N)` then one `C` frame holding
@@ -452,6 +421,44 @@ impl<C: Compressor> ClientSession<(), C> {
     }
 }
 
+impl<C: Compressor> ClientSession<(), C> {
+    /// Sends a window encoded earlier ([`crate::packed`]): `wire` is written to `out` as it
+    /// is, and the window counts as outstanding as with
+    /// [`send_borrowed`](Self::send_borrowed). Whatever compressor this session has, the
+    /// bytes are the ones stored; a receiver inflates any zlib level alike.
+    ///
+    /// # Errors
+    /// [`ProtocolError::UnexpectedFrame`] (in a [`SendError`] holding one `()` per announced
+    /// event, or none) when `wire` is not a packed window by its headers
+    /// ([`packed_count`]), and the errors of [`send_borrowed`](Self::send_borrowed).
+    pub fn send_packed(
+        &mut self,
+        wire: &[u8],
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), SendError<()>> {
+        let Some(size) = packed_count(wire) else {
+            return Err(SendError {
+                events: Vec::new(),
+                error: ProtocolError::UnexpectedFrame {
+                    frame_type: crate::frame::FrameType::Compressed,
+                    reason: "not a packed window",
+                },
+            });
+        };
+        let n = size as usize;
+        if let Err(error) = self.admit(n) {
+            return Err(SendError {
+                events: vec![(); n],
+                error,
+            });
+        }
+        out.extend_from_slice(wire);
+        self.commit(vec![(); n], size, now);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +470,48 @@ mod tests {
             compression_level: 0,
             ack_timeout: TIMEOUT,
         })
+    }
+
+    #[test]
+    fn a_packed_window_is_sent_as_the_same_bytes_and_acknowledged_like_any_window() {
+        let config = ClientConfig {
+            compression_level: 3,
+            ack_timeout: TIMEOUT,
+        };
+        let events: [&[u8]; 2] = [b"{\"a\":1}", b"{\"b\":2}"];
+        let mut direct = ClientSession::<()>::new(config);
+        let mut sent = Vec::new();
+        direct
+            .send_borrowed(events.iter().copied(), &mut sent, Instant::now())
+            .unwrap();
+        let mut wire = Vec::new();
+        crate::packed::encode_window_bytes(
+            events.iter().copied(),
+            2,
+            Some(&mut Flate2Compressor::new(3)),
+            &mut Vec::new(),
+            &mut wire,
+        )
+        .unwrap();
+        let mut packed = ClientSession::<()>::new(config);
+        let mut out = Vec::new();
+        packed.send_packed(&wire, &mut out, Instant::now()).unwrap();
+        assert_eq!(
+            out, sent,
+            "the stored window is the window the session would send"
+        );
+        assert_eq!(packed.unacked_events(), 2);
+        packed.handle_input(&ack(2), Instant::now()).unwrap();
+        assert_eq!(
+            packed.poll_event(),
+            Some(ClientEvent::WindowAcked {
+                events: vec![(); 2]
+            })
+        );
+        let err = packed
+            .send_packed(&wire[..wire.len() - 1], &mut out, Instant::now())
+            .unwrap_err();
+        assert!(matches!(err.error, ProtocolError::UnexpectedFrame { .. }));
     }
 
     fn ack(seq: u32) -> [u8; 6] {

@@ -127,6 +127,7 @@ pub mod decoder;
 pub mod error;
 pub mod frame;
 pub mod limits;
+pub mod packed;
 pub mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientSession, SendError};
