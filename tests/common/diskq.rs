@@ -41,13 +41,28 @@ pub fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
         };
         let mut r = FrameReader::new(first);
         r.feed(&bytes[HEADER_LEN..]);
+        let mut note = |payload: &[u8]| {
+            let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+            let (run, seq) = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
+            let e = max.entry(run).or_insert(0);
+            *e = seq.max(*e);
+        };
         loop {
             match r.next(true) {
-                Step::Frame { payload, .. } => {
-                    let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-                    let (run, seq) = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
-                    let e = max.entry(run).or_insert(0);
-                    *e = seq.max(*e);
+                Step::Frame { payload, .. } => note(&payload),
+                Step::Packed { wire, .. } => {
+                    let (mut out, mut events) = (Vec::new(), Vec::new());
+                    skidder_protocol::packed::unpack(
+                        &wire,
+                        &mut skidder_protocol::Inflater::new(),
+                        64 << 20,
+                        &mut out,
+                        &mut events,
+                    )
+                    .unwrap();
+                    for e in events {
+                        note(&out[e]);
+                    }
                 }
                 Step::Damaged { .. } | Step::NeedMore => {}
                 Step::Tail { .. } | Step::End { .. } => break,

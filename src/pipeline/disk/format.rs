@@ -1,4 +1,5 @@
-//! The disk queue's bytes: segment header, frames, position slots (docs/disk-queue.md §3, §4).
+//! The disk queue's bytes: segment header, frames, packed windows, position slots
+//! (docs/disk-queue.md §3, §4, §11).
 //!
 //! Pure: no files, no clock. [`FrameReader`] decodes a segment's frames from bytes fed to it
 //! in pieces of any size, like a tokio-util decoder: `NeedMore` when it needs more bytes, and
@@ -6,39 +7,55 @@
 //! Everything read from disk is untrusted; every length is checked before it is used.
 
 use bytes::{Buf, Bytes, BytesMut};
+use skidder_protocol::packed::packed_count;
 
 /// Magic bytes opening a segment file.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"SKDQ";
 /// Magic bytes opening a position slot.
 pub const POSITION_MAGIC: [u8; 4] = *b"SKQP";
-/// The segment format version this build writes (it also reads [`VERSION_1`]).
-pub const VERSION: u32 = 2;
+/// The segment format version this build writes: version 2 plus packed windows (it also
+/// reads [`VERSION_1`] and [`VERSION_2`]).
+pub const VERSION: u32 = 3;
 /// The first segment format: no header block, no padding. Still read, never written.
 pub const VERSION_1: u32 = 1;
+/// The header block and block-aligned padded batches, without packed windows. Still read,
+/// never written.
+pub const VERSION_2: u32 = 2;
 /// The position record's format version.
 pub const POSITION_VERSION: u32 = 1;
-/// Segment header length (the header's own bytes; in version 2 a zeroed block follows).
+/// Segment header length (the header's own bytes; from version 2 on, the rest of block 0
+/// is zeros).
 pub const HEADER_LEN: usize = 24;
-/// Version 2 writes start and end on block boundaries (segment offsets), so they can go
+/// From version 2 on, writes start and end on block boundaries (segment offsets), so they can go
 /// through `O_DIRECT`; the header fills block 0 and the first frame starts at `BLOCK`.
 pub const BLOCK: usize = 4096;
 /// Bytes of a frame before its payload.
 pub const FRAME_HEADER_LEN: usize = 16;
 /// The largest payload a frame may hold; a larger `len` is damage.
 pub const MAX_PAYLOAD: usize = 64 << 20;
+/// Bit 31 of a frame's `len`: the payload is a packed window (`count` ++ wire), and the
+/// payload length is `len & !PACKED`. It can never be set by a plain frame, whose length
+/// is at most [`MAX_PAYLOAD`].
+pub const PACKED: u32 = 1 << 31;
+/// The most events one packed window may hold; a larger `count` is damage.
+pub const MAX_PACKED_EVENTS: u32 = 65_536;
+/// Bytes of a packed frame's payload before the wire: its `count`.
+const COUNT_LEN: usize = 4;
 /// One position slot.
 pub const SLOT_LEN: usize = 32;
 /// The position file: two slots.
 pub const POSITION_LEN: usize = 2 * SLOT_LEN;
 
-/// A frame's CRC: its `len` and `seq` fields, then the payload. The two fields go in as one
-/// 12-byte piece: `crc32fast` takes short pieces a byte table at a time, and two of them per
-/// frame showed in the profile.
-fn frame_crc(len: &[u8], seq: &[u8], payload: &[u8]) -> u32 {
-    let mut head = [0u8; 12];
+/// A frame's CRC: its `len` and `seq` fields, then the payload, given as `lead` (at most 4
+/// bytes: a packed frame's `count` when the writer holds it apart from the wire) and `rest`.
+/// The fields and `lead` go in as one piece of at most 16 bytes: `crc32fast` takes short
+/// pieces a byte table at a time, and two of them per frame showed in the profile.
+fn frame_crc(len: &[u8], seq: &[u8], lead: &[u8], rest: &[u8]) -> u32 {
+    let mut head = [0u8; 12 + COUNT_LEN];
     head[..4].copy_from_slice(len);
-    head[4..].copy_from_slice(seq);
-    crc(&[&head, payload])
+    head[4..12].copy_from_slice(seq);
+    head[12..12 + lead.len()].copy_from_slice(lead);
+    crc(&[&head[..12 + lead.len()], rest])
 }
 
 fn crc(parts: &[&[u8]]) -> u32 {
@@ -71,7 +88,7 @@ pub enum HeaderError {
     #[error("damaged (bad magic or checksum)")]
     Damaged,
     /// A valid header of a format this build does not know.
-    #[error("format version {version} (flags {flags:#x}); this build reads segment versions {VERSION_1} and {VERSION}, position version {POSITION_VERSION}")]
+    #[error("format version {version} (flags {flags:#x}); this build reads segment versions {VERSION_1} to {VERSION}, position version {POSITION_VERSION}")]
     UnknownVersion {
         /// The version found.
         version: u32,
@@ -81,13 +98,13 @@ pub enum HeaderError {
 }
 
 /// Encodes a segment header for a segment whose first frame has seq `first`. The writer
-/// puts it at the start of a zeroed block (version 2).
+/// puts it at the start of a zeroed block (versions 2 and 3).
 pub fn encode_header(first: u64) -> [u8; HEADER_LEN] {
     encode_header_version(first, VERSION)
 }
 
-/// [`encode_header`] of another version: tests write version 1 segments with it, as an
-/// older build left them.
+/// [`encode_header`] of another version: tests write version 1 and 2 segments with it, as
+/// an older build left them.
 #[doc(hidden)]
 pub fn encode_header_version(first: u64, version: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
@@ -100,9 +117,10 @@ pub fn encode_header_version(first: u64, version: u32) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Decodes a segment header (version 1 or 2): the seq of its first frame. Both versions are
-/// read by the same [`FrameReader`], fed from [`HEADER_LEN`]: version 2's zeroed rest of
-/// block 0 reads as padding.
+/// Decodes a segment header (version 1, 2 or 3): the seq of its first frame. Every version
+/// is read by the same [`FrameReader`], fed from [`HEADER_LEN`]: the zeroed rest of block 0
+/// (versions 2 and 3) reads as padding, and a packed frame is accepted in any version
+/// (docs/disk-queue.md §7).
 ///
 /// # Errors
 /// [`HeaderError`]; `UnknownVersion` only when the checksum matches.
@@ -114,7 +132,7 @@ pub fn decode_header(b: &[u8]) -> Result<u64, HeaderError> {
         return Err(HeaderError::Damaged);
     }
     let (version, flags) = (u32_at(b, 4), u32_at(b, 16));
-    if !(version == VERSION || version == VERSION_1) || flags != 0 {
+    if !matches!(version, VERSION_1 | VERSION_2 | VERSION) || flags != 0 {
         return Err(HeaderError::UnknownVersion { version, flags });
     }
     Ok(u64_at(b, 8))
@@ -135,7 +153,7 @@ pub fn encode_frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
 pub fn frame_head(seq: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     let len = (payload.len() as u32).to_le_bytes();
     let seq_b = seq.to_le_bytes();
-    let c = frame_crc(&len, &seq_b, payload);
+    let c = frame_crc(&len, &seq_b, &[], payload);
     let mut h = [0u8; FRAME_HEADER_LEN];
     h[0..4].copy_from_slice(&len);
     h[4..8].copy_from_slice(&c.to_le_bytes());
@@ -146,6 +164,65 @@ pub fn frame_head(seq: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
 /// The bytes a frame holding `payload_len` bytes takes.
 pub const fn frame_len(payload_len: usize) -> usize {
     FRAME_HEADER_LEN + payload_len
+}
+
+/// Appends one packed frame: the window `wire` (as `output.logstash` sends it) of `count`
+/// events, the first of which has seq `seq` (docs/disk-queue.md §3, §11).
+///
+/// ```text
+/// len u32 (= 4 + wire.len(), | PACKED) | crc u32 (of len, seq, count, wire) | seq u64 | count u32 | wire
+/// ```
+///
+/// The caller keeps `count` in 1..=[`MAX_PACKED_EVENTS`], `wire` a window of `count` events
+/// and [`packed_frame_len`] within a frame's limit: the reader takes anything else for damage.
+pub fn encode_packed_frame(out: &mut Vec<u8>, seq: u64, count: u32, wire: &[u8]) {
+    out.extend_from_slice(&packed_head(seq, count, wire));
+    out.extend_from_slice(wire);
+}
+
+/// The 20 bytes before `wire` in its packed frame (see [`encode_packed_frame`]): the frame
+/// header and the `count`.
+fn packed_head(seq: u64, count: u32, wire: &[u8]) -> [u8; FRAME_HEADER_LEN + COUNT_LEN] {
+    debug_assert!(
+        COUNT_LEN + wire.len() <= MAX_PAYLOAD,
+        "a packed frame over the limit"
+    );
+    let len = ((COUNT_LEN + wire.len()) as u32 | PACKED).to_le_bytes();
+    let seq_b = seq.to_le_bytes();
+    let count_b = count.to_le_bytes();
+    let c = frame_crc(&len, &seq_b, &count_b, wire);
+    let mut h = [0u8; FRAME_HEADER_LEN + COUNT_LEN];
+    h[0..4].copy_from_slice(&len);
+    h[4..8].copy_from_slice(&c.to_le_bytes());
+    h[8..16].copy_from_slice(&seq_b);
+    h[16..20].copy_from_slice(&count_b);
+    h
+}
+
+/// The bytes a packed frame holding a window of `wire_len` bytes takes.
+pub const fn packed_frame_len(wire_len: usize) -> usize {
+    FRAME_HEADER_LEN + COUNT_LEN + wire_len
+}
+
+/// One frame of a write batch ([`encode_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// One event: a plain frame.
+    Event {
+        /// The event's seq.
+        seq: u64,
+        /// The encoded event.
+        payload: &'a [u8],
+    },
+    /// A packed window of `count` events from `seq` (see [`encode_packed_frame`]).
+    Packed {
+        /// The seq of the window's first event.
+        seq: u64,
+        /// Events in the window.
+        count: u32,
+        /// The window as `output.logstash` sends it.
+        wire: &'a [u8],
+    },
 }
 
 /// Zero bytes that follow a write ending at segment offset `end`, up to the next block
@@ -159,17 +236,17 @@ pub const fn padded(n: u64) -> u64 {
     n + padding(n) as u64
 }
 
-/// Encodes one write batch (version 2): the frames of `frames` (seq, payload) back to back,
-/// then zeros up to a block boundary, so the batch written at a block boundary ends on one.
+/// Encodes one write batch (versions 2 and 3): the frames of `items` back to back, then
+/// zeros up to a block boundary, so the batch written at a block boundary ends on one.
 /// The bytes go through `chunk` (a whole number of blocks: an `O_DIRECT` buffer is reused
 /// for any batch size), handed to `flush` each time it is full and once at the end (the
-/// last piece padded). Each payload is copied once, right after its CRC is computed over
-/// it, while it is in the cache. Returns the bytes flushed.
+/// last piece padded). Each payload (or wire) is copied once, right after its CRC is
+/// computed over it, while it is in the cache. Returns the bytes flushed.
 ///
 /// # Errors
 /// The first error `flush` returns; the rest of the batch is not encoded.
 pub fn encode_batch<'a, E>(
-    frames: impl IntoIterator<Item = (u64, &'a [u8])>,
+    items: impl IntoIterator<Item = Item<'a>>,
     chunk: &mut [u8],
     mut flush: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, E> {
@@ -190,9 +267,17 @@ pub fn encode_batch<'a, E>(
         }
         Ok(())
     };
-    for (seq, payload) in frames {
-        put(&frame_head(seq, payload), &mut fill, &mut total)?;
-        put(payload, &mut fill, &mut total)?;
+    for item in items {
+        match item {
+            Item::Event { seq, payload } => {
+                put(&frame_head(seq, payload), &mut fill, &mut total)?;
+                put(payload, &mut fill, &mut total)?;
+            }
+            Item::Packed { seq, count, wire } => {
+                put(&packed_head(seq, count, wire), &mut fill, &mut total)?;
+                put(wire, &mut fill, &mut total)?;
+            }
+        }
     }
     if fill > 0 {
         let end = fill + padding(fill as u64);
@@ -205,8 +290,9 @@ pub fn encode_batch<'a, E>(
 
 /// What starts at `b[0]`.
 enum Probe {
-    /// A valid frame: seq and total length.
-    Frame(u64, usize),
+    /// A valid frame: seq, the event count of a packed window (`None`: a plain frame) and
+    /// the frame's total length.
+    Frame(u64, Option<u32>, usize),
     /// Could be a frame, but the bytes end first.
     Short,
     /// Not a valid frame.
@@ -217,18 +303,33 @@ fn probe(b: &[u8]) -> Probe {
     if b.len() < FRAME_HEADER_LEN {
         return Probe::Short;
     }
-    let len = u32_at(b, 0) as usize;
-    if len == 0 || len > MAX_PAYLOAD {
+    let raw = u32_at(b, 0);
+    let packed = raw & PACKED != 0;
+    let len = (raw & !PACKED) as usize;
+    if len == 0 || len > MAX_PAYLOAD || (packed && len < COUNT_LEN) {
         return Probe::Invalid;
     }
     let total = FRAME_HEADER_LEN + len;
     if b.len() < total {
         return Probe::Short;
     }
-    if frame_crc(&b[0..4], &b[8..16], &b[16..total]) != u32_at(b, 4) {
+    // A packed frame needs all of its checks (docs/disk-queue.md §3): a matching CRC, a
+    // `count` in range, and a wire whose own headers announce that same count, so a frame
+    // whose two counts disagree never reaches the output. The cheap header checks go first.
+    let count = if packed {
+        let count = u32_at(b, FRAME_HEADER_LEN);
+        let wire = &b[FRAME_HEADER_LEN + COUNT_LEN..total];
+        if !(1..=MAX_PACKED_EVENTS).contains(&count) || packed_count(wire) != Some(count) {
+            return Probe::Invalid;
+        }
+        Some(count)
+    } else {
+        None
+    };
+    if frame_crc(&b[0..4], &b[8..16], &[], &b[16..total]) != u32_at(b, 4) {
         return Probe::Invalid;
     }
-    Probe::Frame(u64_at(b, 8), total)
+    Probe::Frame(u64_at(b, 8), count, total)
 }
 
 /// One step of [`FrameReader::next`].
@@ -242,6 +343,19 @@ pub enum Step {
         offset: u64,
         /// The encoded event: a slice of the bytes read, not a copy.
         payload: Bytes,
+    },
+    /// A packed window: `count` events from `seq`, stored as `output.logstash` sends them
+    /// (docs/disk-queue.md §11). Its checks have passed: CRC, `count` in range and the
+    /// wire's own headers announcing `count`. The next frame's seq is `seq + count`.
+    Packed {
+        /// The seq of the window's first event.
+        seq: u64,
+        /// Events in the window, 1..=[`MAX_PACKED_EVENTS`].
+        count: u32,
+        /// Where the frame starts in the segment.
+        offset: u64,
+        /// The window's bytes (`'2' 'W'` ...): a slice of the bytes read, not a copy.
+        wire: Bytes,
     },
     /// Damage from `offset` up to a valid frame, which the next step returns: the frames
     /// in between held `lost` events.
@@ -267,12 +381,12 @@ pub enum Step {
 }
 
 /// The bytes `b` must hold before [`probe`] can decide: a frame header, then the whole
-/// frame when its `len` is in range.
+/// frame when its `len` (without the packed flag) is in range.
 fn frame_need(b: &[u8]) -> usize {
     if b.len() < FRAME_HEADER_LEN {
         return FRAME_HEADER_LEN;
     }
-    match u32_at(b, 0) as usize {
+    match (u32_at(b, 0) & !PACKED) as usize {
         len @ 1..=MAX_PAYLOAD => FRAME_HEADER_LEN + len,
         _ => FRAME_HEADER_LEN,
     }
@@ -427,7 +541,7 @@ impl FrameReader {
             match probe(rest) {
                 // A frame older than expected is not where we are (a false resync, or bytes
                 // a failed write left): damage, like any other invalid frame.
-                Probe::Frame(seq, total) if seq >= self.expected => {
+                Probe::Frame(seq, count, total) if seq >= self.expected => {
                     // Damage, or padding followed by a later seq than expected (a zeroed
                     // block inside a batch): the events in between are lost.
                     let gap_from = match self.damage.take() {
@@ -444,11 +558,21 @@ impl FrameReader {
                     let offset = self.offset();
                     let mut frame = self.take(total);
                     frame.advance(FRAME_HEADER_LEN);
-                    self.expected = seq.saturating_add(1);
-                    return Step::Frame {
+                    let Some(count) = count else {
+                        self.expected = seq.saturating_add(1);
+                        return Step::Frame {
+                            seq,
+                            offset,
+                            payload: frame,
+                        };
+                    };
+                    frame.advance(COUNT_LEN);
+                    self.expected = seq.saturating_add(u64::from(count));
+                    return Step::Packed {
                         seq,
+                        count,
                         offset,
-                        payload: frame,
+                        wire: frame,
                     };
                 }
                 Probe::Short if !eof => {
@@ -543,25 +667,50 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// One event per payload, seqs from `first`.
+    fn events<'a>(first: u64, payloads: &[&'a [u8]]) -> Vec<Item<'a>> {
+        payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Item::Event {
+                seq: first + i as u64,
+                payload: p,
+            })
+            .collect()
+    }
+
     /// A version 1 segment: the 24-byte header, frames back to back.
     fn segment_v1(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
+        segment_items_v1(first, &events(first, payloads))
+    }
+
+    /// [`segment_v1`] of any items: an older build never wrote a packed frame in one, but
+    /// the reader accepts it there (docs/disk-queue.md §7).
+    fn segment_items_v1(first: u64, items: &[Item]) -> Vec<u8> {
         let mut b = encode_header_version(first, VERSION_1).to_vec();
-        for (i, p) in payloads.iter().enumerate() {
-            encode_frame(&mut b, first + i as u64, p);
+        for item in items {
+            match *item {
+                Item::Event { seq, payload } => encode_frame(&mut b, seq, payload),
+                Item::Packed { seq, count, wire } => encode_packed_frame(&mut b, seq, count, wire),
+            }
         }
         b
     }
 
-    /// A version 2 segment as the writer lays it out: the header block, then `payloads` in
+    /// A version 3 segment as the writer lays it out: the header block, then `payloads` in
     /// write batches of `per_batch` events, each padded to a block boundary.
-    fn segment_v2(first: u64, payloads: &[&[u8]], per_batch: usize) -> Vec<u8> {
-        let mut b = encode_header(first).to_vec();
+    fn segment_v3(first: u64, payloads: &[&[u8]], per_batch: usize) -> Vec<u8> {
+        segment_items(first, &events(first, payloads), per_batch, VERSION)
+    }
+
+    /// A segment of `version` (2 or 3: the same layout) holding `items` in write batches of
+    /// `per_batch` items.
+    fn segment_items(first: u64, items: &[Item], per_batch: usize, version: u32) -> Vec<u8> {
+        let mut b = encode_header_version(first, version).to_vec();
         b.resize(BLOCK, 0);
         let mut chunk = vec![0u8; 2 * BLOCK];
-        for (n, batch) in payloads.chunks(per_batch.max(1)).enumerate() {
-            let at = first + (n * per_batch) as u64;
-            let frames = batch.iter().enumerate().map(|(i, p)| (at + i as u64, *p));
-            let len = encode_batch(frames, &mut chunk, |piece| {
+        for batch in items.chunks(per_batch.max(1)) {
+            let len = encode_batch(batch.iter().copied(), &mut chunk, |piece| {
                 b.extend_from_slice(piece);
                 Ok::<(), ()>(())
             })
@@ -573,7 +722,47 @@ mod tests {
 
     /// Both layouts of the same events.
     fn segments(first: u64, payloads: &[&[u8]]) -> [Vec<u8>; 2] {
-        [segment_v1(first, payloads), segment_v2(first, payloads, 3)]
+        [segment_v1(first, payloads), segment_v3(first, payloads, 3)]
+    }
+
+    /// The window `output.logstash` sends for `docs`, compressed at level 1.
+    fn window(docs: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        skidder_protocol::packed::encode_window_bytes(
+            docs.iter().map(Vec::as_slice),
+            docs.len() as u32,
+            Some(&mut skidder_protocol::Flate2Compressor::new(1)),
+            &mut Vec::new(),
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    /// Frames and packed windows read, in order: (seq, count, bytes); a plain frame's count
+    /// is `None`.
+    fn items_read(steps: &[Step]) -> Vec<(u64, Option<u32>, Vec<u8>)> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Frame { seq, payload, .. } => Some((*seq, None, payload.to_vec())),
+                Step::Packed {
+                    seq, count, wire, ..
+                } => Some((*seq, Some(*count), wire.to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The same shape for what was written.
+    fn items_written(items: &[Item]) -> Vec<(u64, Option<u32>, Vec<u8>)> {
+        items
+            .iter()
+            .map(|i| match *i {
+                Item::Event { seq, payload } => (seq, None, payload.to_vec()),
+                Item::Packed { seq, count, wire } => (seq, Some(count), wire.to_vec()),
+            })
+            .collect()
     }
 
     /// Every step of reading `bytes` fed in pieces of `piece` bytes, alternately copied
@@ -622,7 +811,7 @@ mod tests {
         let h = encode_header(7);
         assert_eq!(
             h,
-            *b"SKDQ\x02\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x30\xf6\x11\x1d"
+            *b"SKDQ\x03\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xa1\x67\x79\xb3"
         );
         let mut f = Vec::new();
         encode_frame(&mut f, 5, b"ab");
@@ -634,6 +823,167 @@ mod tests {
         let v1 = encode_header_version(7, VERSION_1);
         assert_eq!(&v1[0..8], b"SKDQ\x01\x00\x00\x00");
         assert_eq!(decode_header(&v1), Ok(7), "version 1 is still read");
+        let v2 = encode_header_version(7, VERSION_2);
+        assert_eq!(decode_header(&v2), Ok(7), "version 2 is still read");
+    }
+
+    /// A window by its headers only (`'2' 'W' 2 | '2' 'C' 3 | "xyz"`): the frame checks
+    /// never look inside the zlib stream, and these bytes do not depend on a compressor.
+    const TINY_WIRE: &[u8] = b"2W\x00\x00\x00\x022C\x00\x00\x00\x03xyz";
+
+    #[test]
+    fn golden_packed_frame_bytes() {
+        let mut f = Vec::new();
+        encode_packed_frame(&mut f, 6, 2, TINY_WIRE);
+        // len 19 with bit 31 | crc of len, seq, count and wire | seq 6 | count 2 | wire.
+        assert_eq!(
+            f,
+            b"\x13\x00\x00\x80\x84\x8d\xf1\x05\x06\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x002W\x00\x00\x00\x022C\x00\x00\x00\x03xyz"
+        );
+        assert_eq!(f.len(), packed_frame_len(TINY_WIRE.len()));
+        // A batch mixing a plain frame and a packed one: both frames as encoded alone, back
+        // to back, then zeros up to the block boundary.
+        let mut out = Vec::new();
+        let mut chunk = vec![0xAAu8; BLOCK];
+        let items = [
+            Item::Event {
+                seq: 5,
+                payload: b"ab",
+            },
+            Item::Packed {
+                seq: 6,
+                count: 2,
+                wire: TINY_WIRE,
+            },
+        ];
+        let len = encode_batch(items, &mut chunk, |p| {
+            out.extend_from_slice(p);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(len, BLOCK as u64);
+        let mut want =
+            b"\x02\x00\x00\x00\xbc\x2c\xa6\x09\x05\x00\x00\x00\x00\x00\x00\x00ab".to_vec();
+        want.extend_from_slice(&f);
+        assert_eq!(&out[..want.len()], &want[..]);
+        assert!(
+            out[want.len()..].iter().all(|&b| b == 0),
+            "padded with zeros"
+        );
+        assert_eq!(out.len(), BLOCK);
+        // And it reads back: the event, then the window, then the end of the frames.
+        let mut seg = encode_header(5).to_vec();
+        seg.resize(BLOCK, 0);
+        seg.extend_from_slice(&out);
+        let steps = read_all(&seg, 5);
+        assert_eq!(
+            items_read(&steps),
+            [(5, None, b"ab".to_vec()), (6, Some(2), TINY_WIRE.to_vec())]
+        );
+        assert_eq!(
+            steps.last(),
+            Some(&Step::End {
+                offset: (BLOCK + want.len()) as u64
+            })
+        );
+    }
+
+    #[test]
+    fn a_packed_frame_whose_count_disagrees_with_its_window_is_damage() {
+        let wire = window(&[b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+        assert_eq!(packed_count(&wire), Some(2));
+        // Frames 10 | window 11..=13 claiming 3 events for a W(2) | 14, every CRC good: only
+        // the count check can catch the middle one.
+        let mut bad_range = wire.clone();
+        bad_range[2..6].copy_from_slice(&(MAX_PACKED_EVENTS + 1).to_be_bytes());
+        for (count, w) in [(3, &wire), (MAX_PACKED_EVENTS + 1, &bad_range)] {
+            let next = 11 + u64::from(count);
+            let items = [
+                Item::Event {
+                    seq: 10,
+                    payload: b"ten",
+                },
+                Item::Packed {
+                    seq: 11,
+                    count,
+                    wire: w,
+                },
+                Item::Event {
+                    seq: next,
+                    payload: b"next",
+                },
+            ];
+            let packed_at = BLOCK + frame_len(3);
+            let v1 = segment_items_v1(10, &items);
+            let v1_at = HEADER_LEN + frame_len(3);
+            for (b, at) in [
+                (segment_items(10, &items, 3, VERSION), packed_at),
+                (v1, v1_at),
+            ] {
+                for piece in [1, 13, 4096] {
+                    let steps = read_all(&b, piece);
+                    assert_eq!(
+                        items_read(&steps),
+                        [(10, None, b"ten".to_vec()), (next, None, b"next".to_vec())],
+                        "count {count}, piece {piece}"
+                    );
+                    assert!(
+                        steps.contains(&Step::Damaged {
+                            offset: at as u64,
+                            lost: u64::from(count)
+                        }),
+                        "count {count}, piece {piece}: {steps:?}"
+                    );
+                    assert!(matches!(steps.last(), Some(Step::End { .. })));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_window_loses_that_window() {
+        let docs: Vec<Vec<u8>> = (0..4)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
+        let wire = window(&docs);
+        let items = [
+            Item::Event {
+                seq: 10,
+                payload: b"ten",
+            },
+            Item::Packed {
+                seq: 11,
+                count: 4,
+                wire: &wire,
+            },
+            Item::Event {
+                seq: 15,
+                payload: b"fifteen",
+            },
+        ];
+        let v3 = segment_items(10, &items, 3, VERSION);
+        let v1 = segment_items_v1(10, &items);
+        for (mut b, start) in [(v3, BLOCK), (v1, HEADER_LEN)] {
+            let at = start + frame_len(3);
+            // Inside the zlib stream: only the frame's CRC sees it.
+            b[at + packed_frame_len(wire.len()) - 2] ^= 0x01;
+            for piece in [1, 7, 4096] {
+                let steps = read_all(&b, piece);
+                assert_eq!(
+                    items_read(&steps),
+                    [(10, None, b"ten".to_vec()), (15, None, b"fifteen".to_vec())],
+                    "piece {piece}"
+                );
+                assert!(
+                    steps.contains(&Step::Damaged {
+                        offset: at as u64,
+                        lost: 4
+                    }),
+                    "piece {piece}: {steps:?}"
+                );
+                assert!(matches!(steps.last(), Some(Step::End { .. })));
+            }
+        }
     }
 
     #[test]
@@ -641,7 +991,16 @@ mod tests {
         // Two frames (18 + 19 bytes), then zeros to the block boundary: one block.
         let mut out = Vec::new();
         let mut chunk = vec![0xAAu8; BLOCK];
-        let frames = [(5u64, &b"ab"[..]), (6, &b"cde"[..])];
+        let frames = [
+            Item::Event {
+                seq: 5,
+                payload: b"ab",
+            },
+            Item::Event {
+                seq: 6,
+                payload: b"cde",
+            },
+        ];
         let len = encode_batch(frames, &mut chunk, |p| {
             out.extend_from_slice(p);
             Ok::<(), ()>(())
@@ -658,7 +1017,8 @@ mod tests {
         // whole chunks.
         let big = vec![b'z'; BLOCK - FRAME_HEADER_LEN];
         let mut pieces = Vec::new();
-        let len = encode_batch([(0, &big[..]), (1, &big[..])], &mut chunk, |p| {
+        let two = events(0, &[&big, &big]);
+        let len = encode_batch(two, &mut chunk, |p| {
             pieces.push(p.to_vec());
             Ok::<(), ()>(())
         })
@@ -675,7 +1035,7 @@ mod tests {
     fn padding_is_skipped_to_the_next_block_and_the_segment_ends_cleanly() {
         let p: Vec<Vec<u8>> = (0..7).map(|i| vec![b'a' + i; 50]).collect();
         let refs: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
-        let b = segment_v2(40, &refs, 3);
+        let b = segment_v3(40, &refs, 3);
         // Header block + 3 batches of one block each.
         assert_eq!(b.len(), 4 * BLOCK);
         for piece in [1, 100, 4096, 10_000] {
@@ -705,7 +1065,7 @@ mod tests {
         let p = vec![b'x'; 100];
         let refs: Vec<&[u8]> = (0..100).map(|_| p.as_slice()).collect();
         // One batch of 100 frames of 116 bytes: blocks 1..=3.
-        let mut b = segment_v2(0, &refs, 100);
+        let mut b = segment_v3(0, &refs, 100);
         b[2 * BLOCK..3 * BLOCK].fill(0);
         let steps = read_all(&b, 1000);
         let got = seqs(&steps);
@@ -730,7 +1090,7 @@ mod tests {
         // seq gap after it is the loss, reported at the block.
         let q = vec![b'y'; BLOCK - FRAME_HEADER_LEN];
         let refs: Vec<&[u8]> = (0..3).map(|_| q.as_slice()).collect();
-        let mut b = segment_v2(10, &refs, 3);
+        let mut b = segment_v3(10, &refs, 3);
         b[2 * BLOCK..3 * BLOCK].fill(0);
         let steps = read_all(&b, 777);
         assert_eq!(seqs(&steps), [10, 12]);
@@ -743,18 +1103,18 @@ mod tests {
     #[test]
     fn an_unknown_version_with_a_good_checksum_is_refused_not_misread() {
         let mut h = encode_header(1);
-        h[4] = 3;
+        h[4] = 4;
         let c = crc(&[&h[0..20]]);
         h[20..24].copy_from_slice(&c.to_le_bytes());
         assert_eq!(
             decode_header(&h),
             Err(HeaderError::UnknownVersion {
-                version: 3,
+                version: 4,
                 flags: 0
             })
         );
         let mut bad = encode_header(1);
-        bad[4] = 3; // checksum no longer matches: damage, not a version.
+        bad[4] = 4; // checksum no longer matches: damage, not a version.
         assert_eq!(decode_header(&bad), Err(HeaderError::Damaged));
     }
 
@@ -856,26 +1216,51 @@ mod tests {
         #[test]
         fn frames_round_trip_in_any_pieces(
             first in 0u64..u64::MAX / 2,
-            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..20),
+            // Each entry: an event's payload, or (when `docs` is not empty) a packed window
+            // of those documents.
+            entries in proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<u8>(), 1..300),
+                    proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..60), 0..6),
+                ),
+                0..20,
+            ),
             piece in 1usize..600,
             per_batch in 1usize..8,
         ) {
-            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            let v1 = segment_v1(first, &refs);
-            let v2 = segment_v2(first, &refs, per_batch);
-            for b in [&v1, &v2] {
+            let wires: Vec<Option<Vec<u8>>> = entries
+                .iter()
+                .map(|(_, docs)| (!docs.is_empty()).then(|| window(docs)))
+                .collect();
+            let mut seq = first;
+            let items: Vec<Item> = entries
+                .iter()
+                .zip(&wires)
+                .map(|((payload, docs), wire)| {
+                    let at = seq;
+                    match wire {
+                        Some(wire) => {
+                            seq += docs.len() as u64;
+                            Item::Packed { seq: at, count: docs.len() as u32, wire }
+                        }
+                        None => {
+                            seq += 1;
+                            Item::Event { seq: at, payload }
+                        }
+                    }
+                })
+                .collect();
+            let v1 = segment_items_v1(first, &items);
+            let v2 = segment_items(first, &items, per_batch, VERSION_2);
+            let v3 = segment_items(first, &items, per_batch, VERSION);
+            for b in [&v1, &v2, &v3] {
                 let steps = read_all(b, piece);
-                let frames: Vec<(u64, Vec<u8>)> = steps.iter().filter_map(|s| match s {
-                    Step::Frame { seq, payload, .. } => Some((*seq, payload.to_vec())),
-                    _ => None,
-                }).collect();
-                let want: Vec<(u64, Vec<u8>)> = payloads.iter().enumerate().map(|(i, p)| (first + i as u64, p.clone())).collect();
-                prop_assert_eq!(frames, want);
+                prop_assert_eq!(items_read(&steps), items_written(&items));
                 prop_assert!(matches!(steps.last(), Some(Step::End { .. })), "{:?}", steps.last());
             }
             let v1_steps = read_all(&v1, piece);
             prop_assert_eq!(v1_steps.last(), Some(&Step::End { offset: v1.len() as u64 }));
-            prop_assert_eq!(v2.len() % BLOCK, 0);
+            prop_assert_eq!(v3.len() % BLOCK, 0);
         }
 
         #[test]
@@ -883,12 +1268,24 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..2000),
             piece in 1usize..300,
         ) {
-            for version in [VERSION_1, VERSION] {
+            for version in [VERSION_1, VERSION_2, VERSION] {
                 let mut seg = encode_header_version(3, version).to_vec();
                 seg.extend_from_slice(&bytes);
                 let steps = read_all(&seg, piece);
-                let s = seqs(&steps);
-                prop_assert!(s.windows(2).all(|w| w[0] < w[1]));
+                // Every frame or window starts at or after the seq the previous one ended.
+                let mut next = 3u64;
+                for s in &steps {
+                    let (seq, count) = match s {
+                        Step::Frame { seq, .. } => (*seq, 1),
+                        Step::Packed { seq, count, wire, .. } => {
+                            prop_assert_eq!(packed_count(wire), Some(*count));
+                            (*seq, u64::from(*count))
+                        }
+                        _ => continue,
+                    };
+                    prop_assert!(seq >= next, "seq {} before {}", seq, next);
+                    next = seq + count;
+                }
             }
         }
 

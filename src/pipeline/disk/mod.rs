@@ -446,13 +446,16 @@ impl<'a> Frames<'a> {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u64, &'a [u8])> + 'a {
+    fn iter(&self) -> impl Iterator<Item = format::Item<'a>> + 'a {
         let first = self.first;
         self.events
             .iter()
             .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD)
             .enumerate()
-            .map(move |(i, e)| (first + i as u64, &e.bytes[..]))
+            .map(move |(i, e)| format::Item::Event {
+                seq: first + i as u64,
+                payload: &e.bytes[..],
+            })
     }
 
     /// Encodes the batch through `buf` and writes it at `at` (a block boundary).
@@ -1273,6 +1276,14 @@ impl Disk {
                             next = resume;
                         }
                     }
+                    // packed windows: wired by the lead
+                    Step::Packed { offset, .. } => {
+                        let resume = fr.expected();
+                        if resume > next {
+                            self.report_lost(&seg.path, offset, resume - next);
+                            next = resume;
+                        }
+                    }
                     Step::Tail { offset } | Step::End { offset } => {
                         if let Some(l) = later {
                             if l > next {
@@ -1444,6 +1455,9 @@ fn scan_last(seg: &SegInfo) -> Result<(u64, u64), DiskError> {
                 eof = n == 0;
             }
             Step::Frame { seq, .. } => end = (seq + 1, fr.offset()),
+            Step::Packed { seq, count, .. } => {
+                end = (seq.saturating_add(u64::from(count)), fr.offset());
+            }
             Step::Damaged { .. } => {}
             Step::End { .. } => return Ok((end.0, seg.size)),
             Step::Tail { .. } => return Ok(end),
