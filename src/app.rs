@@ -172,6 +172,7 @@ pub fn plan(config: &Config, knobs: OutputKnobs) -> Result<Plan, AppError> {
                 "none" => SyncMode::None,
                 _ => SyncMode::Batch,
             },
+            pack: None,
         }),
     })
 }
@@ -463,7 +464,13 @@ async fn run_async(
     let global = Arc::clone(&plan.global);
     let metrics = Arc::new(Metrics::default());
     let queue = match plan.disk {
-        Some(d) => Queue::with_disk(d, Arc::clone(&metrics))?,
+        Some(d) => {
+            let d = DiskSettings {
+                pack: plan.output.pack.clone(),
+                ..d
+            };
+            Queue::with_disk(d, Arc::clone(&metrics))?
+        }
         None => Queue::new(plan.queue, Arc::clone(&metrics)),
     };
     let mut signals = if opts.signals {

@@ -17,6 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
+
+use crate::pipeline::packed::Packed;
 use serde_json::ser::{CharEscape, Formatter};
 
 /// Index of an input in the pipeline, assigned at start-up.
@@ -27,8 +29,24 @@ pub type InputId = u32;
 pub struct Event {
     /// The input that published the event; its acknowledgement goes back there.
     pub input: InputId,
-    /// The encoded document, without a trailing newline.
+    /// The encoded document, without a trailing newline. Empty while the event is part of
+    /// a packed window (`packed`).
     pub bytes: Bytes,
+    /// The packed window (docs/disk-queue.md §11) this event was read back in, until it is
+    /// taken apart ([`crate::pipeline::Batch`] does that for every output that does not
+    /// send whole windows).
+    pub packed: Option<Packed>,
+}
+
+impl Event {
+    /// An event of `input` holding `bytes`.
+    pub fn new(input: InputId, bytes: Bytes) -> Self {
+        Self {
+            input,
+            bytes,
+            packed: None,
+        }
+    }
 }
 
 /// What `@metadata` says about the shipper.

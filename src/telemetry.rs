@@ -509,8 +509,8 @@ impl Totals {
         }
         if s.disk_bytes_written > 0 || s.disk_events_lost > 0 {
             line.push_str(&format!(
-                " disk_write_bytes={} fsyncs={} disk_events_lost={}",
-                s.disk_bytes_written, s.disk_fsyncs, s.disk_events_lost
+                " disk_write_bytes={} fsyncs={} disk_events_lost={} disk_packed_events={}",
+                s.disk_bytes_written, s.disk_fsyncs, s.disk_events_lost, s.disk_events_packed
             ));
         }
         line

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use diskq::{delivered, on_disk, segments};
+use diskq::{delivered, on_disk, packed_windows, segments};
 use golumber::Server;
 use skidder::pipeline::disk::format::BLOCK;
 
@@ -75,6 +75,8 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_the_window(
     let queue = dir.path().join("q");
     // Per run: the largest seq known to have been accepted by the queue.
     let mut accepted: BTreeMap<u64, u64> = BTreeMap::new();
+    // Packed windows seen on disk at the kills: the crashes cover them too.
+    let mut packed = 0;
     for run in 0..KILLS {
         let cfg = common::config(
             dir.path(),
@@ -98,6 +100,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_the_window(
         }
         child.0.kill().unwrap();
         child.0.wait().unwrap();
+        packed += packed_windows(&queue);
         for (r, seq) in on_disk(&queue) {
             let e = accepted.entry(r).or_insert(0);
             *e = seq.max(*e);
@@ -114,6 +117,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_the_window(
     assert_eq!(r.totals()["unacked"], "0", "{}", r.stderr);
     accepted.insert(KILLS, 100);
 
+    assert!(packed > 0, "no packed window was on disk at any kill");
     let got = delivered(&server.out);
     let mut duplicates = 0u64;
     for (&run, &max) in &accepted {
@@ -124,8 +128,9 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_the_window(
             }
         }
     }
-    // docs/disk-queue.md §1: at most `window` (read_ahead + bulk_max_size) per crash.
-    let bound = KILLS * (READ_AHEAD + BULK);
+    // docs/disk-queue.md §1: at most `window` (read_ahead + bulk_max_size) per crash, plus
+    // the rest of a packed window whose first event was within it (§11).
+    let bound = KILLS * (READ_AHEAD + 2 * BULK - 1);
     assert!(
         duplicates <= bound,
         "{duplicates} duplicates after {KILLS} kills, bound {bound}"
@@ -144,7 +149,8 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_stay_within_the_window(
 
 #[test]
 fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
-    const N: u64 = 6000;
+    // Packed windows take about a tenth of the bytes: enough events to pass the limit.
+    const N: u64 = 40_000;
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("q");
@@ -210,13 +216,16 @@ fn backlog(dir: &Path, queue: &Path, n: u64) {
 
 #[test]
 fn damaged_segments_are_reported_with_file_offset_and_count_and_the_rest_delivered() {
-    const N: u64 = 12_000;
+    // Packed windows take about a tenth of the bytes: enough events for three segments.
+    const N: u64 = 120_000;
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("q");
     backlog(dir.path(), &queue, N);
     let segs = segments(&queue);
     assert!(segs.len() >= 3, "{segs:?}");
-    // Flip one byte inside the first frame's payload of the second segment.
+    // Flip one byte inside the first frame's payload of the second segment: a packed
+    // window of BULK events (the generator writes full batches), lost whole
+    // (docs/disk-queue.md §11).
     let mut b = std::fs::read(&segs[1]).unwrap();
     b[BLOCK + 40] ^= 0x01;
     std::fs::write(&segs[1], &b).unwrap();
@@ -238,10 +247,18 @@ fn damaged_segments_are_reported_with_file_offset_and_count_and_the_rest_deliver
         "{}",
         errors[0]
     );
-    assert!(errors[0].contains("events_lost=1"), "{}", errors[0]);
+    assert!(
+        errors[0].contains(&format!("events_lost={BULK}")),
+        "{}",
+        errors[0]
+    );
     let got = delivered(&server.out);
     let run1: Vec<u64> = (1..=N).filter(|s| !got.contains_key(&(1, *s))).collect();
-    assert_eq!(run1.len(), 1, "exactly one event lost: {run1:?}");
+    assert_eq!(run1.len() as u64, BULK, "exactly one window lost: {run1:?}");
+    assert!(
+        run1.windows(2).all(|w| w[1] == w[0] + 1),
+        "the lost events are one window: {run1:?}"
+    );
     assert!(got.contains_key(&(2, 1)));
 }
 

@@ -391,7 +391,8 @@ fn with_the_disk_queue_a_sigkill_during_failover_loses_nothing() {
     }
     // docs/disk-queue.md §1: a crash re-sends at most `window` events; a switch re-sends at
     // most what the left output had out, which the same window bounds.
-    let window = READ_AHEAD + ES_BULK.max(LS_BULK);
+    // Plus the rest of a packed window whose first event was within it (disk-queue.md §11).
+    let window = READ_AHEAD + ES_BULK.max(LS_BULK) + LS_BULK - 1;
     let bound = (1 + switches_0 + switches_1) * window;
     println!(
         "failover with disk queue: run 0 accepted {accepted_0} (logstash {}, opensearch {} at the kill, \

@@ -43,7 +43,7 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 /// [`ProtocolError::FrameTooLarge`] for an event or a compressed frame whose length does
 /// not fit a u32, and the compressor's error. `out` may then hold part of the window: the
 /// caller truncates it.
-pub fn encode_window_bytes<'a, C: Compressor>(
+pub fn encode_window_bytes<'a, C: Compressor + ?Sized>(
     frames: impl Iterator<Item = &'a [u8]>,
     size: u32,
     compressor: Option<&mut C>,

@@ -317,6 +317,8 @@ pub fn plan(
         },
         writes_stdout: false,
         preflight: es_plan.preflight,
+        // Windows are packed for the primary; the fallback takes them apart.
+        pack: ls_settings.pack_settings(),
     })
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::config::OutputsConfig;
 use crate::event::EventMeta;
-use crate::pipeline::{BatchSource, Metrics};
+use crate::pipeline::{BatchSource, Metrics, PackSettings};
 
 /// The future of one running output worker.
 pub type WorkerFuture = Pin<Box<dyn Future<Output = Result<(), OutputError>> + Send>>;
@@ -121,6 +121,9 @@ pub struct OutputPlan {
     /// A check to pass before any input starts (the Elasticsearch API key's validity);
     /// its error refuses the run.
     pub preflight: Option<WorkerFuture>,
+    /// How a disk queue stores windows ready for this output to send, if it can
+    /// (docs/disk-queue.md §11).
+    pub pack: Option<PackSettings>,
 }
 
 impl std::fmt::Debug for OutputPlan {
@@ -168,6 +171,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             meta,
             writes_stdout: true,
             preflight: None,
+            pack: None,
         }),
         ("output.file", _, Some(c), _) => Ok(OutputPlan {
             key,
@@ -176,6 +180,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             meta,
             writes_stdout: false,
             preflight: None,
+            pack: None,
         }),
         ("output.discard", _, _, Some(c)) => Ok(OutputPlan {
             key,
@@ -184,6 +189,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
             meta,
             writes_stdout: false,
             preflight: None,
+            pack: None,
         }),
         ("output.elasticsearch", ..) => match &config.elasticsearch {
             Some(c) => {
@@ -209,6 +215,7 @@ pub fn select(config: &OutputsConfig, knobs: OutputKnobs) -> Result<OutputPlan, 
                 },
                 writes_stdout: false,
                 preflight: None,
+                pack: settings.pack_settings(),
             })
         }
         // `OutputsConfig::enabled` names only the five outputs matched above.

@@ -59,6 +59,68 @@ impl Batch {
         &self.events
     }
 
+    /// The stored bytes when the batch is exactly one packed window, whole and in order
+    /// (docs/disk-queue.md §11): an output that takes packed windows writes them as they
+    /// are. Only a [`BatchSource`](super::BatchSource) that
+    /// [accepts packed windows](super::BatchSource::accept_packed) hands out such a batch;
+    /// every other batch holds its events' own bytes.
+    pub fn packed(&self) -> Option<&Bytes> {
+        let first = self.events.first()?.packed.as_ref()?;
+        let window = &first.window;
+        if self.events.len() != window.count() as usize {
+            return None;
+        }
+        let whole = self.events.iter().enumerate().all(|(i, e)| {
+            e.packed
+                .as_ref()
+                .is_some_and(|p| p.index as usize == i && Arc::ptr_eq(&p.window, window))
+        });
+        whole.then(|| window.wire())
+    }
+
+    /// Whether any event is still part of a packed window.
+    pub(crate) fn has_packed(&self) -> bool {
+        self.events.iter().any(|e| e.packed.is_some())
+    }
+
+    /// Takes the packed windows among the events apart, so each event holds its own bytes.
+    /// Events of a window that cannot be taken apart keep their reference; the indexes of
+    /// those events come back with the first reason.
+    pub(crate) fn unpack(&mut self) -> Option<(Vec<usize>, String)> {
+        let mut bad: Option<(Vec<usize>, String)> = None;
+        for (i, ev) in self.events.iter_mut().enumerate() {
+            let Some(p) = &ev.packed else {
+                continue;
+            };
+            match p.window.event(p.index) {
+                Ok(bytes) => {
+                    ev.bytes = bytes;
+                    ev.packed = None;
+                }
+                Err(reason) => bad.get_or_insert_with(|| (Vec::new(), reason)).0.push(i),
+            }
+        }
+        bad
+    }
+
+    /// Drops the events at `bad` (ascending indexes) as undeliverable, with `reason`, and
+    /// puts the others back without counting a failed attempt.
+    pub(crate) fn drop_undeliverable(self, bad: &[usize], reason: &str) {
+        let mut next = bad.iter().peekable();
+        self.finish(
+            |i, _| {
+                if next.peek() == Some(&&i) {
+                    next.next();
+                    Fate::Drop
+                } else {
+                    Fate::Retry
+                }
+            },
+            reason,
+            false,
+        );
+    }
+
     /// The encoded documents, in publish order.
     pub fn docs(&self) -> impl ExactSizeIterator<Item = &Bytes> + '_ {
         self.events.iter().map(|e| &e.bytes)

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub disk_fsyncs: AtomicU64,
     /// Disk queue: bytes written to segment files.
     pub disk_bytes_written: AtomicU64,
+    /// Disk queue: events written inside packed windows (docs/disk-queue.md §11).
+    pub disk_events_packed: AtomicU64,
     inputs: Mutex<Vec<Arc<InputMetrics>>>,
     /// Per-host counters of `output.logstash`, for the monitoring endpoint.
     logstash_hosts: Mutex<Vec<Arc<HostMetrics>>>,
@@ -126,6 +128,8 @@ pub struct Snapshot {
     pub disk_fsyncs: u64,
     /// See [`Metrics::disk_bytes_written`].
     pub disk_bytes_written: u64,
+    /// See [`Metrics::disk_events_packed`].
+    pub disk_events_packed: u64,
     /// Per input: name, published, acked, dropped by output, dropped by input.
     pub inputs: Vec<(String, u64, u64, u64, u64)>,
     /// Per `output.logstash` endpoint: name, windows, events acked, ejections, ACK latency
@@ -231,6 +235,7 @@ impl Metrics {
             disk_events_lost: r(&self.disk_events_lost),
             disk_fsyncs: r(&self.disk_fsyncs),
             disk_bytes_written: r(&self.disk_bytes_written),
+            disk_events_packed: r(&self.disk_events_packed),
             inputs,
             logstash: self
                 .logstash_hosts()
@@ -361,6 +366,11 @@ impl Snapshot {
             "queue.disk.write.bytes".into(),
             self.disk_bytes_written
                 .saturating_sub(before.disk_bytes_written),
+        );
+        put(
+            "queue.disk.write.packed_events".into(),
+            self.disk_events_packed
+                .saturating_sub(before.disk_events_packed),
         );
 
         for (i, (name, published, acked, dropped, input_dropped)) in self.inputs.iter().enumerate()

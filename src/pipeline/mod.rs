@@ -9,12 +9,14 @@ pub mod batch;
 pub mod disk;
 pub mod gate;
 pub mod metrics;
+pub mod packed;
 pub mod queue;
 
 pub use batch::{Batch, Fate};
 pub use disk::{DiskError, DiskSettings, SyncMode};
 pub use gate::Gate;
 pub use metrics::{BackingOff, InputMetrics, Metrics, Snapshot};
+pub use packed::{PackSettings, Packed, PackedWindow};
 pub use queue::{BatchSource, Publisher, Queue, QueueSettings, Stopped, TryPublishError};
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::batch::Batch;
-use super::disk::{Appended, Disk, DiskError, DiskSettings, DISK_INPUT};
+use super::disk::{Appended, Disk, DiskError, DiskSettings, Loaded, DISK_INPUT};
 use super::gate::{Admit, Gate};
 use super::metrics::{InputMetrics, Metrics};
 use crate::event::{Event, InputId};
@@ -210,10 +210,10 @@ impl Shared {
 
     /// Disk mode: the reader hands over `chunk` (seq, payload), and will read `next` next;
     /// `caught_up`: it has nothing more to hand over for now.
-    pub(crate) fn push_from_disk(&self, chunk: &mut Vec<(u64, Bytes)>, next: u64, caught_up: bool) {
+    pub(crate) fn push_from_disk(&self, chunk: &mut Vec<Loaded>, next: u64, caught_up: bool) {
         let mut st = self.lock();
         let n = chunk.len();
-        for (seq, bytes) in chunk.drain(..) {
+        for (seq, bytes, packed) in chunk.drain(..) {
             let pos = st.head + st.queued.len() as u64;
             if st.queued.is_empty() && st.ranges.is_empty() && st.retry.is_empty() {
                 // Nothing older in memory: restart the map here.
@@ -225,6 +225,7 @@ impl Shared {
             st.queued.push_back(Event {
                 input: DISK_INPUT,
                 bytes,
+                packed,
             });
         }
         st.disk_read = st.disk_read.max(next);
@@ -502,6 +503,7 @@ impl Queue {
             shared: Arc::clone(&self.shared),
             max,
             gate: None,
+            packed: false,
         }
     }
 
@@ -672,10 +674,7 @@ impl Publisher {
     /// # Errors
     /// [`Stopped`] once shutdown has begun; the input should stop reading.
     pub fn publish(&mut self, bytes: Bytes) -> Result<(), Stopped> {
-        self.buf.push(Event {
-            input: self.input,
-            bytes,
-        });
+        self.buf.push(Event::new(self.input, bytes));
         if self.buf.len() >= Queue::chunk(&self.shared) {
             self.flush()?;
         }
@@ -720,10 +719,7 @@ impl Publisher {
     /// # Errors
     /// [`Stopped`] once shutdown has begun.
     pub async fn publish_async(&mut self, bytes: Bytes) -> Result<(), Stopped> {
-        self.buf.push(Event {
-            input: self.input,
-            bytes,
-        });
+        self.buf.push(Event::new(self.input, bytes));
         if self.buf.len() >= Queue::chunk(&self.shared) {
             self.flush_async().await?;
         }
@@ -802,7 +798,7 @@ impl Publisher {
         }
         let input = self.input;
         self.buf
-            .extend(events.into_iter().map(|bytes| Event { input, bytes }));
+            .extend(events.into_iter().map(|bytes| Event::new(input, bytes)));
         self.push_some(&mut st);
         // Read under the lock: no other publisher of this input moves it in between.
         Ok(self.metrics.published.load(Ordering::Relaxed))
@@ -922,6 +918,8 @@ pub struct BatchSource {
     max: usize,
     /// A router's gate: while closed, `next_batch` waits (see [`Gate`]).
     gate: Option<Arc<Gate>>,
+    /// Hands out packed windows whole, not taken apart (see [`Self::accept_packed`]).
+    packed: bool,
 }
 
 impl BatchSource {
@@ -932,7 +930,17 @@ impl BatchSource {
             shared: Arc::clone(&self.shared),
             max: self.max,
             gate: self.gate.clone(),
+            packed: self.packed,
         }
+    }
+
+    /// Whether this source's worker writes packed windows as they are (docs/disk-queue.md
+    /// §11): then a packed window that fits `bulk_max_size` comes as one batch of its own,
+    /// untouched ([`Batch::packed`]); any other batch, and every batch of a source that does
+    /// not accept them, has its packed events taken apart first. Events of a window that
+    /// cannot be taken apart are dropped there, counted and logged at ERROR.
+    pub fn accept_packed(&mut self, accept: bool) {
+        self.packed = accept;
     }
 
     /// The largest batch this source hands out (`bulk_max_size`).
@@ -1021,7 +1029,14 @@ impl BatchSource {
                 }
                 continue;
             }
-            let polled = self.poll_batch();
+            let polled = match self.poll_batch() {
+                Ok(Some(batch)) => match self.deliverable(batch) {
+                    Some(batch) => Ok(Some(batch)),
+                    // Nothing deliverable left in it: look again at once.
+                    None => Err(Some(Instant::now())),
+                },
+                other => other,
+            };
             if admit == Admit::Permit && !matches!(polled, Ok(Some(_))) {
                 if let Some(g) = &self.gate {
                     g.return_permit();
@@ -1043,6 +1058,58 @@ impl BatchSource {
                 () = until => {}
             }
         }
+    }
+
+    /// `batch` as this source hands it out: packed windows whole for a source that accepts
+    /// them, otherwise taken apart; events of a window that cannot be taken apart are
+    /// dropped (the rest go back), and then there is nothing to hand out this time.
+    fn deliverable(&self, mut batch: Batch) -> Option<Batch> {
+        // Only the disk queue's reader makes packed events.
+        if self.shared.disk.is_none()
+            || !batch.has_packed()
+            || (self.packed && batch.packed().is_some())
+        {
+            return Some(batch);
+        }
+        match batch.unpack() {
+            None => Some(batch),
+            Some((bad, reason)) => {
+                let reason =
+                    format!("a packed window in the disk queue cannot be taken apart: {reason}");
+                batch.drop_undeliverable(&bad, &reason);
+                None
+            }
+        }
+    }
+
+    /// Events to take from the front of `queued`, at most `max`: a source that accepts
+    /// packed windows takes a window that fits alone and whole, and stops before one that
+    /// would be cut, so windows reach its worker intact.
+    fn batch_len(&self, queued: &std::collections::VecDeque<Event>) -> usize {
+        let n = queued.len().min(self.max);
+        if !self.packed {
+            return n;
+        }
+        let starts = |e: &Event| {
+            e.packed
+                .as_ref()
+                .filter(|p| p.index == 0)
+                .map(|p| p.window.count() as usize)
+        };
+        if let Some(count) = queued.front().and_then(starts) {
+            if count <= self.max && count <= queued.len() {
+                return count;
+            }
+            return n;
+        }
+        for (i, e) in queued.iter().enumerate().take(n) {
+            if let Some(count) = starts(e) {
+                if i + count > n {
+                    return i;
+                }
+            }
+        }
+        n
     }
 
     /// `Ok(Some)` a batch, `Ok(None)` the end, `Err(deadline)` wait (for a flush timer).
@@ -1082,7 +1149,7 @@ impl BatchSource {
         if !release {
             return Err(oldest.map(|t| t + shared.settings.flush_timeout));
         }
-        let n = available.min(self.max);
+        let n = self.batch_len(&st.queued);
         let key = st.head;
         let events: Vec<Event> = st.queued.drain(..n).collect();
         st.head += n as u64;

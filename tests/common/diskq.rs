@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use skidder::pipeline::disk::format::{decode_header, FrameReader, Step, HEADER_LEN};
+use skidder::pipeline::PackedWindow;
 
 /// `(run, seq)` → times go-lumber accepted it, from its `--out` file.
 pub fn delivered(out: &Path) -> BTreeMap<(u64, u64), u32> {
@@ -50,18 +51,10 @@ pub fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
         loop {
             match r.next(true) {
                 Step::Frame { payload, .. } => note(&payload),
-                Step::Packed { wire, .. } => {
-                    let (mut out, mut events) = (Vec::new(), Vec::new());
-                    skidder_protocol::packed::unpack(
-                        &wire,
-                        &mut skidder_protocol::Inflater::new(),
-                        64 << 20,
-                        &mut out,
-                        &mut events,
-                    )
-                    .unwrap();
-                    for e in events {
-                        note(&out[e]);
+                Step::Packed { count, wire, .. } => {
+                    let window = PackedWindow::new(wire, count);
+                    for i in 0..count {
+                        note(&window.event(i).unwrap());
                     }
                 }
                 Step::Damaged { .. } | Step::NeedMore => {}
@@ -70,4 +63,25 @@ pub fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
         }
     }
     max
+}
+
+/// Packed windows (docs/disk-queue.md §11) in the queue's segment files.
+pub fn packed_windows(dir: &Path) -> usize {
+    let mut n = 0;
+    for seg in segments(dir) {
+        let bytes = std::fs::read(&seg).unwrap();
+        let Ok(first) = decode_header(&bytes) else {
+            continue;
+        };
+        let mut r = FrameReader::new(first);
+        r.feed(&bytes[HEADER_LEN..]);
+        loop {
+            match r.next(true) {
+                Step::Packed { .. } => n += 1,
+                Step::Tail { .. } | Step::End { .. } => break,
+                _ => {}
+            }
+        }
+    }
+    n
 }

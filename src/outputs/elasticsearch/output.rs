@@ -93,6 +93,7 @@ pub fn plan(config: &ElasticsearchOutputConfig) -> Result<OutputPlan, BuildError
         meta: EventMeta::default(),
         writes_stdout: false,
         preflight: Some(preflight),
+        pack: None,
     })
 }
 

@@ -194,32 +194,59 @@ pub async fn serve(
             let Some(h) = held.iter_mut().find(|h| h.sent < h.batch.len()) else {
                 break;
             };
-            let n = window.size().min(h.batch.len() - h.sent);
-            let events = &h.batch.events()[h.sent..h.sent + n];
             out.clear();
-            // The batch stays held (its events alive) until the window is acknowledged, so
-            // the session only borrows the bytes and counts.
-            let stamped = stamper
-                .as_mut()
-                .map(|s| s.stamp(events.iter().map(|e| &e.bytes[..])));
-            let frames: Box<dyn ExactSizeIterator<Item = &[u8]> + Send> = match stamped {
-                Some(s) => Box::new(s.spans.iter().map(|r| &s.buf[r.clone()])),
-                None => Box::new(events.iter().map(|e| &e.bytes[..])),
-            };
-            let r = if multi_thread {
-                // A shared runtime: compress off its scheduler.
-                tokio::task::block_in_place(|| session.send_borrowed(frames, out, Instant::now()))
+            // A packed window from the disk queue goes as it was stored: no framing, no
+            // compression (docs/disk-queue.md §11). The source hands one only to a worker
+            // that neither stamps ids nor starts small, so it fits the window.
+            let whole = (h.sent == 0 && stamper.is_none() && window.size() >= h.batch.len())
+                .then(|| h.batch.packed().cloned())
+                .flatten();
+            if let Some(wire) = whole {
+                let n = h.batch.len();
+                let r = session.send_packed(&wire, out, Instant::now());
+                h.sent = n;
+                if let Err(e) = r {
+                    return fail(ConnectionError::Encode {
+                        host: ctx.host.to_string(),
+                        reason: e.error.to_string(),
+                    });
+                }
             } else {
-                // The worker's own single-threaded runtime (see `LogstashWorker::run`):
-                // nothing else runs on it, so compress right here.
-                session.send_borrowed(frames, out, Instant::now())
-            };
-            h.sent += n;
-            if let Err(e) = r {
-                return fail(ConnectionError::Encode {
-                    host: ctx.host.to_string(),
-                    reason: e.error.to_string(),
-                });
+                if let Some((_, reason)) = h.batch.unpack() {
+                    // Sent again after the failure, the source drops what cannot be taken apart.
+                    return fail(ConnectionError::Encode {
+                        host: ctx.host.to_string(),
+                        reason,
+                    });
+                }
+                let n = window.size().min(h.batch.len() - h.sent);
+                let events = &h.batch.events()[h.sent..h.sent + n];
+                // The batch stays held (its events alive) until the window is acknowledged, so
+                // the session only borrows the bytes and counts.
+                let stamped = stamper
+                    .as_mut()
+                    .map(|s| s.stamp(events.iter().map(|e| &e.bytes[..])));
+                let frames: Box<dyn ExactSizeIterator<Item = &[u8]> + Send> = match stamped {
+                    Some(s) => Box::new(s.spans.iter().map(|r| &s.buf[r.clone()])),
+                    None => Box::new(events.iter().map(|e| &e.bytes[..])),
+                };
+                let r = if multi_thread {
+                    // A shared runtime: compress off its scheduler.
+                    tokio::task::block_in_place(|| {
+                        session.send_borrowed(frames, out, Instant::now())
+                    })
+                } else {
+                    // The worker's own single-threaded runtime (see `LogstashWorker::run`):
+                    // nothing else runs on it, so compress right here.
+                    session.send_borrowed(frames, out, Instant::now())
+                };
+                h.sent += n;
+                if let Err(e) = r {
+                    return fail(ConnectionError::Encode {
+                        host: ctx.host.to_string(),
+                        reason: e.error.to_string(),
+                    });
+                }
             }
             let write = async {
                 wr.write_all(out).await?;

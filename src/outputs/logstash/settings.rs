@@ -1,12 +1,17 @@
 //! `output.logstash.*` → [`LogstashSettings`]: everything checked once, errors naming keys.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 
 use crate::config::{parse_host_port, HostPort, LogstashOutputConfig, LOGSTASH_DEFAULT_PORT};
 use crate::credentials::{CredentialError, Secret, TlsSettings};
+use crate::pipeline::PackSettings;
+use skidder_protocol::{Compressor, Flate2Compressor};
+
+use super::compress::WireCompressor;
 
 /// A `host:port` to connect to, kept as written (names are resolved at each connect).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +197,26 @@ impl LogstashSettings {
     /// Windows allowed in flight on one connection.
     pub fn windows_in_flight(&self) -> usize {
         self.pipelining.max(1)
+    }
+
+    /// Whether a disk queue in front may store this output's windows ready to send
+    /// (docs/disk-queue.md §11): only when every window is compressed, full size from the
+    /// start, and sent without stamping ids into its events.
+    pub fn packs(&self) -> bool {
+        self.compression_level > 0 && !self.slow_start && !self.stamp_ids
+    }
+
+    /// How a disk queue packs windows for this output, when it [packs](Self::packs).
+    pub fn pack_settings(&self) -> Option<PackSettings> {
+        let level = self.compression_level;
+        self.packs().then(|| PackSettings {
+            max_events: self.bulk_max_size.max(1),
+            compressor: Arc::new(move || match WireCompressor::for_level(level) {
+                Some(c) => Box::new(c) as Box<dyn Compressor + Send>,
+                // `packs` says the level is above 0, where there is always a compressor.
+                None => Box::new(Flate2Compressor::new(level)),
+            }),
+        })
     }
 }
 

@@ -232,6 +232,8 @@ async fn run_worker(w: LogstashWorker, mut source: BatchSource, metrics: Arc<Met
     let s = &w.shared.settings;
     let mut backoff = Backoff::new(s.backoff_init, s.backoff_max);
     let mut window = Window::new(s.slow_start, s.bulk_max_size);
+    // Packed windows go as stored only where nothing changes them at send time.
+    source.accept_packed(s.packs());
     let mut held: VecDeque<Held> = VecDeque::new();
     let mut out = Vec::new();
     let mut pos = 0usize;

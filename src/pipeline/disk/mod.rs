@@ -12,14 +12,16 @@
 //! The on-disk format, the crash table and the durability choices are in
 //! `docs/disk-queue.md`; [`format`] holds the bytes. Invariants:
 //! * The memory stage holds at most `window` events read from disk that are not recorded as
-//!   settled (`read seq < recorded + window`), which bounds both memory and what a crash
-//!   re-sends.
+//!   settled (`read seq < recorded + window`), plus the rest of a packed window whose first
+//!   event is within that, which bounds both memory and what a crash re-sends.
+//! * A packed window (docs/disk-queue.md §11) reaches the memory stage whole, under one lock,
+//!   so a source that takes windows gets it as one batch.
 //! * A segment is deleted only after the record proving it settled is written (and synced).
 //! * A failed write or `fdatasync` is never retried on the same file: the segment is cut
 //!   back and the batch written again into a new one.
 //! * The reader takes the last `RECENT_BYTES` of written events from memory when it can
 //!   (outputs keeping up), and reads anything older back from the segments.
-//! * Segments are written and read with `O_DIRECT` in whole blocks (format version 2), from
+//! * Segments are written and read with `O_DIRECT` in whole blocks (format version 2 on), from
 //!   one reused aligned buffer on each side: no page cache to fill, write back, read from and
 //!   drop again at deletion. Where the file system refuses it, the same bytes go through the
 //!   page cache.
@@ -43,8 +45,10 @@ use self::format::{
     FrameReader, HeaderError, Slot, Step, BLOCK, HEADER_LEN, POSITION_LEN, SLOT_LEN,
 };
 use super::metrics::Metrics;
+use super::packed::{self, PackSettings, Packed, PackedWindow};
 use super::queue::Shared;
 use crate::event::{Event, InputId};
+use skidder_protocol::Compressor;
 
 /// The input id of events read back from disk: no input of this run owns them, so their
 /// acknowledgement is counted for the pipeline only (the input was told at write time).
@@ -100,6 +104,9 @@ pub struct DiskSettings {
     pub max_retry_interval: Duration,
     /// `queue.disk.sync`.
     pub sync: SyncMode,
+    /// Pack write batches as the output's windows (docs/disk-queue.md §11); set from the
+    /// output, not by the user.
+    pub pack: Option<PackSettings>,
 }
 
 /// Why the disk queue cannot open.
@@ -146,11 +153,66 @@ struct SegInfo {
     size: u64,
 }
 
-/// Events just written, by seq, for the reader (see `RECENT_BYTES`).
+/// An event handed from the disk queue to the memory stage: its seq, its bytes, or the
+/// packed window it is part of (then its bytes are empty).
+pub(crate) type Loaded = (u64, Bytes, Option<Packed>);
+
+/// Events just written, by seq, for the reader (see `RECENT_BYTES`): one entry per plain
+/// event, one per packed window (its events are made when the reader hands it over).
 #[derive(Debug, Default)]
 struct Recent {
-    events: VecDeque<(u64, Bytes)>,
+    events: VecDeque<(u64, Kept)>,
     bytes: usize,
+}
+
+/// What [`Recent`] keeps of a write: a plain event's bytes, or a packed window with the
+/// bytes its events had before packing.
+#[derive(Debug)]
+enum Kept {
+    Event(Bytes),
+    Window(Arc<PackedWindow>, usize),
+}
+
+impl Kept {
+    /// Bytes `RECENT_BYTES` counts for it: a window counts as its events did, so the same
+    /// number of recent events is kept either way (and a tenth of the memory for windows).
+    fn bytes(&self) -> usize {
+        match self {
+            Kept::Event(b) => b.len(),
+            Kept::Window(_, plain) => *plain,
+        }
+    }
+
+    /// Events it holds.
+    fn count(&self) -> u64 {
+        match self {
+            Kept::Event(_) => 1,
+            Kept::Window(w, _) => u64::from(w.count()),
+        }
+    }
+}
+
+/// A compressor a writing input borrows to pack its batch (docs/disk-queue.md §11).
+struct Packer {
+    compressor: Box<dyn Compressor + Send>,
+    /// The window's `J` frames before compression, reused.
+    scratch: Vec<u8>,
+    /// The compressed window, reused: compressors reserve the uncompressed size, so each
+    /// window is copied out at its own size instead of keeping that reservation alive.
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for Packer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packer").finish_non_exhaustive()
+    }
+}
+
+/// Events `range` of a write batch's fitting events, as plain frames or as one packed
+/// window (`wire`).
+struct Piece {
+    range: std::ops::Range<usize>,
+    wire: Option<Bytes>,
 }
 
 #[derive(Debug, Default)]
@@ -385,6 +447,8 @@ pub(crate) struct Disk {
     dir_file: File,
     _lock: File,
     writer: Mutex<Writer>,
+    /// Compressors of writers that pack, kept for the next batch.
+    packers: Mutex<Vec<Packer>>,
     recent: Mutex<Recent>,
     segs: Mutex<Segs>,
     /// Writers waiting for space (with `segs`).
@@ -424,38 +488,57 @@ fn seg_name(id: u64) -> String {
     format!("{id:020}.seg")
 }
 
-/// One write batch: the events that fit in a frame, from seq `first`.
+/// One write batch: the events that fit in a frame, from seq `first`, in pieces that are
+/// plain frames or packed windows.
 struct Frames<'a> {
-    events: &'a [Event],
+    fits: Vec<&'a Event>,
+    pieces: Vec<Piece>,
     first: u64,
     /// Bytes on disk, padding included.
     len: u64,
 }
 
 impl<'a> Frames<'a> {
-    fn new(events: &'a [Event], first: u64) -> Self {
-        let bytes: u64 = events
+    fn new(fits: Vec<&'a Event>, pieces: Vec<Piece>, first: u64) -> Self {
+        let bytes: u64 = pieces
             .iter()
-            .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD)
-            .map(|e| format::frame_len(e.bytes.len()) as u64)
+            .map(|p| match &p.wire {
+                Some(w) => format::packed_frame_len(w.len()) as u64,
+                None => fits[p.range.clone()]
+                    .iter()
+                    .map(|e| format::frame_len(e.bytes.len()) as u64)
+                    .sum(),
+            })
             .sum();
         Self {
-            events,
+            fits,
+            pieces,
             first,
             len: format::padded(bytes),
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = format::Item<'a>> + 'a {
+    fn iter(&self) -> impl Iterator<Item = format::Item<'_>> + '_ {
         let first = self.first;
-        self.events
-            .iter()
-            .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD)
-            .enumerate()
-            .map(move |(i, e)| format::Item::Event {
-                seq: first + i as u64,
-                payload: &e.bytes[..],
-            })
+        self.pieces.iter().flat_map(move |p| {
+            let seq = first + p.range.start as u64;
+            let packed = p.wire.as_ref().map(|w| format::Item::Packed {
+                seq,
+                count: p.range.len() as u32,
+                wire: w,
+            });
+            let plain = if p.wire.is_none() {
+                p.range.clone()
+            } else {
+                0..0
+            };
+            packed
+                .into_iter()
+                .chain(plain.map(move |i| format::Item::Event {
+                    seq: first + i as u64,
+                    payload: &self.fits[i].bytes,
+                }))
+        })
     }
 
     /// Encodes the batch through `buf` and writes it at `at` (a block boundary).
@@ -603,6 +686,7 @@ impl Disk {
                 dirty: false,
                 buf: Aligned::new(WRITE_BUF),
             }),
+            packers: Mutex::new(Vec::new()),
             recent: Mutex::new(Recent::default()),
             segs: Mutex::new(segs),
             space: Condvar::new(),
@@ -740,6 +824,12 @@ impl Disk {
         events: &[Event],
         count: impl FnOnce(&Appended),
     ) -> Result<Appended, ()> {
+        let fits: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD)
+            .collect();
+        // Compressed before the writer is taken: a window's bytes do not depend on its seqs.
+        let pieces = self.pieces(&fits);
         let mut w = lock(&self.writer);
         if self.closing.load(Ordering::Acquire) {
             // `close` has counted what the queue keeps: a write now would not be counted.
@@ -765,25 +855,38 @@ impl Disk {
             return Ok(out);
         }
         let first = w.next_seq;
-        let batch = Frames::new(events, first);
+        let batch = Frames::new(fits, pieces, first);
         self.write_durably(&mut w, &batch, first)?;
         w.next_seq = first + out.written as u64;
         {
             let mut recent = lock(&self.recent);
-            let fits = events
-                .iter()
-                .filter(|e| e.bytes.len() <= format::MAX_PAYLOAD);
-            for (i, ev) in fits.enumerate() {
-                recent.bytes += ev.bytes.len();
-                recent
-                    .events
-                    .push_back((first + i as u64, ev.bytes.clone()));
+            for p in &batch.pieces {
+                let seq = first + p.range.start as u64;
+                match &p.wire {
+                    Some(wire) => {
+                        let window = PackedWindow::new(wire.clone(), p.range.len() as u32);
+                        let plain: usize = batch.fits[p.range.clone()]
+                            .iter()
+                            .map(|e| e.bytes.len())
+                            .sum();
+                        recent.bytes += plain;
+                        recent.events.push_back((seq, Kept::Window(window, plain)));
+                    }
+                    None => {
+                        for (i, ev) in batch.fits[p.range.clone()].iter().enumerate() {
+                            recent.bytes += ev.bytes.len();
+                            recent
+                                .events
+                                .push_back((seq + i as u64, Kept::Event(ev.bytes.clone())));
+                        }
+                    }
+                }
             }
             while recent.bytes > RECENT_BYTES {
-                let Some((_, b)) = recent.events.pop_front() else {
+                let Some((_, k)) = recent.events.pop_front() else {
                     break;
                 };
-                recent.bytes -= b.len();
+                recent.bytes -= k.bytes();
             }
         }
         self.visible.store(w.next_seq, Ordering::Release);
@@ -791,6 +894,91 @@ impl Disk {
         drop(w);
         self.notify();
         Ok(out)
+    }
+
+    /// Splits a write batch into pieces: windows of up to the output's `bulk_max_size`
+    /// packed when they hold at least half of it (docs/disk-queue.md §11), the rest plain.
+    /// A window that cannot be packed (its frames would pass a disk frame, the compressor
+    /// failed) is written plain: packing is an optimisation, never a reason to refuse.
+    fn pieces(&self, fits: &[&Event]) -> Vec<Piece> {
+        let Some(pack) = &self.settings.pack else {
+            return vec![Piece {
+                range: 0..fits.len(),
+                wire: None,
+            }];
+        };
+        let max = pack.max_events.clamp(1, format::MAX_PACKED_EVENTS as usize);
+        let min = pack.min_events().min(max);
+        let mut pieces = Vec::with_capacity(fits.len().div_ceil(max));
+        let mut packer = None;
+        let mut start = 0;
+        while start < fits.len() {
+            let range = start..(start + max).min(fits.len());
+            start = range.end;
+            let wire = if range.len() >= min {
+                let packer = packer.get_or_insert_with(|| {
+                    lock(&self.packers).pop().unwrap_or_else(|| Packer {
+                        compressor: (pack.compressor)(),
+                        scratch: Vec::new(),
+                        out: Vec::new(),
+                    })
+                });
+                self.pack_window(packer, &fits[range.clone()])
+            } else {
+                None
+            };
+            match (wire, pieces.last_mut()) {
+                (
+                    None,
+                    Some(Piece {
+                        range: last,
+                        wire: None,
+                    }),
+                ) => last.end = range.end,
+                (wire, _) => pieces.push(Piece { range, wire }),
+            }
+        }
+        if let Some(p) = packer {
+            lock(&self.packers).push(p);
+        }
+        pieces
+    }
+
+    /// `events` as one window, the bytes `output.logstash` would send for them.
+    fn pack_window(&self, packer: &mut Packer, events: &[&Event]) -> Option<Bytes> {
+        let content: usize = events
+            .iter()
+            .map(|e| e.bytes.len() + skidder_protocol::frame::JSON_HEADER_LEN)
+            .sum();
+        if content > packed::MAX_INFLATED {
+            return None;
+        }
+        let Packer {
+            compressor,
+            scratch,
+            out,
+        } = packer;
+        out.clear();
+        let r = skidder_protocol::packed::encode_window_bytes(
+            events.iter().map(|e| &e.bytes[..]),
+            events.len() as u32,
+            Some(&mut **compressor),
+            scratch,
+            out,
+        );
+        match r {
+            Ok(())
+                if format::packed_frame_len(out.len()) - format::FRAME_HEADER_LEN
+                    <= format::MAX_PAYLOAD =>
+            {
+                Some(Bytes::copy_from_slice(out))
+            }
+            Ok(()) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "disk queue: a window could not be packed; written plain");
+                None
+            }
+        }
     }
 
     fn write_durably(&self, w: &mut Writer, buf: &Frames<'_>, first: u64) -> Result<(), ()> {
@@ -930,6 +1118,15 @@ impl Disk {
         self.metrics
             .disk_bytes_written
             .fetch_add(buf.len, Ordering::Relaxed);
+        let packed: usize = buf
+            .pieces
+            .iter()
+            .filter(|p| p.wire.is_some())
+            .map(|p| p.range.len())
+            .sum();
+        self.metrics
+            .disk_events_packed
+            .fetch_add(packed as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -1198,7 +1395,9 @@ impl Disk {
         let mut next = self.start;
         let mut cur: Option<(SegInfo, SegReader, FrameReader, bool)> = None;
         let pool = Arc::new(ReadPool::default());
-        let mut chunk: Vec<(u64, Bytes)> = Vec::with_capacity(READ_CHUNK);
+        let mut chunk: Vec<Loaded> = Vec::with_capacity(READ_CHUNK);
+        // A packed window read before its events fit the window bound.
+        let mut waiting: Option<(u64, u32, Bytes)> = None;
         loop {
             if self.closing.load(Ordering::Acquire) {
                 return;
@@ -1212,6 +1411,14 @@ impl Disk {
             if next >= target {
                 self.nap(seen);
                 continue;
+            }
+            if let Some((seq, count, wire)) = waiting.take() {
+                if !self.fits_window(seq, target) {
+                    waiting = Some((seq, count, wire));
+                    self.nap(seen);
+                    continue;
+                }
+                load_window(&mut chunk, &mut next, seq, PackedWindow::new(wire, count));
             }
             let mut stalled = false;
             self.take_recent(&mut chunk, &mut next, target);
@@ -1265,19 +1472,31 @@ impl Disk {
                             // Bytes a failed write left past the segment's real end.
                             cur = None;
                         } else if seq >= next {
-                            chunk.push((seq, payload));
+                            chunk.push((seq, payload, None));
                             next = seq + 1;
                         }
                     }
-                    Step::Damaged { offset, .. } => {
-                        let resume = fr.expected();
-                        if resume > next {
-                            self.report_lost(&seg.path, offset, resume - next);
-                            next = resume;
+                    Step::Packed {
+                        seq, count, wire, ..
+                    } => {
+                        if later.is_some_and(|l| seq >= l) {
+                            cur = None;
+                        } else if seq + u64::from(count) > next {
+                            if self.fits_window(seq, target) {
+                                load_window(
+                                    &mut chunk,
+                                    &mut next,
+                                    seq,
+                                    PackedWindow::new(wire, count),
+                                );
+                            } else {
+                                // Handed over once the acknowledged position moves on.
+                                waiting = Some((seq, count, wire));
+                                stalled = true;
+                            }
                         }
                     }
-                    // packed windows: wired by the lead
-                    Step::Packed { offset, .. } => {
+                    Step::Damaged { offset, .. } => {
                         let resume = fr.expected();
                         if resume > next {
                             self.report_lost(&seg.path, offset, resume - next);
@@ -1311,21 +1530,40 @@ impl Disk {
 
     /// Takes events `next..target` from the just-written ones while they are there; what is
     /// not (older, forgotten) is read from the segments.
-    fn take_recent(&self, chunk: &mut Vec<(u64, Bytes)>, next: &mut u64, target: u64) {
+    /// A packed window is taken whole or not at all (see [`Self::fits_window`]).
+    fn take_recent(&self, chunk: &mut Vec<Loaded>, next: &mut u64, target: u64) {
         let mut recent = lock(&self.recent);
-        while let Some((seq, b)) = recent.events.pop_front() {
-            if seq < *next {
-                recent.bytes -= b.len();
+        while let Some((seq, k)) = recent.events.pop_front() {
+            if seq + k.count() <= *next {
+                recent.bytes -= k.bytes();
                 continue;
             }
-            if seq > *next || seq >= target || chunk.len() >= READ_CHUNK {
-                recent.events.push_front((seq, b));
+            let fits = match &k {
+                Kept::Window(..) => self.fits_window(seq, target),
+                Kept::Event(_) => seq < target,
+            };
+            if seq > *next || !fits || chunk.len() >= READ_CHUNK {
+                recent.events.push_front((seq, k));
                 return;
             }
-            recent.bytes -= b.len();
-            chunk.push((seq, b));
-            *next = seq + 1;
+            recent.bytes -= k.bytes();
+            match k {
+                Kept::Event(b) => {
+                    chunk.push((seq, b, None));
+                    *next = seq + 1;
+                }
+                Kept::Window(w, _) => load_window(chunk, next, seq, w),
+            }
         }
+    }
+
+    /// Whether a packed window from `seq` may be loaded now: once its first event lies below
+    /// `target` (the `window` bound), so the rest of it may pass the bound by up to
+    /// `bulk_max_size − 1` events (docs/disk-queue.md §1). Whole windows that had to wait for
+    /// all of their events to fit would leave one window in flight where the output
+    /// pipelines two (`pipelining: 2`, with read_ahead 512 and bulk_max_size 2048).
+    fn fits_window(&self, seq: u64, target: u64) -> bool {
+        seq < target
     }
 
     /// The segment holding `seq` (or the first after it, with the seq the gap starts at),
@@ -1388,6 +1626,24 @@ impl Disk {
 
 /// Lists `<20 digits>.seg` files in `dir` by id, reading each header; a segment whose header
 /// is damaged is set aside as `<name>.bad` (reported). Returns the list and the largest id.
+/// Hands over the events of a packed window from `next` on (all of them, unless a restart
+/// resumes inside the window): each refers to the window, which keeps the stored bytes.
+fn load_window(chunk: &mut Vec<Loaded>, next: &mut u64, seq: u64, window: Arc<PackedWindow>) {
+    let count = window.count();
+    let from = next.saturating_sub(seq).min(u64::from(count)) as u32;
+    for index in from..count {
+        chunk.push((
+            seq + u64::from(index),
+            Bytes::new(),
+            Some(Packed {
+                window: Arc::clone(&window),
+                index,
+            }),
+        ));
+    }
+    *next = (*next).max(seq + u64::from(count));
+}
+
 fn scan_segments(dir: &Path) -> Result<(Segs, u64), DiskError> {
     let mut found: Vec<(u64, PathBuf, u64)> = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;

@@ -31,6 +31,7 @@ fn settings(dir: &Path) -> DiskSettings {
         retry_interval: Duration::from_millis(10),
         max_retry_interval: Duration::from_millis(50),
         sync: SyncMode::Batch,
+        pack: None,
     }
 }
 
@@ -581,10 +582,7 @@ async fn without_o_direct_the_same_bytes_go_through_the_page_cache() {
 
 fn events(range: std::ops::Range<u64>) -> Vec<Event> {
     range
-        .map(|i| Event {
-            input: 0,
-            bytes: Bytes::from(format!("ev-{i:06}")),
-        })
+        .map(|i| Event::new(0, Bytes::from(format!("ev-{i:06}"))))
         .collect()
 }
 
@@ -700,4 +698,175 @@ fn a_write_is_counted_before_close_can_read_the_queue_and_none_is_taken_after_it
     drop(disk);
     let reopened = Disk::open(settings(dir.path()), Arc::new(Metrics::default())).unwrap();
     assert_eq!(reopened.unsettled(), 30, "nothing was written after close");
+}
+
+// Packed windows (docs/disk-queue.md §11).
+
+/// [`settings`] packing windows of up to `max` events, with flate2 as the output would.
+fn packing(dir: &Path, max: usize) -> DiskSettings {
+    DiskSettings {
+        pack: Some(crate::pipeline::PackSettings {
+            max_events: max,
+            compressor: Arc::new(|| Box::new(skidder_protocol::Flate2Compressor::new(1))),
+        }),
+        segment_size: 1 << 20,
+        ..settings(dir)
+    }
+}
+
+/// Ids of a batch's events, packed or not.
+fn any_ids(b: &crate::pipeline::Batch) -> Vec<u64> {
+    b.events()
+        .iter()
+        .map(|e| match &e.packed {
+            Some(p) => id(&p.window.event(p.index).unwrap()),
+            None => id(&e.bytes),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_source_that_takes_packed_windows_gets_each_whole_and_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, m) = open_with(packing(dir.path(), 16));
+    q.all_inputs_started();
+    // The source first: its bulk_max_size widens what the reader may hold.
+    let mut src = q.batch_source(16);
+    src.accept_packed(true);
+    // Writes of 20: a window of 16, then 4 events too few to pack.
+    publish(&q, 0..40);
+    // Windows are loaded whole once their first event is within read_ahead +
+    // bulk_max_size (32): both windows and the 4 events between them.
+    wait_in_memory(&m, 36).await;
+    let (mut got, mut windows) = (Vec::new(), 0);
+    while got.len() < 40 {
+        let b = tokio::time::timeout(Duration::from_secs(20), src.next_batch())
+            .await
+            .expect("a batch within 20s")
+            .expect("the run is not over");
+        match b.packed() {
+            Some(wire) => {
+                windows += 1;
+                assert_eq!(b.len(), 16, "a window comes whole");
+                assert_eq!(
+                    skidder_protocol::packed::packed_count(wire),
+                    Some(16),
+                    "the stored bytes are a window of its events"
+                );
+            }
+            None => assert!(
+                b.events().iter().all(|e| e.packed.is_none()),
+                "a window is never cut into a batch with other events"
+            ),
+        }
+        got.extend(any_ids(&b));
+        b.ack();
+    }
+    assert_eq!(windows, 2);
+    assert_eq!(m.disk_events_packed.load(Ordering::Relaxed), 32);
+    assert_eq!(got, (0..40).collect::<Vec<_>>(), "in publish order");
+    q.close();
+}
+
+#[tokio::test]
+async fn packed_windows_are_taken_apart_for_other_sources_and_after_a_partial_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, m) = open_with(packing(dir.path(), 16));
+    q.all_inputs_started();
+    let mut src = q.batch_source(16);
+    src.accept_packed(true);
+    publish(&q, 0..40);
+    wait_in_memory(&m, 16).await;
+    let b = src.next_batch().await.unwrap();
+    assert!(b.packed().is_some());
+    // A Lumberjack partial ACK: 10 acknowledged, 6 handed back.
+    b.retry_events(6);
+    let b = src.next_batch().await.unwrap();
+    assert!(
+        b.packed().is_none(),
+        "the rest of a window is not the window"
+    );
+    assert_eq!(
+        ids(&b),
+        (10..16).collect::<Vec<_>>(),
+        "taken apart: own bytes"
+    );
+    b.ack();
+    // A source that does not take packed windows (Elasticsearch, a failover's fallback).
+    let got = deliver(&q, None).await;
+    assert_eq!(got, (16..40).collect::<Vec<_>>());
+    q.close();
+}
+
+#[tokio::test]
+async fn a_restart_inside_a_packed_window_sends_only_its_unacknowledged_events() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (q, _) = open_with(packing(dir.path(), 16));
+        q.all_inputs_started();
+        publish(&q, 0..100);
+        assert_eq!(deliver(&q, Some(23)).await.len(), 23);
+        abort(&q);
+        assert_eq!(q.close(), 77, "left on disk");
+    }
+    // Read back from the segments this time (nothing recent in memory after a restart).
+    let (q, m) = open_with(packing(dir.path(), 16));
+    q.all_inputs_started();
+    let got = deliver(&q, None).await;
+    q.close();
+    assert_eq!(
+        got,
+        (23..100).collect::<Vec<_>>(),
+        "nothing acknowledged re-sent"
+    );
+    assert_eq!(m.disk_events_lost.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_packed_window_that_cannot_be_taken_apart_drops_its_events_and_delivers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (q, _) = open_with(packing(dir.path(), 16));
+        q.all_inputs_started();
+        publish(&q, 0..40);
+        abort(&q);
+        assert_eq!(q.close(), 40);
+    }
+    // The first window's zlib stream damaged, its frame's CRC made to match again: only a
+    // writer bug or a crafted file can do this, and the reader cannot tell without
+    // inflating.
+    let seg = segments(dir.path()).pop().unwrap();
+    damage(&seg, |b| {
+        let mut fr = format::FrameReader::new(0);
+        fr.feed(&b[format::HEADER_LEN..]);
+        let (seq, count, offset, wire) = loop {
+            match fr.next(true) {
+                format::Step::Packed {
+                    seq,
+                    count,
+                    offset,
+                    wire,
+                } => break (seq, count, offset, wire),
+                format::Step::End { .. } => panic!("no packed window in {seg:?}"),
+                _ => {}
+            }
+        };
+        let mut bad = wire.to_vec();
+        let mid = bad.len() - 8;
+        bad[mid] ^= 0xff;
+        let mut frame = Vec::new();
+        format::encode_packed_frame(&mut frame, seq, count, &bad);
+        let at = offset as usize;
+        b[at..at + frame.len()].copy_from_slice(&frame);
+    });
+    let (q, m) = started(dir.path());
+    let got = deliver(&q, None).await;
+    q.close();
+    assert_eq!(got, (16..40).collect::<Vec<_>>(), "the rest is delivered");
+    assert_eq!(
+        m.failed.load(Ordering::Relaxed),
+        16,
+        "the window's events, dropped"
+    );
+    assert_eq!(m.disk_events_lost.load(Ordering::Relaxed), 0);
 }
