@@ -106,8 +106,9 @@ pub struct Report {
     pub pipelining_sweep: Vec<(u32, Outcome)>,
     /// Queue comparison rows (memory first), by name.
     pub queues: Vec<(String, Outcome)>,
-    /// Disk queue backlog: (bytes on disk, peak RSS KiB filling it, peak RSS KiB draining it).
-    pub backlog: Vec<(u64, u64, u64)>,
+    /// Disk queue backlog: (bytes on disk, events, stored as packed windows, peak RSS KiB
+    /// filling it, peak RSS KiB draining it).
+    pub backlog: Vec<(u64, u64, bool, u64, u64)>,
     /// Lines under the disk tables (a backlog size that could not be measured, and why).
     pub disk_notes: Vec<String>,
     /// Worker scaling into the null sink, worker 1 on 1 host first.
@@ -910,18 +911,24 @@ impl Report {
         if !self.backlog.is_empty() {
             let _ = writeln!(
                 m,
-                "\nMemory with a backlog: skidder fills a disk queue while the output is down (then SIGTERM), and a second skidder drains it to go-lumber; peak RSS of each (`wait4`). The smallest row is the empty-queue baseline; the largest backlog (5 GB unless the disk lacked the space, then the row says so) is measured, not extrapolated, and deleted right after.\n"
+                "\nMemory with a backlog: skidder fills a disk queue while the output is down (then SIGTERM), and a second skidder drains it to go-lumber; peak RSS of each (`wait4`). The smallest row is the empty-queue baseline; the largest backlog (5 GB unless the disk lacked the space, then the row says so) is measured, not extrapolated, and deleted right after. Those two are plain frames (the fill runs at `compression_level: 0`, which does not pack); the last row holds the 5 GB backlog's events again as packed windows, as with the default `compression_level` (docs/disk-queue.md §11).\n"
             );
             let _ = writeln!(
                 m,
-                "| backlog on disk | peak RSS filling, MiB | peak RSS draining, MiB |"
+                "| backlog on disk | events | stored as | peak RSS filling, MiB | peak RSS draining, MiB |"
             );
-            let _ = writeln!(m, "|---:|---:|---:|");
-            for &(bytes, fill, drain) in &self.backlog {
+            let _ = writeln!(m, "|---:|---:|---|---:|---:|");
+            for &(bytes, events, packed, fill, drain) in &self.backlog {
                 let _ = writeln!(
                     m,
-                    "| {:.2} GB | {:.1} | {:.1} |",
+                    "| {:.2} GB | {} | {} | {:.1} | {:.1} |",
                     bytes as f64 / 1e9,
+                    thousands(Some(events as f64)),
+                    if packed {
+                        "packed windows"
+                    } else {
+                        "plain frames"
+                    },
                     mib(fill as f64),
                     mib(drain as f64)
                 );
