@@ -31,10 +31,9 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Per run, the largest generator `seq` in the queue's segment files: events the queue
-/// accepted (durably) and may not have delivered yet.
-pub fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
-    let mut max = BTreeMap::new();
+/// Every step of every segment's frames in `dir`, in order (a segment with a bad header is
+/// skipped).
+fn for_each_step(dir: &Path, mut f: impl FnMut(Step)) {
     for seg in segments(dir) {
         let bytes = std::fs::read(&seg).unwrap();
         let Ok(first) = decode_header(&bytes) else {
@@ -42,46 +41,45 @@ pub fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
         };
         let mut r = FrameReader::new(first);
         r.feed(&bytes[HEADER_LEN..]);
-        let mut note = |payload: &[u8]| {
-            let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
-            let (run, seq) = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
-            let e = max.entry(run).or_insert(0);
-            *e = seq.max(*e);
-        };
         loop {
             match r.next(true) {
-                Step::Frame { payload, .. } => note(&payload),
-                Step::Packed { count, wire, .. } => {
-                    let window = PackedWindow::new(wire, count);
-                    for i in 0..count {
-                        note(&window.event(i).unwrap());
-                    }
-                }
-                Step::Damaged { .. } | Step::NeedMore => {}
                 Step::Tail { .. } | Step::End { .. } => break,
+                step => f(step),
             }
         }
     }
+}
+
+/// Per run, the largest generator `seq` in the queue's segment files: events the queue
+/// accepted (durably) and may not have delivered yet.
+pub fn on_disk(dir: &Path) -> BTreeMap<u64, u64> {
+    let mut max = BTreeMap::new();
+    let mut note = |payload: &[u8]| {
+        let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        let (run, seq) = (v["run"].as_u64().unwrap(), v["seq"].as_u64().unwrap());
+        let e = max.entry(run).or_insert(0);
+        *e = seq.max(*e);
+    };
+    for_each_step(dir, |step| match step {
+        Step::Frame { payload, .. } => note(&payload),
+        Step::Packed { count, wire, .. } => {
+            let window = PackedWindow::new(wire, count);
+            for i in 0..count {
+                note(&window.event(i).unwrap());
+            }
+        }
+        _ => {}
+    });
     max
 }
 
 /// Packed windows (docs/disk-queue.md §11) in the queue's segment files.
 pub fn packed_windows(dir: &Path) -> usize {
     let mut n = 0;
-    for seg in segments(dir) {
-        let bytes = std::fs::read(&seg).unwrap();
-        let Ok(first) = decode_header(&bytes) else {
-            continue;
-        };
-        let mut r = FrameReader::new(first);
-        r.feed(&bytes[HEADER_LEN..]);
-        loop {
-            match r.next(true) {
-                Step::Packed { .. } => n += 1,
-                Step::Tail { .. } | Step::End { .. } => break,
-                _ => {}
-            }
+    for_each_step(dir, |step| {
+        if matches!(step, Step::Packed { .. }) {
+            n += 1;
         }
-    }
+    });
     n
 }

@@ -212,7 +212,10 @@ pub async fn serve(
                     });
                 }
             } else {
-                if let Some((_, reason)) = h.batch.unpack() {
+                // The source hands out packed events only as a whole window: a window the
+                // current one cannot hold is taken apart here (the first event tells).
+                let packed = h.batch.events().first().is_some_and(|e| e.packed.is_some());
+                if let Some((_, reason)) = packed.then(|| h.batch.unpack()).flatten() {
                     // Sent again after the failure, the source drops what cannot be taken apart.
                     return fail(ConnectionError::Encode {
                         host: ctx.host.to_string(),

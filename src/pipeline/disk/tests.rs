@@ -714,6 +714,16 @@ fn packing(dir: &Path, max: usize) -> DiskSettings {
     }
 }
 
+/// A started queue packing windows of 16 and a source that takes them whole, made before
+/// anything is published (its bulk_max_size widens what the reader may hold).
+fn packed_source(dir: &Path) -> (Queue, Arc<Metrics>, crate::pipeline::BatchSource) {
+    let (q, m) = open_with(packing(dir, 16));
+    q.all_inputs_started();
+    let mut src = q.batch_source(16);
+    src.accept_packed(true);
+    (q, m, src)
+}
+
 /// Ids of a batch's events, packed or not.
 fn any_ids(b: &crate::pipeline::Batch) -> Vec<u64> {
     b.events()
@@ -728,11 +738,7 @@ fn any_ids(b: &crate::pipeline::Batch) -> Vec<u64> {
 #[tokio::test]
 async fn a_source_that_takes_packed_windows_gets_each_whole_and_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (q, m) = open_with(packing(dir.path(), 16));
-    q.all_inputs_started();
-    // The source first: its bulk_max_size widens what the reader may hold.
-    let mut src = q.batch_source(16);
-    src.accept_packed(true);
+    let (q, m, mut src) = packed_source(dir.path());
     // Writes of 20: a window of 16, then 4 events too few to pack.
     publish(&q, 0..40);
     // Windows are loaded whole once their first event is within read_ahead +
@@ -771,10 +777,7 @@ async fn a_source_that_takes_packed_windows_gets_each_whole_and_alone() {
 #[tokio::test]
 async fn packed_windows_are_taken_apart_for_other_sources_and_after_a_partial_ack() {
     let dir = tempfile::tempdir().unwrap();
-    let (q, m) = open_with(packing(dir.path(), 16));
-    q.all_inputs_started();
-    let mut src = q.batch_source(16);
-    src.accept_packed(true);
+    let (q, m, mut src) = packed_source(dir.path());
     publish(&q, 0..40);
     wait_in_memory(&m, 16).await;
     let b = src.next_batch().await.unwrap();
