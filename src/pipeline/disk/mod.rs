@@ -208,6 +208,19 @@ impl std::fmt::Debug for Packer {
     }
 }
 
+/// The packers made so far, and those not in use.
+#[derive(Debug, Default)]
+struct Packers {
+    idle: Vec<Packer>,
+    made: usize,
+}
+
+/// Packers kept at most: a compressor and its buffers take a few MiB, and writers past one
+/// per core would only wait for a core anyway.
+fn max_packers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
 /// Events `range` of a write batch's fitting events, as plain frames or as one packed
 /// window (`wire`).
 struct Piece {
@@ -448,7 +461,9 @@ pub(crate) struct Disk {
     _lock: File,
     writer: Mutex<Writer>,
     /// Compressors of writers that pack, kept for the next batch.
-    packers: Mutex<Vec<Packer>>,
+    packers: Mutex<Packers>,
+    /// A packer was put back.
+    packer_free: Condvar,
     recent: Mutex<Recent>,
     segs: Mutex<Segs>,
     /// Writers waiting for space (with `segs`).
@@ -686,7 +701,8 @@ impl Disk {
                 dirty: false,
                 buf: Aligned::new(WRITE_BUF),
             }),
-            packers: Mutex::new(Vec::new()),
+            packers: Mutex::new(Packers::default()),
+            packer_free: Condvar::new(),
             recent: Mutex::new(Recent::default()),
             segs: Mutex::new(segs),
             space: Condvar::new(),
@@ -916,13 +932,7 @@ impl Disk {
             let range = start..(start + max).min(fits.len());
             start = range.end;
             let wire = if range.len() >= min {
-                let packer = packer.get_or_insert_with(|| {
-                    lock(&self.packers).pop().unwrap_or_else(|| Packer {
-                        compressor: (pack.compressor)(),
-                        scratch: Vec::new(),
-                        out: Vec::new(),
-                    })
-                });
+                let packer = packer.get_or_insert_with(|| self.take_packer(pack));
                 self.pack_window(packer, &fits[range.clone()])
             } else {
                 None
@@ -939,9 +949,35 @@ impl Disk {
             }
         }
         if let Some(p) = packer {
-            lock(&self.packers).push(p);
+            lock(&self.packers).idle.push(p);
+            self.packer_free.notify_one();
         }
         pieces
+    }
+
+    /// An idle packer, a new one while fewer than [`max_packers`] exist, or else the next
+    /// one put back: the compressors' memory stays bounded however many inputs write at
+    /// once (a Lumberjack receiver with many clients).
+    fn take_packer(&self, pack: &PackSettings) -> Packer {
+        let mut pool = lock(&self.packers);
+        loop {
+            if let Some(p) = pool.idle.pop() {
+                return p;
+            }
+            if pool.made < max_packers() {
+                pool.made += 1;
+                drop(pool);
+                return Packer {
+                    compressor: (pack.compressor)(),
+                    scratch: Vec::new(),
+                    out: Vec::new(),
+                };
+            }
+            pool = self
+                .packer_free
+                .wait(pool)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// `events` as one window, the bytes `output.logstash` would send for them.

@@ -873,3 +873,36 @@ async fn a_packed_window_that_cannot_be_taken_apart_drops_its_events_and_deliver
     );
     assert_eq!(m.disk_events_lost.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn writers_packing_at_once_share_at_most_one_compressor_per_core_and_every_event_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::default());
+    let disk = Arc::new(Disk::open(packing(dir.path(), 16), Arc::clone(&m)).unwrap());
+    const WRITERS: u64 = 12;
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let disk = Arc::clone(&disk);
+            s.spawn(move || {
+                for batch in events(w * 1000..w * 1000 + 320).chunks(32) {
+                    disk.append(batch, |_| ()).unwrap();
+                }
+            });
+        }
+    });
+    let pool = super::lock(&disk.packers);
+    assert!(
+        (1..=super::max_packers()).contains(&pool.made),
+        "{} compressors made for {WRITERS} writers, at most {}",
+        pool.made,
+        super::max_packers()
+    );
+    assert_eq!(pool.idle.len(), pool.made, "every one put back");
+    drop(pool);
+    assert_eq!(
+        m.disk_events_packed.load(Ordering::Relaxed),
+        WRITERS * 320,
+        "every batch of 32 is two full windows"
+    );
+    disk.close();
+}
