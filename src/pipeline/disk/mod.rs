@@ -1432,8 +1432,6 @@ impl Disk {
         let mut cur: Option<(SegInfo, SegReader, FrameReader, bool)> = None;
         let pool = Arc::new(ReadPool::default());
         let mut chunk: Vec<Loaded> = Vec::with_capacity(READ_CHUNK);
-        // A packed window read before its events fit the window bound.
-        let mut waiting: Option<(u64, u32, Bytes)> = None;
         loop {
             if self.closing.load(Ordering::Acquire) {
                 return;
@@ -1447,14 +1445,6 @@ impl Disk {
             if next >= target {
                 self.nap(seen);
                 continue;
-            }
-            if let Some((seq, count, wire)) = waiting.take() {
-                if !self.fits_window(seq, target) {
-                    waiting = Some((seq, count, wire));
-                    self.nap(seen);
-                    continue;
-                }
-                load_window(&mut chunk, &mut next, seq, PackedWindow::new(wire, count));
             }
             let mut stalled = false;
             self.take_recent(&mut chunk, &mut next, target);
@@ -1518,18 +1508,10 @@ impl Disk {
                         if later.is_some_and(|l| seq >= l) {
                             cur = None;
                         } else if seq + u64::from(count) > next {
-                            if self.fits_window(seq, target) {
-                                load_window(
-                                    &mut chunk,
-                                    &mut next,
-                                    seq,
-                                    PackedWindow::new(wire, count),
-                                );
-                            } else {
-                                // Handed over once the acknowledged position moves on.
-                                waiting = Some((seq, count, wire));
-                                stalled = true;
-                            }
+                            // Read because `next` is below `target`: the window's first
+                            // event is within the bound, and it goes whole (`take_recent`).
+                            let window = PackedWindow::new(wire, count);
+                            load_window(&mut chunk, &mut next, seq, window);
                         }
                     }
                     Step::Damaged { offset, .. } => {
@@ -1566,7 +1548,7 @@ impl Disk {
 
     /// Takes events `next..target` from the just-written ones while they are there; what is
     /// not (older, forgotten) is read from the segments.
-    /// A packed window is taken whole or not at all (see [`Self::fits_window`]).
+    /// A packed window is taken whole or not at all.
     fn take_recent(&self, chunk: &mut Vec<Loaded>, next: &mut u64, target: u64) {
         let mut recent = lock(&self.recent);
         while let Some((seq, k)) = recent.events.pop_front() {
@@ -1574,11 +1556,11 @@ impl Disk {
                 recent.bytes -= k.bytes();
                 continue;
             }
-            let fits = match &k {
-                Kept::Window(..) => self.fits_window(seq, target),
-                Kept::Event(_) => seq < target,
-            };
-            if seq > *next || !fits || chunk.len() >= READ_CHUNK {
+            // A window goes once its first event is below `target`, so the rest of it may
+            // pass the bound by up to `bulk_max_size − 1` events (docs/disk-queue.md §1):
+            // waiting until all of it fits would leave one window in flight where the output
+            // pipelines two (`pipelining: 2`, read_ahead 512, bulk_max_size 2048).
+            if seq > *next || seq >= target || chunk.len() >= READ_CHUNK {
                 recent.events.push_front((seq, k));
                 return;
             }
@@ -1591,15 +1573,6 @@ impl Disk {
                 Kept::Window(w, _) => load_window(chunk, next, seq, w),
             }
         }
-    }
-
-    /// Whether a packed window from `seq` may be loaded now: once its first event lies below
-    /// `target` (the `window` bound), so the rest of it may pass the bound by up to
-    /// `bulk_max_size − 1` events (docs/disk-queue.md §1). Whole windows that had to wait for
-    /// all of their events to fit would leave one window in flight where the output
-    /// pipelines two (`pipelining: 2`, with read_ahead 512 and bulk_max_size 2048).
-    fn fits_window(&self, seq: u64, target: u64) -> bool {
-        seq < target
     }
 
     /// The segment holding `seq` (or the first after it, with the seq the gap starts at),
